@@ -1,0 +1,1 @@
+"""Pure-torch attention helpers (no ComfyUI import)."""

@@ -1,0 +1,259 @@
+"""The one module that touches ComfyUI internals.
+
+Everything else in the pack talks to ComfyUI through the functions here: model calls with CFG
+(always through ComfyUI's ``CFGGuider`` so ControlNet, area/mask conds, hooks, PREDICT_NOISE
+wrappers and AnimateDiff-Evolved's ``sampling_function`` patch all apply), ``model_sampling``,
+model patches and wrappers, progress bars, previews, interruption and ComfyUI's folders.
+Public extension points only (shared COMFY.md). The core (``samplers/``, ``attention/``) stays
+pure torch and receives a ``denoise(x, sigma, cfg) -> x0`` callable plus the model_sampling.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+import comfy.model_management
+import comfy.model_sampling
+import comfy.patcher_extension
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+import folder_paths
+import latent_preview
+
+WrappersMP = comfy.patcher_extension.WrappersMP
+InterruptedError_ = comfy.model_management.InterruptProcessingException
+
+
+# --------------------------------------------------------------------------- model facts
+
+def model_sampling(model) -> Any:
+    """The (possibly object-patched, e.g. ModelSamplingSD3 shift) model_sampling of a MODEL."""
+    return model.get_model_object("model_sampling")
+
+
+def is_flow(ms) -> bool:
+    """True for CONST (flow) model_sampling: Wan, Hunyuan, LTXV, SD3, Flux."""
+    return isinstance(ms, comfy.model_sampling.CONST)
+
+
+def sigma_table(ms) -> torch.Tensor:
+    """The model's ascending table of training sigmas (``[1000]`` for SD and discrete flow)."""
+    return ms.sigmas.detach().float().cpu()
+
+
+def calculate_sigmas(model, scheduler: str, steps: int) -> torch.Tensor:
+    """ComfyUI's schedule ``[steps + 1]`` (last 0) for a MODEL, CPU float32."""
+    return comfy.samplers.calculate_sigmas(model_sampling(model), scheduler, steps).cpu()
+
+
+SCHEDULERS = comfy.samplers.SCHEDULER_NAMES
+
+
+def is_max_denoise(ms, sigmas: torch.Tensor) -> bool:
+    """ComfyUI's ``Sampler.max_denoise`` rule: sigmas[0] at (rel 1e-5) or above sigma_max."""
+    max_sigma = float(ms.sigma_max)
+    s0 = float(sigmas[0])
+    return math.isclose(max_sigma, s0, rel_tol=1e-05) or s0 > max_sigma
+
+
+def fix_empty_latent_channels(model, latent: torch.Tensor) -> torch.Tensor:
+    """Core's fix-up of an empty latent to the model's channel count / video axis."""
+    return comfy.sample.fix_empty_latent_channels(model, latent)
+
+
+def intermediate_device() -> torch.device:
+    return comfy.model_management.intermediate_device()
+
+
+def throw_if_interrupted() -> None:
+    """Raise ComfyUI's interrupt exception if the user pressed Cancel."""
+    comfy.model_management.throw_exception_if_processing_interrupted()
+
+
+def diffusion_model(model) -> torch.nn.Module:
+    """The network inside a MODEL (UNet, Wan DiT, ...)."""
+    return model.get_model_object("diffusion_model")
+
+
+# --------------------------------------------------------------------------- model calls
+
+class ModelCalls:
+    """Counts model calls (NFE: 2 per CFG call, 1 when cfg == 1), drives one progress bar over
+    all of them and checks ComfyUI's interrupt before every call."""
+
+    def __init__(self, total_nfe: int, preview_model=None):
+        self.total = max(int(total_nfe), 1)
+        self.nfe = 0
+        self.pbar = comfy.utils.ProgressBar(self.total)
+        self._preview = None
+        if preview_model is not None:
+            try:
+                self._preview = latent_preview.prepare_callback(preview_model, self.total)
+            except Exception:  # previews are best-effort (no previewer configured)
+                self._preview = None
+
+    def before(self) -> None:
+        throw_if_interrupted()
+
+    def after(self, n: int, x0: torch.Tensor | None = None, x: torch.Tensor | None = None) -> None:
+        self.nfe += n
+        if self._preview is not None and x0 is not None:
+            self._preview(min(self.nfe, self.total) - 1, x0, x, self.total)
+        else:
+            self.pbar.update_absolute(min(self.nfe, self.total), self.total)
+
+
+def make_denoiser(guider, extra_args: dict, calls: ModelCalls | None = None) -> Callable:
+    """``denoise(x, sigma, cfg) -> x0`` (CFG-guided denoised latent, ``x``'s shape and dtype)
+    through a CFGGuider that is inside ``sample()`` (conds processed, model loaded).
+
+    ``sigma`` is a float or 0-dim tensor in the model's sigma units; cfg == 1 is one conditional
+    model call (ComfyUI's ``sampling_function`` skips the uncond pass), otherwise two.
+    """
+    model_options = extra_args.get("model_options", {})
+    seed = extra_args.get("seed", None)
+
+    def denoise(x: torch.Tensor, sigma, cfg: float) -> torch.Tensor:
+        if calls is not None:
+            calls.before()
+        old = guider.cfg
+        guider.cfg = float(cfg)
+        try:
+            s = torch.full((x.shape[0],), float(sigma), device=x.device, dtype=torch.float32)
+            out = guider(x, s, model_options=model_options, seed=seed)
+        finally:
+            guider.cfg = old
+        if calls is not None:
+            calls.after(1 if float(cfg) == 1.0 else 2, out, x)
+        return out
+
+    return denoise
+
+
+@dataclass
+class SamplingContext:
+    """What an initialiser or NI-VSDS needs, inside ComfyUI's ``sample()``.
+
+    noise: unit noise ``[B, C, ...]`` on the model's device; latent_image: the processed latent
+    (zeros for an empty latent); sigmas: the schedule on the device; max_denoise: ComfyUI's rule.
+    """
+    guider: Any
+    extra_args: dict
+    model_sampling: Any
+    sigmas: torch.Tensor
+    noise: torch.Tensor
+    latent_image: torch.Tensor
+    max_denoise: bool
+    model_patcher: Any = None
+    extras: dict = field(default_factory=dict)
+
+    def denoiser(self, calls: ModelCalls | None = None) -> Callable:
+        return make_denoiser(self.guider, self.extra_args, calls)
+
+    def process_latent_out(self, x: torch.Tensor) -> torch.Tensor:
+        return self.guider.inner_model.process_latent_out(x.to(torch.float32))
+
+
+def run_in_sampling(model, positive, negative, cfg: float, latent: torch.Tensor, noise: torch.Tensor,
+                    sigmas: torch.Tensor, fn: Callable[[SamplingContext], Any], seed: int | None = None,
+                    denoise_mask: torch.Tensor | None = None) -> Any:
+    """Run ``fn(ctx)`` inside ``CFGGuider.sample`` of ``model`` with these conds, and return its result.
+
+    This is how the NOISE nodes and NI-VSDS get ComfyUI's full model handling (loading, ControlNet,
+    hooks, cleanup) around their own loop: a custom KSAMPLER whose sampler function calls ``fn``.
+    ``latent``/``noise``: ``[B, C, ...]`` (CPU is fine), ``sigmas``: ``[N+1]``.
+    """
+    guider = comfy.samplers.CFGGuider(model)
+    guider.set_conds(positive, negative)
+    guider.set_cfg(cfg)
+    result: dict = {}
+
+    def sampler_function(model_k, x, sigmas_dev, extra_args=None, callback=None, disable=None, **kw):
+        g = model_k.inner_model
+        ms = g.inner_model.model_sampling
+        ctx = SamplingContext(guider=g, extra_args=extra_args or {}, model_sampling=ms, sigmas=sigmas_dev,
+                              noise=model_k.noise, latent_image=model_k.latent_image,
+                              max_denoise=is_max_denoise(ms, sigmas_dev), model_patcher=model)
+        result["out"] = fn(ctx)
+        return x
+
+    guider.sample(noise, latent, comfy.samplers.KSAMPLER(sampler_function), sigmas,
+                  denoise_mask=denoise_mask, disable_pbar=True, seed=seed)
+    return result["out"]
+
+
+# --------------------------------------------------------------------------- patches
+
+def add_sampler_noise_wrapper(model, key: str, fn: Callable[[SamplingContext], torch.Tensor]):
+    """Clone ``model`` with a SAMPLER_SAMPLE wrapper that replaces the initial unit noise of every
+    sampler node (KSampler, KSamplerAdvanced, SamplerCustom[Advanced]) by ``fn(ctx)``.
+
+    All-zero noise (KSamplerAdvanced ``add_noise = disable``, second stages) is left alone.
+    The input MODEL is not mutated.
+    """
+    def wrapper(executor, guider, sigmas, extra_args, callback, noise, latent_image=None,
+                denoise_mask=None, disable_pbar=False):
+        if noise is not None and torch.count_nonzero(noise) > 0 and sigmas.shape[-1] > 1:
+            ms = guider.inner_model.model_sampling
+            ctx = SamplingContext(guider=guider, extra_args=extra_args, model_sampling=ms, sigmas=sigmas,
+                                  noise=noise, latent_image=latent_image,
+                                  max_denoise=is_max_denoise(ms, sigmas), model_patcher=guider.model_patcher)
+            noise = fn(ctx).to(device=noise.device, dtype=noise.dtype)
+        return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
+
+    m = model.clone()
+    m.add_wrapper_with_key(WrappersMP.SAMPLER_SAMPLE, key, wrapper)
+    return m
+
+
+def add_outer_noise_wrapper(model, key: str, fn: Callable[[torch.Tensor, int | None], torch.Tensor]):
+    """Clone ``model`` with an OUTER_SAMPLE wrapper that replaces the unit noise (CPU, before the
+    model loads) by ``fn(noise, seed)`` for every sampler node; all-zero noise is left alone."""
+    def wrapper(executor, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
+                disable_pbar=False, seed=None):
+        if noise is not None and torch.count_nonzero(noise) > 0:
+            noise = fn(noise, seed).to(device=noise.device, dtype=noise.dtype)
+        return executor(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
+
+    m = model.clone()
+    m.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, key, wrapper)
+    return m
+
+
+def add_attn1_patch(model, patch: Callable):
+    """Clone ``model`` and register ``patch(n, context_attn1, value_attn1, extra_options)`` on every
+    UNet self-attention (``transformer_options["patches"]["attn1_patch"]``)."""
+    m = model.clone()
+    m.set_model_attn1_patch(patch)
+    return m
+
+
+def unet_self_attention_keys(model) -> list[tuple]:
+    """The ``(block, id, index)`` keys of every UNet BasicTransformerBlock (empty for DiT models)."""
+    from comfy.ldm.modules.attention import BasicTransformerBlock
+    dm = diffusion_model(model)
+    keys = []
+    for name, mod in dm.named_modules():
+        if isinstance(mod, BasicTransformerBlock):
+            keys.append(name)
+    return keys
+
+
+def optimized_attention(q, k, v, heads, **kw):
+    """ComfyUI's selected attention kernel (users keep their fast kernel)."""
+    from comfy.ldm.modules.attention import optimized_attention as oa
+    return oa(q, k, v, heads, **kw)
+
+
+# --------------------------------------------------------------------------- folders
+
+def output_directory() -> str:
+    return folder_paths.get_output_directory()
+
+
+def input_directory() -> str:
+    return folder_paths.get_input_directory()

@@ -1,0 +1,3 @@
+"""Nodes: i4vgen (to be filled)."""
+NODE_CLASS_MAPPINGS = {}
+NODE_DISPLAY_NAME_MAPPINGS = {}

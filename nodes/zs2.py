@@ -1,0 +1,3 @@
+"""Nodes: zs2 (to be filled)."""
+NODE_CLASS_MAPPINGS = {}
+NODE_DISPLAY_NAME_MAPPINGS = {}

@@ -1,0 +1,132 @@
+"""Boot the real ComfyUI in-process for tests and build tiny random-weight models with its own classes.
+
+ComfyUI is found at ``$COMFYUI_PATH``, else ``~/comfy/ComfyUI``. No mocks: everything here is the
+real ComfyUI. Facts used are in the shared COMFY.md.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_BOOTED = {}
+
+
+def comfyui_path() -> Path:
+    return Path(os.environ.get("COMFYUI_PATH") or Path.home() / "comfy" / "ComfyUI").expanduser()
+
+
+def comfyui_missing_reason() -> str | None:
+    p = comfyui_path()
+    if not (p / "main.py").is_file() or not (p / "comfy" / "model_patcher.py").is_file():
+        return f"ComfyUI not found at {p} (set COMFYUI_PATH or put ComfyUI at ~/comfy/ComfyUI)"
+    return None
+
+
+def boot():
+    """Import ComfyUI (CPU), its built-in extra nodes, and load this pack as ComfyUI loads a custom
+    node folder. Returns the loaded pack module (``sys.modules`` entry ComfyUI created)."""
+    if "pack" in _BOOTED:
+        return _BOOTED["pack"]
+    root = str(comfyui_path())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    import comfy.options
+    comfy.options.enable_args_parsing(False)
+    from comfy.cli_args import args
+    args.cpu = True
+    args.disable_auto_launch = True
+    import utils.extra_config  # noqa: F401  (before `import nodes`, see COMFY.md)
+    import nodes
+    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
+    ok = asyncio.run(nodes.load_custom_node(str(REPO_ROOT)))
+    if not ok:
+        raise RuntimeError(f"ComfyUI failed to load the pack from {REPO_ROOT}")
+    pack = sys.modules[str(REPO_ROOT).replace(".", "_x_")]
+    _BOOTED["pack"] = pack
+    return pack
+
+
+def _init_weights(module: torch.nn.Module, seed: int = 0) -> None:
+    """ComfyUI's ops leave weights uninitialised: norms 1/0, biases 0, matrices N(0, 1/fan_in)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.ndim == 1:
+                lname = name.lower()
+                if name.endswith("weight") and ("norm" in lname or "ln" in lname or ".in_layers.0" in lname
+                                                or ".out_layers.0" in lname or lname.startswith("out.0")):
+                    p.fill_(1.0)
+                else:
+                    p.zero_()
+            else:
+                fan_in = p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=g) / fan_in ** 0.5)
+        for mod in module.modules():  # any norm layer: weight 1, bias 0
+            if isinstance(mod, (torch.nn.GroupNorm, torch.nn.LayerNorm)):
+                if getattr(mod, "weight", None) is not None:
+                    mod.weight.fill_(1.0)
+                if getattr(mod, "bias", None) is not None:
+                    mod.bias.zero_()
+
+
+TINY_SD15_UNET = {
+    "model_channels": 32, "num_res_blocks": [1, 1], "channel_mult": [1, 2],
+    "transformer_depth": [1, 1], "transformer_depth_output": [1, 1, 1, 1],
+    "transformer_depth_middle": 1, "context_dim": 16, "use_spatial_transformer": True,
+    "legacy": False, "use_linear_in_transformer": False, "adm_in_channels": None,
+    "use_temporal_resblock": False, "use_temporal_attention": False,
+    "in_channels": 4, "out_channels": 4, "image_size": 32, "num_heads": 2,
+    "num_head_channels": -1,
+}
+
+
+def tiny_sd15(model_type: str = "EPS", seed: int = 0):
+    """A tiny SD1.5-architecture ModelPatcher with random weights (EPS or V_PREDICTION)."""
+    import comfy.model_base
+    import comfy.model_patcher
+    import comfy.supported_models
+    cfg = comfy.supported_models.SD15(dict(TINY_SD15_UNET))
+    cfg.set_inference_dtype(torch.float32, None)
+    mt = getattr(comfy.model_base.ModelType, model_type)
+    model = comfy.model_base.BaseModel(cfg, model_type=mt, device="cpu")
+    _init_weights(model.diffusion_model, seed)
+    return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
+
+
+def tiny_wan(seed: int = 0, shift: float = 8.0):
+    """A tiny Wan 2.1 text-to-video ModelPatcher (flow, CONST) with random weights, shift applied."""
+    import comfy.model_patcher
+    import comfy.supported_models
+    cfg = comfy.supported_models.WAN21_T2V({
+        "image_model": "wan2.1", "model_type": "t2v", "patch_size": (1, 2, 2), "in_dim": 16,
+        "out_dim": 16, "dim": 32, "ffn_dim": 64, "freq_dim": 32, "text_dim": 32, "text_len": 8,
+        "num_heads": 2, "num_layers": 2, "dtype": torch.float32})
+    cfg.set_inference_dtype(torch.float32, None)
+    model = cfg.get_model({}, device="cpu")
+    _init_weights(model.diffusion_model, seed)
+    mp = comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
+    import comfy_extras.nodes_model_advanced as adv
+    out = adv.ModelSamplingSD3().patch(mp, shift)
+    return out[0] if isinstance(out, tuple) else out.result[0]
+
+
+def sd15_conds(seed: int = 0, tokens: int = 7, dim: int = 16):
+    g = torch.Generator().manual_seed(seed)
+    pos = [[torch.randn(1, tokens, dim, generator=g), {}]]
+    neg = [[torch.randn(1, tokens, dim, generator=g), {}]]
+    return pos, neg
+
+
+def wan_conds(seed: int = 0, tokens: int = 8, dim: int = 32):
+    return sd15_conds(seed, tokens, dim)
+
+
+def pack_module(pack, name: str):
+    """A submodule of the loaded pack, e.g. ``pack_module(pack, "nodes.comfy_bridge")``."""
+    import importlib
+    return importlib.import_module(f"{pack.__name__}.{name}")

@@ -1,0 +1,18 @@
+"""ComfyUI tests: run inside the real ComfyUI, skip (with the reason printed by -rs) when absent."""
+import pytest
+
+from comfy_harness import boot, comfyui_missing_reason
+
+
+@pytest.fixture(scope="session")
+def pack():
+    """The pack as ComfyUI loaded it from its folder (ComfyUI booted in-process on the CPU)."""
+    reason = comfyui_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    return boot()
+
+
+@pytest.fixture(autouse=True)
+def _needs_comfyui(pack):
+    return pack
