@@ -1,0 +1,165 @@
+"""NI-VSDS: noise-invariant video score distillation sampling (I4VGen's static-video animation).
+
+Pure torch (no ``comfy`` import). Source: "I4VGen: Image as Free Stepping Stone for Text-to-Video
+Generation", Sec. 3.2 and Algorithm 1, with the numbers the paper text lost taken from the official
+code as recorded in ALGORITHMS.md section 2 (which overrides the paper).
+
+Everything is in ComfyUI's sigma space (ALGORITHMS.md section 0), so one function serves EPS,
+v-prediction, EDM and flow (CONST) video models: the model_sampling's ``noise_scaling`` builds the
+noisy latent, :func:`~.sigma_space.eps_from_x0` turns the CFG denoised prediction into the predicted
+unit noise, and :func:`~.sigma_space.one_minus_alphabar` gives the SDS weight.
+
+The update is the plain denoiser residual (no model Jacobian)::
+
+    eps_hat - eps* = a(sigma) / b(sigma) * (z - x0_hat)
+
+so each iteration moves the static latent ``z`` toward the video model's denoised prediction of its
+noisy version: the score-distillation gradient of the model's likelihood of ``z`` under the prompt.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+
+from .sigma_space import Denoiser, ModelSamplingLike, eps_from_x0, one_minus_alphabar, unit_to_x
+
+#: AnimateDiff's NI-VSDS step sizes in the official code (10, 10, 10, then 1 for every later update).
+DEFAULT_STEP_SIZES: tuple[float, ...] = (10.0, 10.0, 10.0, 1.0)
+#: Fraction of the sampling schedule spent on NI-VSDS (official AnimateDiff and LaVie setting).
+DEFAULT_P: float = 0.6
+
+
+def parse_step_sizes(text: Union[str, Sequence[float]], name: str = "step_sizes") -> tuple[float, ...]:
+    """Parse a comma-separated list of NI-VSDS step sizes, e.g. ``"10,10,10,1"``.
+
+    Spaces and semicolons are accepted as separators too; a trailing comma is ignored. A sequence of
+    numbers is accepted as is (validated the same way).
+
+    Returns:
+        The step sizes ``eta_1, eta_2, ...`` as floats (the last value is repeated for every later
+        update, see :func:`step_size_at`).
+    Raises:
+        ValueError: naming ``name`` when the list is empty, an entry is not a number, or an entry
+            is negative, NaN or infinite.
+    """
+    if isinstance(text, str):
+        parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p.strip() != ""]
+        values = []
+        for p in parts:
+            try:
+                values.append(float(p))
+            except ValueError:
+                raise ValueError(f"{name}: '{p.strip()}' in '{text}' is not a number; give comma-separated "
+                                 f"step sizes such as '10,10,10,1'") from None
+    else:
+        try:
+            values = [float(v) for v in text]
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: {text!r} is not a list of numbers; give step sizes such as "
+                             f"'10,10,10,1'") from None
+    if not values:
+        raise ValueError(f"{name}: no step size given; use e.g. '10,10,10,1' (AnimateDiff) or '1' (LaVie)")
+    for v in values:
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError(f"{name}: step size {v} is not finite")
+        if v < 0:
+            raise ValueError(f"{name}: step size {v} is negative; step sizes must be >= 0")
+    return tuple(values)
+
+
+def step_size_at(step_sizes: Sequence[float], i: int) -> float:
+    """Step size of update ``i`` (0-based): ``step_sizes[i]``, the last value repeating after the end."""
+    return float(step_sizes[min(i, len(step_sizes) - 1)])
+
+
+def num_updates(num_sigmas: int, p: float) -> int:
+    """Number of NI-VSDS updates for a schedule of ``num_sigmas = N + 1`` sigmas (N steps).
+
+    ``tau = int(N * p) + 1`` (ALGORITHMS.md section 2), capped at ``N``: for every ``p < 1`` the cap
+    never binds; at ``p = 1`` the official code's ``timesteps[:tau]`` slice also stops at the ``N``
+    steps' starting noise levels (the terminal sigma, usually 0, is never used).
+
+    Raises:
+        ValueError: if ``p`` is outside ``(0, 1]`` or the schedule has fewer than 2 sigmas.
+    """
+    p = float(p)
+    if not (0.0 < p <= 1.0):
+        raise ValueError(f"p: {p} is outside (0, 1]; it is the fraction of the sampling schedule spent on "
+                         f"NI-VSDS (default {DEFAULT_P})")
+    if int(num_sigmas) < 2:
+        raise ValueError(f"sigmas: the schedule has {int(num_sigmas)} sigma(s); NI-VSDS needs at least 2 "
+                         f"(one sampling step); use more steps or a longer SIGMAS")
+    n = int(num_sigmas) - 1
+    return min(int(n * p) + 1, n)
+
+
+def ni_vsds(denoise: Denoiser, model_sampling: ModelSamplingLike, z: Tensor, eps_star: Tensor, sigmas: Tensor,
+            cfg: float, p: float = DEFAULT_P, step_sizes: Union[str, Sequence[float]] = DEFAULT_STEP_SIZES,
+            callback: Optional[Callable[[dict], None]] = None) -> Tensor:
+    """Animate a static video latent with NI-VSDS (ALGORITHMS.md section 2, item 3).
+
+    For the first ``tau = int(N * p) + 1`` noise levels of the descending schedule (``N`` =
+    ``len(sigmas) - 1`` steps; see :func:`num_updates`), with one fixed unit noise ``eps*``::
+
+        x       = noise_scaling(sigma, eps*, z)          # the same eps* every iteration
+        x0_hat  = denoise(x, sigma, cfg)                 # the video model with the sampling CFG
+        eps_hat = (x - a(sigma) * x0_hat) / b(sigma)     # sigma_space.eps_from_x0
+        z       = z - eta_i * (1 - alphabar(sigma)) * (eps_hat - eps*)
+
+    ``eta_i`` is ``step_sizes[i]`` (the last value repeats); no normalisation, no model Jacobian.
+
+    The noisy latent is ``noise_scaling(sigma, eps*, z, max_denoise=False)``, i.e. ``z + sigma * eps*``
+    for EPS/V/EDM models and ``(1 - sigma) * z + sigma * eps*`` for flow models, also at ``sigma_max``.
+    This is the choice that matches the official code: its ``scheduler.add_noise(z, eps*, t)`` is
+    ``sqrt(alphabar) z + sqrt(1 - alphabar) eps*``, which in ComfyUI's VE space is exactly
+    ``z + sigma * eps*`` at every t. ComfyUI's ``max_denoise`` scaling ``eps * sqrt(1 + sigma^2)`` is its
+    convention for a pure-noise start (no signal), not the forward process of a given latent.
+
+    Args:
+        denoise: ``denoise(x, sigma, cfg) -> x0_hat``, ``x`` of ``z``'s shape, sigma in the model's
+            units (see :mod:`.sigma_space`).
+        model_sampling: the model's model_sampling (ComfyUI's object or an analytic twin).
+        z: the static video latent ``[B, C, ...]`` in the model's (processed) latent space:
+            frames-as-batch ``[F, C, H, W]`` or a native video latent ``[B, C, T, H, W]``.
+        eps_star: unit Gaussian noise ``eps*`` of ``z``'s shape, drawn once by the caller (per frame).
+        sigmas: ``[N + 1]`` descending sampling schedule in the model's sigma units (last usually 0).
+        cfg: classifier-free guidance scale of the denoiser calls (the sampling CFG).
+        p: fraction of the schedule in ``(0, 1]``; default 0.6.
+        step_sizes: ``eta_1, eta_2, ...`` (floats >= 0) or a string for :func:`parse_step_sizes`;
+            default ``10, 10, 10, 1`` (AnimateDiff). LaVie: ``1``.
+        callback: called after every update with a dict ``{"i", "tau", "sigma", "eta", "weight",
+            "x0", "z"}`` (``z`` is the updated latent).
+    Returns:
+        The animated latent, ``z``'s shape, dtype and device (a new tensor; inputs are not modified).
+    Raises:
+        ValueError: ``p`` outside ``(0, 1]``; unparsable or negative step sizes; fewer than 2 sigmas;
+            a sigma ``<= 0`` among the first ``tau``, or a schedule that is not descending;
+            ``eps_star`` of another shape than ``z``.
+    """
+    sig = torch.as_tensor(sigmas).detach().flatten().to(device="cpu", dtype=torch.float64)
+    tau = num_updates(sig.numel(), p)
+    etas = parse_step_sizes(step_sizes)
+    if tuple(eps_star.shape) != tuple(z.shape):
+        raise ValueError(f"eps_star: shape {tuple(eps_star.shape)} differs from the latent's {tuple(z.shape)}")
+    if bool((sig[1:] > sig[:-1]).any()):
+        raise ValueError(f"sigmas: the schedule must be descending (high to low noise), got "
+                         f"{[round(float(s), 4) for s in sig]}")
+    if bool((sig[:tau] <= 0).any()):
+        raise ValueError(f"sigmas: the first {tau} sigmas must be > 0 for NI-VSDS, got "
+                         f"{[round(float(s), 4) for s in sig[:tau]]}")
+
+    z = z.clone()
+    eps_star = eps_star.to(device=z.device, dtype=z.dtype)
+    for i in range(tau):
+        sigma = float(sig[i])
+        eta = step_size_at(etas, i)
+        x = unit_to_x(model_sampling, eps_star, sigma, latent=z, max_denoise=False)
+        x0 = denoise(x, sigma, cfg)
+        eps_hat = eps_from_x0(model_sampling, x, x0.to(x.dtype), sigma)
+        weight = one_minus_alphabar(model_sampling, sigma, z)
+        z = z - (eta * weight).to(device=z.device, dtype=z.dtype) * (eps_hat - eps_star)
+        if callback is not None:
+            callback({"i": i, "tau": tau, "sigma": sigma, "eta": eta, "weight": float(weight), "x0": x0, "z": z})
+    return z
