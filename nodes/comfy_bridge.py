@@ -298,10 +298,18 @@ def iteration_progress(model, total: int) -> Callable[[int, torch.Tensor], None]
         cb = None
     pbar = comfy.utils.ProgressBar(total) if cb is None else None
 
+    state = {"cb": cb, "pbar": pbar}
+
     def update(i: int, latent: torch.Tensor) -> None:
-        if cb is not None:
-            cb(min(int(i), total - 1), latent, latent, total)
-        else:
-            pbar.update_absolute(min(int(i) + 1, total), total)
+        if state["cb"] is not None:
+            try:
+                state["cb"](min(int(i), total - 1), latent, latent, total)
+                return
+            except InterruptedError_:
+                raise
+            except Exception:  # a previewer that cannot decode this latent: keep the bar only
+                state["cb"] = None
+                state["pbar"] = comfy.utils.ProgressBar(total)
+        state["pbar"].update_absolute(min(int(i) + 1, total), total)
 
     return update
