@@ -1,3 +1,452 @@
-"""Nodes: i4vgen (to be filled)."""
-NODE_CLASS_MAPPINGS = {}
-NODE_DISPLAY_NAME_MAPPINGS = {}
+"""I4VGen nodes: anchor image selection, static video, NI-VSDS animation.
+
+"I4VGen: Image as Free Stepping Stone for Text-to-Video Generation" (papers/i4vgen.txt), with the
+official code's algorithm and defaults from ALGORITHMS.md section 2. The pipeline in a graph:
+
+1. anchor image: candidates (a batch from any image model/sampler) -> any score node ->
+   **I4VGen Anchor Select** (or a user image, paper Sec. 4.5);
+2. **Static Video From Latent / From Image**: the anchor repeated to F frames in the video model's
+   latent layout;
+3. **NI-VSDS Animate**: the static video animated by the video model (this file's loop, run inside
+   ComfyUI's sampler machinery through ``comfy_bridge.run_in_sampling``);
+4. regeneration: a stock KSampler at ``denoise = p_re`` on the animated latent (no node needed).
+
+Thin adapters: the algorithm is :func:`..samplers.ni_vsds.ni_vsds` (pure torch); ComfyUI is reached
+only through :mod:`.comfy_bridge`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..samplers.ni_vsds import DEFAULT_P, ni_vsds, num_updates, parse_step_sizes
+from . import comfy_bridge as bridge
+
+CATEGORY = "training_free_video/I4VGen"
+
+LAYOUT_AUTO = "auto"
+LAYOUT_BATCH = "frames as batch"
+LAYOUT_AXIS = "frame axis"
+LAYOUTS = [LAYOUT_AUTO, LAYOUT_BATCH, LAYOUT_AXIS]
+
+#: eps* is drawn from the NI-VSDS seed XOR this constant, so it is independent of the noise a
+#: sampler node draws from the same seed (the official code draws the regeneration noise fresh).
+NI_VSDS_SEED_SALT = 0x4E492D5653445321
+MAX_SEED = 0xFFFFFFFFFFFFFFFF
+
+
+class AnyType(str):
+    """A socket type that accepts any link (ComfyUI compares types with ``!=``)."""
+
+    def __ne__(self, other):
+        return False
+
+    __hash__ = str.__hash__
+
+
+ANY = AnyType("*")
+
+
+# --------------------------------------------------------------------------- layout helpers
+
+def _shape(t: torch.Tensor) -> str:
+    return "[" + ", ".join(str(int(s)) for s in t.shape) + "]"
+
+
+def _model_layout(model) -> str:
+    return LAYOUT_AXIS if bridge.latent_dimensions(model) >= 3 else LAYOUT_BATCH
+
+
+def _check_model_channels(node: str, model, latent: torch.Tensor, what: str) -> None:
+    c = bridge.latent_channels(model)
+    if latent.shape[1] != c:
+        raise ValueError(f"{node}: {what} has {int(latent.shape[1])} latent channels (shape {_shape(latent)}) but the "
+                         f"MODEL's latent format {bridge.latent_format_name(model)} has {c}; encode with the VAE "
+                         f"that belongs to this model family")
+
+
+def make_static_video(node: str, samples: torch.Tensor, frames: int, layout: str, batch_index: int,
+                      model=None) -> torch.Tensor:
+    """Repeat one image latent to ``frames`` frames (I4VGen Sec. 3.2, ALGORITHMS.md section 2 item 2).
+
+    Args:
+        samples: image latents ``[B, C, H, W]`` or one-frame video latents ``[B, C, 1, H, W]``.
+        frames: F >= 1.
+        layout: ``"frames as batch"`` -> ``[F, C, H, W]`` (SD1.5 + AnimateDiff-Evolved), ``"frame
+            axis"`` -> ``[1, C, F, H, W]`` (Wan, Hunyuan, LTXV), ``"auto"`` -> the MODEL's layout when
+            a MODEL is given, else the input's (4-D -> frames as batch, 5-D -> frame axis).
+        batch_index: which latent of the batch is the anchor.
+        model: optional MODEL to check the layout and channel count against.
+    Raises:
+        ValueError: bad index, a multi-frame video latent as input, a layout that contradicts the
+            MODEL, or a channel count that does not match the MODEL.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"{node}: layout '{layout}' is not one of {LAYOUTS}")
+    if int(frames) < 1:
+        raise ValueError(f"{node}: frames must be >= 1, got {frames}")
+    if samples.ndim not in (4, 5):
+        raise ValueError(f"{node}: samples {_shape(samples)} is neither an image latent [B, C, H, W] nor a "
+                         f"video latent [B, C, T, H, W]")
+    b = int(samples.shape[0])
+    if not 0 <= int(batch_index) < b:
+        raise ValueError(f"{node}: batch_index {batch_index} is out of range for a batch of {b} latent(s) "
+                         f"{_shape(samples)}; use 0..{b - 1} (e.g. the index output of I4VGen Anchor Select)")
+    one = samples[int(batch_index):int(batch_index) + 1]
+    if one.ndim == 5:
+        if one.shape[2] != 1:
+            raise ValueError(f"{node}: samples {_shape(samples)} is already a video latent with {int(one.shape[2])} "
+                             f"frames; give an image latent [B, C, H, W] or a one-frame video latent [B, C, 1, H, W] "
+                             f"(encode a single image)")
+        one = one[:, :, 0]
+    if model is not None:
+        _check_model_channels(node, model, one, "samples")
+        want = _model_layout(model)
+        if layout == LAYOUT_AUTO:
+            layout = want
+        elif layout != want:
+            fam = ("native video latents [B, C, T, H, W]" if want == LAYOUT_AXIS
+                   else "frames as batch [F, C, H, W]")
+            raise ValueError(f"{node}: layout '{layout}' contradicts the MODEL (latent format "
+                             f"{bridge.latent_format_name(model)}), which takes {fam}; choose '{want}' or 'auto'")
+    elif layout == LAYOUT_AUTO:
+        layout = LAYOUT_AXIS if samples.ndim == 5 else LAYOUT_BATCH
+    if layout == LAYOUT_BATCH:
+        return one.repeat(int(frames), 1, 1, 1).contiguous()
+    return one.unsqueeze(2).repeat(1, 1, int(frames), 1, 1).contiguous()
+
+
+def check_video_latent(node: str, model, x: torch.Tensor, name: str = "latent_image") -> None:
+    """Raise if ``x`` is not a multi-frame video latent in the MODEL's layout.
+
+    Frames-as-batch models (latent_dimensions 2: SD1.5 + AnimateDiff) need ``[F, C, H, W]`` with
+    F >= 2; native video models (latent_dimensions 3: Wan, Hunyuan, LTXV) need ``[B, C, T, H, W]``
+    with T >= 2; the channel count must be the latent format's.
+    """
+    fmt = bridge.latent_format_name(model)
+    if _model_layout(model) == LAYOUT_AXIS:
+        if x.ndim == 4:
+            raise ValueError(f"{node}: {name} {_shape(x)} is an image latent, but the MODEL (latent format {fmt}) "
+                             f"needs a video latent [B, C, T, H, W]; build it with Static Video From Latent/Image "
+                             f"(layout 'auto' or 'frame axis')")
+        if x.ndim != 5:
+            raise ValueError(f"{node}: {name} {_shape(x)} is not a video latent [B, C, T, H, W]")
+        _check_model_channels(node, model, x, name)
+        if x.shape[2] < 2:
+            raise ValueError(f"{node}: {name} {_shape(x)} has a single frame; NI-VSDS animates a video of T >= 2 "
+                             f"frames: repeat the image with Static Video From Latent/Image")
+    else:
+        if x.ndim == 5:
+            raise ValueError(f"{node}: {name} {_shape(x)} is a video latent with a frame axis, but the MODEL "
+                             f"(latent format {fmt}) takes frames as batch [F, C, H, W] (SD1.5 + AnimateDiff); "
+                             f"build the static video with layout 'frames as batch' or 'auto'")
+        if x.ndim != 4:
+            raise ValueError(f"{node}: {name} {_shape(x)} is not a frames-as-batch latent [F, C, H, W]")
+        _check_model_channels(node, model, x, name)
+        if x.shape[0] < 2:
+            raise ValueError(f"{node}: {name} {_shape(x)} is a single image latent; NI-VSDS animates a video of "
+                             f"F >= 2 frames: repeat the image with Static Video From Latent/Image")
+
+
+# --------------------------------------------------------------------------- nodes
+
+_FRAMES_TOOLTIP = ("Number of frames F of the static video, in latent frames. Frames as batch (SD1.5 + "
+                   "AnimateDiff): one latent per video frame (AnimateDiff default 16). Native video latents "
+                   "(Wan): latent frames T; Wan's VAE decodes T latent frames into 4 * (T - 1) + 1 video frames "
+                   "(e.g. 21 -> 81).")
+_LAYOUT_TOOLTIP = ("Latent layout of the video model. 'frames as batch': [F, C, H, W] (SD1.5 + "
+                   "AnimateDiff-Evolved). 'frame axis': [1, C, F, H, W] (Wan, Hunyuan, LTXV). 'auto': the "
+                   "connected MODEL's layout, else the input's (an image latent [B, C, H, W] -> frames as batch, "
+                   "a one-frame video latent [B, C, 1, H, W] -> frame axis).")
+_BATCH_INDEX_TOOLTIP = ("Which image of the input batch is the anchor (0-based); connect the index output of "
+                        "I4VGen Anchor Select to use the best candidate's latent without a VAE round trip.")
+_MODEL_CHECK_TOOLTIP = ("Optional: the video MODEL this static video is for; 'auto' then follows its latent "
+                        "layout, and the layout and channel count are checked against it.")
+
+
+class StaticVideoFromLatent:
+    DESCRIPTION = ("I4VGen static video (paper Sec. 3.2): the anchor image's clean latent repeated to F frames "
+                   "in the video model's latent layout, with no VAE round trip. Feed it to NI-VSDS Animate.")
+    CATEGORY = CATEGORY
+    FUNCTION = "build"
+    RETURN_TYPES = ("LATENT",)
+    RETURN_NAMES = ("static_video",)
+    OUTPUT_TOOLTIPS = ("The static video latent: [F, C, H, W] (frames as batch) or [1, C, F, H, W] (frame axis).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "samples": ("LATENT", {"tooltip": "The anchor image latent(s): [B, C, H, W] from an image VAE or "
+                                                  "sampler, or [B, C, 1, H, W] from a video VAE."}),
+                "frames": ("INT", {"default": 16, "min": 1, "max": 4096, "tooltip": _FRAMES_TOOLTIP}),
+                "layout": (LAYOUTS, {"default": LAYOUT_AUTO, "tooltip": _LAYOUT_TOOLTIP}),
+                "batch_index": ("INT", {"default": 0, "min": 0, "max": 4095, "tooltip": _BATCH_INDEX_TOOLTIP}),
+            },
+            "optional": {
+                "model": ("MODEL", {"tooltip": _MODEL_CHECK_TOOLTIP}),
+            },
+        }
+
+    def build(self, samples, frames, layout, batch_index, model=None):
+        out = make_static_video("Static Video From Latent", samples["samples"], frames, layout, batch_index, model)
+        return ({"samples": out},)
+
+
+class StaticVideoFromImage:
+    DESCRIPTION = ("I4VGen static video (paper Sec. 3.2) from a picture: encodes one image once with the VAE and "
+                   "repeats its latent to F frames in the video model's layout. A real user image makes the "
+                   "paper's 'adaptation on real image' (Sec. 4.5). Feed it to NI-VSDS Animate.")
+    CATEGORY = CATEGORY
+    FUNCTION = "build"
+    RETURN_TYPES = ("LATENT",)
+    RETURN_NAMES = ("static_video",)
+    OUTPUT_TOOLTIPS = ("The static video latent: [F, C, H, W] (frames as batch) or [1, C, F, H, W] (frame axis).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "The anchor image (a batch is allowed; batch_index picks one)."}),
+                "vae": ("VAE", {"tooltip": "The video model's VAE (SD1.5 VAE for AnimateDiff, Wan VAE for Wan)."}),
+                "frames": ("INT", {"default": 16, "min": 1, "max": 4096, "tooltip": _FRAMES_TOOLTIP}),
+                "layout": (LAYOUTS, {"default": LAYOUT_AUTO, "tooltip": _LAYOUT_TOOLTIP}),
+                "batch_index": ("INT", {"default": 0, "min": 0, "max": 4095,
+                                        "tooltip": "Which image of the input batch is the anchor (0-based)."}),
+            },
+            "optional": {
+                "model": ("MODEL", {"tooltip": _MODEL_CHECK_TOOLTIP}),
+            },
+        }
+
+    def build(self, image, vae, frames, layout, batch_index, model=None):
+        node = "Static Video From Image"
+        b = int(image.shape[0])
+        if not 0 <= int(batch_index) < b:
+            raise ValueError(f"{node}: batch_index {batch_index} is out of range for {b} image(s); use 0..{b - 1}")
+        pixels = image[int(batch_index):int(batch_index) + 1, :, :, :3]
+        latent = vae.encode(pixels)  # encoded once
+        out = make_static_video(node, latent, frames, layout, 0, model)
+        return ({"samples": out},)
+
+
+class NIVSDSAnimate:
+    DESCRIPTION = ("I4VGen NI-VSDS (noise-invariant video score distillation sampling, paper Sec. 3.2 / "
+                   "Algorithm 1, official defaults from ALGORITHMS.md section 2): animates a static video with "
+                   "the video model. One unit noise eps* is drawn once from the seed; for each of the first "
+                   "tau = int(N * p) + 1 sigmas of the schedule (high to low) the latent moves by "
+                   "-eta_i * (1 - alphabar(sigma)) * (eps_hat - eps*), eps_hat from the CFG denoised prediction. "
+                   "tau CFG model calls. Follow it with a KSampler at denoise = p_re (video regeneration).")
+    CATEGORY = CATEGORY
+    FUNCTION = "animate"
+    RETURN_TYPES = ("LATENT",)
+    RETURN_NAMES = ("animated",)
+    OUTPUT_TOOLTIPS = ("The animated video latent (same shape as the input); regenerate it with a KSampler at "
+                       "denoise = p_re (AnimateDiff 1.0, LaVie 0.8) and a seed different from this node's.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": "The video model (SD1.5 with an AnimateDiff-Evolved motion module, "
+                                               "Wan, ...). It is not modified."}),
+                "positive": ("CONDITIONING", {"tooltip": "The prompt's conditioning."}),
+                "negative": ("CONDITIONING", {"tooltip": "The negative conditioning for CFG."}),
+                "latent_image": ("LATENT", {"tooltip": "The static video from Static Video From Latent/Image, in "
+                                                       "the MODEL's layout ([F, C, H, W] or [B, C, T, H, W])."}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "control_after_generate": True,
+                                 "tooltip": "Seed of the fixed noise eps* (one unit Gaussian per frame, drawn once). "
+                                            "Drawn from its own stream, so it never equals a sampler's noise."}),
+                "steps": ("INT", {"default": 25, "min": 1, "max": 10000,
+                                  "tooltip": "Steps N of the sampling schedule NI-VSDS walks (ignored when sigmas "
+                                             "is connected). AnimateDiff default: DDIM 25 steps."}),
+                "cfg": ("FLOAT", {"default": 7.5, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
+                                  "tooltip": "Classifier-free guidance scale of the model calls (the sampling CFG; "
+                                             "AnimateDiff 7.5). 1.0 = one conditional call per update."}),
+                "scheduler": (bridge.SCHEDULERS, {"default": "ddim_uniform",
+                                                  "tooltip": "Scheduler of the schedule (ignored when sigmas is "
+                                                             "connected). ddim_uniform reproduces the official "
+                                                             "DDIM timesteps on SD1.5."}),
+                "p": ("FLOAT", {"default": DEFAULT_P, "min": 0.0, "max": 1.0, "step": 0.01,
+                                "tooltip": "Fraction of the schedule used, in (0, 1]: tau = int(N * p) + 1 updates "
+                                           "over the highest sigmas (default 0.6: 16 of 25)."}),
+                "step_sizes": ("STRING", {"default": "10,10,10,1", "multiline": False,
+                                          "tooltip": "Comma-separated step sizes eta_1, eta_2, ... of the updates; the "
+                                                     "last value repeats. AnimateDiff '10,10,10,1', LaVie '1'."}),
+            },
+            "optional": {
+                "sigmas": ("SIGMAS", {"tooltip": "Optional schedule (descending, in the model's sigma units, >= 2 "
+                                                 "sigmas); replaces steps + scheduler."}),
+            },
+        }
+
+    def animate(self, model, positive, negative, latent_image, seed, steps, cfg, scheduler, p, step_sizes,
+                sigmas=None):
+        node = "NI-VSDS Animate"
+        x = latent_image["samples"]
+        try:
+            etas = parse_step_sizes(step_sizes, name="step_sizes")
+        except ValueError as e:
+            raise ValueError(f"{node}: {e}") from None
+        if sigmas is None:
+            if int(steps) < 1:
+                raise ValueError(f"{node}: steps must be >= 1, got {steps}")
+            sched = bridge.calculate_sigmas(model, scheduler, int(steps))
+        else:
+            sched = torch.as_tensor(sigmas).detach().flatten().float().cpu()
+        try:
+            tau = num_updates(sched.numel(), p)
+        except ValueError as e:
+            raise ValueError(f"{node}: {e}") from None
+        check_video_latent(node, model, x)
+
+        g = torch.Generator(device="cpu").manual_seed((int(seed) ^ NI_VSDS_SEED_SALT) & MAX_SEED)
+        eps_star = torch.randn(x.shape, generator=g, dtype=torch.float32, device="cpu").to(x.dtype)
+        zero_latent = bool(torch.count_nonzero(x) == 0)
+        cfg = float(cfg)
+
+        def run(ctx):
+            z = bridge.process_latent_in(ctx, ctx.latent_image) if zero_latent else ctx.latent_image
+            progress = bridge.iteration_progress(model, tau)
+            base = ctx.denoiser(None)
+
+            def denoise(xx, sigma, c):
+                bridge.throw_if_interrupted()
+                return base(xx, sigma, c)
+
+            out = ni_vsds(denoise, ctx.model_sampling, z, ctx.noise, ctx.sigmas, cfg, p=p, step_sizes=etas,
+                          callback=lambda d: progress(d["i"], d["z"]))
+            return ctx.process_latent_out(out)
+
+        try:
+            out = bridge.run_in_sampling(model, positive, negative, cfg, x, eps_star, sched, run, seed=int(seed))
+        except ValueError as e:
+            if str(e).startswith(node):
+                raise
+            raise ValueError(f"{node}: {e}") from e
+        out = out.to(bridge.intermediate_device())
+        if not torch.isfinite(out).all():
+            raise ValueError(f"{node}: the animated latent is not finite; lower step_sizes or p, or check the "
+                             f"model and cfg")
+        return ({"samples": out},)
+
+
+def parse_scores(node: str, value) -> list[float]:
+    """Scores from a number, a list/tuple (nested lists are flattened), a tensor/array, or a string
+    of comma/space/newline-separated numbers. Raises ValueError naming ``node`` on anything else."""
+    out: list[float] = []
+
+    def add(v):
+        if v is None:
+            return
+        if isinstance(v, str):
+            for part in v.replace(";", ",").replace("\n", ",").replace(" ", ",").replace("\t", ",").split(","):
+                if part.strip():
+                    try:
+                        out.append(float(part))
+                    except ValueError:
+                        raise ValueError(f"{node}: score '{part.strip()}' is not a number; give one number per "
+                                         f"candidate image, e.g. '0.12, 0.53, 0.31'") from None
+            return
+        if isinstance(v, bool):
+            raise ValueError(f"{node}: scores got a boolean ({v}); give one number per candidate image")
+        if isinstance(v, (int, float)):
+            out.append(float(v))
+            return
+        if isinstance(v, dict):
+            raise ValueError(f"{node}: scores got a {type(v).__name__}; give numbers (a FLOAT list, a tensor or "
+                             f"a comma-separated string), one per candidate image")
+        if hasattr(v, "detach") or hasattr(v, "tolist"):
+            vals = v.detach().cpu().flatten().tolist() if hasattr(v, "detach") else v.tolist()
+            add(vals if isinstance(vals, list) else [vals])
+            return
+        if isinstance(v, (list, tuple)):
+            for item in v:
+                add(item)
+            return
+        raise ValueError(f"{node}: scores got a {type(v).__name__}; give numbers (a FLOAT list, a tensor or a "
+                         f"comma-separated string), one per candidate image")
+
+    add(value)
+    for s in out:
+        if not math.isfinite(s):
+            raise ValueError(f"{node}: score {s} is not finite")
+    return out
+
+
+class I4VGenAnchorSelect:
+    DESCRIPTION = ("I4VGen generation-selection (paper Sec. 3.1): keeps the best of a batch of candidate images by "
+                   "a score per image, so any reward/score node (ImageReward, CLIP score, aesthetic...) can drive it. "
+                   "Outputs the anchor image and its index (use the index as batch_index of Static Video From Latent "
+                   "to keep the candidate's own latent).")
+    CATEGORY = CATEGORY
+    FUNCTION = "select"
+    INPUT_IS_LIST = True
+    RETURN_TYPES = ("IMAGE", "INT", "FLOAT")
+    RETURN_NAMES = ("anchor_image", "index", "score")
+    OUTPUT_TOOLTIPS = ("The selected candidate image [1, H, W, C].",
+                       "Its 0-based index in the candidate batch.",
+                       "Its score.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "The candidate images [N, H, W, C] (e.g. a batch of N candidates "
+                                                 "from an image sampler; the official code uses N = 16)."}),
+                "mode": (["highest", "lowest"], {"default": "highest",
+                                                 "tooltip": "Keep the highest score (rewards) or the lowest (losses, "
+                                                            "distances). Ties keep the first."}),
+                "scores_text": ("STRING", {"default": "", "multiline": False,
+                                           "tooltip": "Scores as comma-separated numbers, one per candidate, used "
+                                                      "when the scores input is not connected."}),
+            },
+            "optional": {
+                "scores": (ANY, {"tooltip": "Scores from any node: a FLOAT (list), a number list, a tensor or a "
+                                            "string of numbers, one per candidate image."}),
+            },
+        }
+
+    def select(self, images, mode, scores_text, scores=None):
+        node = "I4VGen Anchor Select"
+        imgs = [t for t in images if t is not None]
+        if not imgs:
+            raise ValueError(f"{node}: images is empty")
+        try:
+            batch = torch.cat(imgs, dim=0)
+        except RuntimeError:
+            raise ValueError(f"{node}: the candidate images have different sizes "
+                             f"{[_shape(t) for t in imgs]}") from None
+        mode = mode[0] if isinstance(mode, list) else mode
+        text = scores_text[0] if isinstance(scores_text, list) and scores_text else scores_text
+        if scores is not None and not (isinstance(scores, list) and all(s is None for s in scores)):
+            vals = parse_scores(node, scores)
+            source = "scores"
+        else:
+            vals = parse_scores(node, text or "")
+            source = "scores_text"
+        n = int(batch.shape[0])
+        if len(vals) != n:
+            raise ValueError(f"{node}: {source} has {len(vals)} score(s) for {n} candidate image(s); give exactly "
+                             f"one score per image")
+        best = 0
+        for i, v in enumerate(vals):
+            if (v > vals[best]) if mode == "highest" else (v < vals[best]):
+                best = i
+        return (batch[best:best + 1], best, float(vals[best]))
+
+
+NODE_CLASS_MAPPINGS = {
+    "I4VGenStaticVideoFromLatent": StaticVideoFromLatent,
+    "I4VGenStaticVideoFromImage": StaticVideoFromImage,
+    "NIVSDSAnimate": NIVSDSAnimate,
+    "I4VGenAnchorSelect": I4VGenAnchorSelect,
+}
+
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "I4VGenStaticVideoFromLatent": "Static Video From Latent (I4VGen)",
+    "I4VGenStaticVideoFromImage": "Static Video From Image (I4VGen)",
+    "NIVSDSAnimate": "NI-VSDS Animate (I4VGen)",
+    "I4VGenAnchorSelect": "I4VGen Anchor Select",
+}
