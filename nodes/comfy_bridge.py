@@ -313,3 +313,10 @@ def iteration_progress(model, total: int) -> Callable[[int, torch.Tensor], None]
         state["pbar"].update_absolute(min(int(i) + 1, total), total)
 
     return update
+
+
+# --------------------------------------------------------------------------- memory (SmoothInit)
+
+def soft_empty_cache() -> None:
+    """Free cached device memory (ComfyUI's ``soft_empty_cache``), e.g. after an out-of-memory."""
+    comfy.model_management.soft_empty_cache()
