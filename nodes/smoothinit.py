@@ -1,3 +1,570 @@
-"""Nodes: smoothinit (to be filled)."""
-NODE_CLASS_MAPPINGS = {}
-NODE_DISPLAY_NAME_MAPPINGS = {}
+"""Nodes: Forward-Inversion / SmoothInit / Fast-SmoothInit noise, the KSampler model patch, and
+Save Noise / Load Noise.
+
+Thin adapters over :mod:`..samplers.smoothinit` (pure torch); every ComfyUI call goes through
+:mod:`.comfy_bridge`. Paper: "The Blessing of Smooth Initialization for Video Diffusion Models"
+(papers/smoothinit.txt); exact algorithm and defaults: ALGORITHMS.md section 1.
+
+Two forms of the same initialiser, giving the same noise for the same seed and conds at a full
+denoise:
+
+* NOISE nodes for ``SamplerCustomAdvanced``: ``generate_noise(latent)`` takes the unit noise of
+  the incoming NOISE and optimises it at ``sigma_a = sigma_max`` (max_denoise) inside a
+  ``CFGGuider.sample`` of the node's own MODEL and conds; returns CPU unit noise.
+* "SmoothInit (KSampler)": a MODEL patch (SAMPLER_SAMPLE wrapper) so any sampler node starts from
+  the optimised noise, using the sampler's own conds, seed and ``sigmas[0]``.
+"""
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import os
+
+import torch
+
+from ..samplers import smoothinit as si
+from . import comfy_bridge as bridge
+
+CATEGORY = "training_free_video/SmoothInit"
+
+# Set while one of our optimisations runs, so a SmoothInit-patched MODEL fed to a NOISE node (or
+# nested sampling inside the optimisation) does not optimise again.
+_ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("tfv_smoothinit_active", default=False)
+
+_SEED_MIX = 0x9E3779B97F4A7C15  # decorrelates the perturbations from a RandomNoise of the same seed
+
+
+def perturbation_generator(seed) -> torch.Generator:
+    """CPU generator of the K perturbations for a sampler seed (None -> 0). Mixed so that it never
+    reproduces the base noise that ComfyUI draws from ``manual_seed(seed)``."""
+    s = 0 if seed is None else int(seed)
+    return torch.Generator().manual_seed((s * 6364136223846793005 + _SEED_MIX) % (2 ** 64))
+
+
+# --------------------------------------------------------------------------- shared inputs
+
+def _common_inputs(with_noise: bool = True) -> dict:
+    req = {}
+    if with_noise:
+        req["noise"] = ("NOISE", {"tooltip": "The base noise to optimise: any NOISE source (RandomNoise, "
+                                             "Dependency Noise, Load Noise, ...)."})
+    req.update({
+        "model": ("MODEL", {"tooltip": "The diffusion model used for the DDIM and inversion steps (the same model "
+                                       "you sample with). Not modified."}),
+        "positive": ("CONDITIONING", {"tooltip": "Positive conditioning (the prompt whose semantics are injected); "
+                                                 "use the sampler's."}),
+        "negative": ("CONDITIONING", {"tooltip": "Negative conditioning for the CFG of the DDIM step; use the sampler's."}),
+    })
+    req.update(_cfg_inputs())
+    return req
+
+
+def _cfg_inputs() -> dict:
+    return {
+        "cfg": ("FLOAT", {"default": 7.5, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
+                          "tooltip": "w1: CFG of the DDIM step sigma_a -> sigma_b (paper 7.5; usually your sampling "
+                                     "CFG). w1 > inversion_cfg injects the prompt. 2 model calls per step (1 if exactly 1)."}),
+        "inversion_cfg": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
+                                    "tooltip": "w2: CFG of the DDIM-inversion step back to sigma_a (released code: 1.0 = "
+                                               "one conditional call). Equal to cfg makes Forward-Inversion ~ identity."}),
+        "grid_steps": ("INT", {"default": 50, "min": 2, "max": 1000,
+                               "tooltip": "sigma_b is one step of a grid_steps-step schedule below sigma_a (released code: "
+                                          "50, i.e. t 999 -> 979), independent of your sampler's step count."}),
+    }
+
+
+def _k_input(default: int) -> dict:
+    return {"K": ("INT", {"default": default, "min": 1, "max": 1000,
+                          "tooltip": "Number of Forward-Inversion evaluations (custom preset only). NFE = K x "
+                                     "(calls(cfg) + calls(inversion_cfg)) = 3K with cfg != 1 and inversion_cfg = 1."})}
+
+
+def _sigma_sm_input(default: float) -> dict:
+    return {"sigma_sm": ("FLOAT", {"default": default, "min": 0.0, "max": 10.0, "step": 0.005, "round": 0.0001,
+                                   "tooltip": "Scale of the perturbation added to the unit noise before each "
+                                              "Forward-Inversion (custom preset only; >= 0)."})}
+
+
+def _noise_type_input() -> dict:
+    return {"noise_type": (list(si.NOISE_TYPES), {"default": "uniform",
+                           "tooltip": "Perturbation law (custom SmoothInit only): uniform U[-sqrt3, sqrt3] (unit "
+                                      "variance), gaussian N(0,1), truncated_gaussian N(0,1) clipped to [-1, 1]."})}
+
+
+def _momentum_inputs() -> dict:
+    return {
+        "gamma_m": ("FLOAT", {"default": 0.05, "min": 0.0, "max": 1.0, "step": 0.01, "round": 0.0001,
+                              "tooltip": "Momentum (custom Fast-SmoothInit only): 0 feeds each output back as the next "
+                                         "input; 0.95 stays close to the base noise (DiT-safe)."}),
+        "gamma_decay": ("FLOAT", {"default": 0.05, "min": 0.0, "max": 0.99, "step": 0.01, "round": 0.0001,
+                                  "tooltip": "Perturbation decay per iteration (custom Fast-SmoothInit only): "
+                                             "iteration j uses sigma_sm * (1 - gamma_decay)^(j+1)."}),
+    }
+
+
+def _chunk_input() -> dict:
+    return {"chunk_size": ("INT", {"default": 0, "min": 0, "max": 256,
+                                   "tooltip": "SmoothInit perturbations per batched model call (0 = auto: 4, or 1 for a "
+                                              "4-D latent with batch > 1, which frames-as-batch video models such as "
+                                              "AnimateDiff treat as one video). Halved automatically on out-of-memory. "
+                                              "Same result for any value."})}
+
+
+_NFE_NOTE = ("Cost: K x (calls(cfg) + calls(inversion_cfg)) model calls before sampling, where calls(w) = 2, or 1 "
+             "when w is exactly 1; with cfg 7.5 and inversion_cfg 1 that is 3K (Forward-Inversion 3, "
+             "Fast-SmoothInit-10 30, SmoothInit-30 / Fast-SmoothInit-30 90, vs 100 for 50-step CFG sampling). "
+             "One progress bar over all model calls; Cancel interrupts it.")
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+def _cond_batches(conds) -> set[int]:
+    sizes = set()
+    for c in conds or []:
+        t = c[0] if isinstance(c, (list, tuple)) else (c.get("cross_attn") if isinstance(c, dict) else None)
+        if isinstance(t, torch.Tensor) and t.ndim >= 1:
+            sizes.add(int(t.shape[0]))
+    return sizes
+
+
+def _check_cond_batch(node: str, latent_batch: int, positive, negative) -> None:
+    for name, conds in (("positive", positive), ("negative", negative)):
+        for b in _cond_batches(conds):
+            if b > 1 and b != latent_batch:
+                raise ValueError(f"{node}: the latent has batch {latent_batch} but the {name} conditioning has batch "
+                                 f"{b}; use a latent with batch {b}, or conditioning with batch 1 (shared).")
+
+
+def _validate(node: str, settings: si.Preset, grid_steps: int, cfg: float, inversion_cfg: float,
+              chunk_size: int | None = None) -> None:
+    si.validate(node, K=settings.K, sigma_sm=settings.sigma_sm, noise_type=settings.noise_type,
+                gamma_m=settings.gamma_m, gamma_decay=settings.gamma_decay, grid_steps=grid_steps, cfg=cfg,
+                inversion_cfg=inversion_cfg)
+    if chunk_size is not None and int(chunk_size) < 0:
+        raise ValueError(f"{node}: chunk_size must be >= 0 (0 = auto), got {chunk_size}.")
+
+
+def auto_chunk(chunk_size: int, noise_shape) -> int:
+    """Perturbations per model call: ``chunk_size`` if > 0, else 4 when the batch holds independent
+    samples (a 5-D video latent, or batch 1), 1 for a 4-D latent with batch > 1 (frames as batch)."""
+    if int(chunk_size) > 0:
+        return int(chunk_size)
+    if len(noise_shape) >= 5 or int(noise_shape[0]) == 1:
+        return 4
+    return 1
+
+
+# --------------------------------------------------------------------------- the optimisation
+
+def optimise_in_context(ctx, node: str, settings: si.Preset, cfg: float, inversion_cfg: float, grid_steps: int,
+                        chunk_size: int = 0) -> torch.Tensor:
+    """Run the initialiser inside ComfyUI's sampling (``ctx``: :class:`comfy_bridge.SamplingContext`).
+
+    sigma_a = ``ctx.sigmas[0]`` (sigma_max for a full denoise), sigma_b one ``grid_steps`` step below
+    it on the model's sigma table; unit noise ``ctx.noise [B, ...]`` in, unit noise out (device of
+    ctx.noise). Perturbations are seeded by the sampler's seed. One progress bar over the
+    :func:`samplers.smoothinit.nfe` model calls, interrupt checked before each call.
+    """
+    ms = ctx.model_sampling
+    noise = ctx.noise
+    si.validate(node, noise=noise, noise_name="noise")
+    B = int(noise.shape[0])
+    conds = getattr(ctx.guider, "original_conds", {}) or {}
+    _check_cond_batch(node, B, conds.get("positive"), conds.get("negative"))
+    sigma_a, sigma_b = si.inversion_sigmas(bridge.sigma_table(ms), float(ctx.sigmas[0]), grid_steps)
+    calls = bridge.ModelCalls(si.nfe(settings.K, cfg, inversion_cfg))
+    inner = ctx.denoiser(None)
+
+    def denoise(x, sigma, w):
+        calls.before()
+        out = inner(x, sigma, w)
+        calls.after(si.model_calls(w) * max(1, int(x.shape[0]) // B))
+        return out
+
+    latent = ctx.latent_image
+    if latent is not None and torch.count_nonzero(latent) == 0:
+        latent = None
+    token = _ACTIVE.set(True)
+    try:
+        out = si.optimise_noise(settings, denoise, ms, noise, sigma_a, sigma_b, cfg, inversion_cfg,
+                                perturbation_generator(ctx.extra_args.get("seed")),
+                                auto_chunk(chunk_size, tuple(noise.shape)), latent, ctx.max_denoise,
+                                on_oom=lambda _c: bridge.soft_empty_cache())
+    finally:
+        _ACTIVE.reset(token)
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError(f"{node}: the optimised noise is not finite (the model returned NaN/inf); "
+                         f"check the model and conditioning.")
+    return out
+
+
+class OptimisedNoise:
+    """A ComfyUI NOISE: ``generate_noise(input_latent)`` = the initialiser applied to the incoming
+    NOISE's unit noise at the model's sigma_max (full denoise). CPU, the latent's dtype and shape."""
+
+    def __init__(self, node: str, base_noise, model, positive, negative, settings: si.Preset, cfg: float,
+                 inversion_cfg: float, grid_steps: int, chunk_size: int = 0):
+        self.node, self.base_noise, self.model = node, base_noise, model
+        self.positive, self.negative = positive, negative
+        self.settings, self.cfg, self.inversion_cfg = settings, float(cfg), float(inversion_cfg)
+        self.grid_steps, self.chunk_size = int(grid_steps), int(chunk_size)
+        self.seed = getattr(base_noise, "seed", 0)
+
+    def generate_noise(self, input_latent: dict) -> torch.Tensor:
+        samples = input_latent["samples"]
+        base = self.base_noise.generate_noise(input_latent)
+        if not isinstance(base, torch.Tensor):
+            raise ValueError(f"{self.node}: noise: the incoming NOISE returned {type(base).__name__}, not a tensor.")
+        si.validate(self.node, noise=base, noise_name="noise")
+        if tuple(base.shape) != tuple(samples.shape):
+            raise ValueError(f"{self.node}: noise: the incoming NOISE has shape {tuple(base.shape)} but the latent has "
+                             f"shape {tuple(samples.shape)}.")
+        _check_cond_batch(self.node, int(samples.shape[0]), self.positive, self.negative)
+        if _ACTIVE.get():
+            return base
+        ms = bridge.model_sampling(self.model)
+        sigmas = torch.tensor([float(ms.sigma_max), 0.0], dtype=torch.float32)
+
+        def fn(ctx):
+            return optimise_in_context(ctx, self.node, self.settings, self.cfg, self.inversion_cfg,
+                                       self.grid_steps, self.chunk_size)
+
+        out = bridge.run_in_sampling(self.model, self.positive, self.negative, self.cfg, samples, base, sigmas, fn,
+                                     seed=self.seed)
+        return out.detach().to(device="cpu", dtype=base.dtype)
+
+
+def _settings(node: str, preset: str, method: str | None, K=1, sigma_sm=0.0, noise_type="gaussian",
+              gamma_m=0.0, gamma_decay=0.0) -> si.Preset:
+    try:
+        return si.resolve(preset, K, sigma_sm, noise_type, gamma_m, gamma_decay, method)
+    except ValueError as e:
+        raise ValueError(f"{node}: preset: {e}") from None
+
+
+# --------------------------------------------------------------------------- NOISE nodes
+
+class ForwardInversionNoise:
+    NODE_NAME = "Forward-Inversion Noise"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": _common_inputs()}
+
+    RETURN_TYPES = ("NOISE",)
+    RETURN_NAMES = ("noise",)
+    OUTPUT_TOOLTIPS = ("The Forward-Inversion noise f_s(noise) for SamplerCustomAdvanced (unit noise, same shape).",)
+    FUNCTION = "build"
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("Forward-Inversion (SmoothInit paper Sec. 3.2, Thm 3.2): one DDIM step sigma_max -> sigma_b at CFG "
+                   "cfg, then one DDIM-inversion step back at CFG inversion_cfg, applied to the incoming noise; "
+                   "injects the prompt's semantics into the initial noise. Assumes a full denoise (starts at the "
+                   "model's sigma_max); for img2img use SmoothInit (KSampler). Cost: calls(cfg) + calls(inversion_cfg) "
+                   "= 3 model calls with cfg 7.5 and inversion_cfg 1.")
+
+    def build(self, noise, model, positive, negative, cfg, inversion_cfg, grid_steps):
+        s = si.PRESETS["Forward-Inversion"]
+        _validate(self.NODE_NAME, s, grid_steps, cfg, inversion_cfg)
+        return (OptimisedNoise(self.NODE_NAME, noise, model, positive, negative, s, cfg, inversion_cfg, grid_steps),)
+
+
+class SmoothInitNoise:
+    NODE_NAME = "SmoothInit Noise"
+    PRESETS = ["SmoothInit-30", si.CUSTOM]
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        req = _common_inputs()
+        req["preset"] = (cls.PRESETS, {"default": "SmoothInit-30",
+                                       "tooltip": "SmoothInit-30: K 30, sigma_sm 0.025, uniform (paper App. A.3; 90 NFE "
+                                                  "with cfg 7.5, inversion_cfg 1). custom: use K, sigma_sm, noise_type."})
+        req.update(_k_input(30))
+        req.update(_sigma_sm_input(0.025))
+        req.update(_noise_type_input())
+        req.update(_chunk_input())
+        return {"required": req}
+
+    RETURN_TYPES = ("NOISE",)
+    RETURN_NAMES = ("noise",)
+    OUTPUT_TOOLTIPS = ("The SmoothInit noise mean_k f_s(noise + sigma_sm n_k) for SamplerCustomAdvanced.",)
+    FUNCTION = "build"
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("SmoothInit (SmoothInit paper Eq. 6): the mean of K Forward-Inversions of the incoming noise, each "
+                   "with a fresh perturbation sigma_sm * n_k (seeded by the noise's seed). The K evaluations run "
+                   "batched (chunk_size). Assumes a full denoise. " + _NFE_NOTE)
+
+    def build(self, noise, model, positive, negative, cfg, inversion_cfg, grid_steps, preset, K, sigma_sm,
+              noise_type, chunk_size):
+        s = _settings(self.NODE_NAME, preset, "smoothinit", K, sigma_sm, noise_type)
+        _validate(self.NODE_NAME, s, grid_steps, cfg, inversion_cfg, chunk_size)
+        return (OptimisedNoise(self.NODE_NAME, noise, model, positive, negative, s, cfg, inversion_cfg, grid_steps,
+                               chunk_size),)
+
+
+class FastSmoothInitNoise:
+    NODE_NAME = "Fast-SmoothInit Noise"
+    PRESETS = ["Fast-SmoothInit-10", "Fast-SmoothInit-30", "Fast-SmoothInit-10 DiT-safe",
+               "Fast-SmoothInit-30 DiT-safe", si.CUSTOM]
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        req = _common_inputs()
+        req["preset"] = (cls.PRESETS, {"default": "Fast-SmoothInit-10",
+                                       "tooltip": "Fast-SmoothInit-10: K 10, sigma_sm 0.05, gamma_m 0.05, gamma_decay 0.05 "
+                                                  "(30 NFE). -30: K 30, 0.1, 0.01, 0.25 (90 NFE). DiT-safe: gamma_m 0.95 "
+                                                  "for DiT video models that tolerate less drift (Latte). custom: use "
+                                                  "K, sigma_sm, gamma_m, gamma_decay."})
+        req.update(_k_input(10))
+        req.update(_sigma_sm_input(0.05))
+        req.update(_momentum_inputs())
+        return {"required": req}
+
+    RETURN_TYPES = ("NOISE",)
+    RETURN_NAMES = ("noise",)
+    OUTPUT_TOOLTIPS = ("The Fast-SmoothInit noise (last iterate of the momentum loop) for SamplerCustomAdvanced.",)
+    FUNCTION = "build"
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("Fast-SmoothInit (SmoothInit paper Sec. 3.4, the released code's momentum rule): K sequential "
+                   "Forward-Inversions, each on a momentum mix of the previous output and inputs plus a decaying "
+                   "perturbation; returns the last iterate. Assumes a full denoise. " + _NFE_NOTE)
+
+    def build(self, noise, model, positive, negative, cfg, inversion_cfg, grid_steps, preset, K, sigma_sm,
+              gamma_m, gamma_decay):
+        s = _settings(self.NODE_NAME, preset, "fast_smoothinit", K, sigma_sm, "gaussian", gamma_m, gamma_decay)
+        _validate(self.NODE_NAME, s, grid_steps, cfg, inversion_cfg)
+        return (OptimisedNoise(self.NODE_NAME, noise, model, positive, negative, s, cfg, inversion_cfg, grid_steps),)
+
+
+# --------------------------------------------------------------------------- KSampler patch
+
+_CUSTOM_METHODS = {"SmoothInit (custom)": "smoothinit", "Fast-SmoothInit (custom)": "fast_smoothinit"}
+
+
+class SmoothInitModelPatch:
+    NODE_NAME = "SmoothInit (KSampler)"
+    METHODS = list(si.PRESETS) + list(_CUSTOM_METHODS)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        req = {"model": ("MODEL", {"tooltip": "The model to patch; every sampler node using the patched model starts "
+                                              "from the optimised noise. The input MODEL is not modified."}),
+               "method": (cls.METHODS, {"default": "Fast-SmoothInit-10",
+                                        "tooltip": "Forward-Inversion (3 NFE), SmoothInit-30 (90), Fast-SmoothInit-10 (30), "
+                                                   "Fast-SmoothInit-30 (90), DiT-safe variants (gamma_m 0.95), or a custom "
+                                                   "SmoothInit / Fast-SmoothInit using the parameters below (NFE with "
+                                                   "cfg 7.5, inversion_cfg 1)."})}
+        req.update(_cfg_inputs())
+        req.update(_k_input(10))
+        req.update(_sigma_sm_input(0.05))
+        req.update(_noise_type_input())
+        req.update(_momentum_inputs())
+        req.update(_chunk_input())
+        return {"required": req}
+
+    RETURN_TYPES = ("MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("A patched copy of the model: KSampler (and every other sampler node) optimises its initial "
+                       "noise with the chosen method, its own positive/negative conds, seed and first sigma.",)
+    FUNCTION = "patch"
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("Forward-Inversion / SmoothInit / Fast-SmoothInit for the plain KSampler graph: the sampler's "
+                   "initial noise is optimised with the sampler's own conds at its first sigma (sigma_max at full "
+                   "denoise; img2img works too) before sampling. Same noise as the NOISE nodes for the same seed and "
+                   "conds at full denoise. Noise that is all zeros (KSamplerAdvanced add_noise disabled) is left "
+                   "alone. " + _NFE_NOTE)
+
+    def patch(self, model, method, cfg, inversion_cfg, grid_steps, K, sigma_sm, noise_type, gamma_m, gamma_decay,
+              chunk_size):
+        node = self.NODE_NAME
+        if method in _CUSTOM_METHODS:
+            s = _settings(node, si.CUSTOM, _CUSTOM_METHODS[method], K, sigma_sm, noise_type, gamma_m, gamma_decay)
+        else:
+            s = _settings(node, method, None)
+        _validate(node, s, grid_steps, cfg, inversion_cfg, chunk_size)
+        cfg, inversion_cfg, grid_steps, chunk_size = float(cfg), float(inversion_cfg), int(grid_steps), int(chunk_size)
+
+        def fn(ctx):
+            if _ACTIVE.get():
+                return ctx.noise
+            return optimise_in_context(ctx, node, s, cfg, inversion_cfg, grid_steps, chunk_size)
+
+        return (bridge.add_sampler_noise_wrapper(model, "training_free_video.smoothinit", fn),)
+
+
+# --------------------------------------------------------------------------- Save / Load Noise
+
+NOISE_KEY = "noise"
+
+
+class TensorNoise:
+    """A NOISE that yields a fixed unit-noise tensor (``[B, C, ...]``, CPU); errors on shape mismatch."""
+
+    def __init__(self, tensor: torch.Tensor, seed: int = 0, node: str = "Load Noise", source: str = ""):
+        self.tensor, self.seed, self.node, self.source = tensor.detach().cpu(), int(seed), node, source
+
+    def generate_noise(self, input_latent: dict) -> torch.Tensor:
+        samples = input_latent["samples"]
+        if tuple(samples.shape) != tuple(self.tensor.shape):
+            raise ValueError(f"{self.node}: the noise {self.source} has shape {tuple(self.tensor.shape)} but the "
+                             f"sampler's latent has shape {tuple(samples.shape)}; use a latent of the same size, frame "
+                             f"count and batch as when the noise was saved.")
+        return self.tensor.to(dtype=samples.dtype).clone()
+
+
+def _inside(root: str, path: str) -> bool:
+    root_r, path_r = os.path.realpath(root), os.path.realpath(path)
+    return os.path.commonpath([root_r, path_r]) == root_r
+
+
+class SaveNoise:
+    NODE_NAME = "Save Noise"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "noise": ("NOISE", {"tooltip": "The noise to compute and save (e.g. an expensive SmoothInit Noise)."}),
+            "latent": ("LATENT", {"tooltip": "The latent you will sample (fixes the noise's shape: size, frames, batch)."}),
+            "filename_prefix": ("STRING", {"default": "noise/smoothinit",
+                                           "tooltip": "File name prefix inside ComfyUI's output folder (subfolders "
+                                                      "allowed; paths outside the output folder are rejected)."}),
+        }}
+
+    RETURN_TYPES = ("NOISE",)
+    RETURN_NAMES = ("noise",)
+    OUTPUT_TOOLTIPS = ("The saved noise as a NOISE (computed once; feed it to SamplerCustomAdvanced).",)
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("Computes the noise for this latent once and saves it as a .safetensors file (tensor 'noise', "
+                   "unit noise of the latent's shape, with its seed) in ComfyUI's output folder, so an expensive "
+                   "optimised noise can be reused and shared. Load it with Load Noise from the input folder.")
+
+    def save(self, noise, latent, filename_prefix):
+        node = self.NODE_NAME
+        prefix = str(filename_prefix).strip()
+        norm = os.path.normpath(prefix) if prefix else ""
+        if (not prefix or os.path.isabs(prefix) or norm.startswith("..") or "\\.." in prefix or "\x00" in prefix
+                or os.path.basename(norm) in ("", ".", "..")):
+            raise ValueError(f"{node}: filename_prefix {filename_prefix!r} must be a relative name inside ComfyUI's "
+                             f"output folder (no absolute paths, no '..').")
+        out_dir = bridge.output_directory()
+        folder = os.path.join(out_dir, os.path.dirname(norm))
+        base = os.path.basename(norm)
+        if not _inside(out_dir, folder):
+            raise ValueError(f"{node}: filename_prefix {filename_prefix!r} points outside ComfyUI's output folder.")
+        tensor = noise.generate_noise(latent)
+        si.validate(node, noise=tensor, noise_name="noise")
+        os.makedirs(folder, exist_ok=True)
+        counter = 1
+        while os.path.exists(os.path.join(folder, f"{base}_{counter:05}_.safetensors")):
+            counter += 1
+        path = os.path.join(folder, f"{base}_{counter:05}_.safetensors")
+        seed = int(getattr(noise, "seed", 0) or 0)
+        from safetensors.torch import save_file
+        save_file({NOISE_KEY: tensor.detach().cpu().contiguous()}, path,
+                  metadata={"format": "training_free_video.noise", "seed": str(seed),
+                            "shape": json.dumps(list(tensor.shape))})
+        rel = os.path.relpath(path, out_dir)
+        return {"ui": {"text": [rel]}, "result": (TensorNoise(tensor, seed, node, rel),)}
+
+
+def _noise_files() -> list[str]:
+    root = bridge.input_directory()
+    files = []
+    for dirpath, _dirs, names in os.walk(root, followlinks=False):
+        for n in names:
+            if n.lower().endswith(".safetensors"):
+                files.append(os.path.relpath(os.path.join(dirpath, n), root).replace(os.sep, "/"))
+    return sorted(files)
+
+
+def _resolve_input(node: str, name: str) -> str:
+    root = bridge.input_directory()
+    if not name or os.path.isabs(name):
+        raise ValueError(f"{node}: noise_file {name!r} must be a file name inside ComfyUI's input folder.")
+    path = os.path.join(root, name)
+    if not _inside(root, path):
+        raise ValueError(f"{node}: noise_file {name!r} points outside ComfyUI's input folder.")
+    if not os.path.isfile(path):
+        raise ValueError(f"{node}: noise_file {name!r} not found in ComfyUI's input folder ({root}); copy the "
+                         f".safetensors written by Save Noise there.")
+    return path
+
+
+class LoadNoise:
+    NODE_NAME = "Load Noise"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "noise_file": (_noise_files(), {"tooltip": "A .safetensors noise written by Save Noise, placed in ComfyUI's "
+                                                       "input folder."}),
+        }}
+
+    RETURN_TYPES = ("NOISE",)
+    RETURN_NAMES = ("noise",)
+    OUTPUT_TOOLTIPS = ("A NOISE that yields the saved tensor (errors if the sampler's latent has another shape).",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Loads a noise saved by Save Noise from ComfyUI's input folder, as a NOISE for SamplerCustomAdvanced."
+
+    @classmethod
+    def IS_CHANGED(cls, noise_file):
+        try:
+            path = _resolve_input(cls.NODE_NAME, noise_file)
+        except ValueError:
+            return float("nan")
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, noise_file):
+        try:
+            _resolve_input(cls.NODE_NAME, noise_file)
+        except ValueError as e:
+            return str(e)
+        return True
+
+    def load(self, noise_file):
+        node = self.NODE_NAME
+        path = _resolve_input(node, noise_file)
+        from safetensors import safe_open
+        try:
+            with safe_open(path, framework="pt", device="cpu") as f:
+                meta = f.metadata() or {}
+                if NOISE_KEY not in f.keys():
+                    raise ValueError(f"{node}: {noise_file!r} has no tensor named '{NOISE_KEY}'; it was not written by "
+                                     f"Save Noise.")
+                tensor = f.get_tensor(NOISE_KEY)
+        except ValueError:
+            raise
+        except Exception as e:  # not a safetensors file
+            raise ValueError(f"{node}: cannot read {noise_file!r} as safetensors: {e}") from None
+        si.validate(node, noise=tensor, noise_name=f"noise in {noise_file!r}")
+        try:
+            seed = int(meta.get("seed", 0))
+        except ValueError:
+            seed = 0
+        return (TensorNoise(tensor, seed, node, repr(noise_file)),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "ForwardInversionNoise": ForwardInversionNoise,
+    "SmoothInitNoise": SmoothInitNoise,
+    "FastSmoothInitNoise": FastSmoothInitNoise,
+    "SmoothInitModelPatch": SmoothInitModelPatch,
+    "TFVSaveNoise": SaveNoise,
+    "TFVLoadNoise": LoadNoise,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "ForwardInversionNoise": "Forward-Inversion Noise",
+    "SmoothInitNoise": "SmoothInit Noise",
+    "FastSmoothInitNoise": "Fast-SmoothInit Noise",
+    "SmoothInitModelPatch": "SmoothInit (KSampler)",
+    "TFVSaveNoise": "Save Noise",
+    "TFVLoadNoise": "Load Noise",
+}
