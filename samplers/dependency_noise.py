@@ -1,0 +1,258 @@
+"""ZS^2 noise priors for zero-shot video: the dependency noise model and PYoCo's mixed and
+progressive noise models.
+
+Pure torch (no ``comfy`` import). Source: ZS^2 ("ZS^2: Zero-Shot Video Sampling from Image
+Diffusion Models"), Sec. 3 / 3.1, Algorithm 1 and appendix Listing 1, as fixed in ALGORITHMS.md
+section 3.
+
+All functions return *unit* noise (each frame's marginal is N(0, I)), float32, on the CPU (or the
+``device`` given), drawn from the given ``torch.Generator`` only (never the global RNG), so the same
+generator seed gives the same tensor. Frames are laid out as ``[batches, frames, *frame_shape]``
+(the listing's layout); :func:`latent_noise` maps this onto ComfyUI latents:
+
+* image-model latents ``[F, C, H, W]``: one video whose frames are the batch;
+* video latents ``[B, C, T, H, W]``: ``B`` videos with frames along axis 2.
+
+Dependency noise model (ALGORITHMS.md section 3): frame 1 ~ N(0, I); for every later frame ``i``
+``eps_i = sqrt(alpha) * eps_{i-1} + sqrt(1 - alpha) * eps_tilde`` where ``eps_tilde`` and ``alpha``
+minimise ``|KL(cand, eps_{i-1}) - lambda|`` with
+
+* ``KL(q, p) = mean(exp(p) * (p - q))`` over one sample's elements, i.e.
+  ``torch.kl_div(cand, prev, log_target=True)`` taken elementwise and averaged per sample (the
+  listing's scalar reduction over the whole batch is a bug);
+* random phase: ``random_search`` i.i.d. N(0, I) candidates, the first strictly lowest error wins;
+* linear phase (``linear_search`` iterations, listing semantics): ``alpha = 0.1``, ``step = 0.1``
+  (float32, as the listing's tensors); the error at ``alpha`` is compared with the best so far:
+  if ``<=`` it becomes the best and ``alpha += step``; otherwise ``alpha -= 0.8 * step`` and
+  ``step *= 0.2``. A trial ``alpha`` outside ``[0, 1]`` is rejected (in the listing its error is
+  NaN, so the comparison fails) and the returned ``alpha`` is clamped to ``[0, 1]`` (the listing
+  can return an ``alpha > 1`` and hence NaN noise).
+
+Because a candidate ``sqrt(a) * p + sqrt(1 - a) * z`` is linear in ``p`` and ``z``, its per-sample
+KL mean is exactly ``(1 - sqrt(a)) * mean(exp(p) * p) - sqrt(1 - a) * mean(exp(p) * z)``; the code
+evaluates it in this closed form (two reductions per frame instead of one per trial), which is what
+makes 16 frames x 4 x 64 x 64 take milliseconds.
+
+With the defaults (lambda = 0.01, 10 + 15 iterations) and a 4 x 64 x 64 frame the search lands at
+alpha = 0.984 (adjacent-frame correlation about 0.99). Smaller lambda raises the correlation, larger
+lambda lowers it (lambda >= ~2 gives nearly i.i.d. noise). With 15 linear iterations alpha cannot
+pass 0.984 (the float32 grid point 1.0000001 is rejected); more linear iterations let lambda -> 0
+approach a still video (alpha -> 1).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+NOISE_MODELS = ("dependency", "mixed", "progressive")
+
+
+def _check_shape(shape: Sequence[int], name: str) -> tuple[int, int, tuple[int, ...]]:
+    shape = tuple(int(s) for s in shape)
+    if len(shape) < 3 or any(s < 1 for s in shape):
+        raise ValueError(f"{name}: shape must be (batches, frames, *frame_shape) with positive sizes, got {shape}")
+    return shape[0], shape[1], shape[2:]
+
+
+def _check_alpha(alpha: float, name: str) -> float:
+    alpha = float(alpha)
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"{name}: alpha must be in [0, 1], got {alpha}")
+    return alpha
+
+
+def _linear_search(a_pp: np.ndarray, a_pz: np.ndarray, bound: np.ndarray, kl_lambda: float,
+                   iterations: int) -> np.ndarray:
+    """The linear phase of Listing 1 for a batch: returns alpha ``[B]`` float32 clamped to [0, 1].
+
+    ``KL(alpha) = (1 - sqrt(alpha)) * a_pp - sqrt(1 - alpha) * a_pz`` (float64); ``bound`` is the
+    random phase's best error. ``alpha``/``step`` are float32 like the listing's tensors.
+    """
+    alpha = np.full(a_pp.shape, 0.1, dtype=np.float32)
+    step = np.full(a_pp.shape, 0.1, dtype=np.float32)
+    bound = bound.astype(np.float64)
+    for _ in range(iterations):
+        a64 = alpha.astype(np.float64)
+        valid = (a64 >= 0.0) & (a64 <= 1.0)
+        a_ok = np.clip(a64, 0.0, 1.0)
+        err = np.abs((1.0 - np.sqrt(a_ok)) * a_pp - np.sqrt(1.0 - a_ok) * a_pz - kl_lambda)
+        better = valid & (err <= bound)
+        alpha = np.where(better, alpha + step, alpha - np.float32(0.8) * step).astype(np.float32)
+        step = np.where(better, step, step * np.float32(0.2)).astype(np.float32)
+        bound = np.where(better, err, bound)
+    return np.clip(alpha, np.float32(0.0), np.float32(1.0)).astype(np.float32)
+
+
+def dependency_noise(shape: Sequence[int], kl_lambda: float = 0.01, random_search: int = 10,
+                     linear_search: int = 15, generator: torch.Generator | None = None,
+                     device: torch.device | str = "cpu", return_alpha: bool = False):
+    """ZS^2 dependency noise (Sec. 3.1, Algorithm 1, Listing 1 with ALGORITHMS.md section 3's fixes).
+
+    Args:
+        shape: ``(batches, frames, *frame_shape)``, e.g. ``(1, 16, 4, 64, 64)``. Each of the
+            ``batches`` videos is searched independently (vectorised over the batch).
+        kl_lambda: target KL divergence ``lambda >= 0`` between consecutive frames (paper default
+            0.01). Lower -> more similar frames, higher -> more independent frames.
+        random_search: random-phase candidates per frame (``>= 1``; paper 10).
+        linear_search: linear-phase iterations per frame (``>= 0``; paper 15).
+        generator: CPU ``torch.Generator`` (the only source of randomness); ``None`` -> a fresh one.
+        device: where the noise is drawn (the generator's device).
+        return_alpha: also return the chosen ``alpha`` per frame ``[batches, frames]`` (float32;
+            frame 1 has none and reports 0).
+
+    Returns:
+        Unit noise ``[batches, frames, *frame_shape]`` float32 (each frame's marginal is N(0, I)),
+        and the alphas if ``return_alpha``.
+
+    Raises:
+        ValueError: bad shape, ``kl_lambda < 0`` or non-finite, ``random_search < 1`` or
+            ``linear_search < 0``.
+    """
+    batches, frames, frame_shape = _check_shape(shape, "dependency_noise")
+    kl_lambda = float(kl_lambda)
+    if not (kl_lambda >= 0.0 and kl_lambda < float("inf")):
+        raise ValueError(f"dependency_noise: kl_lambda must be a finite number >= 0, got {kl_lambda}")
+    random_search, linear_search = int(random_search), int(linear_search)
+    if random_search < 1:
+        raise ValueError(f"dependency_noise: random_search must be >= 1, got {random_search}")
+    if linear_search < 0:
+        raise ValueError(f"dependency_noise: linear_search must be >= 0, got {linear_search}")
+    if generator is None:
+        generator = torch.Generator(device=device)
+
+    n = 1
+    for s in frame_shape:
+        n *= s
+    out = torch.empty((batches, frames, n), dtype=torch.float32, device=device)
+    alphas = torch.zeros((batches, frames), dtype=torch.float32, device=device)
+    out[:, 0] = torch.randn((batches, n), generator=generator, dtype=torch.float32, device=device)
+    lam = torch.tensor(kl_lambda, dtype=torch.float64, device=device)
+    rows = torch.arange(batches, device=device)
+
+    for i in range(1, frames):
+        prev = out[:, i - 1]                                       # [B, N]
+        w = torch.exp(prev)                                        # exp(p)
+        a_pp = ((w * prev).sum(dim=1, dtype=torch.float64)) / n    # mean(exp(p) * p), [B]
+
+        # Random phase: KL(cand, prev) = mean(exp(p) * p) - mean(exp(p) * cand).
+        cands = torch.randn((random_search, batches, n), generator=generator, dtype=torch.float32, device=device)
+        wc = torch.einsum("rbn,bn->rb", cands, w).to(torch.float64) / n
+        err = (a_pp.unsqueeze(0) - wc - lam).abs()                 # [R, B]
+        best_r = torch.argmin(err, dim=0)                          # first minimum == strict-< scan
+        bound = err[best_r, rows]                                  # [B]
+        z = cands[best_r, rows]                                    # [B, N]
+        a_pz = wc[best_r, rows]                                    # mean(exp(p) * z), [B]
+
+        # Linear phase (listing semantics: float32 alpha/step; out-of-range trials rejected). The
+        # per-sample scalars live in small numpy arrays: same arithmetic, no per-op torch overhead.
+        alpha = _linear_search(a_pp.cpu().numpy(), a_pz.cpu().numpy(), bound.cpu().numpy(),
+                               kl_lambda, linear_search)
+        alpha = torch.from_numpy(alpha).to(device)
+        alphas[:, i] = alpha
+        out[:, i] = alpha.sqrt().unsqueeze(1) * prev + (1.0 - alpha).sqrt().unsqueeze(1) * z
+
+    out = out.reshape((batches, frames) + frame_shape)
+    return (out, alphas) if return_alpha else out
+
+
+def mixed_noise(shape: Sequence[int], alpha: float, generator: torch.Generator | None = None,
+                device: torch.device | str = "cpu") -> Tensor:
+    """PYoCo's mixed noise model (ZS^2 Sec. 3): ``eps_i = sqrt(alpha) * shared + sqrt(1 - alpha) * ind_i``.
+
+    Args:
+        shape: ``(batches, frames, *frame_shape)``; one ``shared`` noise per video.
+        alpha: in ``[0, 1]``; 0 = i.i.d. frames, 1 = identical frames.
+        generator: CPU ``torch.Generator``.
+    Returns:
+        Unit noise ``[batches, frames, *frame_shape]`` float32.
+    Raises:
+        ValueError: bad shape or alpha outside ``[0, 1]``.
+    """
+    batches, frames, frame_shape = _check_shape(shape, "mixed_noise")
+    alpha = _check_alpha(alpha, "mixed_noise")
+    if generator is None:
+        generator = torch.Generator(device=device)
+    shared = torch.randn((batches, 1) + frame_shape, generator=generator, dtype=torch.float32, device=device)
+    ind = torch.randn((batches, frames) + frame_shape, generator=generator, dtype=torch.float32, device=device)
+    return alpha ** 0.5 * shared + (1.0 - alpha) ** 0.5 * ind
+
+
+def progressive_noise(shape: Sequence[int], alpha: float, generator: torch.Generator | None = None,
+                      device: torch.device | str = "cpu") -> Tensor:
+    """PYoCo's progressive noise model (ZS^2 Sec. 3): ``eps_1 ~ N(0, I)``,
+    ``eps_i = sqrt(alpha) * eps_{i-1} + sqrt(1 - alpha) * ind_i``.
+
+    Args, Returns, Raises: as :func:`mixed_noise`.
+    """
+    batches, frames, frame_shape = _check_shape(shape, "progressive_noise")
+    alpha = _check_alpha(alpha, "progressive_noise")
+    if generator is None:
+        generator = torch.Generator(device=device)
+    ind = torch.randn((batches, frames) + frame_shape, generator=generator, dtype=torch.float32, device=device)
+    out = torch.empty_like(ind)
+    out[:, 0] = ind[:, 0]
+    sa, sb = alpha ** 0.5, (1.0 - alpha) ** 0.5
+    for i in range(1, frames):
+        out[:, i] = sa * out[:, i - 1] + sb * ind[:, i]
+    return out
+
+
+def video_noise(noise_model: str, shape: Sequence[int], generator: torch.Generator | None = None,
+                kl_lambda: float = 0.01, random_search: int = 10, linear_search: int = 15,
+                alpha: float = 0.9, device: torch.device | str = "cpu") -> Tensor:
+    """One of :data:`NOISE_MODELS` on ``(batches, frames, *frame_shape)``; ``alpha`` is used by
+    ``mixed``/``progressive``, ``kl_lambda``/``random_search``/``linear_search`` by ``dependency``.
+
+    Raises:
+        ValueError: unknown ``noise_model`` (or the model's own argument errors).
+    """
+    if noise_model == "dependency":
+        return dependency_noise(shape, kl_lambda, random_search, linear_search, generator, device=device)
+    if noise_model == "mixed":
+        return mixed_noise(shape, alpha, generator, device=device)
+    if noise_model == "progressive":
+        return progressive_noise(shape, alpha, generator, device=device)
+    raise ValueError(f"video_noise: noise_model must be one of {NOISE_MODELS}, got {noise_model!r}")
+
+
+def frames_layout(latent_shape: Sequence[int]) -> tuple[tuple[int, ...], str]:
+    """Where the frames of a ComfyUI latent are: ``(noise_shape, kind)``.
+
+    ``[F, C, H, W]`` (image models, frames = batch, one video) -> ``((1, F, C, H, W), "batch")``;
+    ``[B, C, T, H, W, ...]`` (video models, frame axis 2) -> ``((B, T, C, H, W, ...), "axis2")``.
+
+    Raises:
+        ValueError: a latent with fewer than 4 dimensions.
+    """
+    s = tuple(int(v) for v in latent_shape)
+    if len(s) == 4:
+        return (1,) + s, "batch"
+    if len(s) >= 5:
+        return (s[0], s[2], s[1]) + s[3:], "axis2"
+    raise ValueError(f"latent must be [F, C, H, W] (frames as batch) or [B, C, T, H, W], got shape {list(s)}")
+
+
+def latent_noise(latent_shape: Sequence[int], seed: int, noise_model: str = "dependency",
+                 kl_lambda: float = 0.01, random_search: int = 10, linear_search: int = 15,
+                 alpha: float = 0.9) -> Tensor:
+    """Correlated unit noise for a ComfyUI latent, a pure function of its arguments.
+
+    Args:
+        latent_shape: ``[F, C, H, W]`` (image model: frames are the batch) or ``[B, C, T, H, W]``
+            (video model: frames along axis 2).
+        seed: seeds a fresh CPU ``torch.Generator`` (never the global RNG).
+        noise_model, kl_lambda, random_search, linear_search, alpha: as :func:`video_noise`.
+    Returns:
+        float32 CPU unit noise of shape ``latent_shape``.
+    Raises:
+        ValueError: bad latent shape or parameters.
+    """
+    noise_shape, kind = frames_layout(latent_shape)
+    g = torch.Generator(device="cpu").manual_seed(int(seed) & 0xFFFF_FFFF_FFFF_FFFF)
+    x = video_noise(noise_model, noise_shape, g, kl_lambda, random_search, linear_search, alpha)
+    if kind == "batch":
+        return x[0]
+    return x.transpose(1, 2).contiguous()
