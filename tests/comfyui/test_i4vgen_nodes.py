@@ -1,0 +1,361 @@
+"""I4VGen nodes in the real ComfyUI (tiny random-weight SD1.5 frames-as-batch and Wan flow models)."""
+import pytest
+import torch
+
+from comfy_harness import pack_module, sd15_conds, tiny_sd15, tiny_wan, wan_conds
+
+STEPS = 10
+P = 0.6
+TAU = int(STEPS * P) + 1  # 7
+
+
+@pytest.fixture(scope="module")
+def mods(pack):
+    import nodes
+    return {"nodes": nodes, "i4": pack_module(pack, "nodes.i4vgen"), "bridge": pack_module(pack, "nodes.comfy_bridge")}
+
+
+@pytest.fixture(scope="module")
+def sd(pack):
+    return tiny_sd15("EPS")
+
+
+@pytest.fixture(scope="module")
+def wan(pack):
+    return tiny_wan()
+
+
+def node(mods, name):
+    return mods["nodes"].NODE_CLASS_MAPPINGS[name]()
+
+
+def image_latent(seed=0, shape=(1, 4, 8, 8)):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def static_video(mods, model, latent, frames=4):
+    with torch.inference_mode():
+        return node(mods, "I4VGenStaticVideoFromLatent").build({"samples": latent}, frames, "auto", 0, model=model)[0]
+
+
+def animate(mods, model, conds, latent, seed=1, steps=STEPS, cfg=7.5, scheduler="ddim_uniform", p=P,
+            step_sizes="10,10,10,1", sigmas=None):
+    pos, neg = conds
+    with torch.inference_mode():
+        out = node(mods, "NIVSDSAnimate").animate(model, pos, neg, latent, seed, steps, cfg, scheduler, p, step_sizes,
+                                                  sigmas=sigmas)
+    return out[0]["samples"]
+
+
+def counting(model, on_call=None):
+    """A clone of ``model`` that logs every model call (its sigma and NFE = chunks of cond/uncond)."""
+    log = []
+    m = model.clone()
+
+    def wrapper(apply_model, args):
+        log.append((float(args["timestep"].flatten()[0]), len(args["cond_or_uncond"])))
+        if on_call is not None:
+            on_call(len(log))
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+    m.set_model_unet_function_wrapper(wrapper)
+    return m, log
+
+
+def frames_of(x):
+    return [x[i] for i in range(x.shape[0])] if x.ndim == 4 else [x[:, :, t] for t in range(x.shape[2])]
+
+
+def assert_animated(static, out):
+    assert out.shape == static.shape and torch.isfinite(out).all()
+    fr = frames_of(out)
+    st = frames_of(static)
+    assert all(torch.equal(st[0], f) for f in st)  # the input was static
+    scale = out.abs().mean()
+    for i in range(1, len(fr)):  # every frame differs from the first: the static video got motion
+        assert (fr[i] - fr[0]).abs().mean() > 1e-3 * scale
+    assert (out - static).abs().mean() > 1e-3 * scale
+
+
+# --------------------------------------------------------------------------- NI-VSDS Animate
+
+@pytest.mark.parametrize("model_type", ["EPS", "V_PREDICTION"])
+def test_animates_frames_as_batch_sd15(mods, model_type):
+    model = tiny_sd15(model_type) if model_type != "EPS" else None
+    model = model or tiny_sd15("EPS")
+    sv = static_video(mods, model, image_latent())
+    counted, log = counting(model)
+    out = animate(mods, counted, sd15_conds(), sv)
+    assert_animated(sv["samples"], out)
+    # tau CFG calls (2 model passes each) over the first tau sigmas of the schedule, high to low
+    sched = mods["bridge"].calculate_sigmas(model, "ddim_uniform", STEPS)
+    assert sum(n for _, n in log) == 2 * TAU
+    sig_seen = sorted({s for s, _ in log}, reverse=True)
+    assert sig_seen == pytest.approx([float(s) for s in sched[:TAU]], rel=1e-5)
+
+
+def test_animates_flow_wan(mods, wan):
+    sv = static_video(mods, wan, image_latent(shape=(1, 16, 1, 8, 8)), frames=3)
+    assert sv["samples"].shape == (1, 16, 3, 8, 8)
+    counted, log = counting(wan)
+    out = animate(mods, counted, wan_conds(), sv, cfg=5.0, scheduler="simple")
+    assert_animated(sv["samples"], out)
+    sched = mods["bridge"].calculate_sigmas(wan, "simple", STEPS)
+    assert sum(n for _, n in log) == 2 * TAU
+    assert sorted({s for s, _ in log}, reverse=True) == pytest.approx([float(s) for s in sched[:TAU]], rel=1e-5)
+    assert all(0 < s <= 1 for s, _ in log)  # flow sigmas
+
+
+@pytest.mark.parametrize("steps,p", [(10, 0.6), (8, 0.25), (5, 1.0), (12, 0.05)])
+def test_update_count_is_int_np_plus_one(mods, sd, steps, p):
+    sv = static_video(mods, sd, image_latent(), frames=2)
+    counted, log = counting(sd)
+    animate(mods, counted, sd15_conds(), sv, steps=steps, cfg=1.0, p=p)  # cfg 1: one model call per update
+    assert len(log) == min(int(steps * p) + 1, steps)
+
+
+def test_sigmas_input_replaces_steps_and_scheduler(mods, sd):
+    sv = static_video(mods, sd, image_latent(), frames=2)
+    sigmas = torch.tensor([10.0, 6.0, 3.0, 1.5, 0.5, 0.0])
+    counted, log = counting(sd)
+    animate(mods, counted, sd15_conds(), sv, steps=50, cfg=1.0, p=0.5, sigmas=sigmas)
+    assert [s for s, _ in log] == pytest.approx([10.0, 6.0, 3.0], rel=1e-5)  # int(5 * 0.5) + 1 = 3
+
+
+@pytest.mark.parametrize("which", ["sd", "wan"])
+def test_zero_step_sizes_return_the_static_video(mods, sd, wan, which):
+    model, conds, lat = ((sd, sd15_conds(), image_latent()) if which == "sd"
+                         else (wan, wan_conds(), image_latent(shape=(1, 16, 1, 8, 8))))
+    sv = static_video(mods, model, lat, frames=2)
+    out = animate(mods, model, conds, sv, step_sizes="0")
+    torch.testing.assert_close(out, sv["samples"], rtol=1e-5, atol=1e-5)  # latent space in == out
+
+
+def test_zero_latent_goes_through_the_models_latent_space(mods, wan):
+    zeros = {"samples": torch.zeros(1, 16, 2, 8, 8)}
+    out = animate(mods, wan, wan_conds(), zeros, step_sizes="0")
+    torch.testing.assert_close(out, zeros["samples"], rtol=1e-5, atol=1e-5)
+
+
+def test_deterministic_for_a_fixed_seed(mods, sd):
+    sv = static_video(mods, sd, image_latent())
+    a = animate(mods, sd, sd15_conds(), sv, seed=3)
+    b = animate(mods, sd, sd15_conds(), sv, seed=3)
+    c = animate(mods, sd, sd15_conds(), sv, seed=4)
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+
+
+def test_input_model_not_mutated(mods, sd):
+    nodes = mods["nodes"]
+    pos, neg = sd15_conds()
+    empty = {"samples": torch.zeros(2, 4, 8, 8)}
+
+    def ksample():
+        with torch.inference_mode():
+            return nodes.KSampler().sample(sd, 7, 3, 7.5, "euler", "normal", pos, neg, empty)[0]["samples"]
+
+    before_opts = repr(sd.model_options)
+    before_patches = (dict(sd.patches), dict(sd.object_patches), repr(sd.wrappers), repr(sd.callbacks))
+    weights = {k: v.clone() for k, v in sd.model.diffusion_model.state_dict().items()}
+    ref = ksample()
+    animate(mods, sd, (pos, neg), static_video(mods, sd, image_latent()))
+    assert repr(sd.model_options) == before_opts
+    assert (dict(sd.patches), dict(sd.object_patches), repr(sd.wrappers), repr(sd.callbacks)) == before_patches
+    for k, v in sd.model.diffusion_model.state_dict().items():
+        assert torch.equal(v, weights[k]), k
+    assert torch.equal(ksample(), ref)
+
+
+def test_interrupt_raises_and_leaves_the_pack_usable(mods, sd):
+    import comfy.model_management as mm
+    sv = static_video(mods, sd, image_latent())
+    fresh = animate(mods, sd, sd15_conds(), sv, seed=9)
+
+    def stop(n):
+        if n == 3:
+            mm.interrupt_current_processing(True)
+
+    counted, log = counting(sd, on_call=stop)
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            animate(mods, counted, sd15_conds(), sv, seed=9)
+    finally:
+        mm.interrupt_current_processing(False)
+    assert len(log) == 3  # cancelled before the next model call, not after the loop
+    assert torch.equal(animate(mods, sd, sd15_conds(), sv, seed=9), fresh)
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+@pytest.mark.parametrize("case,match", [
+    ("image_for_sd", "single image latent"),
+    ("video_for_sd", "video latent with a frame axis"),
+    ("image_for_wan", "is an image latent.*needs a video latent"),
+    ("one_frame_for_wan", "single frame"),
+    ("channels", "latent channels"),
+    ("p_zero", r"p: 0.0 is outside \(0, 1\]"),
+    ("p_big", r"p: 1.5 is outside \(0, 1\]"),
+    ("step_sizes", "step_sizes: 'x' .* not a number"),
+    ("step_sizes_empty", "no step size"),
+    ("short_sigmas", "at least 2"),
+])
+def test_ni_vsds_bad_inputs(mods, sd, wan, case, match):
+    sdc, wanc = sd15_conds(), wan_conds()
+    video_sd = {"samples": torch.randn(4, 4, 8, 8)}
+    args = dict(model=sd, conds=sdc, latent=video_sd)
+    if case == "image_for_sd":
+        args["latent"] = {"samples": torch.randn(1, 4, 8, 8)}
+    elif case == "video_for_sd":
+        args["latent"] = {"samples": torch.randn(1, 4, 4, 8, 8)}
+    elif case == "image_for_wan":
+        args.update(model=wan, conds=wanc, latent={"samples": torch.randn(4, 16, 8, 8)})
+    elif case == "one_frame_for_wan":
+        args.update(model=wan, conds=wanc, latent={"samples": torch.randn(1, 16, 1, 8, 8)})
+    elif case == "channels":
+        args["latent"] = {"samples": torch.randn(4, 16, 8, 8)}
+    elif case == "p_zero":
+        args["p"] = 0.0
+    elif case == "p_big":
+        args["p"] = 1.5
+    elif case == "step_sizes":
+        args["step_sizes"] = "10,x,1"
+    elif case == "step_sizes_empty":
+        args["step_sizes"] = " "
+    elif case == "short_sigmas":
+        args["sigmas"] = torch.tensor([14.6])
+    model, conds, latent = args.pop("model"), args.pop("conds"), args.pop("latent")
+    with pytest.raises(ValueError, match=match) as e:
+        animate(mods, model, conds, latent, **args)
+    assert str(e.value).startswith("NI-VSDS Animate:")
+
+
+# --------------------------------------------------------------------------- static video
+
+def test_static_video_from_latent_layouts(mods, sd, wan):
+    n = node(mods, "I4VGenStaticVideoFromLatent")
+    batch = image_latent(shape=(3, 4, 8, 8))
+    out = n.build({"samples": batch}, 5, "auto", 2)[0]["samples"]  # no model: 4-D input -> frames as batch
+    assert out.shape == (5, 4, 8, 8) and all(torch.equal(f, batch[2]) for f in out)
+    out = n.build({"samples": batch}, 5, "auto", 1, model=sd)[0]["samples"]
+    assert out.shape == (5, 4, 8, 8) and torch.equal(out[4], batch[1])
+    one = image_latent(shape=(1, 16, 1, 8, 8))
+    out = n.build({"samples": one}, 6, "auto", 0)[0]["samples"]  # 5-D one-frame input -> frame axis
+    assert out.shape == (1, 16, 6, 8, 8) and all(torch.equal(out[:, :, t], one[:, :, 0]) for t in range(6))
+    img16 = image_latent(shape=(1, 16, 8, 8))
+    out = n.build({"samples": img16}, 4, "auto", 0, model=wan)[0]["samples"]  # the model decides
+    assert out.shape == (1, 16, 4, 8, 8) and torch.equal(out[:, :, 3], img16)
+    assert n.build({"samples": img16}, 4, "frame axis", 0)[0]["samples"].shape == (1, 16, 4, 8, 8)
+    assert n.build({"samples": one}, 4, "frames as batch", 0)[0]["samples"].shape == (4, 16, 8, 8)
+
+
+@pytest.mark.parametrize("case,match", [
+    ("index", "batch_index 3 is out of range"),
+    ("video_input", "already a video latent with 4 frames"),
+    ("layout_vs_wan", "layout 'frames as batch' contradicts the MODEL"),
+    ("layout_vs_sd", "layout 'frame axis' contradicts the MODEL"),
+    ("channels", "16 latent channels .* has 4"),
+])
+def test_static_video_bad_inputs(mods, sd, wan, case, match):
+    n = node(mods, "I4VGenStaticVideoFromLatent")
+    lat, layout, idx, model = image_latent(shape=(2, 4, 8, 8)), "auto", 0, None
+    if case == "index":
+        idx = 3
+    elif case == "video_input":
+        lat = torch.randn(1, 16, 4, 8, 8)
+    elif case == "layout_vs_wan":
+        lat, layout, model = torch.randn(1, 16, 1, 8, 8), "frames as batch", wan
+    elif case == "layout_vs_sd":
+        layout, model = "frame axis", sd
+    elif case == "channels":
+        lat, model = torch.randn(1, 16, 8, 8), sd
+    with pytest.raises(ValueError, match=match) as e:
+        n.build({"samples": lat}, 4, layout, idx, model=model)
+    assert str(e.value).startswith("Static Video From Latent:")
+
+
+def tiny_taesd_vae(channels, seed=0):
+    """A real ComfyUI VAE (TAESD architecture) with random weights and ``channels`` latent channels."""
+    import comfy.sd
+    import comfy.taesd.taesd
+    sd = comfy.taesd.taesd.TAESD(latent_channels=channels).state_dict()
+    g = torch.Generator().manual_seed(seed)
+    sd = {k: (torch.randn(v.shape, generator=g) / max(1, v[0].numel()) ** 0.5 if v.ndim > 1 else torch.zeros_like(v))
+          for k, v in sd.items()}
+    sd["vae_scale"], sd["vae_shift"] = torch.tensor(1.0), torch.tensor(0.0)
+    return comfy.sd.VAE(sd=sd)
+
+
+def test_static_video_from_image_encodes_once_in_the_models_layout(mods, sd, wan):
+    n = node(mods, "I4VGenStaticVideoFromImage")
+    images = torch.rand(2, 64, 64, 3, generator=torch.Generator().manual_seed(0))
+    vae4 = tiny_taesd_vae(4)
+    with torch.inference_mode():
+        ref = vae4.encode(images[1:2])
+        out = n.build(images, vae4, 4, "auto", 1, model=sd)[0]["samples"]
+    assert out.shape == (4, 4, 8, 8) and all(torch.allclose(f, ref[0], atol=1e-5) for f in out)
+    vae16 = tiny_taesd_vae(16)
+    with torch.inference_mode():
+        out = n.build(images, vae16, 3, "auto", 0, model=wan)[0]["samples"]
+    assert out.shape == (1, 16, 3, 8, 8)
+    with pytest.raises(ValueError, match="Static Video From Image: .*16 latent channels"):
+        with torch.inference_mode():
+            n.build(images, vae16, 3, "auto", 0, model=sd)
+    with pytest.raises(ValueError, match="Static Video From Image: batch_index 2"):
+        n.build(images, vae4, 3, "auto", 2)
+
+
+# --------------------------------------------------------------------------- anchor select
+
+def test_anchor_select_picks_the_best_candidate(mods):
+    n = node(mods, "I4VGenAnchorSelect")
+    imgs = torch.rand(4, 16, 16, 3, generator=torch.Generator().manual_seed(0))
+    img, idx, score = n.select([imgs], ["highest"], ["0.1, 0.7, 0.3, 0.7"])  # ties keep the first
+    assert idx == 1 and score == pytest.approx(0.7) and torch.equal(img, imgs[1:2])
+    _, idx, _ = n.select([imgs], ["lowest"], [""], scores=[torch.tensor([0.5, 0.2, 0.9, 0.3])])
+    assert idx == 1
+    _, idx, _ = n.select([imgs], ["highest"], ["9,9,9,9"], scores=[0.1, 0.2, 3.0, -1.0])  # one FLOAT per image
+    assert idx == 2
+    _, idx, _ = n.select([imgs[:2], imgs[2:]], ["highest"], [""], scores=[[1.0, 2.0], [5.0, 0.0]])
+    assert idx == 2
+    for bad, match in [("1,2,3", "3 score"), ("1,2,x,4", "'x' is not a number"), ("", "0 score")]:
+        with pytest.raises(ValueError, match=f"I4VGen Anchor Select: .*{match}"):
+            n.select([imgs], ["highest"], [bad])
+    with pytest.raises(ValueError, match="not finite"):
+        n.select([imgs], ["highest"], [""], scores=[[1.0, float("nan"), 0.0, 0.0]])
+
+
+def test_anchor_select_accepts_any_score_link(mods):
+    """The scores socket accepts any upstream type in ComfyUI's own prompt validation."""
+    import asyncio
+
+    import execution
+    graph = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 3, "color": 0}},
+        "2": {"class_type": "PrimitiveFloat", "inputs": {"value": 0.5}},
+        "3": {"class_type": "I4VGenAnchorSelect", "inputs": {"images": ["1", 0], "mode": "highest",
+                                                            "scores_text": "", "scores": ["2", 0]}},
+        "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}},
+    }
+    res = execution.validate_prompt("t", graph, None)
+    res = asyncio.run(res) if asyncio.iscoroutine(res) else res
+    assert res[0], res
+
+
+# --------------------------------------------------------------------------- node API rules
+
+def test_node_definitions_follow_the_api_rules(mods):
+    i4 = mods["i4"]
+    assert set(i4.NODE_CLASS_MAPPINGS) == set(i4.NODE_DISPLAY_NAME_MAPPINGS)
+    assert "NI-VSDS" in i4.NODE_DISPLAY_NAME_MAPPINGS["NIVSDSAnimate"]
+    for key, cls in i4.NODE_CLASS_MAPPINGS.items():
+        assert mods["nodes"].NODE_CLASS_MAPPINGS[key] is cls
+        spec = cls.INPUT_TYPES()
+        for section in spec.values():
+            for name, entry in section.items():
+                assert entry[1].get("tooltip"), f"{key}.{name} has no tooltip"
+        assert len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES) == len(cls.OUTPUT_TOOLTIPS)
+        assert cls.DESCRIPTION and cls.CATEGORY and callable(getattr(cls, cls.FUNCTION))
+    req = i4.NIVSDSAnimate.INPUT_TYPES()["required"]
+    assert req["seed"][1]["control_after_generate"] and req["step_sizes"][1]["default"] == "10,10,10,1"
+    assert req["p"][1]["default"] == 0.6
