@@ -116,6 +116,7 @@ class GaussianMixtureWorld:
             r = torch.softmax(loglik + self.weights.log()[None], dim=1)
             out = (r[:, :, None] * post).sum(1)
         else:
+            labels = _labels_to_batch(labels, shape[0])
             out = post[torch.arange(shape[0]), labels]
         return out.to(dtype).reshape(shape)
 
@@ -147,6 +148,17 @@ class GaussianMixtureWorld:
         evals = torch.linalg.eigvalsh(cov).clamp_min(0)
         tr_sqrt = math.sqrt(var_t) * float(evals.sqrt().sum())
         return float(((mu - mu_t) ** 2).sum() + torch.trace(cov) + var_t * x.shape[1] - 2 * tr_sqrt)
+
+
+def _labels_to_batch(labels: Tensor, batch: int) -> Tensor:
+    """Labels ``[L]`` for a batch of ``batch`` samples: repeated when ``batch`` is a multiple of
+    ``L`` (as ComfyUI repeats conds to the batch; SmoothInit stacks K perturbations along dim 0)."""
+    n = labels.shape[0]
+    if n == batch:
+        return labels
+    if n > 0 and batch % n == 0:
+        return labels.repeat(batch // n)
+    raise ValueError(f"GaussianMixtureWorld: {n} labels for a batch of {batch} (need a divisor of the batch)")
 
 
 def sample_ddim(denoise, model_sampling, noise: Tensor, sigmas: Tensor, cfg: float,

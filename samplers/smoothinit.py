@@ -193,6 +193,11 @@ def _check_sigmas(sigma_a, sigma_b) -> tuple[float, float]:
     return sa, sb
 
 
+def _compute_dtype(t: Tensor) -> torch.dtype:
+    """float32, or float64 for float64 inputs (never half precision for the arithmetic)."""
+    return torch.promote_types(t.dtype, torch.float32) if t.is_floating_point() else torch.float32
+
+
 def _repeat_batch(t: Optional[Tensor], times: int) -> Optional[Tensor]:
     if t is None or times == 1:
         return t
@@ -228,11 +233,12 @@ def forward_inversion(denoise: Denoiser, model_sampling, noise: Tensor, sigma_a,
         ValueError: for non-positive/misordered sigmas.
     """
     sa, sb = _check_sigmas(sigma_a, sigma_b)
-    n = noise.float()
-    lat = None if latent is None else latent.float()
+    cdt = _compute_dtype(noise)
+    n = noise.to(cdt)
+    lat = None if latent is None else latent.to(cdt)
     x = unit_to_x(model_sampling, n, sa, lat, max_denoise)
-    y = ddim_step(x, denoise(x, sa, float(cfg)).float(), sa, sb)
-    z = ddim_step(y, denoise(y, sb, float(inversion_cfg)).float(), sb, sa)
+    y = ddim_step(x, denoise(x, sa, float(cfg)).to(cdt), sa, sb)
+    z = ddim_step(y, denoise(y, sb, float(inversion_cfg)).to(cdt), sb, sa)
     return x_to_unit(model_sampling, z, sa, lat, max_denoise).to(noise.dtype)
 
 
@@ -267,15 +273,16 @@ def smoothinit(denoise: Denoiser, model_sampling, noise: Tensor, sigma_a, sigma_
     _check_sigmas(sigma_a, sigma_b)
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     K, chunk = int(K), max(1, min(int(chunk_size), int(K)))
-    base = noise.float()
-    lat = None if latent is None else latent.float()
+    cdt = _compute_dtype(noise)
+    base = noise.to(cdt)
+    lat = None if latent is None else latent.to(cdt)
     acc = torch.zeros_like(base)
     pending: deque[Tensor] = deque()
     done = 0
     while done < K:
         need = min(chunk, K - done)
         while len(pending) < need:
-            pending.append(perturbation(noise.shape, noise_type, g).to(base.device))
+            pending.append(perturbation(noise.shape, noise_type, g).to(device=base.device, dtype=cdt))
         inputs = torch.cat([base + float(sigma_sm) * pending[i] for i in range(need)], dim=0)
         try:
             out = forward_inversion(denoise, model_sampling, inputs, sigma_a, sigma_b, cfg, inversion_cfg,
@@ -288,7 +295,7 @@ def smoothinit(denoise: Denoiser, model_sampling, noise: Tensor, sigma_a, sigma_
             if on_oom is not None:
                 on_oom(chunk)
             continue
-        acc += out.float().reshape((need,) + tuple(base.shape)).sum(0)
+        acc += out.to(cdt).reshape((need,) + tuple(base.shape)).sum(0)
         for _ in range(need):
             pending.popleft()
         done += need
@@ -323,8 +330,9 @@ def fast_smoothinit(denoise: Denoiser, model_sampling, noise: Tensor, sigma_a, s
     _check_sigmas(sigma_a, sigma_b)
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     gm, gd = float(gamma_m), float(gamma_decay)
-    eps = noise.float()
-    lat = None if latent is None else latent.float()
+    cdt = _compute_dtype(noise)
+    eps = noise.to(cdt)
+    lat = None if latent is None else latent.to(cdt)
     tmp_prev2 = tmp_prev = eps  # tmp_{j-2}, tmp_{j-1}
     tmp = eps                   # tmp_j
     r = None
@@ -332,9 +340,9 @@ def fast_smoothinit(denoise: Denoiser, model_sampling, noise: Tensor, sigma_a, s
         if j >= 1:
             tmp = (1.0 - gm) * r + gm * (1.0 - gm) * tmp_prev + gm * gm * tmp_prev2
             tmp_prev2, tmp_prev = tmp_prev, tmp
-        n_j = perturbation(noise.shape, noise_type, g).to(eps.device)
+        n_j = perturbation(noise.shape, noise_type, g).to(device=eps.device, dtype=cdt)
         r = forward_inversion(denoise, model_sampling, tmp + float(sigma_sm) * (1.0 - gd) ** (j + 1) * n_j,
-                              sigma_a, sigma_b, cfg, inversion_cfg, lat, max_denoise).float()
+                              sigma_a, sigma_b, cfg, inversion_cfg, lat, max_denoise).to(cdt)
     return r.to(noise.dtype)
 
 
