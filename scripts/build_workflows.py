@@ -1,0 +1,612 @@
+#!/usr/bin/env python
+"""Generate the shipped UI-format workflows in ``workflows/`` from compact Python descriptions.
+
+Widget values are given by input name and laid out in the order the node definitions dictate
+(``tests/comfyui/workflow_api.py``), so a file never has its widgets shifted. Needs ComfyUI (found
+like the tests find it: ``$COMFYUI_PATH`` or ``~/comfy/ComfyUI``); it is booted in-process on the
+CPU with this pack loaded. Third-party nodes that are not installed (AnimateDiff-Evolved) come from
+the recorded definitions in ``scripts/external_node_defs.json``.
+
+    python scripts/build_workflows.py            # (re)write workflows/*.json and workflows/inputs/
+    python scripts/build_workflows.py --check    # exit 1 if a file differs from what would be written
+
+The API-format graph that ``POST /prompt`` takes is never stored: it is derived from these files
+(``workflow_api.ui_to_api``) by the tests and by ``scripts/e2e_server_run.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_DIR = REPO / "workflows"
+INPUTS = WORKFLOW_DIR / "inputs"
+sys.path.insert(0, str(REPO / "tests" / "comfyui"))
+
+import workflow_api as wa  # noqa: E402
+
+PACK_CNR_ID = "comfyui-training-free-video"
+CORE_CNR_ID = "comfy-core"
+EXTERNAL_DEFS = Path(__file__).resolve().parent / "external_node_defs.json"
+
+# Model file names users have from the official releases (ComfyUI's own examples use these).
+SD15_CKPT = "v1-5-pruned-emaonly.safetensors"
+SD15_SCRIBBLE_CN = "control_v11p_sd15_scribble.pth"
+AD_MOTION_MODEL = "mm_sd_v15_v2.ckpt"
+WAN_UNET = "wan2.1_t2v_1.3B_fp16.safetensors"
+WAN_TE = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
+WAN_VAE = "wan_2.1_vae.safetensors"
+CONTROL_FRAMES = "tfv_scribble_ball_8f.webp"  # written to workflows/inputs/ by this script
+NEGATIVE_SD15 = "blurry, low quality, deformed, watermark, text"
+NEGATIVE_WAN = ("Bright tones, overexposed, static, blurred details, subtitles, worst quality, low quality, "
+                "JPEG compression residue, ugly, deformed, still picture, cluttered background")
+
+
+# ---------------------------------------------------------------------------------------------
+# A tiny graph builder producing the frontend's UI format (version 0.4)
+# ---------------------------------------------------------------------------------------------
+
+class Out:
+    """One output socket of a node, used as an input value of another node."""
+
+    def __init__(self, node: "Node", slot: int):
+        self.node, self.slot = node, slot
+
+    @property
+    def type(self) -> str:
+        return self.node.out_types[self.slot]
+
+
+class Node:
+    def __init__(self, graph: "Graph", nid: int, class_type: str, info: dict, title: str | None,
+                 col: int | None, color: str | None):
+        self.graph, self.id, self.type, self.info = graph, nid, class_type, info
+        self.title, self.col_override, self.color = title, col, color
+        self.out_types = [str(t) for t in info.get("output", [])]
+        self.out_names = [str(n) for n in info.get("output_name", info.get("output", []))]
+        self.links_in: dict[str, Out] = {}
+        self.widgets: dict[str, object] = {}
+        self.control = "fixed"
+
+    def __getitem__(self, key) -> Out:
+        if isinstance(key, int):
+            return Out(self, key)
+        for names in (self.out_names, self.out_types):
+            if key in names:
+                return Out(self, names.index(key))
+        raise KeyError(f"{self.type} has no output {key!r} (outputs {self.out_names})")
+
+
+class Graph:
+    def __init__(self, object_info: dict, name: str):
+        self.object_info, self.name = object_info, name
+        self.nodes: list[Node] = []
+        self.notes: list[tuple[str, str, int | None]] = []
+
+    def add(self, class_type: str, title: str | None = None, col: int | None = None, color: str | None = None,
+            control: str = "fixed", **inputs) -> Node:
+        info = self.object_info.get(class_type)
+        if info is None:
+            raise KeyError(f"{self.name}: node type {class_type!r} is not registered")
+        node = Node(self, len(self.nodes) + 1, class_type, info, title, col, color)
+        node.control = control
+        slots = wa.widget_slots(info)
+        widget_inputs = {s.input for s in slots if s.kind == "value"}
+        socket_inputs = {name for name, spec, _ in wa.ordered_inputs(info) if not wa.is_widget_input(spec)}
+        for name, value in inputs.items():
+            if name not in widget_inputs and name not in socket_inputs:
+                raise KeyError(f"{self.name}: {class_type} has no input {name!r}")
+            if isinstance(value, Out):
+                node.links_in[name] = value
+            elif name in socket_inputs:
+                raise TypeError(f"{self.name}: {class_type}.{name} is a socket; give another node's output")
+            else:
+                node.widgets[name] = value
+        for s in slots:  # every widget value, in widget order
+            if s.kind == "value" and s.input not in node.widgets:
+                node.widgets[s.input] = wa.default_widget_value(s)
+        self.nodes.append(node)
+        return node
+
+    def note(self, text: str, title: str = "Note", col: int | None = None):
+        self.notes.append((title, text, col))
+
+    # -- layout ---------------------------------------------------------------------------------
+    def _columns(self) -> dict[int, int]:
+        col: dict[int, int] = {}
+
+        def depth(n: Node) -> int:
+            if n.id not in col:
+                col[n.id] = 1 + max((depth(o.node) for o in n.links_in.values()), default=-1)
+            return col[n.id]
+
+        for n in self.nodes:
+            depth(n)
+        consumers: dict[int, list[int]] = {}
+        for n in self.nodes:
+            for o in n.links_in.values():
+                consumers.setdefault(o.node.id, []).append(n.id)
+        # pull sources (loaders, empty latents) next to their first consumer
+        for n in self.nodes:
+            if not n.links_in and n.id in consumers:
+                col[n.id] = max(0, min(col[c] for c in consumers[n.id]) - 1)
+        for n in self.nodes:
+            if n.col_override is not None:
+                col[n.id] = n.col_override
+        return col
+
+    @staticmethod
+    def _size(n: Node) -> list[int]:
+        slots = wa.widget_slots(n.info)
+        n_sockets = sum(1 for _, spec, _ in wa.ordered_inputs(n.info) if not wa.is_widget_input(spec))
+        n_in = n_sockets + sum(1 for k in n.links_in if k in n.widgets)
+        rows = max(n_in, len(n.out_types), 1)
+        h = 10 + 22 * rows + 26 * len(slots)
+        width = 320
+        for s in slots:
+            if s.kind == "value" and wa._options(s.spec).get("multiline"):
+                h += 90
+                width = 420
+        if n.type == "LoadImage":
+            h += 260
+        if n.info.get("output_node") and n.type.startswith("Save"):
+            h += 280
+            width = 360
+        return [width, h]
+
+    def to_ui(self) -> dict:
+        col = self._columns()
+        order = {n.id: i for i, n in enumerate(self._topological())}
+        sizes = {n.id: self._size(n) for n in self.nodes}
+        ncols = max(col.values()) + 1 if col else 1
+        widths = [max([sizes[n.id][0] for n in self.nodes if col[n.id] == c] or [320]) for c in range(ncols)]
+        note_w = 460 if self.notes else 0
+        x0 = 40 + (note_w + 50 if note_w else 0)
+        xs, x = [], x0
+        for w in widths:
+            xs.append(x)
+            x += w + 60
+        y_next = [60] * ncols
+        pos = {}
+        for n in self.nodes:
+            c = col[n.id]
+            pos[n.id] = [xs[c], y_next[c]]
+            y_next[c] += sizes[n.id][1] + 70
+
+        links, out_links = [], {}
+        lid = 0
+        inputs_ui = {}
+        for n in self.nodes:
+            sockets = [(name, spec) for name, spec, _ in wa.ordered_inputs(n.info) if not wa.is_widget_input(spec)]
+            entries = []
+            for name, spec in sockets:
+                entries.append({"name": name, "type": wa._input_type(spec), "link": None})
+            for s in wa.widget_slots(n.info):  # linked widgets follow the sockets, in widget order
+                if s.kind == "value" and s.input in n.links_in:
+                    entries.append({"name": s.input, "type": wa._input_type(s.spec), "widget": {"name": s.input},
+                                    "link": None})
+            for idx, e in enumerate(entries):
+                src = n.links_in.get(e["name"])
+                if src is None:
+                    continue
+                lid += 1
+                e["link"] = lid
+                links.append([lid, src.node.id, src.slot, n.id, idx, src.type])
+                out_links.setdefault((src.node.id, src.slot), []).append(lid)
+            inputs_ui[n.id] = entries
+
+        nodes = []
+        for n in self.nodes:
+            values = []
+            for s in wa.widget_slots(n.info):
+                if s.kind == "value":
+                    values.append(n.widgets[s.input])
+                elif s.kind == "control":
+                    values.append(n.control)
+                elif s.kind == "filter":
+                    values.append("")
+                else:
+                    values.append("image")
+            cnr = CORE_CNR_ID
+            mod = n.info.get("python_module", "nodes")
+            if "custom_nodes" in str(mod) or n.type in self._pack_types():
+                cnr = PACK_CNR_ID
+            for prefix, cid in self.object_info.get("_cnr_ids", {}).items():
+                if n.type.startswith(prefix):
+                    cnr = cid
+            node = {
+                "id": n.id, "type": n.type, "pos": pos[n.id], "size": sizes[n.id], "flags": {},
+                "order": order[n.id], "mode": 0,
+                "inputs": inputs_ui[n.id],
+                "outputs": [{"name": name, "type": t, "links": out_links.get((n.id, i), []), "slot_index": i}
+                            for i, (name, t) in enumerate(zip(n.out_names, n.out_types))],
+                "properties": {"cnr_id": cnr, "Node name for S&R": n.type},
+                "widgets_values": values,
+            }
+            if n.title:
+                node["title"] = n.title
+            if n.color:
+                node["color"], node["bgcolor"] = COLORS[n.color]
+            nodes.append(node)
+
+        next_id = len(self.nodes)
+        note_y = 60
+        for title, text, _c in self.notes:
+            next_id += 1
+            h = 60 + 18 * (text.count("\n") + 1 + len(text) // 70)
+            nodes.append({"id": next_id, "type": "Note", "pos": [40, note_y], "size": [note_w, h], "flags": {},
+                          "order": len(nodes), "mode": 0, "inputs": [], "outputs": [],
+                          "properties": {}, "title": title, "widgets_values": [text],
+                          "color": "#432", "bgcolor": "#653"})
+            note_y += h + 60
+        return {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"training-free-video/{self.name}")),
+            "revision": 0,
+            "last_node_id": next_id,
+            "last_link_id": lid,
+            "nodes": nodes,
+            "links": links,
+            "groups": [],
+            "config": {},
+            "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}},
+            "version": 0.4,
+        }
+
+    def _pack_types(self) -> set:
+        return set(self.object_info.get("_pack_types", []))
+
+    def _topological(self) -> list[Node]:
+        done, out = set(), []
+
+        def visit(n: Node):
+            if n.id in done:
+                return
+            for o in n.links_in.values():
+                visit(o.node)
+            done.add(n.id)
+            out.append(n)
+
+        for n in self.nodes:
+            visit(n)
+        return out
+
+
+COLORS = {"green": ("#232", "#353"), "red": ("#322", "#533"), "blue": ("#223", "#335"),
+          "purple": ("#323", "#535"), "yellow": ("#432", "#653")}
+
+
+# ---------------------------------------------------------------------------------------------
+# The workflows
+# ---------------------------------------------------------------------------------------------
+
+def _sd15_front(g: Graph, positive: str, negative: str = NEGATIVE_SD15):
+    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=SD15_CKPT)
+    pos = g.add("CLIPTextEncode", title="Positive prompt", color="green", clip=ckpt["CLIP"], text=positive)
+    neg = g.add("CLIPTextEncode", title="Negative prompt", color="red", clip=ckpt["CLIP"], text=negative)
+    return ckpt, pos, neg
+
+
+def zs2_text_to_video_sd15(g: Graph):
+    ckpt, pos, neg = _sd15_front(g, "a horse galloping on a beach at sunset, photorealistic, high detail")
+    tma = g.add("TemporalMomentumAttention", model=ckpt["MODEL"], momentum=0.98)
+    dep = g.add("DependencyNoiseModelPatch", model=tma["MODEL"], kl_lambda=0.01, random_search=10,
+                linear_search=15, noise_model="dependency", alpha=0.9)
+    lat = g.add("EmptyLatentImage", title="Empty Latent Image (batch = 8 frames)", width=512, height=512, batch_size=8)
+    ks = g.add("KSampler", model=dep["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
+               latent_image=lat["LATENT"], seed=42, steps=50, cfg=7.5, sampler_name="ddim",
+               scheduler="ddim_uniform", denoise=1.0)
+    dec = g.add("VAEDecode", samples=ks["LATENT"], vae=ckpt["VAE"])
+    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="zs2/t2v", fps=8.0, lossless=False,
+          quality=90, method="default")
+    g.note("ZS^2 zero-shot text-to-video on SD1.5 (papers: ZS^2, Sec. 3.1 and 4.1).\n\n"
+           "The 8 latents of the batch are the 8 frames of one video.\n"
+           "- Temporal Momentum Attention (momentum 0.98) makes every self-attention of the UNet attend to a "
+           "momentum average of the keys/values of the frames so far.\n"
+           "- Dependency Noise (KSampler) replaces KSampler's initial noise by ZS^2's dependency noise drawn from "
+           "KSampler's seed (lambda 0.01: neighbouring frames start from correlated noise).\n\n"
+           "Paper setting: SD1.5-family model, 8 frames at 512x512, DDIM. Any SD1.x/SD2.x/SDXL checkpoint works. "
+           "The same noise as a NOISE for SamplerCustomAdvanced: the Dependency Noise node.")
+
+
+def zs2_controlnet_sd15(g: Graph):
+    ckpt, pos, neg = _sd15_front(g, "a red ball bouncing on a wooden floor, studio light, photorealistic")
+    tma = g.add("TemporalMomentumAttention", model=ckpt["MODEL"], momentum=0.98)
+    dep = g.add("DependencyNoiseModelPatch", model=tma["MODEL"], kl_lambda=0.01, random_search=10,
+                linear_search=15, noise_model="dependency", alpha=0.9)
+    cn = g.add("ControlNetLoader", control_net_name=SD15_SCRIBBLE_CN)
+    img = g.add("LoadImage", title="Control frames (animated image: one frame per video frame)",
+                image=CONTROL_FRAMES)
+    apply = g.add("ControlNetApplyAdvanced", positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
+                  control_net=cn["CONTROL_NET"], image=img["IMAGE"], vae=ckpt["VAE"], strength=0.9,
+                  start_percent=0.0, end_percent=1.0)
+    lat = g.add("EmptyLatentImage", title="Empty Latent Image (batch = 8 frames)", width=512, height=512, batch_size=8)
+    ks = g.add("KSampler", model=dep["MODEL"], positive=apply["positive"], negative=apply["negative"],
+               latent_image=lat["LATENT"], seed=42, steps=50, cfg=7.5, sampler_name="ddim",
+               scheduler="ddim_uniform", denoise=1.0)
+    dec = g.add("VAEDecode", samples=ks["LATENT"], vae=ckpt["VAE"])
+    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="zs2/controlnet", fps=8.0, lossless=False,
+          quality=90, method="default")
+    g.note("ZS^2 + ControlNet (ZS^2 paper Sec. 6.3): per-frame control.\n\n"
+           f"Load Image reads an animated image (WEBP/GIF) as a batch of frames: frame i controls video frame i. "
+           f"The example '{CONTROL_FRAMES}' (a scribble of a bouncing ball, 8 frames, in this pack's "
+           "workflows/inputs/) goes into ComfyUI/input. Use as many control frames as latents in the batch, and a "
+           "ControlNet that matches the control images (scribble here; depth, pose, canny... likewise).\n\n"
+           "Temporal Momentum Attention + Dependency Noise (KSampler) make the frames one coherent video.")
+
+
+def smoothinit_t2i_sd15(g: Graph):
+    ckpt, pos, neg = _sd15_front(g, "a photo of an astronaut riding a horse on the moon, detailed, sharp focus")
+    noise = g.add("RandomNoise", noise_seed=42)
+    fsi = g.add("FastSmoothInitNoise", noise=noise["NOISE"], model=ckpt["MODEL"], positive=pos["CONDITIONING"],
+                negative=neg["CONDITIONING"], cfg=7.5, inversion_cfg=1.0, grid_steps=50, preset="Fast-SmoothInit-10")
+    guider = g.add("CFGGuider", model=ckpt["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
+                   cfg=7.5)
+    sampler = g.add("KSamplerSelect", sampler_name="ddim")
+    sigmas = g.add("BasicScheduler", model=ckpt["MODEL"], scheduler="ddim_uniform", steps=50, denoise=1.0)
+    lat = g.add("EmptyLatentImage", width=512, height=512, batch_size=1)
+    sca = g.add("SamplerCustomAdvanced", noise=fsi["noise"], guider=guider["GUIDER"], sampler=sampler["SAMPLER"],
+                sigmas=sigmas["SIGMAS"], latent_image=lat["LATENT"])
+    dec = g.add("VAEDecode", samples=sca["output"], vae=ckpt["VAE"])
+    g.add("SaveImage", images=dec["IMAGE"], filename_prefix="smoothinit/t2i")
+    g.note("Fast-SmoothInit text-to-image on SD1.5 (SmoothInit paper: the optimised initial noise helps images too).\n\n"
+           "Random Noise -> Fast-SmoothInit Noise: 10 Forward-Inversions (a DDIM step at CFG 7.5 down one step of a "
+           "50-step grid and a DDIM-inversion step at CFG 1 back) with a momentum rule; 30 model calls, about "
+           "30% of the 100 calls of the 50-step CFG sampling after it.\n\n"
+           "Same seed -> same optimised noise. Save Noise / Load Noise keep an expensive noise for reuse.")
+
+
+def zs2_fast_smoothinit_sd15(g: Graph):
+    ckpt, pos, neg = _sd15_front(g, "a corgi running through a field of flowers, sunny day, high detail")
+    tma = g.add("TemporalMomentumAttention", model=ckpt["MODEL"], momentum=0.98)
+    dep = g.add("DependencyNoise", noise_seed=42, kl_lambda=0.01, random_search=10, linear_search=15,
+                noise_model="dependency", alpha=0.9)
+    fsi = g.add("FastSmoothInitNoise", noise=dep["noise"], model=tma["MODEL"], positive=pos["CONDITIONING"],
+                negative=neg["CONDITIONING"], cfg=7.5, inversion_cfg=1.0, grid_steps=50, preset="Fast-SmoothInit-10")
+    guider = g.add("CFGGuider", model=tma["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
+                   cfg=7.5)
+    sampler = g.add("KSamplerSelect", sampler_name="ddim")
+    sigmas = g.add("BasicScheduler", model=tma["MODEL"], scheduler="ddim_uniform", steps=50, denoise=1.0)
+    lat = g.add("EmptyLatentImage", title="Empty Latent Image (batch = 8 frames)", width=512, height=512, batch_size=8)
+    sca = g.add("SamplerCustomAdvanced", noise=fsi["noise"], guider=guider["GUIDER"], sampler=sampler["SAMPLER"],
+                sigmas=sigmas["SIGMAS"], latent_image=lat["LATENT"])
+    dec = g.add("VAEDecode", samples=sca["output"], vae=ckpt["VAE"])
+    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="zs2/fast_smoothinit", fps=8.0, lossless=False,
+          quality=90, method="default")
+    g.note("ZS^2 text-to-video with Fast-SmoothInit on top of Dependency Noise (SamplerCustomAdvanced form).\n\n"
+           "Dependency Noise draws temporally correlated noise for the 8 frames; Fast-SmoothInit Noise optimises it "
+           "with the same TMA-patched model and prompts used for sampling (30 extra model calls); "
+           "SamplerCustomAdvanced samples from the result.")
+
+
+def _wan_front(g: Graph, positive: str):
+    unet = g.add("UNETLoader", unet_name=WAN_UNET, weight_dtype="default")
+    ms = g.add("ModelSamplingSD3", model=unet["MODEL"], shift=8.0)
+    clip = g.add("CLIPLoader", clip_name=WAN_TE, type="wan", device="default")
+    pos = g.add("CLIPTextEncode", title="Positive prompt", color="green", clip=clip["CLIP"], text=positive)
+    neg = g.add("CLIPTextEncode", title="Negative prompt", color="red", clip=clip["CLIP"], text=NEGATIVE_WAN)
+    vae = g.add("VAELoader", vae_name=WAN_VAE)
+    return ms, pos, neg, vae
+
+
+def wan_t2v_fast_smoothinit(g: Graph):
+    ms, pos, neg, vae = _wan_front(g, "a fox walking through fresh snow in a pine forest, cinematic, detailed fur")
+    si_ = g.add("SmoothInitModelPatch", model=ms["MODEL"], method="Fast-SmoothInit-10 DiT-safe", cfg=6.0,
+                inversion_cfg=1.0, grid_steps=50)
+    lat = g.add("EmptyHunyuanLatentVideo", width=832, height=480, length=33, batch_size=1)
+    ks = g.add("KSampler", model=si_["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
+               latent_image=lat["LATENT"], seed=42, steps=30, cfg=6.0, sampler_name="uni_pc", scheduler="simple",
+               denoise=1.0)
+    dec = g.add("VAEDecode", samples=ks["LATENT"], vae=vae["VAE"])
+    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="wan/fast_smoothinit", fps=16.0, lossless=False,
+          quality=90, method="default")
+    g.note("Wan 2.1 text-to-video (flow model) with Fast-SmoothInit through the plain KSampler.\n\n"
+           "SmoothInit (KSampler) makes the KSampler start from optimised noise, computed with KSampler's own "
+           "prompts, seed and first sigma (30 model calls). The DiT-safe preset (gamma_m 0.95) stays close to the "
+           "base noise, as the paper recommends for DiT video models. cfg here is the CFG of the DDIM step (w1): "
+           "keep it equal to KSampler's cfg.\n\n"
+           f"Models: {WAN_UNET} (diffusion_models), {WAN_TE} (text_encoders), {WAN_VAE} (vae). 33 frames at "
+           "832x480 (9 latent frames).")
+
+
+def i4vgen_wan(g: Graph):
+    ms, pos, neg, vae = _wan_front(g, "a sailing boat on a calm sea at golden hour, gentle waves, cinematic")
+    anchor_lat = g.add("EmptyHunyuanLatentVideo", title="Anchor: one frame", width=832, height=480, length=1,
+                       batch_size=1)
+    anchor = g.add("KSampler", title="KSampler (anchor image)", model=ms["MODEL"], positive=pos["CONDITIONING"],
+                   negative=neg["CONDITIONING"], latent_image=anchor_lat["LATENT"], seed=42, steps=30, cfg=6.0,
+                   sampler_name="uni_pc", scheduler="simple", denoise=1.0)
+    static = g.add("I4VGenStaticVideoFromLatent", samples=anchor["LATENT"], model=ms["MODEL"], frames=9,
+                   layout="auto", batch_index=0)
+    anim = g.add("NIVSDSAnimate", model=ms["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
+                 latent_image=static["static_video"], seed=7, steps=30, cfg=6.0, scheduler="simple", p=0.6,
+                 step_sizes="1")
+    regen = g.add("KSampler", title="KSampler (regeneration, denoise = p_re)", model=ms["MODEL"],
+                  positive=pos["CONDITIONING"], negative=neg["CONDITIONING"], latent_image=anim["animated"],
+                  seed=43, steps=30, cfg=6.0, sampler_name="uni_pc", scheduler="simple", denoise=0.8)
+    dec = g.add("VAEDecode", samples=regen["LATENT"], vae=vae["VAE"])
+    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="i4vgen/wan", fps=16.0, lossless=False,
+          quality=90, method="default")
+    g.note("I4VGen on a native flow video model (Wan 2.1), core nodes + this pack.\n\n"
+           "1. Anchor image: the video model itself generates a one-frame clip.\n"
+           "2. Static Video From Latent repeats it to 9 latent frames (33 video frames) on the frame axis.\n"
+           "3. NI-VSDS Animate (p 0.6: int(30 * 0.6) + 1 = 19 updates, one fixed noise) gives the static video "
+           "motion.\n"
+           "4. Regeneration: a stock KSampler at denoise = p_re on the animated latent.\n\n"
+           "Step sizes '1' and p_re 0.8 are the official LaVie settings (AnimateDiff: '10,10,10,1', p_re 1.0).")
+
+
+def i4vgen_real_image_sd15(g: Graph):
+    ckpt, pos, neg = _sd15_front(g, "a cat turning its head, soft window light, photorealistic")
+    tma = g.add("TemporalMomentumAttention", model=ckpt["MODEL"], momentum=0.98)
+    img = g.add("LoadImage", title="Your image (the anchor)", image="example.png")
+    scale = g.add("ImageScale", image=img["IMAGE"], upscale_method="lanczos", width=512, height=512, crop="center")
+    enc = g.add("VAEEncode", pixels=scale["IMAGE"], vae=ckpt["VAE"])
+    static = g.add("I4VGenStaticVideoFromLatent", samples=enc["LATENT"], model=tma["MODEL"], frames=8,
+                   layout="auto", batch_index=0)
+    anim = g.add("NIVSDSAnimate", model=tma["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
+                 latent_image=static["static_video"], seed=7, steps=25, cfg=7.5, scheduler="ddim_uniform", p=0.6,
+                 step_sizes="10,10,10,1")
+    dep = g.add("DependencyNoiseModelPatch", model=tma["MODEL"], kl_lambda=0.01, random_search=10,
+                linear_search=15, noise_model="dependency", alpha=0.9)
+    regen = g.add("KSampler", title="KSampler (regeneration, denoise = p_re)", model=dep["MODEL"],
+                  positive=pos["CONDITIONING"], negative=neg["CONDITIONING"], latent_image=anim["animated"],
+                  seed=43, steps=25, cfg=7.5, sampler_name="ddim", scheduler="ddim_uniform", denoise=0.8)
+    dec = g.add("VAEDecode", samples=regen["LATENT"], vae=ckpt["VAE"])
+    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="i4vgen/real_image", fps=8.0, lossless=False,
+          quality=90, method="default")
+    g.note("I4VGen from a real image (I4VGen paper Sec. 4.5, 'adaptation on real image'), SD1.5 only.\n\n"
+           "Load Image -> VAE Encode -> Static Video (8 frames) -> NI-VSDS Animate -> KSampler at denoise = p_re "
+           "(0.8 keeps the image's identity; 1.0 is the AnimateDiff default).\n\n"
+           "The video model here is SD1.5 made temporal zero-shot by ZS^2: Temporal Momentum Attention, and "
+           "Dependency Noise for the regeneration noise. With AnimateDiff-Evolved installed, use its motion model "
+           "instead (see i4vgen_animatediff_sd15).")
+
+
+def i4vgen_animatediff_sd15(g: Graph):
+    ckpt, pos, neg = _sd15_front(g, "a waterfall in a lush green forest, mist, sunlight, high detail")
+    cand_lat = g.add("EmptyLatentImage", title="Anchor candidates (4 images)", width=512, height=512, batch_size=4)
+    cand = g.add("KSampler", title="KSampler (anchor candidates, image model)", model=ckpt["MODEL"],
+                 positive=pos["CONDITIONING"], negative=neg["CONDITIONING"], latent_image=cand_lat["LATENT"], seed=42,
+                 steps=25, cfg=7.5, sampler_name="ddim", scheduler="ddim_uniform", denoise=1.0)
+    cand_img = g.add("VAEDecode", samples=cand["LATENT"], vae=ckpt["VAE"])
+    sel = g.add("I4VGenAnchorSelect", images=cand_img["IMAGE"], mode="highest", scores_text="1, 0, 0, 0")
+    g.add("PreviewImage", title="Chosen anchor", images=sel["anchor_image"])
+    mm = g.add("ADE_LoadAnimateDiffModel", model_name=AD_MOTION_MODEL)
+    apply = g.add("ADE_ApplyAnimateDiffModelSimple", motion_model=mm["MOTION_MODEL"])
+    evo = g.add("ADE_UseEvolvedSampling", model=ckpt["MODEL"], m_models=apply["M_MODELS"],
+                beta_schedule="autoselect")
+    static = g.add("I4VGenStaticVideoFromLatent", samples=cand["LATENT"], batch_index=sel["index"],
+                   model=evo["MODEL"], frames=16, layout="auto")
+    anim = g.add("NIVSDSAnimate", model=evo["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
+                 latent_image=static["static_video"], seed=7, steps=25, cfg=7.5, scheduler="ddim_uniform", p=0.6,
+                 step_sizes="10,10,10,1")
+    regen = g.add("KSampler", title="KSampler (regeneration, denoise = p_re)", model=evo["MODEL"],
+                  positive=pos["CONDITIONING"], negative=neg["CONDITIONING"], latent_image=anim["animated"],
+                  seed=43, steps=25, cfg=7.5, sampler_name="ddim", scheduler="ddim_uniform", denoise=1.0)
+    dec = g.add("VAEDecode", samples=regen["LATENT"], vae=ckpt["VAE"])
+    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="i4vgen/animatediff", fps=8.0, lossless=False,
+          quality=90, method="default")
+    g.note("I4VGen on SD1.5 + AnimateDiff (the paper's setting; needs ComfyUI-AnimateDiff-Evolved and "
+           f"{AD_MOTION_MODEL} in models/animatediff_models).\n\n"
+           "1. Anchor: 4 candidate images from the plain image model; I4VGen Anchor Select keeps the best by score "
+           "(connect any reward/score node to its 'scores' input; here scores_text picks the first). Its index "
+           "selects the candidate's own latent, no VAE round trip.\n"
+           "2. Static Video From Latent: 16 frames.\n"
+           "3. NI-VSDS Animate with the AnimateDiff model (official defaults: DDIM 25 steps, CFG 7.5, p 0.6 -> 16 "
+           "updates, step sizes 10,10,10,1).\n"
+           "4. Regeneration: KSampler at denoise = p_re = 1.0.")
+
+
+WORKFLOWS = {
+    "zs2_text_to_video_sd15": zs2_text_to_video_sd15,
+    "zs2_controlnet_sd15": zs2_controlnet_sd15,
+    "smoothinit_t2i_sd15": smoothinit_t2i_sd15,
+    "zs2_fast_smoothinit_sd15": zs2_fast_smoothinit_sd15,
+    "wan_t2v_fast_smoothinit": wan_t2v_fast_smoothinit,
+    "i4vgen_wan": i4vgen_wan,
+    "i4vgen_real_image_sd15": i4vgen_real_image_sd15,
+    "i4vgen_animatediff_sd15": i4vgen_animatediff_sd15,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Example inputs
+# ---------------------------------------------------------------------------------------------
+
+def control_frames_webp(size: int = 512, frames: int = 8) -> bytes:
+    """An 8-frame scribble of a ball bouncing across the picture (white strokes on black), the
+    per-frame control images of zs2_controlnet_sd15. Deterministic."""
+    import math
+
+    from PIL import Image, ImageDraw
+    imgs = []
+    for i in range(frames):
+        t = i / max(frames - 1, 1)
+        im = Image.new("RGB", (size, size), "black")
+        d = ImageDraw.Draw(im)
+        w = max(2, size // 128)
+        floor = int(size * 0.85)
+        d.line([(0, floor), (size, floor)], fill="white", width=w)
+        r = size * 0.09
+        cx = size * (0.15 + 0.7 * t)
+        cy = floor - r - abs(math.sin(math.pi * 2 * t)) * size * 0.45
+        d.ellipse([cx - r, cy - r, cx + r, cy + r], outline="white", width=w)
+        imgs.append(im)
+    buf = io.BytesIO()
+    imgs[0].save(buf, format="WEBP", save_all=True, append_images=imgs[1:], duration=125, loop=0, lossless=True)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+
+def external_defs() -> dict:
+    data = json.loads(EXTERNAL_DEFS.read_text())
+    return {k: v for k, v in data.items() if not k.startswith("_") and k != "cnr_ids"}, data.get("cnr_ids", {})
+
+
+def build_object_info() -> dict:
+    """Live node definitions (ComfyUI booted in-process with this pack) plus recorded definitions
+    of third-party nodes that are not installed."""
+    from comfy_harness import boot
+    pack = boot()
+    import nodes
+    info = wa.object_info_in_process()
+    ext, cnr = external_defs()
+    for k, v in ext.items():
+        info.setdefault(k, v)
+    info["_cnr_ids"] = cnr
+    info["_pack_types"] = sorted(getattr(pack, "NODE_CLASS_MAPPINGS", {}).keys())
+    del nodes
+    return info
+
+
+def build_all(object_info: dict) -> dict[str, dict]:
+    out = {}
+    for name, fn in WORKFLOWS.items():
+        g = Graph(object_info, name)
+        fn(g)
+        out[name] = g.to_ui()
+    return out
+
+
+def render(ui: dict) -> str:
+    return json.dumps(ui, indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="only compare; exit 1 if a file would change")
+    args = ap.parse_args(argv)
+    info = build_object_info()
+    files = {WORKFLOWS_DIR_NAME(n): render(ui) for n, ui in build_all(info).items()}
+    stale = []
+    for path, text in files.items():
+        if not path.exists() or path.read_text() != text:
+            stale.append(path)
+            if not args.check:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+    webp = INPUTS / CONTROL_FRAMES
+    data = control_frames_webp()
+    if not webp.exists() or webp.read_bytes() != data:
+        stale.append(webp)
+        if not args.check:
+            webp.parent.mkdir(parents=True, exist_ok=True)
+            webp.write_bytes(data)
+    for p in stale:
+        print(("stale: " if args.check else "wrote: ") + str(p.relative_to(REPO)))
+    if not stale:
+        print("workflows up to date")
+    return 1 if (args.check and stale) else 0
+
+
+def WORKFLOWS_DIR_NAME(name: str) -> Path:  # noqa: N802
+    return WORKFLOW_DIR / f"{name}.json"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

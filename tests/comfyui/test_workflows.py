@@ -1,0 +1,541 @@
+"""Every shipped workflow (workflows/*.json, UI format) is converted to the API format with the
+node definitions and EXECUTED by the real ComfyUI in-process (execution.validate_prompt +
+execution.PromptExecutor), with tiny random-weight models.
+
+What the runs change, and nothing else (everything else runs as shipped):
+
+SD1.5 graphs
+  * CheckpointLoaderSimple.ckpt_name -> a tiny SD1.5-format checkpoint written at test time
+    (checkpoints.py: one-level UNet with SD1.5 shapes, full-size random CLIP-L, TAESD VAE), found
+    through a temporary ``checkpoints`` folder;
+  * ControlNetLoader.control_net_name -> a tiny random SD1.5 ControlNet file matching that UNet;
+  * EmptyLatentImage / ImageScale width, height 512 -> 64 (frames = batch size unchanged);
+  * KSampler / BasicScheduler steps -> 2; NIVSDSAnimate steps 25 -> 3 (int(3 * 0.6) + 1 = 2 updates).
+Wan graphs (the loaders' outputs are swapped, COMFY.md "Models for tests")
+  * UNETLoader -> test node TFVTestTinyWanModel (comfy_harness.tiny_wan: WAN21_T2V, dim 32, 2 layers);
+  * CLIPTextEncode -> test node TFVTestWanConditioning (random [1, 8, 32] text embeddings), the
+    CLIPLoader then has no consumer and is removed;
+  * VAELoader -> test node TFVTestWanVAE: the REAL Wan 2.1 VAE architecture (comfy.sd.VAE from a
+    full-size random state dict, built once per session);
+  * EmptyHunyuanLatentVideo width, height 832x480 -> 32x32, length 33 -> 5 (2 latent frames; the
+    one-frame anchor latent keeps length 1); I4VGenStaticVideoFromLatent frames 9 -> 2;
+  * KSampler steps 30 -> 2; NIVSDSAnimate steps 30 -> 3.
+Input/output folders are temporary (input: ComfyUI's example.png and workflows/inputs/*).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import torch
+
+from comfy_harness import REPO_ROOT, comfyui_path, tiny_wan, wan_conds
+import workflow_api as wa
+
+WORKFLOW_DIR = REPO_ROOT / "workflows"
+WORKFLOW_FILES = sorted(WORKFLOW_DIR.glob("*.json"))
+WORKFLOW_IDS = [p.stem for p in WORKFLOW_FILES]
+TINY_CKPT = "tfv_tiny_sd15.safetensors"
+TINY_CN = "tfv_tiny_sd15_controlnet.safetensors"
+
+# Third-party nodes a workflow may use (by design), by workflow name: class-type prefix -> pack.
+THIRD_PARTY_ALLOWED = {"i4vgen_animatediff_sd15": {"ADE_": "ComfyUI-AnimateDiff-Evolved"}}
+
+SD15_OVERRIDES = {
+    "CheckpointLoaderSimple": {"ckpt_name": TINY_CKPT},
+    "ControlNetLoader": {"control_net_name": TINY_CN},
+    "EmptyLatentImage": {"width": 64, "height": 64},
+    "ImageScale": {"width": 64, "height": 64},
+    "KSampler": {"steps": 2},
+    "BasicScheduler": {"steps": 2},
+    "NIVSDSAnimate": {"steps": 3},
+}
+WAN_OVERRIDES = {
+    "EmptyHunyuanLatentVideo": {"width": 32, "height": 32, "length": lambda v: 1 if v == 1 else 5},
+    "I4VGenStaticVideoFromLatent": {"frames": 2},
+    "KSampler": {"steps": 2},
+    "NIVSDSAnimate": {"steps": 3},
+}
+# Expected outputs after the overrides: {output node class: frames per saved file}.
+EXPECTED = {
+    "zs2_text_to_video_sd15": {"SaveAnimatedWEBP": 8},
+    "zs2_controlnet_sd15": {"SaveAnimatedWEBP": 8},
+    "smoothinit_t2i_sd15": {"SaveImage": 1},
+    "zs2_fast_smoothinit_sd15": {"SaveAnimatedWEBP": 8},
+    "wan_t2v_fast_smoothinit": {"SaveAnimatedWEBP": 5},
+    "i4vgen_wan": {"SaveAnimatedWEBP": 5},
+    "i4vgen_real_image_sd15": {"SaveAnimatedWEBP": 8},
+    "i4vgen_animatediff_sd15": {"SaveAnimatedWEBP": 16},
+}
+
+
+def _external_defs() -> dict:
+    data = json.loads((REPO_ROOT / "scripts" / "external_node_defs.json").read_text())
+    return {k: v for k, v in data.items() if not k.startswith("_") and k != "cnr_ids"}
+
+
+def _is_core(info: dict) -> bool:
+    mod = str(info.get("python_module", "nodes"))
+    return mod == "nodes" or mod.startswith(("comfy_extras", "comfy_api_nodes"))
+
+
+def _load_build_script():
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    try:
+        import build_workflows
+    finally:
+        sys.path.pop(0)
+    return build_workflows
+
+
+@pytest.fixture(scope="session")
+def live_info(pack):
+    """Definitions of every registered node (core + this pack [+ anything else installed])."""
+    return wa.object_info_in_process()
+
+
+@pytest.fixture(scope="session")
+def object_info(live_info):
+    """Live definitions, plus the recorded third-party definitions for packs not installed."""
+    info = dict(live_info)
+    for k, v in _external_defs().items():
+        info.setdefault(k, v)
+    return info
+
+
+def _ade_missing_reason():
+    import nodes
+    if "ADE_UseEvolvedSampling" not in nodes.NODE_CLASS_MAPPINGS:
+        return (f"ComfyUI-AnimateDiff-Evolved is not installed in the ComfyUI under test ({comfyui_path()}/"
+                f"custom_nodes); the I4VGen + AnimateDiff workflow runs only with it")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# In-process execution
+# ---------------------------------------------------------------------------------------------
+
+class _ServerStub:
+    """What PromptExecutor needs of PromptServer: it records the messages."""
+
+    def __init__(self):
+        self.client_id = None
+        self.last_node_id = None
+        self.sockets_metadata = {}
+        self.messages = []
+
+    def send_sync(self, event, data, sid=None):
+        self.messages.append((event, data))
+
+    def queue_updated(self):
+        pass
+
+
+class Runner:
+    def __init__(self):
+        import execution
+        self.server = _ServerStub()
+        self.executor = execution.PromptExecutor(self.server, cache_type=execution.CacheType.CLASSIC)
+
+    def validate(self, api: dict):
+        import execution
+        return asyncio.run(execution.validate_prompt(str(uuid.uuid4()), api, None))
+
+    def run(self, api: dict) -> dict:
+        valid = self.validate(api)
+        assert valid[0], f"validation failed: {valid[1]} {json.dumps(valid[3], default=str)[:3000]}"
+        self.server.messages.clear()
+        self.executor.execute(api, str(uuid.uuid4()), extra_data={}, execute_outputs=valid[2])
+        errors = [d for e, d in self.server.messages if e == "execution_error"]
+        assert self.executor.success and not errors, f"execution failed: {errors}"
+        return self.executor.history_result["outputs"]
+
+
+@pytest.fixture(scope="session")
+def dirs(pack, tmp_path_factory):
+    """Temporary ComfyUI input/output folders and model folders with the tiny models."""
+    import folder_paths
+    from checkpoints import registered_folder, write_controlnet, write_sd15_checkpoint
+    root = tmp_path_factory.mktemp("tfv_workflows")
+    models = root / "models"
+    write_sd15_checkpoint(models / "checkpoints" / TINY_CKPT, "tiny", seed=0)
+    write_controlnet(models / "controlnet" / TINY_CN, seed=0)
+    inp, out = root / "input", root / "output"
+    inp.mkdir()
+    out.mkdir()
+    shutil.copy(comfyui_path() / "input" / "example.png", inp / "example.png")
+    for f in (WORKFLOW_DIR / "inputs").glob("*"):
+        shutil.copy(f, inp / f.name)
+    old_in, old_out = folder_paths.get_input_directory(), folder_paths.get_output_directory()
+    folder_paths.set_input_directory(str(inp))
+    folder_paths.set_output_directory(str(out))
+    with registered_folder("checkpoints", models / "checkpoints"), \
+            registered_folder("controlnet", models / "controlnet"):
+        yield {"root": root, "input": inp, "output": out}
+    folder_paths.set_input_directory(old_in)
+    folder_paths.set_output_directory(old_out)
+
+
+# Test-only nodes that stand in for the Wan loaders (registered for this module only).
+_WAN_VAE = {}
+
+
+class TFVTestTinyWanModel:
+    """Test only: a tiny random-weight Wan 2.1 T2V model in place of UNETLoader."""
+    CATEGORY = "_tests"
+    FUNCTION = "load"
+    RETURN_TYPES = ("MODEL",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 31, "tooltip": "weights seed"})}}
+
+    def load(self, seed):
+        return (tiny_wan(seed),)
+
+
+class TFVTestWanConditioning:
+    """Test only: random Wan text conditioning [1, 8, 32] in place of CLIPTextEncode."""
+    CATEGORY = "_tests"
+    FUNCTION = "encode"
+    RETURN_TYPES = ("CONDITIONING",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 31, "tooltip": "seed"})}}
+
+    def encode(self, seed):
+        return (wan_conds(seed)[0],)
+
+
+class TFVTestWanVAE:
+    """Test only: the real Wan 2.1 VAE architecture with random weights in place of VAELoader."""
+    CATEGORY = "_tests"
+    FUNCTION = "load"
+    RETURN_TYPES = ("VAE",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+    def load(self):
+        if "vae" not in _WAN_VAE:
+            import comfy.ldm.wan.vae
+            import comfy.sd
+            from checkpoints import init_random
+            m = comfy.ldm.wan.vae.WanVAE(dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                                         temperal_downsample=[False, True, True])
+            init_random(m, 5)
+            _WAN_VAE["vae"] = comfy.sd.VAE(sd=m.state_dict())
+        return (_WAN_VAE["vae"],)
+
+
+TEST_NODES = {"TFVTestTinyWanModel": TFVTestTinyWanModel, "TFVTestWanConditioning": TFVTestWanConditioning,
+              "TFVTestWanVAE": TFVTestWanVAE}
+
+
+@pytest.fixture(scope="module")
+def runner(dirs):
+    import nodes
+    nodes.NODE_CLASS_MAPPINGS.update(TEST_NODES)
+    try:
+        yield Runner()
+    finally:
+        for k in TEST_NODES:
+            nodes.NODE_CLASS_MAPPINGS.pop(k, None)
+
+
+def _apply_overrides(api: dict, table: dict) -> None:
+    for class_type, values in table.items():
+        for nid in wa.find_nodes(api, class_type):
+            for name, v in values.items():
+                assert name in api[nid]["inputs"], f"{class_type} {nid} has no input {name}"
+                api[nid]["inputs"][name] = v(api[nid]["inputs"][name]) if callable(v) else v
+
+
+def _swap_wan_loaders(api: dict) -> None:
+    for i, nid in enumerate(wa.find_nodes(api, "CLIPTextEncode")):
+        api[nid] = {"class_type": "TFVTestWanConditioning", "inputs": {"seed": 100 + i}}
+    for nid in wa.find_nodes(api, "UNETLoader"):
+        api[nid] = {"class_type": "TFVTestTinyWanModel", "inputs": {"seed": 0}}
+    for nid in wa.find_nodes(api, "VAELoader"):
+        api[nid] = {"class_type": "TFVTestWanVAE", "inputs": {}}
+    for nid in wa.find_nodes(api, "CLIPLoader"):
+        users = [k for k, v in api.items() for x in v["inputs"].values() if isinstance(x, list) and x[:1] == [nid]]
+        assert not users, f"CLIPLoader {nid} still used by {users}"
+        del api[nid]
+
+
+def test_runs_use_every_override_and_nothing_else():
+    """The override tables only name inputs that exist on shipped nodes (guards against silent no-ops)."""
+    for table in (SD15_OVERRIDES, WAN_OVERRIDES):
+        for class_type in table:
+            assert any(class_type in p.read_text() for p in WORKFLOW_FILES), class_type
+
+
+# ---------------------------------------------------------------------------------------------
+# Static checks on the files
+# ---------------------------------------------------------------------------------------------
+
+def test_all_expected_workflows_exist():
+    assert set(WORKFLOW_IDS) == set(EXPECTED), "workflows/ and EXPECTED must list the same workflows"
+
+
+def test_workflow_files_are_generated_from_the_node_definitions(pack):
+    """workflows/*.json equal what scripts/build_workflows.py writes from the current node definitions."""
+    bw = _load_build_script()
+    info = bw.build_object_info()
+    built = bw.build_all(info)
+    stale = [n for n, ui in built.items()
+             if not (WORKFLOW_DIR / f"{n}.json").exists() or (WORKFLOW_DIR / f"{n}.json").read_text() != bw.render(ui)]
+    assert not stale, f"stale workflow files {stale}: run python scripts/build_workflows.py"
+    webp = WORKFLOW_DIR / "inputs" / bw.CONTROL_FRAMES
+    assert webp.read_bytes() == bw.control_frames_webp()
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=WORKFLOW_IDS)
+def test_ui_format_is_well_formed(path):
+    wf = json.loads(path.read_text())
+    for key in ("last_node_id", "last_link_id", "nodes", "links", "groups", "config", "extra", "version"):
+        assert key in wf, key
+    assert wf["version"] == 0.4
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    assert len(nodes) == len(wf["nodes"]), "duplicate node ids"
+    assert wf["last_node_id"] >= max(nodes)
+    links = {l[0]: l for l in wf["links"]}
+    assert len(links) == len(wf["links"]) and wf["last_link_id"] >= max(links)
+    for n in wf["nodes"]:
+        for key in ("id", "type", "pos", "size", "flags", "order", "mode", "inputs", "outputs", "properties",
+                    "widgets_values"):
+            assert key in n, (n["id"], key)
+        assert n["mode"] == 0
+        if n["type"] != "Note":
+            assert n["properties"]["Node name for S&R"] == n["type"]
+        for idx, inp in enumerate(n["inputs"]):
+            if inp["link"] is None:
+                continue
+            lid, src, src_slot, dst, dst_slot, typ = links[inp["link"]]
+            assert (dst, dst_slot) == (n["id"], idx), f"link {lid} does not point at node {n['id']} input {idx}"
+            out = nodes[src]["outputs"][src_slot]
+            assert lid in out["links"] and out["type"] == typ
+            assert wa._types_compatible(inp["type"], typ), (n["type"], inp["name"], inp["type"], typ)
+        for slot, out in enumerate(n["outputs"]):
+            assert out["slot_index"] == slot
+            for lid in out["links"]:
+                assert links[lid][1:3] == [n["id"], slot]
+    # every link is referenced by exactly its destination input
+    for lid, src, src_slot, dst, dst_slot, typ in wf["links"]:
+        assert nodes[dst]["inputs"][dst_slot]["link"] == lid
+    # left-to-right: every link goes rightwards
+    for lid, src, _, dst, _, _ in wf["links"]:
+        assert nodes[src]["pos"][0] < nodes[dst]["pos"][0], f"link {lid} goes right-to-left"
+    assert any(n["type"] == "Note" for n in wf["nodes"]), "each workflow explains itself in a Note"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=WORKFLOW_IDS)
+def test_workflow_uses_only_core_nodes_and_ours(path, pack, live_info):
+    wf = json.loads(path.read_text())
+    ours = set(pack.NODE_CLASS_MAPPINGS)
+    allowed = THIRD_PARTY_ALLOWED.get(path.stem, {})
+    for t in wa.node_types(wf):
+        if t in wa.VIRTUAL_NODE_TYPES or t in ours:
+            continue
+        if any(t.startswith(p) for p in allowed):
+            continue
+        assert t in live_info, f"{path.name}: unknown node type {t}"
+        assert _is_core(live_info[t]), f"{path.name}: {t} is neither a core node nor one of this pack's"
+    assert any(n["type"] in ours for n in wf["nodes"]), "each workflow uses this pack"
+
+
+def test_recorded_third_party_definitions_match_live_ones_when_installed(live_info):
+    for k, v in _external_defs().items():
+        if k not in live_info:
+            continue
+        assert [s.name for s in wa.widget_slots(live_info[k])] == [s.name for s in wa.widget_slots(v)], k
+
+
+@pytest.fixture
+def placeholder_models(dirs, tmp_path):
+    """Empty files with the shipped model names, so the combo values validate as a user's would."""
+    from checkpoints import registered_folder
+    bw = _load_build_script()
+    names = {"checkpoints": [bw.SD15_CKPT], "controlnet": [bw.SD15_SCRIBBLE_CN], "diffusion_models": [bw.WAN_UNET],
+             "text_encoders": [bw.WAN_TE], "vae": [bw.WAN_VAE]}
+    import folder_paths
+    if "animatediff_models" in folder_paths.folder_names_and_paths:
+        names["animatediff_models"] = [bw.AD_MOTION_MODEL]
+    stack = []
+    for folder, files in names.items():
+        d = tmp_path / folder
+        d.mkdir()
+        for f in files:
+            (d / f).write_bytes(b"")
+        cm = registered_folder(folder, d)
+        cm.__enter__()
+        stack.append(cm)
+    yield
+    for cm in reversed(stack):
+        cm.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=WORKFLOW_IDS)
+def test_shipped_widget_values_validate(path, object_info, runner, placeholder_models):
+    """The file as shipped (no override) passes ComfyUI's own prompt validation: every widget value is
+    in range / one of the combo choices, every required input is connected."""
+    if path.stem in THIRD_PARTY_ALLOWED and _ade_missing_reason():
+        pytest.skip(_ade_missing_reason())
+    api = wa.convert_file(path, object_info)
+    valid = runner.validate(api)
+    assert valid[0], f"{path.name}: {valid[1]} {json.dumps(valid[3], default=str)[:3000]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Execution
+# ---------------------------------------------------------------------------------------------
+
+def _check_outputs(name: str, outputs: dict, api: dict, out_dir: Path):
+    from PIL import Image
+    import numpy as np
+    expected = EXPECTED[name]
+    for class_type, frames in expected.items():
+        ids = wa.find_nodes(api, class_type)
+        assert ids, f"{name}: no {class_type}"
+        for nid in ids:
+            files = outputs.get(nid, {}).get("images", [])
+            assert files, f"{name}: {class_type} {nid} wrote nothing"
+            for f in files:
+                p = out_dir / f.get("subfolder", "") / f["filename"]
+                assert p.is_file(), p
+                with Image.open(p) as im:
+                    n = getattr(im, "n_frames", 1)
+                    assert n == frames, f"{p.name}: {n} frames, expected {frames}"
+                    arrs = []
+                    for i in range(n):
+                        im.seek(i)
+                        arrs.append(np.asarray(im.convert("RGB"), dtype=np.float32))
+                a = np.stack(arrs)
+                assert np.isfinite(a).all()
+                assert a.std() > 1.0, f"{p.name} is (nearly) constant"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=WORKFLOW_IDS)
+def test_workflow_runs(path, object_info, runner, dirs):
+    name = path.stem
+    if name in THIRD_PARTY_ALLOWED and _ade_missing_reason():
+        pytest.skip(_ade_missing_reason())
+    api = wa.convert_file(path, object_info)
+    if wa.find_nodes(api, "UNETLoader"):
+        _swap_wan_loaders(api)
+        _apply_overrides(api, WAN_OVERRIDES)
+    else:
+        _apply_overrides(api, SD15_OVERRIDES)
+    outputs = runner.run(api)
+    _check_outputs(name, outputs, api, dirs["output"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The converter itself, on small hand-made UI graphs (frontend rules)
+# ---------------------------------------------------------------------------------------------
+
+def _ui(nodes, links):
+    return {"last_node_id": max(n["id"] for n in nodes), "last_link_id": max([l[0] for l in links] or [0]),
+            "nodes": nodes, "links": links, "groups": [], "config": {}, "extra": {}, "version": 0.4}
+
+
+def _n(nid, t, inputs=(), outputs=(), widgets=None, mode=0, order=0):
+    return {"id": nid, "type": t, "pos": [0, 0], "size": [1, 1], "flags": {}, "order": order, "mode": mode,
+            "inputs": [dict(i) for i in inputs], "outputs": [dict(o) for o in outputs], "properties": {},
+            "widgets_values": widgets if widgets is not None else []}
+
+
+def test_converter_widget_order_seed_control_and_links(object_info):
+    ck = _n(1, "CheckpointLoaderSimple", outputs=[{"name": "MODEL", "type": "MODEL", "links": [1]},
+                                                  {"name": "CLIP", "type": "CLIP", "links": []},
+                                                  {"name": "VAE", "type": "VAE", "links": []}], widgets=["a.safetensors"])
+    ks = _n(2, "KSampler", inputs=[{"name": "model", "type": "MODEL", "link": 1}],
+            widgets=[5, "randomize", 12, 6.5, "euler", "karras", 0.7], order=1)
+    api = wa.ui_to_api(_ui([ck, ks], [[1, 1, 0, 2, 0, "MODEL"]]), object_info)
+    assert api["1"] == {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "a.safetensors"},
+                        "_meta": {"title": "Load Checkpoint"}}
+    assert api["2"]["inputs"] == {"seed": 5, "steps": 12, "cfg": 6.5, "sampler_name": "euler", "scheduler": "karras",
+                                  "denoise": 0.7, "model": ["1", 0]}
+    ks["widgets_values"] = [5, 12, 6.5, "euler", "karras", 0.7]  # control value missing
+    with pytest.raises(wa.WorkflowFormatError, match="6 widgets_values"):
+        wa.ui_to_api(_ui([ck, ks], [[1, 1, 0, 2, 0, "MODEL"]]), object_info)
+
+
+def test_converter_upload_widget_and_noise_seed(object_info):
+    li = _n(1, "LoadImage", widgets=["example.png", "image"])
+    rn = _n(2, "RandomNoise", widgets=[7, "fixed"])
+    api = wa.ui_to_api(_ui([li, rn], []), object_info)
+    assert api["1"]["inputs"] == {"image": "example.png"}
+    assert api["2"]["inputs"] == {"noise_seed": 7}
+    assert [s.name for s in wa.widget_slots(object_info["LoadImage"])] == ["image", "upload"]
+    assert [s.kind for s in wa.widget_slots(object_info["RandomNoise"])] == ["value", "control"]
+
+
+def test_converter_bypass_mute_reroute_primitive_note(object_info):
+    model_out = {"name": "MODEL", "type": "MODEL"}
+    ck = _n(1, "CheckpointLoaderSimple", outputs=[dict(model_out, links=[1]), {"name": "CLIP", "type": "CLIP", "links": []},
+                                                  {"name": "VAE", "type": "VAE", "links": [6]}], widgets=["a.safetensors"])
+    # bypassed model patch: its consumer gets the patch's MODEL input instead
+    tma = _n(2, "TemporalMomentumAttention", inputs=[{"name": "model", "type": "MODEL", "link": 1}],
+             outputs=[dict(model_out, links=[2])], widgets=[0.5], mode=4, order=1)
+    rr = _n(3, "Reroute", inputs=[{"name": "", "type": "*", "link": 2}],
+            outputs=[{"name": "", "type": "MODEL", "links": [3]}], order=2)
+    prim = _n(4, "PrimitiveNode", outputs=[{"name": "INT", "type": "INT", "links": [4], "widget": {"name": "seed"}}],
+              widgets=[1234, "fixed"], order=0)
+    ks = _n(5, "KSampler", inputs=[{"name": "model", "type": "MODEL", "link": 3},
+                                   {"name": "latent_image", "type": "LATENT", "link": 5},
+                                   {"name": "seed", "type": "INT", "widget": {"name": "seed"}, "link": 4}],
+            widgets=[1, "fixed", 20, 8.0, "euler", "normal", 1.0], order=3)
+    muted = _n(6, "EmptyLatentImage", outputs=[{"name": "LATENT", "type": "LATENT", "links": [5]}],
+               widgets=[64, 64, 1], mode=2)
+    dec = _n(7, "VAEDecode", inputs=[{"name": "samples", "type": "LATENT", "link": None},
+                                     {"name": "vae", "type": "VAE", "link": 6}], order=4)
+    note = _n(8, "Note", widgets=["hello"])
+    links = [[1, 1, 0, 2, 0, "MODEL"], [2, 2, 0, 3, 0, "MODEL"], [3, 3, 0, 5, 0, "MODEL"], [4, 4, 0, 5, 2, "INT"],
+             [5, 6, 0, 5, 1, "LATENT"], [6, 1, 2, 7, 1, "VAE"]]
+    api = wa.ui_to_api(_ui([ck, tma, rr, prim, ks, muted, dec, note], links), object_info)
+    assert set(api) == {"1", "5", "7"}  # bypassed, muted, reroute, primitive and note nodes are not sent
+    assert api["5"]["inputs"]["model"] == ["1", 0]  # through the bypassed patch and the reroute
+    assert api["5"]["inputs"]["seed"] == 1234  # the primitive's value
+    assert "latent_image" not in api["5"]["inputs"]  # pointed at a muted node: dropped
+    assert api["7"]["inputs"] == {"vae": ["1", 2]}
+
+
+def test_converter_bypass_prefers_same_slot_then_type(object_info):
+    """A bypassed ControlNetApplyAdvanced passes positive->positive and negative->negative."""
+    cond = lambda nid, links: _n(nid, "CLIPTextEncode", inputs=[{"name": "clip", "type": "CLIP", "link": None}],
+                                 outputs=[{"name": "CONDITIONING", "type": "CONDITIONING", "links": links}], widgets=["x"])
+    p, n = cond(1, [1]), cond(2, [2])
+    cn = _n(3, "ControlNetApplyAdvanced",
+            inputs=[{"name": "positive", "type": "CONDITIONING", "link": 1},
+                    {"name": "negative", "type": "CONDITIONING", "link": 2},
+                    {"name": "control_net", "type": "CONTROL_NET", "link": None},
+                    {"name": "image", "type": "IMAGE", "link": None}, {"name": "vae", "type": "VAE", "link": None}],
+            outputs=[{"name": "positive", "type": "CONDITIONING", "links": [3]},
+                     {"name": "negative", "type": "CONDITIONING", "links": [4]}],
+            widgets=[1.0, 0.0, 1.0], mode=4, order=1)
+    ks = _n(4, "KSampler", inputs=[{"name": "positive", "type": "CONDITIONING", "link": 3},
+                                   {"name": "negative", "type": "CONDITIONING", "link": 4}],
+            widgets=[1, "fixed", 20, 8.0, "euler", "normal", 1.0], order=2)
+    links = [[1, 1, 0, 3, 0, "CONDITIONING"], [2, 2, 0, 3, 1, "CONDITIONING"], [3, 3, 0, 4, 0, "CONDITIONING"],
+             [4, 3, 1, 4, 1, "CONDITIONING"]]
+    api = wa.ui_to_api(_ui([p, n, cn, ks], links), object_info)
+    assert api["4"]["inputs"]["positive"] == ["1", 0]
+    assert api["4"]["inputs"]["negative"] == ["2", 0]
+
+
+def test_converter_rejects_unknown_nodes_and_subgraphs(object_info):
+    with pytest.raises(wa.WorkflowFormatError, match="unknown node type"):
+        wa.ui_to_api(_ui([_n(1, "NoSuchNode")], []), object_info)
+    wf = _ui([_n(1, "Note", widgets=["x"])], [])
+    wf["definitions"] = {"subgraphs": [{"id": "x"}]}
+    with pytest.raises(wa.WorkflowFormatError, match="subgraphs"):
+        wa.ui_to_api(wf, object_info)
