@@ -230,8 +230,12 @@ class OptimisedNoise:
             return optimise_in_context(ctx, self.node, self.settings, self.cfg, self.inversion_cfg,
                                        self.grid_steps, self.chunk_size)
 
-        out = bridge.run_in_sampling(self.model, self.positive, self.negative, self.cfg, samples, base, sigmas, fn,
-                                     seed=self.seed)
+        token = _ACTIVE.set(True)  # a SmoothInit-patched MODEL here must not optimise a second time
+        try:
+            out = bridge.run_in_sampling(self.model, self.positive, self.negative, self.cfg, samples, base, sigmas,
+                                         fn, seed=self.seed)
+        finally:
+            _ACTIVE.reset(token)
         return out.detach().to(device="cpu", dtype=base.dtype)
 
 
@@ -378,7 +382,10 @@ class SmoothInitModelPatch:
               chunk_size):
         node = self.NODE_NAME
         if method in _CUSTOM_METHODS:
-            s = _settings(node, si.CUSTOM, _CUSTOM_METHODS[method], K, sigma_sm, noise_type, gamma_m, gamma_decay)
+            m = _CUSTOM_METHODS[method]
+            # Fast-SmoothInit's perturbations are gaussian (released code); noise_type is SmoothInit's
+            s = _settings(node, si.CUSTOM, m, K, sigma_sm, noise_type if m == "smoothinit" else "gaussian",
+                          gamma_m, gamma_decay)
         else:
             s = _settings(node, method, None)
         _validate(node, s, grid_steps, cfg, inversion_cfg, chunk_size)

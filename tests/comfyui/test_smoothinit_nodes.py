@@ -1,0 +1,411 @@
+"""SmoothInit nodes in the real ComfyUI (tiny random-weight SD1.5 EPS/V and Wan flow models).
+
+Both forms (NOISE nodes for SamplerCustomAdvanced, the "SmoothInit (KSampler)" model patch) give
+the same optimised noise for the same seed and conds; model evaluations equal the NFE formula;
+interrupt leaves the model usable; errors name the node and input; Save/Load Noise round-trip.
+"""
+import os
+
+import pytest
+import torch
+
+from comfy_harness import pack_module, sd15_conds, tiny_sd15, tiny_wan, wan_conds
+
+METHOD_CUSTOM = {"smoothinit": "SmoothInit (custom)", "fast_smoothinit": "Fast-SmoothInit (custom)"}
+
+
+# --------------------------------------------------------------------------- helpers
+
+@pytest.fixture(scope="module")
+def mods(pack):
+    import comfy.patcher_extension
+    import comfy_extras.nodes_custom_sampler as cs
+    import nodes
+    return {"si": pack_module(pack, "nodes.smoothinit"), "core": pack_module(pack, "samplers.smoothinit"),
+            "cs": cs, "nodes": nodes, "pe": comfy.patcher_extension}
+
+
+@pytest.fixture(scope="module")
+def sd15(pack):
+    return tiny_sd15("EPS")
+
+
+@pytest.fixture(scope="module")
+def wan(pack):
+    return tiny_wan()
+
+
+def _world(kind):
+    if kind == "sd15":
+        pos, neg = sd15_conds()
+        return pos, neg, {"samples": torch.zeros(1, 4, 16, 16)}
+    pos, neg = wan_conds()
+    return pos, neg, {"samples": torch.zeros(1, 16, 3, 8, 8)}
+
+
+def _noise_node(mods, method, base, model, pos, neg, cfg=7.5, inv=1.0, grid=50, K=3, sigma_sm=0.1,
+                noise_type="uniform", gamma_m=0.05, gamma_decay=0.05, chunk=0):
+    si = mods["si"]
+    if method == "forward_inversion":
+        return si.ForwardInversionNoise().build(base, model, pos, neg, cfg, inv, grid)[0]
+    if method == "smoothinit":
+        return si.SmoothInitNoise().build(base, model, pos, neg, cfg, inv, grid, "custom", K, sigma_sm, noise_type,
+                                          chunk)[0]
+    return si.FastSmoothInitNoise().build(base, model, pos, neg, cfg, inv, grid, "custom", K, sigma_sm, gamma_m,
+                                          gamma_decay)[0]
+
+
+def _patch(mods, method, model, cfg=7.5, inv=1.0, grid=50, K=3, sigma_sm=0.1, noise_type="uniform", gamma_m=0.05,
+           gamma_decay=0.05, chunk=0):
+    m = "Forward-Inversion" if method == "forward_inversion" else METHOD_CUSTOM.get(method, method)
+    return mods["si"].SmoothInitModelPatch().patch(model, m, cfg, inv, grid, K, sigma_sm, noise_type, gamma_m,
+                                                   gamma_decay, chunk)[0]
+
+
+def _with_eval_counter(mods, model, counts):
+    """Clone with a DIFFUSION_MODEL wrapper recording the batch of every network call."""
+    m = model.clone()
+
+    def counter(executor, *args, **kwargs):
+        counts.append(int(args[0].shape[0]))
+        return executor(*args, **kwargs)
+
+    m.add_wrapper_with_key(mods["pe"].WrappersMP.DIFFUSION_MODEL, "test.count", counter)
+    return m
+
+
+def _ksampler_noise(mods, model, seed, pos, neg, latent, steps=2, cfg=7.5, scheduler="simple", denoise=1.0):
+    """Run KSampler and capture the (possibly replaced) unit noise the sampler starts from."""
+    got = {}
+    m = model.clone()
+
+    def capture(executor, guider, sigmas, extra_args, callback, noise, *args, **kwargs):
+        got["noise"] = noise.detach().cpu().clone()
+        return executor(guider, sigmas, extra_args, callback, noise, *args, **kwargs)
+
+    m.add_wrapper_with_key(mods["pe"].WrappersMP.SAMPLER_SAMPLE, "test.capture", capture)
+    out = mods["nodes"].KSampler().sample(m, seed, steps, cfg, "euler", scheduler, pos, neg, latent,
+                                          denoise=denoise)[0]
+    return got["noise"], out["samples"]
+
+
+def _wrappers(model):
+    """Every wrapper registered on a ModelPatcher (its own table and the model_options one)."""
+    out = {}
+    for table in (getattr(model, "wrappers", {}), model.model_options.get("transformer_options", {}).get("wrappers", {})):
+        for k, v in table.items():
+            for kk, vv in v.items():
+                out.setdefault((k, kk), []).extend(vv)
+    return out
+
+
+# --------------------------------------------------------------------------- both forms agree
+
+@pytest.mark.parametrize("kind", ["sd15", "wan"])
+@pytest.mark.parametrize("method", ["forward_inversion", "smoothinit", "fast_smoothinit"])
+def test_noise_node_and_ksampler_patch_give_the_same_noise(mods, sd15, wan, kind, method):
+    model = sd15 if kind == "sd15" else wan
+    pos, neg, latent = _world(kind)
+    with torch.inference_mode():
+        base = mods["cs"].Noise_RandomNoise(11)
+        node_noise = _noise_node(mods, method, base, model, pos, neg).generate_noise(latent)
+        patched = _patch(mods, method, model)
+        ks_noise, samples = _ksampler_noise(mods, patched, 11, pos, neg, latent)
+        plain = base.generate_noise(latent)
+    assert node_noise.device.type == "cpu" and node_noise.dtype == latent["samples"].dtype
+    assert node_noise.shape == plain.shape and bool(torch.isfinite(node_noise).all())
+    assert bool(torch.isfinite(samples).all())
+    assert float((node_noise - plain).norm()) > 1e-3 * float(plain.norm())   # it did optimise
+    torch.testing.assert_close(ks_noise, node_noise, rtol=1e-5, atol=1e-5)
+
+
+def test_the_forms_agree_with_a_scheduler_whose_first_sigma_rounds_differently(mods, sd15):
+    pos, neg, latent = _world("sd15")
+    with torch.inference_mode():
+        node_noise = _noise_node(mods, "fast_smoothinit", mods["cs"].Noise_RandomNoise(5), sd15, pos,
+                                 neg).generate_noise(latent)
+        ks_noise, _ = _ksampler_noise(mods, _patch(mods, "fast_smoothinit", sd15), 5, pos, neg, latent,
+                                      scheduler="normal")
+    rel = float((ks_noise - node_noise).norm() / node_noise.norm())
+    assert rel < 1e-3, rel
+
+
+def test_same_seed_same_noise_and_seed_changes_perturbations(mods, sd15):
+    pos, neg, latent = _world("sd15")
+    with torch.inference_mode():
+        a = _noise_node(mods, "smoothinit", mods["cs"].Noise_RandomNoise(1), sd15, pos, neg).generate_noise(latent)
+        b = _noise_node(mods, "smoothinit", mods["cs"].Noise_RandomNoise(1), sd15, pos, neg).generate_noise(latent)
+        c = _noise_node(mods, "smoothinit", mods["cs"].Noise_RandomNoise(2), sd15, pos, neg).generate_noise(latent)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.allclose(a, c)
+
+
+# --------------------------------------------------------------------------- NFE
+
+@pytest.mark.parametrize("kind", ["sd15", "wan"])
+@pytest.mark.parametrize("method,K,chunk,cfg,inv", [
+    ("forward_inversion", 1, 0, 7.5, 1.0),
+    ("smoothinit", 5, 0, 7.5, 1.0),         # auto chunk: batched, 4 + 1
+    ("smoothinit", 3, 1, 7.5, 7.5),         # unbatched, both CFG
+    ("fast_smoothinit", 4, 0, 1.0, 1.0),    # cfg exactly 1: one conditional call each
+])
+def test_model_evaluations_equal_the_nfe_formula(mods, sd15, wan, kind, method, K, chunk, cfg, inv):
+    import comfy.utils
+    model = sd15 if kind == "sd15" else wan
+    pos, neg, latent = _world(kind)
+    core = mods["core"]
+    counts, bars = [], []
+    counted = _with_eval_counter(mods, model, counts)
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview=None, node_id=None: bars.append((value, total)))
+    try:
+        with torch.inference_mode():
+            _noise_node(mods, method, mods["cs"].Noise_RandomNoise(0), counted, pos, neg, cfg, inv, K=K,
+                        chunk=chunk).generate_noise(latent)
+    finally:
+        comfy.utils.set_progress_bar_global_hook(None)
+    expect = core.nfe(K, cfg, inv)
+    assert sum(counts) // latent["samples"].shape[0] == expect
+    if method == "smoothinit" and chunk == 0:
+        assert max(counts) >= 4 * 2          # batched: 4 perturbations x (cond + uncond) in one call
+    assert bars and bars[-1] == (expect, expect)        # one bar over all model calls, reaching its total
+    assert [v for v, _ in bars] == sorted(v for v, _ in bars)
+
+
+def test_ksampler_patch_costs_the_formula_plus_sampling(mods, sd15):
+    pos, neg, latent = _world("sd15")
+    counts = []
+    m = _with_eval_counter(mods, _patch(mods, "fast_smoothinit", sd15, K=4), counts)
+    with torch.inference_mode():
+        mods["nodes"].KSampler().sample(m, 0, 3, 7.5, "euler", "simple", pos, neg, latent)
+    assert sum(counts) == mods["core"].nfe(4, 7.5, 1.0) + 3 * 2
+
+
+def test_frames_as_batch_latent_is_not_batched_by_default(mods, sd15):
+    """A 4-D latent with batch > 1 may be one video (AnimateDiff): auto chunk = 1 perturbation per call.
+    For an image model any chunk gives the same result."""
+    pos, neg, _ = _world("sd15")
+    latent = {"samples": torch.zeros(3, 4, 8, 8)}
+    counts = []
+    with torch.inference_mode():
+        base = mods["cs"].Noise_RandomNoise(4)
+        auto = _noise_node(mods, "smoothinit", base, _with_eval_counter(mods, sd15, counts), pos, neg,
+                           K=3).generate_noise(latent)
+        batched = _noise_node(mods, "smoothinit", base, sd15, pos, neg, K=3, chunk=3).generate_noise(latent)
+    assert max(counts) <= 2 * 3
+    torch.testing.assert_close(auto, batched, rtol=1e-4, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- model families, img2img
+
+@pytest.mark.parametrize("model_type", ["EPS", "V_PREDICTION"])
+def test_sd15_families_run_through_sampler_custom_advanced(mods, model_type):
+    model = tiny_sd15(model_type)
+    pos, neg, latent = _world("sd15")
+    cs = mods["cs"]
+    with torch.inference_mode():
+        noise = _noise_node(mods, "fast_smoothinit", cs.Noise_RandomNoise(3), model, pos, neg, K=2)
+        guider = cs.CFGGuider().get_guider(model, pos, neg, 7.5)[0]
+        sigmas = cs.BasicScheduler().get_sigmas(model, "simple", 2, 1.0)[0]
+        sampler = cs.KSamplerSelect().get_sampler("euler")[0]
+        out = cs.SamplerCustomAdvanced().sample(noise, guider, sampler, sigmas, latent)[0]
+    out = out.result[0] if hasattr(out, "result") else out
+    assert bool(torch.isfinite(out["samples"]).all())
+
+
+def test_wan_flow_runs_through_sampler_custom_advanced(mods, wan):
+    pos, neg, latent = _world("wan")
+    cs = mods["cs"]
+    with torch.inference_mode():
+        noise = _noise_node(mods, "smoothinit", cs.Noise_RandomNoise(3), wan, pos, neg, K=2)
+        guider = cs.CFGGuider().get_guider(wan, pos, neg, 5.0)[0]
+        sigmas = cs.BasicScheduler().get_sigmas(wan, "simple", 2, 1.0)[0]
+        sampler = cs.KSamplerSelect().get_sampler("euler")[0]
+        res = cs.SamplerCustomAdvanced().sample(noise, guider, sampler, sigmas, latent)
+    res = res.result if hasattr(res, "result") else res
+    assert bool(torch.isfinite(res[0]["samples"]).all())
+
+
+def test_ksampler_patch_img2img_and_disabled_noise(mods, sd15):
+    pos, neg, _ = _world("sd15")
+    latent = {"samples": torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))}
+    with torch.inference_mode():
+        patched = _patch(mods, "fast_smoothinit", sd15, K=2)
+        noise, out = _ksampler_noise(mods, patched, 8, pos, neg, latent, steps=4, denoise=0.5)
+        plain, _ = _ksampler_noise(mods, sd15, 8, pos, neg, latent, steps=4, denoise=0.5)
+        assert bool(torch.isfinite(out).all()) and not torch.allclose(noise, plain)
+        # KSamplerAdvanced add_noise disable: all-zero noise is left alone (no optimisation calls)
+        counts = []
+        m = _with_eval_counter(mods, patched, counts)
+        mods["nodes"].KSamplerAdvanced().sample(m, "disable", 0, 2, 7.5, "euler", "simple", pos, neg, latent, 0, 2,
+                                                "disable")
+    assert sum(counts) == 2 * 2
+
+
+def test_patched_model_fed_to_a_noise_node_does_not_optimise_twice(mods, sd15):
+    pos, neg, latent = _world("sd15")
+    with torch.inference_mode():
+        base = mods["cs"].Noise_RandomNoise(6)
+        a = _noise_node(mods, "fast_smoothinit", base, sd15, pos, neg, K=2).generate_noise(latent)
+        b = _noise_node(mods, "fast_smoothinit", base, _patch(mods, "smoothinit", sd15, K=2), pos, neg,
+                        K=2).generate_noise(latent)
+    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- model not mutated, interrupt
+
+def test_input_model_is_not_mutated(mods, sd15):
+    pos, neg, latent = _world("sd15")
+    before_wrappers = _wrappers(sd15)
+    before_state = {k: v.clone() for k, v in sd15.model.diffusion_model.state_dict().items()}
+    with torch.inference_mode():
+        patched = _patch(mods, "smoothinit", sd15, K=2)
+        _noise_node(mods, "smoothinit", mods["cs"].Noise_RandomNoise(0), sd15, pos, neg, K=2).generate_noise(latent)
+        _ksampler_noise(mods, patched, 0, pos, neg, latent)
+    assert patched is not sd15 and _wrappers(patched) != before_wrappers
+    assert _wrappers(sd15) == before_wrappers
+    after = sd15.model.diffusion_model.state_dict()
+    assert all(torch.equal(before_state[k], after[k]) for k in before_state)
+
+
+def _interrupt_after(mods, model, n):
+    """Clone whose n-th network call raises ComfyUI's interrupt at the next check."""
+    import comfy.model_management
+    m = model.clone()
+    state = {"calls": 0}
+
+    def trip(executor, *args, **kwargs):
+        state["calls"] += 1
+        if state["calls"] == n:
+            comfy.model_management.interrupt_current_processing(True)
+        return executor(*args, **kwargs)
+
+    m.add_wrapper_with_key(mods["pe"].WrappersMP.DIFFUSION_MODEL, "test.interrupt", trip)
+    return m
+
+
+@pytest.mark.parametrize("form", ["noise_node", "ksampler_patch"])
+def test_interrupt_stops_the_optimisation_and_the_next_run_is_correct(mods, sd15, form):
+    import comfy.model_management
+    pos, neg, latent = _world("sd15")
+    with torch.inference_mode():
+        if form == "noise_node":
+            fresh = _noise_node(mods, "fast_smoothinit", mods["cs"].Noise_RandomNoise(2), sd15, pos,
+                                neg).generate_noise(latent)
+            node = _noise_node(mods, "fast_smoothinit", mods["cs"].Noise_RandomNoise(2), _interrupt_after(mods, sd15, 2),
+                               pos, neg)
+            with pytest.raises(comfy.model_management.InterruptProcessingException):
+                node.generate_noise(latent)
+            again = node.generate_noise(latent)          # same object, next run
+        else:
+            patched = _patch(mods, "fast_smoothinit", sd15)
+            fresh, _ = _ksampler_noise(mods, patched, 2, pos, neg, latent)
+            with pytest.raises(comfy.model_management.InterruptProcessingException):
+                _ksampler_noise(mods, _interrupt_after(mods, patched, 2), 2, pos, neg, latent)
+            again, _ = _ksampler_noise(mods, patched, 2, pos, neg, latent)
+    assert not comfy.model_management.processing_interrupted()
+    torch.testing.assert_close(again, fresh, rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------- errors
+
+def test_bad_parameters_raise_errors_naming_node_and_input(mods, sd15):
+    si = mods["si"]
+    pos, neg, _ = _world("sd15")
+    base = mods["cs"].Noise_RandomNoise(0)
+    with pytest.raises(ValueError, match="SmoothInit Noise: sigma_sm must be"):
+        si.SmoothInitNoise().build(base, sd15, pos, neg, 7.5, 1.0, 50, "custom", 3, -0.1, "uniform", 0)
+    with pytest.raises(ValueError, match="Fast-SmoothInit Noise: K must be an integer >= 1"):
+        si.FastSmoothInitNoise().build(base, sd15, pos, neg, 7.5, 1.0, 50, "custom", 0, 0.05, 0.05, 0.05)
+    with pytest.raises(ValueError, match="Forward-Inversion Noise: grid_steps must be >= 2"):
+        si.ForwardInversionNoise().build(base, sd15, pos, neg, 7.5, 1.0, 1)
+    with pytest.raises(ValueError, match=r"SmoothInit \(KSampler\): sigma_sm must be"):
+        si.SmoothInitModelPatch().patch(sd15, "SmoothInit (custom)", 7.5, 1.0, 50, 3, -1.0, "uniform", 0.05, 0.05, 0)
+    with pytest.raises(ValueError, match=r"SmoothInit \(KSampler\): K must be"):
+        si.SmoothInitModelPatch().patch(sd15, "Fast-SmoothInit (custom)", 7.5, 1.0, 50, 0, 0.1, "uniform", 0.05, 0.05, 0)
+    with pytest.raises(ValueError, match=r"SmoothInit \(KSampler\): grid_steps must be >= 2"):
+        si.SmoothInitModelPatch().patch(sd15, "SmoothInit-30", 7.5, 1.0, 1, 3, 0.1, "uniform", 0.05, 0.05, 0)
+    with pytest.raises(ValueError, match="SmoothInit Noise: chunk_size must be >= 0"):
+        si.SmoothInitNoise().build(base, sd15, pos, neg, 7.5, 1.0, 50, "custom", 3, 0.1, "uniform", -1)
+
+
+def test_nan_noise_and_batch_mismatch_raise_errors_naming_node_and_input(mods, sd15):
+    si = mods["si"]
+    pos, neg, latent = _world("sd15")
+    bad = torch.randn(1, 4, 16, 16)
+    bad[0, 0, 0, 0] = float("nan")
+    nan_noise = si.TensorNoise(bad, 0)
+    with torch.inference_mode():
+        with pytest.raises(ValueError, match="SmoothInit Noise: the incoming noise contains 1 NaN"):
+            _noise_node(mods, "smoothinit", nan_noise, sd15, pos, neg).generate_noise(latent)
+        pos2 = [[torch.randn(2, 7, 16), {}]]
+        lat3 = {"samples": torch.zeros(3, 4, 8, 8)}
+        with pytest.raises(ValueError, match="Fast-SmoothInit Noise: the latent has batch 3 but the positive "
+                                             "conditioning has batch 2"):
+            _noise_node(mods, "fast_smoothinit", mods["cs"].Noise_RandomNoise(0), sd15, pos2, neg).generate_noise(lat3)
+        with pytest.raises(ValueError, match=r"SmoothInit \(KSampler\): the latent has batch 3 but the positive"):
+            mods["nodes"].KSampler().sample(_patch(mods, "fast_smoothinit", sd15), 0, 2, 7.5, "euler", "simple", pos2,
+                                            neg, lat3)
+        # matching batch > 1 conds are fine
+        out = _noise_node(mods, "forward_inversion", mods["cs"].Noise_RandomNoise(0), sd15, pos2, neg).generate_noise(
+            {"samples": torch.zeros(2, 4, 8, 8)})
+    assert bool(torch.isfinite(out).all())
+
+
+# --------------------------------------------------------------------------- Save / Load Noise
+
+def test_save_and_load_noise_round_trip(mods, sd15, tmp_path):
+    import folder_paths
+    si = mods["si"]
+    out_dir, in_dir = tmp_path / "output", tmp_path / "input"
+    out_dir.mkdir()
+    in_dir.mkdir()
+    old_out, old_in = folder_paths.get_output_directory(), folder_paths.get_input_directory()
+    folder_paths.set_output_directory(str(out_dir))
+    folder_paths.set_input_directory(str(in_dir))
+    try:
+        pos, neg, latent = _world("sd15")
+        with torch.inference_mode():
+            noise = _noise_node(mods, "fast_smoothinit", mods["cs"].Noise_RandomNoise(9), sd15, pos, neg, K=2)
+            expect = noise.generate_noise(latent)
+            res = si.SaveNoise().save(noise, latent, "noise/test")
+        rel = res["ui"]["text"][0]
+        saved = out_dir / rel
+        assert saved.is_file() and saved.suffix == ".safetensors" and str(saved.resolve()).startswith(str(out_dir))
+        torch.testing.assert_close(res["result"][0].generate_noise(latent), expect, rtol=0, atol=0)
+        with torch.inference_mode():                       # a second save does not overwrite
+            rel2 = si.SaveNoise().save(noise, latent, "noise/test")["ui"]["text"][0]
+        assert rel2 != rel
+        (in_dir / "shared").mkdir()
+        (in_dir / "shared" / "n.safetensors").write_bytes(saved.read_bytes())
+        assert "shared/n.safetensors" in si.LoadNoise.INPUT_TYPES()["required"]["noise_file"][0]
+        assert si.LoadNoise.VALIDATE_INPUTS("shared/n.safetensors") is True
+        loaded = si.LoadNoise().load("shared/n.safetensors")[0]
+        assert loaded.seed == 9
+        torch.testing.assert_close(loaded.generate_noise(latent), expect, rtol=0, atol=0)
+        with pytest.raises(ValueError, match=r"Load Noise: the noise .* has shape \(1, 4, 16, 16\) but the sampler's "
+                                             r"latent has shape \(1, 4, 8, 8\)"):
+            loaded.generate_noise({"samples": torch.zeros(1, 4, 8, 8)})
+        # only inside the output / input folders
+        for prefix in ("../escape", "/tmp/escape", "a/../../escape", ""):
+            with pytest.raises(ValueError, match="Save Noise: filename_prefix"):
+                si.SaveNoise().save(noise, latent, prefix)
+        (tmp_path / "outside.safetensors").write_bytes(saved.read_bytes())
+        with pytest.raises(ValueError, match="Load Noise: noise_file '../outside.safetensors' points outside"):
+            si.LoadNoise().load("../outside.safetensors")
+        assert si.LoadNoise.VALIDATE_INPUTS("missing.safetensors") != True  # noqa: E712
+        assert not list(tmp_path.glob("escape*")) and not os.path.exists("/tmp/escape_00001_.safetensors")
+    finally:
+        folder_paths.set_output_directory(old_out)
+        folder_paths.set_input_directory(old_in)
+
+
+def test_nodes_are_registered_with_tooltips_and_nfe_in_descriptions(mods, pack):
+    si = mods["si"]
+    for key, cls in si.NODE_CLASS_MAPPINGS.items():
+        assert key in pack.NODE_CLASS_MAPPINGS and key in si.NODE_DISPLAY_NAME_MAPPINGS
+        for name, spec in cls.INPUT_TYPES()["required"].items():
+            assert spec[1].get("tooltip"), f"{key}.{name} has no tooltip"
+        assert cls.DESCRIPTION and len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES)
+    for key in ("SmoothInitNoise", "FastSmoothInitNoise", "SmoothInitModelPatch", "ForwardInversionNoise"):
+        assert "model calls" in si.NODE_CLASS_MAPPINGS[key].DESCRIPTION
+    assert si.NODE_DISPLAY_NAME_MAPPINGS["SmoothInitModelPatch"] == "SmoothInit (KSampler)"
