@@ -81,8 +81,7 @@ def assert_animated(static, out):
 
 @pytest.mark.parametrize("model_type", ["EPS", "V_PREDICTION"])
 def test_animates_frames_as_batch_sd15(mods, model_type):
-    model = tiny_sd15(model_type) if model_type != "EPS" else None
-    model = model or tiny_sd15("EPS")
+    model = tiny_sd15(model_type)
     sv = static_video(mods, model, image_latent())
     counted, log = counting(model)
     out = animate(mods, counted, sd15_conds(), sv)
