@@ -1,3 +1,230 @@
-"""Nodes: zs2 (to be filled)."""
-NODE_CLASS_MAPPINGS = {}
-NODE_DISPLAY_NAME_MAPPINGS = {}
+"""Nodes: ZS^2 zero-shot video from an image model -- Dependency Noise (a NOISE, and a MODEL patch
+for the plain KSampler) and Temporal Momentum Attention (a MODEL patch).
+
+Thin adapters over :mod:`..samplers.dependency_noise` and :mod:`..attention.temporal_momentum`
+(pure torch); every ComfyUI call goes through :mod:`.comfy_bridge`. Paper: "ZS^2: Zero-Shot Video
+Sampling from Image Diffusion Models" (papers/zs2.txt), Sec. 3.1 / 4.1; exact algorithm and
+defaults: ALGORITHMS.md section 3.
+
+Frames: for image models (SD1.x/SD2.x/SDXL) the latent batch ``[F, C, H, W]`` is one video whose
+frames are the batch; for video latents ``[B, C, T, H, W]`` frames are axis 2.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..attention.temporal_momentum import TemporalMomentumPatch
+from ..samplers import dependency_noise as dn
+from . import comfy_bridge as bridge
+
+NOISE_CATEGORY = "sampling/custom_sampling/noise"
+NOISE_PATCH_CATEGORY = "sampling/noise"
+TMA_CATEGORY = "model_patches/unet"
+WRAPPER_KEY = "training_free_video.zs2_dependency_noise"
+
+_FRAMES_NOTE = ("Frames are the latent batch for image models ([F, C, H, W], e.g. Empty Latent Image with batch_size "
+                "= frames) and axis 2 for video latents ([B, C, T, H, W]).")
+
+
+# --------------------------------------------------------------------------- shared inputs
+
+def _noise_inputs() -> dict:
+    return {
+        "kl_lambda": ("FLOAT", {"default": 0.01, "min": 0.0, "max": 100.0, "step": 0.001, "round": 0.0001,
+                                "tooltip": "lambda: target KL divergence between consecutive frames' noise (dependency "
+                                           "model; paper 0.01, which gives alpha 0.984, frame-to-frame correlation "
+                                           "~0.99). Lower = more similar frames (a still video as lambda -> 0 with "
+                                           "enough linear_search), higher = more independent noise (>= ~2: i.i.d.)."}),
+        "random_search": ("INT", {"default": 10, "min": 1, "max": 1000,
+                                  "tooltip": "Random-search phase: N(0, I) candidates drawn per frame; the one whose KL "
+                                             "to the previous frame is closest to lambda is kept (paper 10)."}),
+        "linear_search": ("INT", {"default": 15, "min": 0, "max": 1000,
+                                  "tooltip": "Linear-search phase: iterations of the search for the mixing weight alpha "
+                                             "per frame (paper 15). With 15, alpha stays <= 0.984; raise it to let "
+                                             "small lambda reach alpha closer to 1."}),
+        "noise_model": (list(dn.NOISE_MODELS), {"default": "dependency",
+                                                "tooltip": "dependency: ZS^2's KL-controlled noise (uses lambda and the "
+                                                           "searches). mixed: sqrt(alpha)*shared + sqrt(1-alpha)*own "
+                                                           "per frame. progressive: each frame = sqrt(alpha)*previous + "
+                                                           "sqrt(1-alpha)*fresh (PYoCo baselines, use alpha)."}),
+        "alpha": ("FLOAT", {"default": 0.9, "min": 0.0, "max": 1.0, "step": 0.001,
+                            "tooltip": "Shared-noise weight of the mixed and progressive models (ignored by "
+                                       "dependency): 0 = independent frames, 1 = identical frames."}),
+    }
+
+
+def _check_noise_params(node: str, kl_lambda, random_search, linear_search, noise_model, alpha) -> dict:
+    kl_lambda, alpha = float(kl_lambda), float(alpha)
+    if not (0.0 <= kl_lambda < float("inf")):
+        raise ValueError(f"{node}: kl_lambda must be a finite number >= 0, got {kl_lambda}.")
+    if int(random_search) < 1:
+        raise ValueError(f"{node}: random_search must be >= 1, got {random_search}.")
+    if int(linear_search) < 0:
+        raise ValueError(f"{node}: linear_search must be >= 0, got {linear_search}.")
+    if noise_model not in dn.NOISE_MODELS:
+        raise ValueError(f"{node}: noise_model must be one of {list(dn.NOISE_MODELS)}, got {noise_model!r}.")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"{node}: alpha must be in [0, 1], got {alpha}.")
+    return {"noise_model": noise_model, "kl_lambda": kl_lambda, "random_search": int(random_search),
+            "linear_search": int(linear_search), "alpha": alpha}
+
+
+def make_noise(node: str, shape, seed: int, params: dict) -> torch.Tensor:
+    """Unit noise (CPU float32) of ``shape`` for ``seed`` -- the single function both Dependency Noise
+    nodes use, so they give identical noise for the same seed and parameters."""
+    try:
+        return dn.latent_noise(tuple(shape), int(seed), **params)
+    except ValueError as e:
+        raise ValueError(f"{node}: latent: {e}") from None
+
+
+# --------------------------------------------------------------------------- NOISE node
+
+class DependencyNoiseGenerator:
+    """A ComfyUI NOISE: ``generate_noise(input_latent)`` -> CPU unit noise with the shape and dtype
+    of ``input_latent["samples"]``, a pure function of (seed, parameters, shape). ``batch_index``
+    is ignored: the frames of one video are generated together."""
+
+    def __init__(self, node: str, seed: int, params: dict):
+        self.node, self.seed, self.params = node, int(seed), dict(params)
+
+    def generate_noise(self, input_latent: dict) -> torch.Tensor:
+        samples = input_latent["samples"]
+        return make_noise(self.node, samples.shape, self.seed, self.params).to(dtype=samples.dtype)
+
+
+class DependencyNoise:
+    NODE_NAME = "Dependency Noise"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        req = {"noise_seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
+                                      "tooltip": "Seed of the noise (its own CPU generator; the same seed and settings "
+                                                 "always give the same noise)."})}
+        req.update(_noise_inputs())
+        return {"required": req}
+
+    RETURN_TYPES = ("NOISE",)
+    RETURN_NAMES = ("noise",)
+    OUTPUT_TOOLTIPS = ("Temporally correlated unit noise for SamplerCustomAdvanced (each frame marginally N(0, I)).",)
+    FUNCTION = "get_noise"
+    CATEGORY = NOISE_CATEGORY
+    DESCRIPTION = ("ZS^2 dependency noise model (Sec. 3.1, Algorithm 1): frame 1 is N(0, I) and every next frame is "
+                   "sqrt(alpha)*previous + sqrt(1-alpha)*candidate, with the candidate (random search) and alpha "
+                   "(linear search) chosen so the KL divergence to the previous frame is closest to lambda. Also the "
+                   "PYoCo mixed and progressive models. " + _FRAMES_NOTE)
+
+    def get_noise(self, noise_seed, kl_lambda, random_search, linear_search, noise_model, alpha):
+        params = _check_noise_params(self.NODE_NAME, kl_lambda, random_search, linear_search, noise_model, alpha)
+        return (DependencyNoiseGenerator(self.NODE_NAME, noise_seed, params),)
+
+
+# --------------------------------------------------------------------------- KSampler form
+
+def _seed_from_noise(noise: torch.Tensor) -> int:
+    """A deterministic seed when a sampler passes none: derived from the incoming noise itself."""
+    flat = noise.detach().reshape(-1)[:64].to(torch.float64).cpu()
+    return int((flat * 1e6).round().abs().sum().item()) % (2 ** 63)
+
+
+class DependencyNoiseModelPatch:
+    NODE_NAME = "Dependency Noise (KSampler)"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        req = {"model": ("MODEL", {"tooltip": "The model to patch: every sampler node using the patched model (KSampler, "
+                                              "KSamplerAdvanced, SamplerCustom[Advanced]) replaces its initial noise by "
+                                              "the noise model below, drawn from the sampler's own seed. The input "
+                                              "MODEL is not modified."})}
+        req.update(_noise_inputs())
+        return {"required": req}
+
+    RETURN_TYPES = ("MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("A patched copy of the model whose samplers start from dependency (or mixed/progressive) "
+                       "noise; same noise as the Dependency Noise node for the same seed and settings.",)
+    FUNCTION = "patch"
+    CATEGORY = NOISE_PATCH_CATEGORY
+    DESCRIPTION = ("Dependency Noise for the plain KSampler graph: the sampler's initial unit noise is replaced "
+                   "(before sampling, from the sampler's seed) by ZS^2 dependency noise or the PYoCo mixed / "
+                   "progressive noise -- identical to the Dependency Noise NOISE node with the same seed. Noise that is "
+                   "all zeros (KSamplerAdvanced add_noise disabled, later stages) is left alone. " + _FRAMES_NOTE)
+
+    def patch(self, model, kl_lambda, random_search, linear_search, noise_model, alpha):
+        node = self.NODE_NAME
+        params = _check_noise_params(node, kl_lambda, random_search, linear_search, noise_model, alpha)
+
+        def fn(noise: torch.Tensor, seed):
+            s = _seed_from_noise(noise) if seed is None else int(seed)
+            return make_noise(node, noise.shape, s, params)
+
+        return (bridge.add_outer_noise_wrapper(model, WRAPPER_KEY, fn),)
+
+
+# --------------------------------------------------------------------------- Temporal Momentum Attention
+
+def check_tma_model(node: str, model) -> int:
+    """Number of UNet self-attention blocks TMA will patch; a clear error when there are none."""
+    dm = bridge.diffusion_model(model)
+    kind = type(dm).__name__
+    if any(type(m).__name__ == "SpatialVideoTransformer" for m in dm.modules()):
+        raise ValueError(f"{node}: model: this {kind} has temporal transformer layers (an SVD-style video UNet); "
+                         "Temporal Momentum Attention is for image UNets (SD1.x/SD2.x/SDXL) that sample the frames of "
+                         "a video as the batch. Remove this node for this model.")
+    n = len(bridge.unet_self_attention_keys(model))
+    if n == 0:
+        raise ValueError(f"{node}: model: this {kind} has no UNet self-attention (BasicTransformerBlock attn1) to "
+                         "patch, so Temporal Momentum Attention cannot apply. It supports SD1.x/SD2.x/SDXL-style UNets "
+                         "(frames as the batch); DiT video models (Wan, Hunyuan, LTXV, ...) already attend across "
+                         "frames: remove this node for them.")
+    return n
+
+
+class TemporalMomentumAttention:
+    NODE_NAME = "Temporal Momentum Attention"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "An SD1.x / SD2.x / SDXL image model (UNet); frames are the latent batch. "
+                                           "Not modified (a patched copy is returned)."}),
+            "momentum": ("FLOAT", {"default": 0.98, "min": 0.0, "max": 1.0, "step": 0.001,
+                                   "tooltip": "mu of Eq. 2: frame i attends to keys/values K'_i = mu*K'_(i-1) + "
+                                              "(1-mu)*K_i (K'_1 = K_1). 0 = plain self-attention (frames "
+                                              "independent), 1 = every frame attends to frame 1 (Text2Video-Zero "
+                                              "cross-frame attention), paper 0.98. Under AnimateDiff-Evolved context "
+                                              "windows the average starts afresh at each window's first frame."}),
+        }}
+
+    RETURN_TYPES = ("MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("A patched copy of the model whose every self-attention (attn1) uses temporal momentum keys "
+                       "and values across the frames of the batch.",)
+    FUNCTION = "patch"
+    CATEGORY = TMA_CATEGORY
+    DESCRIPTION = ("ZS^2 Temporal Momentum Attention (Sec. 4.1, Eq. 2) on every UNet self-attention, at every step: "
+                   "each frame keeps its own queries and attends to a momentum average of the keys/values of the "
+                   "frames up to it (same cost as self-attention). Frames are grouped per CFG branch (cond and uncond "
+                   "never mix). With AnimateDiff-Evolved context windows only the window's frames are in a model call, "
+                   "so the average runs over the window and starts afresh at its first frame. One frame = unchanged "
+                   "model. Raises an error on models without UNet self-attention (Wan and other DiT video models).")
+
+    def patch(self, model, momentum):
+        node = self.NODE_NAME
+        mu = float(momentum)
+        if not 0.0 <= mu <= 1.0:
+            raise ValueError(f"{node}: momentum must be in [0, 1], got {mu}.")
+        check_tma_model(node, model)
+        return (bridge.add_attn1_patch(model, TemporalMomentumPatch(mu)),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "DependencyNoise": DependencyNoise,
+    "DependencyNoiseModelPatch": DependencyNoiseModelPatch,
+    "TemporalMomentumAttention": TemporalMomentumAttention,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "DependencyNoise": "Dependency Noise",
+    "DependencyNoiseModelPatch": "Dependency Noise (KSampler)",
+    "TemporalMomentumAttention": "Temporal Momentum Attention",
+}

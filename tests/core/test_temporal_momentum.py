@@ -1,0 +1,119 @@
+"""Temporal Momentum Attention, ZS^2 Eq. 2 (ALGORITHMS.md section 3): pure-torch checks."""
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from training_free_video.attention.temporal_momentum import (
+    TemporalMomentumPatch, momentum_weights, temporal_momentum, temporal_momentum_recursive)
+
+
+def explicit_eq2(x, mu):
+    """Eq. 2 written out for one video ``[F, ...]``: K'_i = mu^(i-1) K_1 + sum_{j=2..i} (1-mu) mu^(i-j) K_j."""
+    out = []
+    for i in range(x.shape[0]):
+        acc = mu ** i * x[0]
+        for j in range(1, i + 1):
+            acc = acc + (1 - mu) * mu ** (i - j) * x[j]
+        out.append(acc)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("mu", [0.0, 1e-6, 0.3, 0.5, 0.9, 0.98, 0.999999, 1.0])
+@pytest.mark.parametrize("groups,frames", [(1, 8), (2, 8), (3, 5), (2, 1), (1, 24)])
+def test_vectorised_equals_recursion(mu, groups, frames):
+    x = torch.randn(groups * frames, 6, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    fast = temporal_momentum(x, mu, groups)
+    rec = temporal_momentum_recursive(x, mu, groups)
+    assert torch.allclose(fast, rec, atol=1e-12)
+    for g in range(groups):          # and the closed form of Eq. 2, group by group
+        sl = slice(g * frames, (g + 1) * frames)
+        assert torch.allclose(fast[sl], explicit_eq2(x[sl], mu), atol=1e-12)
+
+
+def test_not_the_buggy_listings():
+    """Frame 3 depends on frame 1 (the listing's loop blends only frame i-1) and frame 2 is not the
+    diagonal of the einsum listing."""
+    x = torch.zeros(3, 2)
+    x[0] = 1.0
+    out = temporal_momentum(x, 0.5)
+    assert torch.allclose(out[2], torch.full((2,), 0.25))       # 0.5^2 * K_1
+    assert torch.allclose(out[1], torch.full((2,), 0.5))
+
+
+def test_weights_rows_sum_to_one_and_special_cases():
+    for mu in [0.0, 0.2, 0.98, 1.0]:
+        w = momentum_weights(9, mu, dtype=torch.float64)
+        assert torch.allclose(w.sum(1), torch.ones(9, dtype=torch.float64), atol=1e-12)
+        assert torch.equal(w, torch.tril(w))
+    assert torch.equal(momentum_weights(5, 0.0), torch.eye(5))
+    one = torch.zeros(5, 5)
+    one[:, 0] = 1
+    assert torch.equal(momentum_weights(5, 1.0), one)
+
+
+def test_mu_special_cases_exact():
+    x = torch.randn(16, 7, 3)
+    assert temporal_momentum(x, 0.0, 2) is x                       # mu = 0: self-attention, untouched
+    y = temporal_momentum(x, 1.0, 2)                               # mu = 1: frame 1 of each group, exactly
+    assert torch.equal(y[:8], x[:1].expand(8, 7, 3)) and torch.equal(y[8:], x[8:9].expand(8, 7, 3))
+    single = torch.randn(2, 7, 3)
+    assert temporal_momentum(single, 0.98, 2) is single            # one frame per group: untouched
+
+
+def test_groups_never_mix():
+    x = torch.randn(16, 4, 3)
+    y = x.clone()
+    y[:8] += torch.randn(8, 4, 3)                                   # perturb group 0 only
+    a, b = temporal_momentum(x, 0.9, 2), temporal_momentum(y, 0.9, 2)
+    assert torch.equal(a[8:], b[8:]) and not torch.allclose(a[:8], b[:8])
+
+
+def test_dtype_and_errors():
+    x = torch.randn(8, 4, 3).half()
+    assert temporal_momentum(x, 0.98).dtype == torch.float16
+    with pytest.raises(ValueError, match="momentum"):
+        temporal_momentum(x, 1.5)
+    with pytest.raises(ValueError, match="groups"):
+        temporal_momentum(torch.randn(7, 2), 0.5, 2)
+    with pytest.raises(ValueError, match="momentum"):
+        TemporalMomentumPatch(-0.1)
+
+
+class _Sizes(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.max_numel = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in (out if isinstance(out, (tuple, list)) else (out,)):
+            if isinstance(t, torch.Tensor):
+                self.max_numel = max(self.max_numel, t.numel())
+        return out
+
+
+def test_no_frames_x_frames_x_tokens_tensor():
+    x = torch.randn(2 * 16, 64, 32)                 # 2 chunks x 16 frames, 64 tokens, 32 channels
+    with _Sizes() as sizes:
+        temporal_momentum(x, 0.98, 2)
+    assert sizes.max_numel <= x.numel()              # F x F x tokens x C would be 16x larger
+
+
+def test_patch_groups_by_cond_or_uncond_and_keeps_queries():
+    p = TemporalMomentumPatch(0.7)
+    n = torch.randn(12, 5, 4)
+    q, k, v = p(n, n, n, {"cond_or_uncond": [1, 0, 0]})            # 3 chunks of 4 frames
+    assert q is n and k is v
+    assert torch.allclose(k, temporal_momentum_recursive(n, 0.7, 3))
+    # An earlier patch replaced the K/V sources: both are averaged, separately.
+    c, val = torch.randn(12, 9, 4), torch.randn(12, 9, 4)
+    q, k, v = p(n, c, val, {"cond_or_uncond": [1, 0]})
+    assert torch.allclose(k, temporal_momentum_recursive(c, 0.7, 2))
+    assert torch.allclose(v, temporal_momentum_recursive(val, 0.7, 2))
+    # None context means "n"; a batch-1 shared tensor is left alone.
+    q, k, v = p(n, None, None, {"cond_or_uncond": [0]})
+    assert torch.allclose(k, temporal_momentum_recursive(n, 0.7, 1)) and v is None
+    shared = torch.randn(1, 9, 4)
+    assert p(n, shared, shared, {"cond_or_uncond": [0]})[1] is shared
+    with pytest.raises(ValueError, match="Temporal Momentum Attention"):
+        p(torch.randn(7, 5, 4), None, None, {"cond_or_uncond": [1, 0]})
