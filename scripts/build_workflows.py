@@ -237,7 +237,8 @@ class Graph:
         note_y = 60
         for title, text, _c in self.notes:
             next_id += 1
-            h = 60 + 18 * (text.count("\n") + 1 + len(text) // 70)
+            lines = sum(max(1, -(-len(para) // 60)) for para in text.split("\n"))
+            h = 50 + 16 * lines
             nodes.append({"id": next_id, "type": "Note", "pos": [40, note_y], "size": [note_w, h], "flags": {},
                           "order": len(nodes), "mode": 0, "inputs": [], "outputs": [],
                           "properties": {}, "title": title, "widgets_values": [text],
