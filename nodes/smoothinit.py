@@ -451,7 +451,7 @@ class SaveNoise:
         node = self.NODE_NAME
         prefix = str(filename_prefix).strip()
         norm = os.path.normpath(prefix) if prefix else ""
-        if (not prefix or os.path.isabs(prefix) or norm.startswith("..") or "\\.." in prefix or "\x00" in prefix
+        if (not prefix or os.path.isabs(prefix) or norm == ".." or norm.startswith(".." + os.sep) or "\x00" in prefix
                 or os.path.basename(norm) in ("", ".", "..")):
             raise ValueError(f"{node}: filename_prefix {filename_prefix!r} must be a relative name inside ComfyUI's "
                              f"output folder (no absolute paths, no '..').")
