@@ -320,3 +320,12 @@ def iteration_progress(model, total: int) -> Callable[[int, torch.Tensor], None]
 def soft_empty_cache() -> None:
     """Free cached device memory (ComfyUI's ``soft_empty_cache``), e.g. after an out-of-memory."""
     comfy.model_management.soft_empty_cache()
+
+
+def guider_applies_cfg(guider) -> bool:
+    """True when ``guider.cfg`` really is the CFG scale of its model calls: a plain CFGGuider (or a
+    subclass that keeps its ``predict_noise``) with a negative conditioning. False for BasicGuider
+    (no negative: Flux-style), DualCFGGuider, PerpNeg and other guiders with their own rule."""
+    pn = getattr(type(guider), "predict_noise", None)
+    return (isinstance(guider, comfy.samplers.CFGGuider) and pn is comfy.samplers.CFGGuider.predict_noise
+            and "negative" in getattr(guider, "original_conds", {}))
