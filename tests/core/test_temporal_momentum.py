@@ -7,6 +7,11 @@ from training_free_video.attention.temporal_momentum import (
     TemporalMomentumPatch, momentum_weights, temporal_momentum, temporal_momentum_recursive)
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    torch.manual_seed(0)
+
+
 def explicit_eq2(x, mu):
     """Eq. 2 written out for one video ``[F, ...]``: K'_i = mu^(i-1) K_1 + sum_{j=2..i} (1-mu) mu^(i-j) K_j."""
     out = []
@@ -104,16 +109,30 @@ def test_patch_groups_by_cond_or_uncond_and_keeps_queries():
     n = torch.randn(12, 5, 4)
     q, k, v = p(n, n, n, {"cond_or_uncond": [1, 0, 0]})            # 3 chunks of 4 frames
     assert q is n and k is v
-    assert torch.allclose(k, temporal_momentum_recursive(n, 0.7, 3))
+    assert torch.allclose(k, temporal_momentum_recursive(n, 0.7, 3), atol=1e-6)
     # An earlier patch replaced the K/V sources: both are averaged, separately.
     c, val = torch.randn(12, 9, 4), torch.randn(12, 9, 4)
     q, k, v = p(n, c, val, {"cond_or_uncond": [1, 0]})
-    assert torch.allclose(k, temporal_momentum_recursive(c, 0.7, 2))
-    assert torch.allclose(v, temporal_momentum_recursive(val, 0.7, 2))
+    assert torch.allclose(k, temporal_momentum_recursive(c, 0.7, 2), atol=1e-6)
+    assert torch.allclose(v, temporal_momentum_recursive(val, 0.7, 2), atol=1e-6)
     # None context means "n"; a batch-1 shared tensor is left alone.
     q, k, v = p(n, None, None, {"cond_or_uncond": [0]})
-    assert torch.allclose(k, temporal_momentum_recursive(n, 0.7, 1)) and v is None
+    assert torch.allclose(k, temporal_momentum_recursive(n, 0.7, 1), atol=1e-6) and v is None
     shared = torch.randn(1, 9, 4)
     assert p(n, shared, shared, {"cond_or_uncond": [0]})[1] is shared
     with pytest.raises(ValueError, match="Temporal Momentum Attention"):
         p(torch.randn(7, 5, 4), None, None, {"cond_or_uncond": [1, 0]})
+
+
+def test_context_window_call_starts_afresh_at_window_start():
+    """AnimateDiff-Evolved context windows call the model with only the window's frames (per CFG
+    chunk); the momentum average then runs over the window and starts afresh at its first frame."""
+    video = torch.randn(2, 16, 5, 4, generator=torch.Generator().manual_seed(0))   # [chunks, frames, tokens, C]
+    window = [6, 7, 8, 9]
+    n = video[:, window].reshape(8, 5, 4)
+    extra = {"cond_or_uncond": [1, 0], "ad_params": {"full_length": 16, "context_length": 4, "sub_idxs": window}}
+    _, k, _ = TemporalMomentumPatch(0.9)(n, n, n, extra)
+    k = k.reshape(2, 4, 5, 4)
+    assert torch.equal(k[:, 0], video[:, 6])                        # window's first frame: its own K
+    expected = torch.stack([explicit_eq2(video[c, window], 0.9) for c in range(2)])
+    assert torch.allclose(k, expected, atol=1e-6)
