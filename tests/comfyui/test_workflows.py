@@ -20,6 +20,11 @@ Wan graphs (the loaders' outputs are swapped, COMFY.md "Models for tests")
   * EmptyHunyuanLatentVideo width, height 832x480 -> 32x32, length 33 -> 5 (2 latent frames; the
     one-frame anchor latent keeps length 1); I4VGenStaticVideoFromLatent frames 9 -> 2;
   * KSampler steps 30 -> 2; NIVSDSAnimate steps 30 -> 3.
+SD1.5 + AnimateDiff-Evolved (runs only when that pack is in the tested ComfyUI's custom_nodes/)
+  * as SD1.5 above, but ckpt_name -> a FULL-size random SD1.5 checkpoint (AnimateDiff injects its
+    motion modules into the real SD1.5 block layout) and ADE_LoadAnimateDiffModel.model_name -> a
+    random AnimateDiff v2 motion module built with AnimateDiff-Evolved's own AnimateDiffModel class
+    (16 frames as shipped; about 3 GB of temporary files, a few minutes on CPU).
 Input/output folders are temporary (input: ComfyUI's example.png and workflows/inputs/*).
 """
 from __future__ import annotations
@@ -94,7 +99,7 @@ def _load_build_script():
 
 
 @pytest.fixture(scope="session")
-def live_info(pack):
+def live_info(pack, ade):
     """Definitions of every registered node (core + this pack [+ anything else installed])."""
     return wa.object_info_in_process()
 
@@ -106,6 +111,26 @@ def object_info(live_info):
     for k, v in _external_defs().items():
         info.setdefault(k, v)
     return info
+
+
+def _ade_folder():
+    custom = comfyui_path() / "custom_nodes"
+    if not custom.is_dir():
+        return None
+    return next((p for p in sorted(custom.iterdir()) if "animatediff-evolved" in p.name.lower()
+                 and (p / "__init__.py").is_file()), None)
+
+
+@pytest.fixture(scope="session")
+def ade(pack):
+    """ComfyUI-AnimateDiff-Evolved, loaded from the tested ComfyUI's custom_nodes/ when it is there
+    (the harness boots ComfyUI without custom nodes); None otherwise."""
+    import nodes
+    if "ADE_UseEvolvedSampling" not in nodes.NODE_CLASS_MAPPINGS:
+        folder = _ade_folder()
+        if folder is None or not asyncio.run(nodes.load_custom_node(str(folder))):
+            return None
+    return sys.modules.get(str(_ade_folder()).replace(".", "_x_"))
 
 
 def _ade_missing_reason():
@@ -271,7 +296,7 @@ def _swap_wan_loaders(api: dict) -> None:
         del api[nid]
 
 
-def test_runs_use_every_override_and_nothing_else():
+def test_override_tables_name_shipped_nodes():
     """The override tables only name inputs that exist on shipped nodes (guards against silent no-ops)."""
     for table in (SD15_OVERRIDES, WAN_OVERRIDES):
         for class_type in table:
@@ -423,13 +448,56 @@ def _check_outputs(name: str, outputs: dict, api: dict, out_dir: Path):
                 assert a.std() > 1.0, f"{p.name} is (nearly) constant"
 
 
+def _random_motion_model(ade_pack, path: Path) -> None:
+    """A random-weight AnimateDiff v2 motion module for SD1.5 (the layout of mm_sd_v15_v2), built
+    with AnimateDiff-Evolved's own model class from the key names that define its structure."""
+    import importlib
+    import comfy.utils
+    from checkpoints import init_random
+    mad = importlib.import_module(f"{ade_pack.__name__}.animatediff.motion_module_ad")
+    tt = "motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.{}.pos_encoder.pe"
+    skeleton = {}
+    for block, ch in (("down_blocks.0", 320), ("down_blocks.3", 1280), ("up_blocks.0", 1280), ("mid_block", 1280)):
+        for a in (0, 1):
+            skeleton[f"{block}.{tt.format(a)}"] = torch.zeros(1, 32, ch)
+    sd, info = mad.normalize_ad_state_dict(dict(skeleton), "random")
+    model = mad.AnimateDiffModel(sd, info)
+    init_random(model, 11)
+    with torch.no_grad():
+        for k, v in model.state_dict().items():
+            if k.endswith("pos_encoder.pe"):
+                v.copy_(torch.randn(v.shape, generator=torch.Generator().manual_seed(12)) * 0.1)
+    comfy.utils.save_torch_file({k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()},
+                                str(path))
+
+
+@pytest.fixture(scope="session")
+def ade_models(ade, dirs, tmp_path_factory):
+    """For the AnimateDiff run: a full-size random SD1.5 checkpoint (the motion module is injected into
+    the real SD1.5 block layout) and a random motion module, in temporary model folders."""
+    from checkpoints import registered_folder, write_sd15_checkpoint
+    root = tmp_path_factory.mktemp("tfv_ade_models")
+    write_sd15_checkpoint(root / "checkpoints" / "tfv_full_sd15.safetensors", "full", seed=0)
+    (root / "animatediff_models").mkdir()
+    _random_motion_model(ade, root / "animatediff_models" / "tfv_random_mm_v2.safetensors")
+    with registered_folder("checkpoints", root / "checkpoints"), \
+            registered_folder("animatediff_models", root / "animatediff_models"):
+        yield {"ckpt": "tfv_full_sd15.safetensors", "motion_model": "tfv_random_mm_v2.safetensors"}
+    shutil.rmtree(root, ignore_errors=True)  # 3 GB of random weights
+
+
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=WORKFLOW_IDS)
-def test_workflow_runs(path, object_info, runner, dirs):
+def test_workflow_runs(path, object_info, runner, dirs, request):
     name = path.stem
     if name in THIRD_PARTY_ALLOWED and _ade_missing_reason():
         pytest.skip(_ade_missing_reason())
     api = wa.convert_file(path, object_info)
-    if wa.find_nodes(api, "UNETLoader"):
+    if name == "i4vgen_animatediff_sd15":
+        # AnimateDiff needs the real SD1.5 block layout: full-size random SD1.5 + random motion module.
+        m = request.getfixturevalue("ade_models")
+        _apply_overrides(api, dict(SD15_OVERRIDES, CheckpointLoaderSimple={"ckpt_name": m["ckpt"]},
+                                   ADE_LoadAnimateDiffModel={"model_name": m["motion_model"]}))
+    elif wa.find_nodes(api, "UNETLoader"):
         _swap_wan_loaders(api)
         _apply_overrides(api, WAN_OVERRIDES)
     else:
