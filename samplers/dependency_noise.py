@@ -48,6 +48,7 @@ import torch
 from torch import Tensor
 
 NOISE_MODELS = ("dependency", "mixed", "progressive")
+_LOG2_E = 1.4426950408889634
 
 
 def _check_shape(shape: Sequence[int], name: str) -> tuple[int, int, tuple[int, ...]]:
@@ -134,7 +135,7 @@ def dependency_noise(shape: Sequence[int], kl_lambda: float = 0.01, random_searc
 
     for i in range(1, frames):
         prev = out[:, i - 1]                                       # [B, N]
-        w = torch.exp(prev)                                        # exp(p)
+        w = torch.exp2(prev * _LOG2_E)                             # exp(p) (exp2: no threading stall)
         a_pp = ((w * prev).sum(dim=1, dtype=torch.float64)) / n    # mean(exp(p) * p), [B]
 
         # Random phase: KL(cand, prev) = mean(exp(p) * p) - mean(exp(p) * cand).
@@ -142,9 +143,10 @@ def dependency_noise(shape: Sequence[int], kl_lambda: float = 0.01, random_searc
         wc = torch.einsum("rbn,bn->rb", cands, w).to(torch.float64) / n
         err = (a_pp.unsqueeze(0) - wc - lam).abs()                 # [R, B]
         best_r = torch.argmin(err, dim=0)                          # first minimum == strict-< scan
-        bound = err[best_r, rows]                                  # [B]
-        z = cands[best_r, rows]                                    # [B, N]
-        a_pz = wc[best_r, rows]                                    # mean(exp(p) * z), [B]
+        flat = best_r * batches + rows                             # (r, b) -> row of the [R * B] views
+        bound = err.reshape(-1).index_select(0, flat)              # [B]
+        z = cands.reshape(-1, n).index_select(0, flat)             # [B, N]
+        a_pz = wc.reshape(-1).index_select(0, flat)                # mean(exp(p) * z), [B]
 
         # Linear phase (listing semantics: float32 alpha/step; out-of-range trials rejected). The
         # per-sample scalars live in small numpy arrays: same arithmetic, no per-op torch overhead.
