@@ -9,7 +9,7 @@ SD1.5 graphs
     (checkpoints.py: one-level UNet with SD1.5 shapes, full-size random CLIP-L, TAESD VAE), found
     through a temporary ``checkpoints`` folder;
   * ControlNetLoader.control_net_name -> a tiny random SD1.5 ControlNet file matching that UNet;
-  * EmptyLatentImage / ImageScale width, height 512 -> 64 (frames = batch size unchanged);
+  * EmptyLatentImage / ImageScale width, height 512 -> 32 (a 4x4 latent; frames = batch size unchanged);
   * KSampler / BasicScheduler steps -> 2; NIVSDSAnimate steps 25 -> 3 (int(3 * 0.6) + 1 = 2 updates).
 Wan graphs (the loaders' outputs are swapped, COMFY.md "Models for tests")
   * UNETLoader -> test node TFVTestTinyWanModel (comfy_harness.tiny_wan: WAN21_T2V, dim 32, 2 layers);
@@ -54,8 +54,8 @@ THIRD_PARTY_ALLOWED = {"i4vgen_animatediff_sd15": {"ADE_": "ComfyUI-AnimateDiff-
 SD15_OVERRIDES = {
     "CheckpointLoaderSimple": {"ckpt_name": TINY_CKPT},
     "ControlNetLoader": {"control_net_name": TINY_CN},
-    "EmptyLatentImage": {"width": 64, "height": 64},
-    "ImageScale": {"width": 64, "height": 64},
+    "EmptyLatentImage": {"width": 32, "height": 32},
+    "ImageScale": {"width": 32, "height": 32},
     "KSampler": {"steps": 2},
     "BasicScheduler": {"steps": 2},
     "NIVSDSAnimate": {"steps": 3},
