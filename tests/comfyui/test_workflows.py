@@ -607,3 +607,26 @@ def test_converter_rejects_unknown_nodes_and_subgraphs(object_info):
     wf["definitions"] = {"subgraphs": [{"id": "x"}]}
     with pytest.raises(wa.WorkflowFormatError, match="subgraphs"):
         wa.ui_to_api(wf, object_info)
+
+
+def test_converter_reads_v3_core_node_definitions(live_info):
+    """V3 (comfy_api) core nodes come through GET_NODE_INFO_V1: widgets and control values as V1."""
+    from comfy_api.internal import _ComfyNodeInternal
+    import nodes
+    assert issubclass(nodes.NODE_CLASS_MAPPINGS["PrimitiveInt"], _ComfyNodeInternal)
+    assert issubclass(nodes.NODE_CLASS_MAPPINGS["LatentBatchSeedBehavior"], _ComfyNodeInternal)
+    prim = _n(1, "PrimitiveInt", outputs=[{"name": "INT", "type": "INT", "links": []}], widgets=[5, "fixed"])
+    lb = _n(2, "LatentBatchSeedBehavior", inputs=[{"name": "samples", "type": "LATENT", "link": None}],
+            outputs=[{"name": "LATENT", "type": "LATENT", "links": []}], widgets=["random"])
+    api = wa.ui_to_api(_ui([prim, lb], []), live_info)
+    assert api["1"]["inputs"] == {"value": 5}
+    assert api["2"]["inputs"] == {"seed_behavior": "random"}
+
+
+def test_widget_slots_of_every_registered_node(live_info):
+    """The widget layout is computable for every node ComfyUI registers (V1 and V3), names unique."""
+    assert len(live_info) > 300
+    for k, info in live_info.items():
+        slots = wa.widget_slots(info)
+        values = [s for s in slots if s.kind == "value"]
+        assert len({s.name for s in values}) == len(values), k
