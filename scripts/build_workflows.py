@@ -153,7 +153,7 @@ class Graph:
                 width = 420
         if n.type == "LoadImage":
             h += 260
-        if n.info.get("output_node") and n.type.startswith("Save"):
+        if n.info.get("output_node"):  # image previews
             h += 280
             width = 360
         return [width, h]
