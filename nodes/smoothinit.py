@@ -170,6 +170,11 @@ def optimise_in_context(ctx, node: str, settings: si.Preset, cfg: float, inversi
     noise = ctx.noise
     si.validate(node, noise=noise, noise_name="noise")
     B = int(noise.shape[0])
+    if (float(cfg) != 1.0 or float(inversion_cfg) != 1.0) and not bridge.guider_applies_cfg(ctx.guider):
+        raise ValueError(f"{node}: cfg / inversion_cfg: the sampler's guider ({type(ctx.guider).__name__}) does not "
+                         f"apply a CFG scale with a negative prompt (e.g. BasicGuider for guidance-distilled models, "
+                         f"DualCFGGuider), so the DDIM step's cfg cannot be set. Use a CFGGuider / KSampler with a "
+                         f"negative prompt, or set cfg and inversion_cfg to 1.")
     conds = getattr(ctx.guider, "original_conds", {}) or {}
     _check_cond_batch(node, B, conds.get("positive"), conds.get("negative"))
     sigma_a, sigma_b = si.inversion_sigmas(bridge.sigma_table(ms), float(ctx.sigmas[0]), grid_steps)

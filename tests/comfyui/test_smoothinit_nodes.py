@@ -351,6 +351,26 @@ def test_nan_noise_and_batch_mismatch_raise_errors_naming_node_and_input(mods, s
     assert bool(torch.isfinite(out).all())
 
 
+def test_patch_refuses_a_guider_that_ignores_cfg(mods, sd15):
+    """BasicGuider has no negative: a cfg != 1 cannot be applied, so a clear error, not a silent wrong noise."""
+    cs = mods["cs"]
+    pos, _, latent = _world("sd15")
+
+    def run(model):
+        guider = cs.BasicGuider().get_guider(model, pos)[0]
+        sigmas = cs.BasicScheduler().get_sigmas(model, "simple", 2, 1.0)[0]
+        sampler = cs.KSamplerSelect().get_sampler("euler")[0]
+        res = cs.SamplerCustomAdvanced().sample(cs.Noise_RandomNoise(0), guider, sampler, sigmas, latent)
+        return (res.result if hasattr(res, "result") else res)[0]["samples"]
+
+    with torch.inference_mode():
+        with pytest.raises(ValueError, match=r"SmoothInit \(KSampler\): cfg / inversion_cfg: the sampler's guider "
+                                             r"\(Guider_Basic\)"):
+            run(_patch(mods, "fast_smoothinit", sd15, K=2))
+        out = run(_patch(mods, "fast_smoothinit", sd15, cfg=1.0, inv=1.0, K=2))
+    assert bool(torch.isfinite(out).all())
+
+
 # --------------------------------------------------------------------------- Save / Load Noise
 
 def test_save_and_load_noise_round_trip(mods, sd15, tmp_path):
