@@ -181,7 +181,7 @@ class Runner:
         return self.executor.history_result["outputs"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dirs(pack, tmp_path_factory):
     """Temporary ComfyUI input/output folders and model folders with the tiny models."""
     import folder_paths
@@ -471,7 +471,7 @@ def _random_motion_model(ade_pack, path: Path) -> None:
                                 str(path))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ade_models(ade, dirs, tmp_path_factory):
     """For the AnimateDiff run: a full-size random SD1.5 checkpoint (the motion module is injected into
     the real SD1.5 block layout) and a random motion module, in temporary model folders."""
