@@ -120,6 +120,16 @@ def main(argv=None) -> int:
             raise SystemExit("pack import problem in the server log:\n" + "\n".join(bad or ours or ["(no line)"]))
         print("pack loaded without import errors: " + ours[-1].strip(), flush=True)
 
+        # The template browser (Workflow -> Browse Templates -> Custom Nodes) lists and serves workflows/.
+        shipped = sorted(p.stem for p in (REPO / "workflows").glob("*.json"))
+        listed = sorted(http(base + "/workflow_templates").get(link.name, []))
+        if listed != shipped:
+            raise SystemExit(f"template browser lists {listed} for {link.name}, expected {shipped}")
+        served = http(f"{base}/api/workflow_templates/{link.name}/{a.workflow.name}")
+        if served != json.loads(a.workflow.read_text()):
+            raise SystemExit(f"/api/workflow_templates/{link.name}/{a.workflow.name} differs from the file")
+        print(f"template browser lists {len(listed)} workflows and serves {a.workflow.name}", flush=True)
+
         info = http(base + "/object_info", timeout=120)
         ckpts = info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0]
         if a.ckpt not in ckpts:
