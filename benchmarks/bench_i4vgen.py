@@ -64,6 +64,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     boot()
+    import comfy.utils
+    comfy.utils.set_progress_bar_enabled(False)  # no tqdm bars in the printed tables
     import nodes
     NI = nodes.NODE_CLASS_MAPPINGS["NIVSDSAnimate"]
     SV = nodes.NODE_CLASS_MAPPINGS["I4VGenStaticVideoFromLatent"]

@@ -28,7 +28,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=50, help="sampling steps N (paper: 50)")
     p.add_argument("--size", type=int, default=24, help="latent height/width (24 = a 192 px image)")
     p.add_argument("--channels", type=int, default=64, help="UNet model_channels (tiny default 32)")
-    p.add_argument("--reps", type=int, default=2)
+    p.add_argument("--reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")),
                    help="torch threads (1 is the most stable on a shared machine)")
     args = p.parse_args()
@@ -37,6 +37,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     import comfy_harness as H
     pack = H.boot()
+    import comfy.utils
+    comfy.utils.set_progress_bar_enabled(False)  # no tqdm bars in the printed tables
     import comfy.model_base
     import comfy.model_patcher
     import comfy.supported_models

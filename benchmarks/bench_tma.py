@@ -153,6 +153,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     pack = boot()
+    import comfy.utils
+    comfy.utils.set_progress_bar_enabled(False)  # no tqdm bars in the printed tables
     bridge = pack_module(pack, "nodes.comfy_bridge")
     zs2 = pack_module(pack, "nodes.zs2")
     print(f"Temporal Momentum Attention vs plain, one CFG UNet step, torch {torch.__version__}, "

@@ -145,7 +145,7 @@ def test_same_seed_same_noise_and_seed_changes_perturbations(mods, sd15):
 @pytest.mark.parametrize("kind", ["sd15", "wan"])
 @pytest.mark.parametrize("method,K,chunk,cfg,inv", [
     ("forward_inversion", 1, 0, 7.5, 1.0),
-    ("smoothinit", 5, 0, 7.5, 1.0),         # auto chunk: batched, 4 + 1
+    ("smoothinit", 5, 4, 7.5, 1.0),         # batched: 4 + 1
     ("smoothinit", 3, 1, 7.5, 7.5),         # unbatched, both CFG
     ("fast_smoothinit", 4, 0, 1.0, 1.0),    # cfg exactly 1: one conditional call each
 ])
@@ -165,7 +165,7 @@ def test_model_evaluations_equal_the_nfe_formula(mods, sd15, wan, kind, method, 
         comfy.utils.set_progress_bar_global_hook(None)
     expect = core.nfe(K, cfg, inv)
     assert sum(counts) // latent["samples"].shape[0] == expect
-    if method == "smoothinit" and chunk == 0:
+    if method == "smoothinit" and chunk == 4:
         assert max(counts) >= 4 * 2          # batched: 4 perturbations x (cond + uncond) in one call
     assert bars and bars[-1] == (expect, expect)        # one bar over all model calls, reaching its total
     assert [v for v, _ in bars] == sorted(v for v, _ in bars)
@@ -178,6 +178,18 @@ def test_ksampler_patch_costs_the_formula_plus_sampling(mods, sd15):
     with torch.inference_mode():
         mods["nodes"].KSampler().sample(m, 0, 3, 7.5, "euler", "simple", pos, neg, latent)
     assert sum(counts) == mods["core"].nfe(4, 7.5, 1.0) + 3 * 2
+
+
+def test_auto_chunk_batches_only_independent_samples_on_an_accelerator(mods):
+    """auto (0): 1 on the CPU (batching measured slower there), else 4 for batch-1 or 5-D video
+    latents and 1 for 4-D latents with batch > 1 (frames as batch); an explicit size always wins."""
+    auto_chunk = mods["si"].auto_chunk
+    assert auto_chunk(0, (1, 4, 8, 8), "cpu") == 1
+    assert auto_chunk(0, (1, 16, 5, 8, 8), "cpu") == 1
+    assert auto_chunk(0, (1, 4, 8, 8), "cuda:0") == 4
+    assert auto_chunk(0, (1, 16, 5, 8, 8), "cuda") == 4
+    assert auto_chunk(0, (8, 4, 8, 8), "cuda") == 1
+    assert auto_chunk(3, (8, 4, 8, 8), "cpu") == 3
 
 
 def test_frames_as_batch_latent_is_not_batched_by_default(mods, sd15):
