@@ -16,3 +16,15 @@ def pack():
 @pytest.fixture(autouse=True)
 def _needs_comfyui(pack):
     return pack
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Release ComfyUI's loaded models while its modules still exist (otherwise ModelPatcher.__del__
+    runs during interpreter shutdown and prints an ignored AttributeError)."""
+    import gc
+    import sys
+    mm = sys.modules.get("comfy.model_management")
+    if mm is not None:
+        mm.unload_all_models()
+        mm.current_loaded_models.clear()
+    gc.collect()

@@ -210,6 +210,13 @@ def dirs(pack, tmp_path_factory):
 _WAN_VAE = {}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _release_wan_vae():
+    """Drop the cached Wan VAE (it holds a ModelPatcher) before ComfyUI's modules shut down."""
+    yield
+    _WAN_VAE.clear()
+
+
 class TFVTestTinyWanModel:
     """Test only: a tiny random-weight Wan 2.1 T2V model in place of UNETLoader."""
     CATEGORY = "_tests"
