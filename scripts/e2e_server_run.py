@@ -18,6 +18,7 @@ Exit status 0 only when everything above held. Prints the timings.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -69,6 +70,42 @@ def ensure_link(root: Path) -> tuple[Path, bool]:
     return link, True
 
 
+@contextlib.contextmanager
+def running_server(root: Path, port: int, log_path: Path, extra=(), keep_link: bool = False):
+    """Start ``python main.py --cpu`` on loopback in ComfyUI folder ``root`` with this pack linked into
+    ``custom_nodes/``; wait for ``GET /system_stats``. Yields ``(server, link, base_url, seconds_to_up)``;
+    on exit stops the server and removes a link it created (unless ``keep_link``)."""
+    link, created = ensure_link(root)
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+           "--disable-auto-launch", *extra]
+    print(f"$ cd {root} && {' '.join(cmd)}   (log: {log_path})", flush=True)
+    t_start = time.time()
+    log = open(log_path, "w")
+    server = subprocess.Popen(cmd, cwd=str(root), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(f"server exited with {server.returncode}; see {log_path}")
+            try:
+                http(base + "/system_stats", timeout=5)
+                break
+            except OSError:  # URLError and ConnectionError are OSErrors
+                if time.time() - t_start > 600:
+                    raise SystemExit(f"server did not come up in 600 s; see {log_path}")
+                time.sleep(1)
+        yield server, link, base, time.time() - t_start
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+        if created and not keep_link:
+            link.unlink()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--comfyui", type=Path, default=comfyui_path(), help="ComfyUI folder (default: %(default)s)")
@@ -90,27 +127,8 @@ def main(argv=None) -> int:
     if not (root / "main.py").is_file():
         raise SystemExit(f"ComfyUI not found at {root}")
     port = a.port or free_port()
-    base = f"http://127.0.0.1:{port}"
-    link, created = ensure_link(root)
     log_path = a.log or Path(os.environ.get("TMPDIR", "/tmp")) / f"tfv_e2e_server_{port}.log"
-    cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-           "--disable-auto-launch", *a.extra]
-    print(f"$ cd {root} && {' '.join(cmd)}   (log: {log_path})", flush=True)
-    t_start = time.time()
-    log = open(log_path, "w")
-    server = subprocess.Popen(cmd, cwd=str(root), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        while True:
-            if server.poll() is not None:
-                raise SystemExit(f"server exited with {server.returncode}; see {log_path}")
-            try:
-                http(base + "/system_stats", timeout=5)
-                break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                if time.time() - t_start > 600:
-                    raise SystemExit("server did not come up in 600 s")
-                time.sleep(1)
-        t_up = time.time() - t_start
+    with running_server(root, port, log_path, a.extra, a.keep_link) as (server, link, base, t_up):
         print(f"server up in {t_up:.1f} s", flush=True)
 
         text = log_path.read_text(errors="replace")
@@ -188,15 +206,6 @@ def main(argv=None) -> int:
               f"text encoding, VAE decode)")
         print("E2E OK")
         return 0
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
-        if created and not a.keep_link:
-            link.unlink()
 
 
 if __name__ == "__main__":

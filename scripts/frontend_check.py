@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests" / "comfyui"))
 import workflow_api as wa  # noqa: E402
-from e2e_server_run import comfyui_path, ensure_link, free_port, http  # noqa: E402
+from e2e_server_run import comfyui_path, free_port, http, running_server  # noqa: E402
 
 JS_READY = "!!(window.comfyAPI && window.comfyAPI.app && window.comfyAPI.app.app && window.comfyAPI.app.app.graph)"
 JS_LOAD = """(async () => {
@@ -169,33 +169,11 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     files = a.files or sorted((REPO / "workflows").glob("*.json"))
     root = a.comfyui.expanduser().resolve()
-    link, created = ensure_link(root)
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = open(Path(tempfile.gettempdir()) / f"tfv_frontend_server_{port}.log", "w")
-    server = subprocess.Popen([sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-                               "--disable-auto-launch"], cwd=str(root), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        t0 = time.time()
-        while True:
-            try:
-                http(base + "/system_stats", timeout=5)
-                break
-            except OSError:
-                if server.poll() is not None or time.time() - t0 > 600:
-                    raise SystemExit(f"server did not start; see {log.name}")
-                time.sleep(1)
+    log_path = Path(tempfile.gettempdir()) / f"tfv_frontend_server_{port}.log"
+    with running_server(root, port, log_path) as (_server, _link, base, _t_up):
         info = http(base + "/object_info", timeout=120)
         failures = asyncio.run(check(base, files, info, a.shots, a.chromium))
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
-        if created:
-            link.unlink()
     print("frontend check:", "FAILED" if failures else "OK")
     return 1 if failures else 0
 
