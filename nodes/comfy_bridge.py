@@ -9,6 +9,7 @@ pure torch and receives a ``denoise(x, sigma, cfg) -> x0`` callable plus the mod
 """
 from __future__ import annotations
 
+import contextvars
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -26,6 +27,11 @@ import latent_preview
 
 WrappersMP = comfy.patcher_extension.WrappersMP
 InterruptedError_ = comfy.model_management.InterruptProcessingException
+
+# Set while run_in_sampling runs one of our own loops: the pack's noise-replacing wrappers
+# (Dependency Noise (KSampler), SmoothInit (KSampler)) on that MODEL then pass the noise through, so
+# a NOISE node's base noise or NI-VSDS's fixed eps* is never swapped or optimised a second time.
+_OWN_LOOP: contextvars.ContextVar[bool] = contextvars.ContextVar("tfv_own_sampling_loop", default=False)
 
 
 # --------------------------------------------------------------------------- model facts
@@ -107,6 +113,13 @@ class ModelCalls:
             self.pbar.update_absolute(min(self.nfe, self.total), self.total)
 
 
+def model_calls_per_denoise(cfg: float, model_options: dict | None = None) -> int:
+    """Model evaluations of one CFG denoise: 1 when ComfyUI's ``sampling_function`` skips the uncond
+    pass (cfg close to 1 and ``disable_cfg1_optimization`` unset), else 2."""
+    skip = math.isclose(float(cfg), 1.0) and not (model_options or {}).get("disable_cfg1_optimization", False)
+    return 1 if skip else 2
+
+
 def make_denoiser(guider, extra_args: dict, calls: ModelCalls | None = None) -> Callable:
     """``denoise(x, sigma, cfg) -> x0`` (CFG-guided denoised latent, ``x``'s shape and dtype)
     through a CFGGuider that is inside ``sample()`` (conds processed, model loaded).
@@ -128,7 +141,7 @@ def make_denoiser(guider, extra_args: dict, calls: ModelCalls | None = None) -> 
         finally:
             guider.cfg = old
         if calls is not None:
-            calls.after(1 if float(cfg) == 1.0 else 2, out, x)
+            calls.after(model_calls_per_denoise(cfg, model_options), out, x)
         return out
 
     return denoise
@@ -181,8 +194,12 @@ def run_in_sampling(model, positive, negative, cfg: float, latent: torch.Tensor,
         result["out"] = fn(ctx)
         return x
 
-    guider.sample(noise, latent, comfy.samplers.KSAMPLER(sampler_function), sigmas,
-                  denoise_mask=denoise_mask, disable_pbar=True, seed=seed)
+    token = _OWN_LOOP.set(True)
+    try:
+        guider.sample(noise, latent, comfy.samplers.KSAMPLER(sampler_function), sigmas,
+                      denoise_mask=denoise_mask, disable_pbar=True, seed=seed)
+    finally:
+        _OWN_LOOP.reset(token)
     return result["out"]
 
 
@@ -192,12 +209,13 @@ def add_sampler_noise_wrapper(model, key: str, fn: Callable[[SamplingContext], t
     """Clone ``model`` with a SAMPLER_SAMPLE wrapper that replaces the initial unit noise of every
     sampler node (KSampler, KSamplerAdvanced, SamplerCustom[Advanced]) by ``fn(ctx)``.
 
-    All-zero noise (KSamplerAdvanced ``add_noise = disable``, second stages) is left alone.
-    The input MODEL is not mutated.
+    All-zero noise (KSamplerAdvanced ``add_noise = disable``, second stages) is left alone, and so
+    is the noise of the pack's own loops (:func:`run_in_sampling`). The input MODEL is not mutated.
     """
     def wrapper(executor, guider, sigmas, extra_args, callback, noise, latent_image=None,
                 denoise_mask=None, disable_pbar=False):
-        if noise is not None and torch.count_nonzero(noise) > 0 and sigmas.shape[-1] > 1:
+        if (not _OWN_LOOP.get() and noise is not None and torch.count_nonzero(noise) > 0
+                and sigmas.shape[-1] > 1):
             ms = guider.inner_model.model_sampling
             ctx = SamplingContext(guider=guider, extra_args=extra_args, model_sampling=ms, sigmas=sigmas,
                                   noise=noise, latent_image=latent_image,
@@ -212,10 +230,11 @@ def add_sampler_noise_wrapper(model, key: str, fn: Callable[[SamplingContext], t
 
 def add_outer_noise_wrapper(model, key: str, fn: Callable[[torch.Tensor, int | None], torch.Tensor]):
     """Clone ``model`` with an OUTER_SAMPLE wrapper that replaces the unit noise (CPU, before the
-    model loads) by ``fn(noise, seed)`` for every sampler node; all-zero noise is left alone."""
+    model loads) by ``fn(noise, seed)`` for every sampler node; all-zero noise and the noise of the
+    pack's own loops (:func:`run_in_sampling`) are left alone."""
     def wrapper(executor, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
                 disable_pbar=False, seed=None):
-        if noise is not None and torch.count_nonzero(noise) > 0:
+        if not _OWN_LOOP.get() and noise is not None and torch.count_nonzero(noise) > 0:
             noise = fn(noise, seed).to(device=noise.device, dtype=noise.dtype)
         return executor(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
 
@@ -233,7 +252,7 @@ def add_attn1_patch(model, patch: Callable):
 
 
 def unet_self_attention_keys(model) -> list[tuple]:
-    """The ``(block, id, index)`` keys of every UNet BasicTransformerBlock (empty for DiT models)."""
+    """Module names of every UNet BasicTransformerBlock (empty for DiT models without them)."""
     from comfy.ldm.modules.attention import BasicTransformerBlock
     dm = diffusion_model(model)
     keys = []

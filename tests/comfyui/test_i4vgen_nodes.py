@@ -145,6 +145,23 @@ def test_deterministic_for_a_fixed_seed(mods, sd):
     assert not torch.allclose(a, c)
 
 
+@pytest.mark.parametrize("patch", ["DependencyNoiseModelPatch", "SmoothInitModelPatch"])
+def test_noise_patches_on_the_model_do_not_touch_the_fixed_noise(mods, sd, patch):
+    """NI-VSDS draws eps* once from its seed: a MODEL that also carries a noise-replacing patch (for
+    the regeneration KSampler) must give exactly the unpatched result and cost no extra calls."""
+    video = static_video(mods, sd, image_latent(3))
+    with torch.inference_mode():
+        if patch == "DependencyNoiseModelPatch":
+            patched = node(mods, patch).patch(sd, 0.01, 10, 15, "dependency", 0.9)[0]
+        else:
+            patched = node(mods, patch).patch(sd, "Fast-SmoothInit-10", 7.5, 1.0, 50, 10, 0.05, "uniform",
+                                              0.05, 0.05, 0)[0]
+    counted, log = counting(patched)
+    out = animate(mods, counted, sd15_conds(), video)
+    torch.testing.assert_close(out, animate(mods, sd, sd15_conds(), video), rtol=0, atol=0)
+    assert len(log) == TAU
+
+
 def test_input_model_not_mutated(mods, sd):
     nodes = mods["nodes"]
     pos, neg = sd15_conds()
