@@ -5,12 +5,12 @@ Thin adapters over :mod:`..samplers.smoothinit` (pure torch); every ComfyUI call
 :mod:`.comfy_bridge`. Paper: "The Blessing of Smooth Initialization for Video Diffusion Models"
 (papers/smoothinit.txt); exact algorithm and defaults: ALGORITHMS.md section 1.
 
-Two forms of the same initialiser, giving the same noise for the same seed and conds at a full
-denoise:
+Two forms of the same initialiser, giving the same noise for the same seed, conds and schedule:
 
 * NOISE nodes for ``SamplerCustomAdvanced``: ``generate_noise(latent)`` takes the unit noise of
-  the incoming NOISE and optimises it at ``sigma_a = sigma_max`` (max_denoise) inside a
-  ``CFGGuider.sample`` of the node's own MODEL and conds; returns CPU unit noise.
+  the incoming NOISE and optimises it at ``sigma_a = sigmas[0]`` of the optional SIGMAS input (the
+  sampler's schedule; unconnected: ``sigma_max``, max_denoise) inside a ``CFGGuider.sample`` of the
+  node's own MODEL and conds; returns CPU unit noise.
 * "SmoothInit (KSampler)": a MODEL patch (SAMPLER_SAMPLE wrapper) so any sampler node starts from
   the optimised noise, using the sampler's own conds, seed and ``sigmas[0]``.
 """
@@ -60,6 +60,14 @@ def _common_inputs(with_noise: bool = True) -> dict:
     return req
 
 
+def _optional_sigmas() -> dict:
+    return {"sigmas": ("SIGMAS", {"tooltip": "Optional: the SIGMAS your sampler uses (connect the same scheduler "
+                                             "output). The noise is then optimised at sigmas[0] with ComfyUI's own "
+                                             "noise scaling, exactly as SmoothInit (KSampler) does - needed for "
+                                             "schedules that start below sigma_max (ddim_uniform, denoise < 1, "
+                                             "img2img). Unconnected: a full denoise from the model's sigma_max."})}
+
+
 def _cfg_inputs() -> dict:
     return {
         "cfg": ("FLOAT", {"default": 7.5, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
@@ -105,9 +113,10 @@ def _momentum_inputs() -> dict:
 
 def _chunk_input() -> dict:
     return {"chunk_size": ("INT", {"default": 0, "min": 0, "max": 256,
-                                   "tooltip": "SmoothInit perturbations per batched model call (0 = auto: 1 on CPU; on a GPU 4, or 1 "
-                                              "for a 4-D latent with batch > 1, which frames-as-batch video models such as "
-                                              "AnimateDiff treat as one video). Halved automatically on out-of-memory. "
+                                   "tooltip": "SmoothInit perturbations per batched model call (0 = auto: 1 on CPU, 4 on a GPU; "
+                                              "halved automatically on out-of-memory). A 4-D latent with batch > 1 "
+                                              "(frames as batch: AnimateDiff, Temporal Momentum Attention) always runs "
+                                              "one perturbation per call, since the model attends across the batch. "
                                               "Same result for any value."})}
 
 
@@ -146,18 +155,20 @@ def _validate(node: str, settings: si.Preset, grid_steps: int, cfg: float, inver
 
 
 def auto_chunk(chunk_size: int, noise_shape, device: torch.device | str | None = None) -> int:
-    """Perturbations per model call: ``chunk_size`` if > 0, else (auto) 1 on a CPU device (measured
-    here: a 4-perturbation CFG batch costs 1.10x four single calls, so batching only loses), and on
-    an accelerator 4 when the batch holds independent samples (a 5-D video latent, or batch 1), 1
-    for a 4-D latent with batch > 1 (frames as batch: AnimateDiff / ZS^2 attention would otherwise
-    see the perturbations as extra frames)."""
+    """Perturbations per model call.
+
+    A 4-D latent with batch > 1 may be one video whose frames are the batch (AnimateDiff, Temporal
+    Momentum Attention): stacking perturbations along the batch would make the model attend across
+    the perturbation copies and change the result, so it always gets 1. Otherwise ``chunk_size`` if
+    > 0, else (auto, 0) 1 on a CPU device (measured here: a 4-perturbation CFG batch costs 1.10x four
+    single calls, so batching only loses) and 4 on an accelerator."""
+    if len(noise_shape) == 4 and int(noise_shape[0]) > 1:
+        return 1
     if int(chunk_size) > 0:
         return int(chunk_size)
     if device is not None and torch.device(device).type == "cpu":
         return 1
-    if len(noise_shape) >= 5 or int(noise_shape[0]) == 1:
-        return 4
-    return 1
+    return 4
 
 
 # --------------------------------------------------------------------------- the optimisation
@@ -211,10 +222,22 @@ def optimise_in_context(ctx, node: str, settings: si.Preset, cfg: float, inversi
 
 class OptimisedNoise:
     """A ComfyUI NOISE: ``generate_noise(input_latent)`` = the initialiser applied to the incoming
-    NOISE's unit noise at the model's sigma_max (full denoise). CPU, the latent's dtype and shape."""
+    NOISE's unit noise at ``sigmas[0]`` of the sampler's schedule when given (ComfyUI's noise scaling
+    and max_denoise rule, as the KSampler patch), else at the model's sigma_max (full denoise).
+    CPU, the latent's dtype and shape.
+
+    Raises:
+        ValueError (naming the node and input): ``sigmas`` with fewer than 2 entries.
+    """
 
     def __init__(self, node: str, base_noise, model, positive, negative, settings: si.Preset, cfg: float,
-                 inversion_cfg: float, grid_steps: int, chunk_size: int = 0):
+                 inversion_cfg: float, grid_steps: int, chunk_size: int = 0, sigmas=None):
+        if sigmas is not None:
+            sigmas = torch.as_tensor(sigmas).detach().flatten().float().cpu()
+            if sigmas.numel() < 2:
+                raise ValueError(f"{node}: sigmas: the schedule has {sigmas.numel()} sigma(s); connect the sampler's "
+                                 f"SIGMAS (at least 2 values) or leave the input unconnected for a full denoise.")
+        self.sigmas = sigmas
         self.node, self.base_noise, self.model = node, base_noise, model
         self.positive, self.negative = positive, negative
         self.settings, self.cfg, self.inversion_cfg = settings, float(cfg), float(inversion_cfg)
@@ -233,8 +256,9 @@ class OptimisedNoise:
         _check_cond_batch(self.node, int(samples.shape[0]), self.positive, self.negative)
         if _ACTIVE.get():
             return base
-        ms = bridge.model_sampling(self.model)
-        sigmas = torch.tensor([float(ms.sigma_max), 0.0], dtype=torch.float32)
+        sigmas = self.sigmas
+        if sigmas is None:
+            sigmas = torch.tensor([float(bridge.model_sampling(self.model).sigma_max), 0.0], dtype=torch.float32)
 
         def fn(ctx):
             return optimise_in_context(ctx, self.node, self.settings, self.cfg, self.inversion_cfg,
@@ -264,23 +288,24 @@ class ForwardInversionNoise:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": _common_inputs()}
+        return {"required": _common_inputs(), "optional": _optional_sigmas()}
 
     RETURN_TYPES = ("NOISE",)
     RETURN_NAMES = ("noise",)
     OUTPUT_TOOLTIPS = ("The Forward-Inversion noise f_s(noise) for SamplerCustomAdvanced (unit noise, same shape).",)
     FUNCTION = "build"
     CATEGORY = CATEGORY
-    DESCRIPTION = ("Forward-Inversion (SmoothInit paper Sec. 3.2, Thm 3.2): one DDIM step sigma_max -> sigma_b at CFG "
+    DESCRIPTION = ("Forward-Inversion (SmoothInit paper Sec. 3.2, Thm 3.2): one DDIM step sigma_a -> sigma_b at CFG "
                    "cfg, then one DDIM-inversion step back at CFG inversion_cfg, applied to the incoming noise; "
-                   "injects the prompt's semantics into the initial noise. Assumes a full denoise (starts at the "
-                   "model's sigma_max); for img2img use SmoothInit (KSampler). Cost: calls(cfg) + calls(inversion_cfg) "
+                   "injects the prompt's semantics into the initial noise. Starts at sigmas[0] of the optional "
+                   "SIGMAS (connect your sampler's), else at the model's sigma_max (full denoise). Cost: calls(cfg) + calls(inversion_cfg) "
                    "= 3 model calls with cfg 7.5 and inversion_cfg 1.")
 
-    def build(self, noise, model, positive, negative, cfg, inversion_cfg, grid_steps):
+    def build(self, noise, model, positive, negative, cfg, inversion_cfg, grid_steps, sigmas=None):
         s = si.PRESETS["Forward-Inversion"]
         _validate(self.NODE_NAME, s, grid_steps, cfg, inversion_cfg)
-        return (OptimisedNoise(self.NODE_NAME, noise, model, positive, negative, s, cfg, inversion_cfg, grid_steps),)
+        return (OptimisedNoise(self.NODE_NAME, noise, model, positive, negative, s, cfg, inversion_cfg, grid_steps,
+                               sigmas=sigmas),)
 
 
 class SmoothInitNoise:
@@ -297,7 +322,7 @@ class SmoothInitNoise:
         req.update(_sigma_sm_input(0.025))
         req.update(_noise_type_input())
         req.update(_chunk_input())
-        return {"required": req}
+        return {"required": req, "optional": _optional_sigmas()}
 
     RETURN_TYPES = ("NOISE",)
     RETURN_NAMES = ("noise",)
@@ -306,14 +331,14 @@ class SmoothInitNoise:
     CATEGORY = CATEGORY
     DESCRIPTION = ("SmoothInit (SmoothInit paper Eq. 6): the mean of K Forward-Inversions of the incoming noise, each "
                    "with a fresh perturbation sigma_sm * n_k (seeded by the noise's seed). The K evaluations run "
-                   "batched (chunk_size). Assumes a full denoise. " + _NFE_NOTE)
+                   "batched (chunk_size). Starts at sigmas[0] of the optional SIGMAS, else at sigma_max. " + _NFE_NOTE)
 
     def build(self, noise, model, positive, negative, cfg, inversion_cfg, grid_steps, preset, K, sigma_sm,
-              noise_type, chunk_size):
+              noise_type, chunk_size, sigmas=None):
         s = _settings(self.NODE_NAME, preset, "smoothinit", K, sigma_sm, noise_type)
         _validate(self.NODE_NAME, s, grid_steps, cfg, inversion_cfg, chunk_size)
         return (OptimisedNoise(self.NODE_NAME, noise, model, positive, negative, s, cfg, inversion_cfg, grid_steps,
-                               chunk_size),)
+                               chunk_size, sigmas=sigmas),)
 
 
 class FastSmoothInitNoise:
@@ -332,7 +357,7 @@ class FastSmoothInitNoise:
         req.update(_k_input(10))
         req.update(_sigma_sm_input(0.05))
         req.update(_momentum_inputs())
-        return {"required": req}
+        return {"required": req, "optional": _optional_sigmas()}
 
     RETURN_TYPES = ("NOISE",)
     RETURN_NAMES = ("noise",)
@@ -341,13 +366,15 @@ class FastSmoothInitNoise:
     CATEGORY = CATEGORY
     DESCRIPTION = ("Fast-SmoothInit (SmoothInit paper Sec. 3.4, the released code's momentum rule): K sequential "
                    "Forward-Inversions, each on a momentum mix of the previous output and inputs plus a decaying "
-                   "perturbation; returns the last iterate. Assumes a full denoise. " + _NFE_NOTE)
+                   "perturbation; returns the last iterate. Starts at sigmas[0] of the optional SIGMAS, else at "
+                   "sigma_max. " + _NFE_NOTE)
 
     def build(self, noise, model, positive, negative, cfg, inversion_cfg, grid_steps, preset, K, sigma_sm,
-              gamma_m, gamma_decay):
+              gamma_m, gamma_decay, sigmas=None):
         s = _settings(self.NODE_NAME, preset, "fast_smoothinit", K, sigma_sm, "gaussian", gamma_m, gamma_decay)
         _validate(self.NODE_NAME, s, grid_steps, cfg, inversion_cfg)
-        return (OptimisedNoise(self.NODE_NAME, noise, model, positive, negative, s, cfg, inversion_cfg, grid_steps),)
+        return (OptimisedNoise(self.NODE_NAME, noise, model, positive, negative, s, cfg, inversion_cfg, grid_steps,
+                               sigmas=sigmas),)
 
 
 # --------------------------------------------------------------------------- KSampler patch
@@ -384,8 +411,8 @@ class SmoothInitModelPatch:
     CATEGORY = CATEGORY
     DESCRIPTION = ("Forward-Inversion / SmoothInit / Fast-SmoothInit for the plain KSampler graph: the sampler's "
                    "initial noise is optimised with the sampler's own conds at its first sigma (sigma_max at full "
-                   "denoise; img2img works too) before sampling. Same noise as the NOISE nodes for the same seed and "
-                   "conds at full denoise. Noise that is all zeros (KSamplerAdvanced add_noise disabled) is left "
+                   "denoise; img2img works too) before sampling. Same noise as the NOISE nodes for the same seed, "
+                   "conds and SIGMAS. Noise that is all zeros (KSamplerAdvanced add_noise disabled) is left "
                    "alone. " + _NFE_NOTE)
 
     def patch(self, model, method, cfg, inversion_cfg, grid_steps, K, sigma_sm, noise_type, gamma_m, gamma_decay,

@@ -342,12 +342,13 @@ def zs2_controlnet_sd15(g: Graph):
 def smoothinit_t2i_sd15(g: Graph):
     ckpt, pos, neg = _sd15_front(g, "a photo of an astronaut riding a horse on the moon, detailed, sharp focus")
     noise = g.add("RandomNoise", noise_seed=42)
+    sigmas = g.add("BasicScheduler", model=ckpt["MODEL"], scheduler="ddim_uniform", steps=50, denoise=1.0)
     fsi = g.add("FastSmoothInitNoise", noise=noise["NOISE"], model=ckpt["MODEL"], positive=pos["CONDITIONING"],
-                negative=neg["CONDITIONING"], cfg=7.5, inversion_cfg=1.0, grid_steps=50, preset="Fast-SmoothInit-10")
+                negative=neg["CONDITIONING"], cfg=7.5, inversion_cfg=1.0, grid_steps=50, preset="Fast-SmoothInit-10",
+                sigmas=sigmas["SIGMAS"])
     guider = g.add("CFGGuider", model=ckpt["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
                    cfg=7.5)
     sampler = g.add("KSamplerSelect", sampler_name="ddim")
-    sigmas = g.add("BasicScheduler", model=ckpt["MODEL"], scheduler="ddim_uniform", steps=50, denoise=1.0)
     lat = g.add("EmptyLatentImage", width=512, height=512, batch_size=1)
     sca = g.add("SamplerCustomAdvanced", noise=fsi["noise"], guider=guider["GUIDER"], sampler=sampler["SAMPLER"],
                 sigmas=sigmas["SIGMAS"], latent_image=lat["LATENT"])
@@ -356,7 +357,8 @@ def smoothinit_t2i_sd15(g: Graph):
     g.note("Fast-SmoothInit text-to-image on SD1.5 (SmoothInit paper: the optimised initial noise helps images too).\n\n"
            "Random Noise -> Fast-SmoothInit Noise: 10 Forward-Inversions (a DDIM step at CFG 7.5 down one step of a "
            "50-step grid and a DDIM-inversion step at CFG 1 back) with a momentum rule; 30 model calls, about "
-           "30% of the 100 calls of the 50-step CFG sampling after it.\n\n"
+           "30% of the 100 calls of the 50-step CFG sampling after it. Its sigmas input takes the sampler's "
+           "schedule, so the noise is optimised at the sigma the sampling really starts from.\n\n"
            "Same seed -> same optimised noise. Save Noise / Load Noise keep an expensive noise for reuse.")
 
 
@@ -365,12 +367,13 @@ def zs2_fast_smoothinit_sd15(g: Graph):
     tma = g.add("TemporalMomentumAttention", model=ckpt["MODEL"], momentum=0.98)
     dep = g.add("DependencyNoise", noise_seed=42, kl_lambda=0.01, random_search=10, linear_search=15,
                 noise_model="dependency", alpha=0.9)
+    sigmas = g.add("BasicScheduler", model=tma["MODEL"], scheduler="ddim_uniform", steps=50, denoise=1.0)
     fsi = g.add("FastSmoothInitNoise", noise=dep["noise"], model=tma["MODEL"], positive=pos["CONDITIONING"],
-                negative=neg["CONDITIONING"], cfg=7.5, inversion_cfg=1.0, grid_steps=50, preset="Fast-SmoothInit-10")
+                negative=neg["CONDITIONING"], cfg=7.5, inversion_cfg=1.0, grid_steps=50, preset="Fast-SmoothInit-10",
+                sigmas=sigmas["SIGMAS"])
     guider = g.add("CFGGuider", model=tma["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
                    cfg=7.5)
     sampler = g.add("KSamplerSelect", sampler_name="ddim")
-    sigmas = g.add("BasicScheduler", model=tma["MODEL"], scheduler="ddim_uniform", steps=50, denoise=1.0)
     lat = g.add("EmptyLatentImage", title="Empty Latent Image (batch = 8 frames)", width=512, height=512, batch_size=8)
     sca = g.add("SamplerCustomAdvanced", noise=fsi["noise"], guider=guider["GUIDER"], sampler=sampler["SAMPLER"],
                 sigmas=sigmas["SIGMAS"], latent_image=lat["LATENT"])

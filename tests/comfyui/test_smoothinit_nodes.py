@@ -44,15 +44,15 @@ def _world(kind):
 
 
 def _noise_node(mods, method, base, model, pos, neg, cfg=7.5, inv=1.0, grid=50, K=3, sigma_sm=0.1,
-                noise_type="uniform", gamma_m=0.05, gamma_decay=0.05, chunk=0):
+                noise_type="uniform", gamma_m=0.05, gamma_decay=0.05, chunk=0, sigmas=None):
     si = mods["si"]
     if method == "forward_inversion":
-        return si.ForwardInversionNoise().build(base, model, pos, neg, cfg, inv, grid)[0]
+        return si.ForwardInversionNoise().build(base, model, pos, neg, cfg, inv, grid, sigmas=sigmas)[0]
     if method == "smoothinit":
         return si.SmoothInitNoise().build(base, model, pos, neg, cfg, inv, grid, "custom", K, sigma_sm, noise_type,
-                                          chunk)[0]
+                                          chunk, sigmas=sigmas)[0]
     return si.FastSmoothInitNoise().build(base, model, pos, neg, cfg, inv, grid, "custom", K, sigma_sm, gamma_m,
-                                          gamma_decay)[0]
+                                          gamma_decay, sigmas=sigmas)[0]
 
 
 def _patch(mods, method, model, cfg=7.5, inv=1.0, grid=50, K=3, sigma_sm=0.1, noise_type="uniform", gamma_m=0.05,
@@ -130,6 +130,34 @@ def test_the_forms_agree_with_a_scheduler_whose_first_sigma_rounds_differently(m
     assert rel < 1e-3, rel
 
 
+@pytest.mark.parametrize("scheduler,denoise", [("ddim_uniform", 1.0), ("normal", 0.6)])
+def test_noise_node_given_the_samplers_sigmas_equals_the_patch(mods, sd15, scheduler, denoise):
+    """A schedule that starts below sigma_max (ddim_uniform: 13.1 on SD1.5; denoise < 1) is noised by
+    ComfyUI with sigma * n, not sqrt(1 + sigma^2) * n: with the sampler's SIGMAS connected the NOISE
+    node optimises at the same sigma_a and scaling as the KSampler patch; without them it would not."""
+    import comfy_extras.nodes_custom_sampler as cs
+    pos, neg, latent = _world("sd15")
+    steps = 4
+    sigmas = cs.BasicScheduler().get_sigmas(sd15, scheduler, steps, denoise)
+    sigmas = sigmas[0] if isinstance(sigmas, tuple) else sigmas.result[0]
+    assert float(sigmas[0]) < float(sd15.get_model_object("model_sampling").sigma_max) - 0.5
+    with torch.inference_mode():
+        base = mods["cs"].Noise_RandomNoise(7)
+        with_sigmas = _noise_node(mods, "fast_smoothinit", base, sd15, pos, neg, sigmas=sigmas).generate_noise(latent)
+        without = _noise_node(mods, "fast_smoothinit", base, sd15, pos, neg).generate_noise(latent)
+        ks_noise, _ = _ksampler_noise(mods, _patch(mods, "fast_smoothinit", sd15), 7, pos, neg, latent,
+                                      steps=steps, scheduler=scheduler, denoise=denoise)
+    torch.testing.assert_close(ks_noise, with_sigmas, rtol=1e-5, atol=1e-5)
+    assert float((ks_noise - without).abs().max()) > 1e-2
+
+
+def test_noise_node_rejects_a_schedule_of_one_sigma(mods, sd15):
+    pos, neg, _ = _world("sd15")
+    with pytest.raises(ValueError, match="Fast-SmoothInit Noise: sigmas"):
+        _noise_node(mods, "fast_smoothinit", mods["cs"].Noise_RandomNoise(0), sd15, pos, neg,
+                    sigmas=torch.tensor([14.6]))
+
+
 def test_same_seed_same_noise_and_seed_changes_perturbations(mods, sd15):
     pos, neg, latent = _world("sd15")
     with torch.inference_mode():
@@ -180,16 +208,32 @@ def test_ksampler_patch_costs_the_formula_plus_sampling(mods, sd15):
     assert sum(counts) == mods["core"].nfe(4, 7.5, 1.0) + 3 * 2
 
 
-def test_auto_chunk_batches_only_independent_samples_on_an_accelerator(mods):
-    """auto (0): 1 on the CPU (batching measured slower there), else 4 for batch-1 or 5-D video
-    latents and 1 for 4-D latents with batch > 1 (frames as batch); an explicit size always wins."""
+def test_auto_chunk_batches_only_independent_samples(mods):
+    """auto (0): 1 on the CPU (batching measured slower there), 4 on an accelerator; an explicit
+    size is used, except for 4-D latents with batch > 1 (frames as batch), which always get 1."""
     auto_chunk = mods["si"].auto_chunk
     assert auto_chunk(0, (1, 4, 8, 8), "cpu") == 1
     assert auto_chunk(0, (1, 16, 5, 8, 8), "cpu") == 1
     assert auto_chunk(0, (1, 4, 8, 8), "cuda:0") == 4
     assert auto_chunk(0, (1, 16, 5, 8, 8), "cuda") == 4
     assert auto_chunk(0, (8, 4, 8, 8), "cuda") == 1
-    assert auto_chunk(3, (8, 4, 8, 8), "cpu") == 3
+    assert auto_chunk(3, (1, 4, 8, 8), "cpu") == 3
+    assert auto_chunk(3, (2, 16, 5, 8, 8), "cpu") == 3
+    assert auto_chunk(3, (8, 4, 8, 8), "cpu") == 1
+
+
+def test_explicit_chunk_on_frames_as_batch_with_tma_gives_the_unbatched_result(mods, sd15):
+    """With Temporal Momentum Attention the frames of a 4-D latent attend to each other, so batching
+    perturbations along the batch would mix them; the node keeps one perturbation per call."""
+    import nodes
+    tma = nodes.NODE_CLASS_MAPPINGS["TemporalMomentumAttention"]().patch(sd15, 0.9)[0]
+    pos, neg, _ = _world("sd15")
+    latent = {"samples": torch.zeros(3, 4, 8, 8)}
+    with torch.inference_mode():
+        base = mods["cs"].Noise_RandomNoise(5)
+        one = _noise_node(mods, "smoothinit", base, tma, pos, neg, K=4, chunk=1).generate_noise(latent)
+        four = _noise_node(mods, "smoothinit", base, tma, pos, neg, K=4, chunk=4).generate_noise(latent)
+    torch.testing.assert_close(one, four, rtol=1e-5, atol=1e-5)
 
 
 def test_frames_as_batch_latent_is_not_batched_by_default(mods, sd15):
