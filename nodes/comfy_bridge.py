@@ -41,11 +41,6 @@ def model_sampling(model) -> Any:
     return model.get_model_object("model_sampling")
 
 
-def is_flow(ms) -> bool:
-    """True for CONST (flow) model_sampling: Wan, Hunyuan, LTXV, SD3, Flux."""
-    return isinstance(ms, comfy.model_sampling.CONST)
-
-
 def sigma_table(ms) -> torch.Tensor:
     """The model's ascending table of training sigmas (``[1000]`` for SD and discrete flow)."""
     return ms.sigmas.detach().float().cpu()
@@ -64,11 +59,6 @@ def is_max_denoise(ms, sigmas: torch.Tensor) -> bool:
     max_sigma = float(ms.sigma_max)
     s0 = float(sigmas[0])
     return math.isclose(max_sigma, s0, rel_tol=1e-05) or s0 > max_sigma
-
-
-def fix_empty_latent_channels(model, latent: torch.Tensor) -> torch.Tensor:
-    """Core's fix-up of an empty latent to the model's channel count / video axis."""
-    return comfy.sample.fix_empty_latent_channels(model, latent)
 
 
 def intermediate_device() -> torch.device:
@@ -91,36 +81,20 @@ class ModelCalls:
     """Counts model calls (NFE: 2 per CFG call, 1 when cfg == 1), drives one progress bar over
     all of them and checks ComfyUI's interrupt before every call."""
 
-    def __init__(self, total_nfe: int, preview_model=None):
+    def __init__(self, total_nfe: int):
         self.total = max(int(total_nfe), 1)
         self.nfe = 0
         self.pbar = comfy.utils.ProgressBar(self.total)
-        self._preview = None
-        if preview_model is not None:
-            try:
-                self._preview = latent_preview.prepare_callback(preview_model, self.total)
-            except Exception:  # previews are best-effort (no previewer configured)
-                self._preview = None
 
     def before(self) -> None:
         throw_if_interrupted()
 
-    def after(self, n: int, x0: torch.Tensor | None = None, x: torch.Tensor | None = None) -> None:
+    def after(self, n: int) -> None:
         self.nfe += n
-        if self._preview is not None and x0 is not None:
-            self._preview(min(self.nfe, self.total) - 1, x0, x, self.total)
-        else:
-            self.pbar.update_absolute(min(self.nfe, self.total), self.total)
+        self.pbar.update_absolute(min(self.nfe, self.total), self.total)
 
 
-def model_calls_per_denoise(cfg: float, model_options: dict | None = None) -> int:
-    """Model evaluations of one CFG denoise: 1 when ComfyUI's ``sampling_function`` skips the uncond
-    pass (cfg close to 1 and ``disable_cfg1_optimization`` unset), else 2."""
-    skip = math.isclose(float(cfg), 1.0) and not (model_options or {}).get("disable_cfg1_optimization", False)
-    return 1 if skip else 2
-
-
-def make_denoiser(guider, extra_args: dict, calls: ModelCalls | None = None) -> Callable:
+def make_denoiser(guider, extra_args: dict) -> Callable:
     """``denoise(x, sigma, cfg) -> x0`` (CFG-guided denoised latent, ``x``'s shape and dtype)
     through a CFGGuider that is inside ``sample()`` (conds processed, model loaded).
 
@@ -131,8 +105,6 @@ def make_denoiser(guider, extra_args: dict, calls: ModelCalls | None = None) -> 
     seed = extra_args.get("seed", None)
 
     def denoise(x: torch.Tensor, sigma, cfg: float) -> torch.Tensor:
-        if calls is not None:
-            calls.before()
         old = guider.cfg
         guider.cfg = float(cfg)
         try:
@@ -140,8 +112,6 @@ def make_denoiser(guider, extra_args: dict, calls: ModelCalls | None = None) -> 
             out = guider(x, s, model_options=model_options, seed=seed)
         finally:
             guider.cfg = old
-        if calls is not None:
-            calls.after(model_calls_per_denoise(cfg, model_options), out, x)
         return out
 
     return denoise
@@ -164,8 +134,8 @@ class SamplingContext:
     model_patcher: Any = None
     extras: dict = field(default_factory=dict)
 
-    def denoiser(self, calls: ModelCalls | None = None) -> Callable:
-        return make_denoiser(self.guider, self.extra_args, calls)
+    def denoiser(self) -> Callable:
+        return make_denoiser(self.guider, self.extra_args)
 
     def process_latent_out(self, x: torch.Tensor) -> torch.Tensor:
         return self.guider.inner_model.process_latent_out(x.to(torch.float32))
@@ -260,12 +230,6 @@ def unet_self_attention_keys(model) -> list[tuple]:
         if isinstance(mod, BasicTransformerBlock):
             keys.append(name)
     return keys
-
-
-def optimized_attention(q, k, v, heads, **kw):
-    """ComfyUI's selected attention kernel (users keep their fast kernel)."""
-    from comfy.ldm.modules.attention import optimized_attention as oa
-    return oa(q, k, v, heads, **kw)
 
 
 # --------------------------------------------------------------------------- folders

@@ -309,7 +309,7 @@ class NIVSDSAnimate:
         def run(ctx):
             z = bridge.process_latent_in(ctx, ctx.latent_image) if zero_latent else ctx.latent_image
             progress = bridge.iteration_progress(model, tau)
-            base = ctx.denoiser(None)
+            base = ctx.denoiser()
 
             def denoise(xx, sigma, c):
                 bridge.throw_if_interrupted()

@@ -195,7 +195,7 @@ def optimise_in_context(ctx, node: str, settings: si.Preset, cfg: float, inversi
     _check_cond_batch(node, B, conds.get("positive"), conds.get("negative"))
     sigma_a, sigma_b = si.inversion_sigmas(bridge.sigma_table(ms), float(ctx.sigmas[0]), grid_steps)
     calls = bridge.ModelCalls(si.nfe(settings.K, cfg, inversion_cfg))
-    inner = ctx.denoiser(None)
+    inner = ctx.denoiser()
 
     def denoise(x, sigma, w):
         calls.before()
