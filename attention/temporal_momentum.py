@@ -18,9 +18,21 @@ projections gives exactly ``K'``, ``V'``: :class:`TemporalMomentumPatch` does th
 ``frames x frames x tokens`` tensor is ever built) and the attention itself is unchanged
 self-attention cost.
 
+On DiT image models (Flux, SD3/MMDiT, Qwen-Image, Lumina 2, HiDream, Chroma) there is no such
+hook before the projections; :class:`TemporalMomentumAttentionOverride` instead averages the
+projected (and RoPE'd) ``K``, ``V`` that reach the attention function. Eq. 2 is linear in ``K``
+and ``V``, so this is the same equation; in joint text-image attention the text keys/values of one
+prompt are averaged with the image ones (identical across frames at the first block, where the
+average leaves them unchanged exactly).
+
 Frames are grouped: per CFG chunk (ComfyUI batches the cond and uncond passes, and area conds,
 as consecutive chunks of the batch, listed in ``cond_or_uncond``; each chunk holds the frames of
 one video) so cond and uncond frames never mix.
+
+Precision: fp16/bf16 activations are averaged in float32 and cast back once. The average is
+computed as ``K'_i = K_1 + sum_{j>=2} W[i, j] (K_j - K_1)``, an affine combination whose weights
+sum to exactly 1 by construction (rounding the weights themselves never scales ``K``): identical
+frames (the text tokens of one prompt, a still video) come back unchanged, bit for bit.
 """
 from __future__ import annotations
 
@@ -59,16 +71,28 @@ def momentum_weights(frames: int, momentum: float, dtype: torch.dtype = torch.fl
     return w.to(dtype=dtype, device=device)
 
 
+def averaging_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype Eq. 2 is computed in for activations of ``dtype``: float32 for 16-bit floats
+    (fp16, bf16), else ``dtype`` itself (float32, float64)."""
+    if dtype.is_floating_point and torch.finfo(dtype).bits < 32:
+        return torch.float32
+    return dtype
+
+
 def temporal_momentum(x: Tensor, momentum: float, groups: int = 1) -> Tensor:
     """Eq. 2 along the batch axis of ``x`` ``[G * F, ...]``: ``G`` consecutive groups of ``F`` frames
     (e.g. the CFG chunks of a ComfyUI batch), each averaged on its own.
 
-    Vectorised: one ``[F, F] @ [G, F, prod(...)]`` product (never a ``F x F x tokens`` tensor).
+    Vectorised: ``K'_i = K_1 + sum_{j>=2} W[i, j] (K_j - K_1)`` with ``W`` from :func:`momentum_weights`,
+    one ``[F, F-1] @ [G, F-1, prod(...)]`` product (never a ``F x F x tokens`` tensor). The implicit
+    weight of ``K_1`` is ``1 - sum_{j>=2} W[i, j]`` exactly, so every row sums to exactly 1 whatever
+    the rounding of ``W``, and identical frames come back unchanged bit for bit.
+    fp16/bf16 inputs are averaged in float32 (:func:`averaging_dtype`) and cast back once.
     ``mu = 0`` returns ``x`` itself; ``mu = 1`` returns every frame equal to its group's first
     frame (exact copies); one frame per group returns ``x`` itself.
 
     Args:
-        x: ``[G * F, ...]`` any float dtype; the result has ``x``'s dtype/device.
+        x: ``[G * F, ...]`` any float dtype; the result has ``x``'s shape, dtype and device.
         momentum: ``mu`` in ``[0, 1]``.
         groups: ``G >= 1``; must divide ``x.shape[0]``.
     Raises:
@@ -85,8 +109,12 @@ def temporal_momentum(x: Tensor, momentum: float, groups: int = 1) -> Tensor:
     xg = x.reshape(groups, frames, -1)
     if mu == 1.0:
         return xg[:, :1].expand(groups, frames, xg.shape[-1]).reshape(x.shape)
-    w = momentum_weights(frames, mu, dtype=x.dtype, device=x.device)
-    return torch.matmul(w, xg).reshape(x.shape)
+    acc = averaging_dtype(x.dtype)
+    w = momentum_weights(frames, mu, dtype=acc, device=x.device)[:, 1:]          # [F, F-1]
+    first = xg[:, :1].to(acc)                                                     # [G, 1, M]
+    diff = xg[:, 1:].to(acc) - first                                              # [G, F-1, M]
+    out = torch.matmul(w, diff).add_(first)                                       # [G, F, M]
+    return out.to(x.dtype).reshape(x.shape)
 
 
 def temporal_momentum_recursive(x: Tensor, momentum: float, groups: int = 1) -> Tensor:
@@ -132,12 +160,7 @@ class TemporalMomentumPatch:
         return f"TemporalMomentumPatch(momentum={self.momentum})"
 
     def groups(self, batch: int, extra_options: dict) -> int:
-        cou = extra_options.get("cond_or_uncond") if extra_options else None
-        chunks = len(cou) if cou else 1
-        if batch % chunks != 0:
-            raise ValueError(f"Temporal Momentum Attention: batch {batch} does not split into "
-                             f"{chunks} equal cond/uncond chunks ({list(cou)})")
-        return chunks
+        return _chunks(batch, extra_options)
 
     def _avg(self, t: Tensor | None, batch: int, groups: int) -> Tensor | None:
         if t is None or t.shape[0] != batch:
@@ -157,3 +180,76 @@ class TemporalMomentumPatch:
         else:
             val = self._avg(value_attn1, batch, groups)
         return n, ctx, val
+
+
+def _chunks(batch: int, transformer_options: dict | None) -> int:
+    """Number of consecutive cond/uncond (and area-cond) chunks of a model call's batch, from
+    ``transformer_options["cond_or_uncond"]`` (1 when absent); each chunk holds one video's frames."""
+    cou = transformer_options.get("cond_or_uncond") if transformer_options else None
+    chunks = len(cou) if cou else 1
+    if batch % chunks != 0:
+        raise ValueError(f"Temporal Momentum Attention: batch {batch} does not split into "
+                         f"{chunks} equal cond/uncond chunks ({list(cou)})")
+    return chunks
+
+
+class TemporalMomentumAttentionOverride:
+    """TMA as an attention-function override (``transformer_options["optimized_attention_override"]``),
+    for DiT image models whose every attention call passes ``transformer_options`` (Flux, SD3/MMDiT,
+    Qwen-Image, Lumina 2, HiDream, Chroma). Frames are the batch.
+
+    Called as ``override(func, q, k, v, heads, *args, **kwargs)`` (``func``: the attention function
+    the model chose, ``kwargs`` holding ``transformer_options``); returns ``func``'s result (or the
+    ``previous`` override's) with ``k``, ``v`` replaced by Eq. 2's momentum averages ``K'``, ``V'``
+    over the frames of each CFG chunk (``len(transformer_options["cond_or_uncond"])`` consecutive
+    chunks of ``batch // chunks`` frames; cond and uncond never mix). Queries are untouched.
+
+    Layouts (ComfyUI's attention functions): with ``skip_reshape=True`` (Flux, Lumina) ``q``, ``k``,
+    ``v`` are ``[B, heads, tokens, dim_head]``; otherwise (SD3, Qwen-Image, HiDream) tokens are axis 1
+    (``[B, tokens, heads * dim_head]``, SD3 passes ``v`` as ``[B, tokens, heads, dim_head]``).
+    Only self / joint attention is averaged: ``q``, ``k``, ``v`` with the same batch and token count
+    (joint text-image attention averages the prompt's text keys/values too; they are identical over
+    the frames of a chunk at the first block). Cross-attention (token counts differ) and calls whose
+    ``k``/``v`` batch differs from ``q``'s are passed through unchanged.
+
+    Raises:
+        ValueError: the batch does not split into equal chunks.
+    """
+
+    def __init__(self, momentum: float = 0.98, previous=None):
+        self.momentum = _check_momentum(momentum)
+        self.previous = previous
+
+    def __repr__(self) -> str:
+        return f"TemporalMomentumAttentionOverride(momentum={self.momentum})"
+
+    @staticmethod
+    def is_self_attention(q: Tensor, k: Tensor, v: Tensor, skip_reshape: bool = False) -> bool:
+        """Self / joint attention: the same batch and token count (axis 2 with ``skip_reshape``,
+        else axis 1) for ``q``, ``k`` and ``v``."""
+        ax = 2 if skip_reshape else 1
+        if min(q.ndim, k.ndim, v.ndim) <= ax:
+            return False
+        return q.shape[0] == k.shape[0] == v.shape[0] and q.shape[ax] == k.shape[ax] == v.shape[ax]
+
+    def average(self, q: Tensor, k: Tensor, v: Tensor, transformer_options: dict | None,
+                skip_reshape: bool = False):
+        """``(k', v')``: Eq. 2 over the frames of each chunk for self/joint attention, else ``(k, v)``."""
+        if self.momentum == 0.0 or not self.is_self_attention(q, k, v, skip_reshape):
+            return k, v
+        groups = _chunks(q.shape[0], transformer_options)
+        k2 = temporal_momentum(k, self.momentum, groups)
+        v2 = k2 if v is k else temporal_momentum(v, self.momentum, groups)
+        return k2, v2
+
+    def __call__(self, func, *args, **kwargs):
+        # Every ComfyUI call site passes q, k, v positionally (wrap_attn forwards them as given).
+        if len(args) >= 3:
+            q, k, v = args[:3]
+            # signature (q, k, v, heads, mask=None, attn_precision=None, skip_reshape=False, ...)
+            skip = kwargs["skip_reshape"] if "skip_reshape" in kwargs else (len(args) > 6 and args[6])
+            k, v = self.average(q, k, v, kwargs.get("transformer_options"), bool(skip))
+            args = (q, k, v) + tuple(args[3:])
+        if self.previous is not None:
+            return self.previous(func, *args, **kwargs)
+        return func(*args, **kwargs)

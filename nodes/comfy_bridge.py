@@ -221,6 +221,56 @@ def add_attn1_patch(model, patch: Callable):
     return m
 
 
+ATTENTION_OVERRIDE_KEY = "optimized_attention_override"
+
+
+def attention_override(model) -> Callable | None:
+    """The MODEL's ``transformer_options["optimized_attention_override"]`` (None when unset)."""
+    return model.model_options.get("transformer_options", {}).get(ATTENTION_OVERRIDE_KEY)
+
+
+def add_attention_override(model, make_override: Callable[[Callable | None], Callable]):
+    """Clone ``model`` and set ``transformer_options["optimized_attention_override"]`` to
+    ``make_override(previous)``: ComfyUI's ``wrap_attn`` then calls it as
+    ``override(func, q, k, v, heads, *args, **kwargs)`` for every attention call that passes
+    ``transformer_options`` (Flux, SD3/MMDiT, Qwen-Image, Lumina 2, HiDream, Chroma; SD UNets too).
+    ``previous`` is an override already on the MODEL (another node's), which the new one must call
+    instead of ``func`` so both apply. The input MODEL is not mutated."""
+    m = model.clone()
+    to = m.model_options.setdefault("transformer_options", {})
+    to[ATTENTION_OVERRIDE_KEY] = make_override(to.get(ATTENTION_OVERRIDE_KEY))
+    return m
+
+
+# DiT image models (frames = the latent batch) whose every attention call passes transformer_options
+# in ComfyUI 0.3.64, so the attention override reaches all of them: (module, class); subclasses count
+# (Chroma Radiance, Flux ControlNet). Video DiTs (Wan, Hunyuan video, LTXV, ...) are not listed.
+_DIT_IMAGE_MODELS = (
+    ("comfy.ldm.flux.model", "Flux"),
+    ("comfy.ldm.chroma.model", "Chroma"),
+    ("comfy.ldm.modules.diffusionmodules.mmdit", "MMDiT"),
+    ("comfy.ldm.qwen_image.model", "QwenImageTransformer2DModel"),
+    ("comfy.ldm.lumina.model", "NextDiT"),
+    ("comfy.ldm.hidream.model", "HiDreamImageTransformer2DModel"),
+)
+
+
+def dit_image_model_family(model) -> str | None:
+    """Class name of the supported DiT image model family of a MODEL (``"Flux"``, ``"MMDiT"`` for
+    SD3, ``"Chroma"``, ``"QwenImageTransformer2DModel"``, ``"NextDiT"`` for Lumina 2,
+    ``"HiDreamImageTransformer2DModel"``), or None (UNets, video DiTs, anything else)."""
+    import importlib
+    dm = diffusion_model(model)
+    for module, name in _DIT_IMAGE_MODELS:
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):  # a ComfyUI without that model family
+            continue
+        if isinstance(dm, cls):
+            return name
+    return None
+
+
 def unet_self_attention_keys(model) -> list[tuple]:
     """Module names of every UNet BasicTransformerBlock (empty for DiT models without them)."""
     from comfy.ldm.modules.attention import BasicTransformerBlock

@@ -6,14 +6,15 @@ Thin adapters over :mod:`..samplers.dependency_noise` and :mod:`..attention.temp
 Sampling from Image Diffusion Models" (papers/zs2.txt), Sec. 3.1 / 4.1; exact algorithm and
 defaults: ALGORITHMS.md section 3.
 
-Frames: for image models (SD1.x/SD2.x/SDXL) the latent batch ``[F, C, H, W]`` is one video whose
-frames are the batch; for video latents ``[B, C, T, H, W]`` frames are axis 2.
+Frames: for image models (SD1.x/SD2.x/SDXL UNets; Flux, SD3 and other DiT image models) the latent
+batch ``[F, C, H, W]`` is one video whose frames are the batch; for video latents ``[B, C, T, H, W]``
+frames are axis 2.
 """
 from __future__ import annotations
 
 import torch
 
-from ..attention.temporal_momentum import TemporalMomentumPatch
+from ..attention.temporal_momentum import TemporalMomentumAttentionOverride, TemporalMomentumPatch
 from ..samplers import dependency_noise as dn
 from . import comfy_bridge as bridge
 
@@ -163,21 +164,25 @@ class DependencyNoiseModelPatch:
 
 # --------------------------------------------------------------------------- Temporal Momentum Attention
 
-def check_tma_model(node: str, model) -> int:
-    """Number of UNet self-attention blocks TMA will patch; a clear error when there are none."""
+def check_tma_model(node: str, model) -> str:
+    """How TMA patches this MODEL: ``"unet"`` (SD1.x/SD2.x/SDXL: an attn1 patch on every UNet
+    self-attention) or ``"dit"`` (Flux, SD3, Qwen-Image, Lumina 2, HiDream, Chroma: an attention
+    override); a clear ValueError for anything else (video UNets, video DiTs such as Wan)."""
     dm = bridge.diffusion_model(model)
     kind = type(dm).__name__
     if any(type(m).__name__ == "SpatialVideoTransformer" for m in dm.modules()):
         raise ValueError(f"{node}: model: this {kind} has temporal transformer layers (an SVD-style video UNet); "
-                         "Temporal Momentum Attention is for image UNets (SD1.x/SD2.x/SDXL) that sample the frames of "
-                         "a video as the batch. Remove this node for this model.")
-    n = len(bridge.unet_self_attention_keys(model))
-    if n == 0:
-        raise ValueError(f"{node}: model: this {kind} has no UNet self-attention (BasicTransformerBlock attn1) to "
-                         "patch, so Temporal Momentum Attention cannot apply. It supports SD1.x/SD2.x/SDXL-style UNets "
-                         "(frames as the batch); DiT video models (Wan, Hunyuan, LTXV, ...) already attend across "
-                         "frames: remove this node for them.")
-    return n
+                         "Temporal Momentum Attention is for image models (SD1.x/SD2.x/SDXL UNets, Flux, SD3, ...) "
+                         "that sample the frames of a video as the batch. Remove this node for this model.")
+    if bridge.unet_self_attention_keys(model):
+        return "unet"
+    if bridge.dit_image_model_family(model) is not None:
+        return "dit"
+    raise ValueError(f"{node}: model: this {kind} has no UNet self-attention (BasicTransformerBlock attn1) and is not "
+                     "a supported DiT image model, so Temporal Momentum Attention cannot apply. It supports "
+                     "SD1.x/SD2.x/SDXL UNets and the DiT image models Flux, SD3, Qwen-Image, Lumina 2, HiDream and "
+                     "Chroma (frames as the batch); DiT video models (Wan, Hunyuan, LTXV, ...) already attend across "
+                     "frames: remove this node for them.")
 
 
 class TemporalMomentumAttention:
@@ -186,8 +191,9 @@ class TemporalMomentumAttention:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": ("MODEL", {"tooltip": "An SD1.x / SD2.x / SDXL image model (UNet); frames are the latent batch. "
-                                           "Not modified (a patched copy is returned)."}),
+            "model": ("MODEL", {"tooltip": "An image model: SD1.x / SD2.x / SDXL (UNet) or a DiT image model (Flux, "
+                                           "SD3, Qwen-Image, Lumina 2, HiDream, Chroma); frames are the latent "
+                                           "batch. Not modified (a patched copy is returned)."}),
             "momentum": ("FLOAT", {"default": 0.98, "min": 0.0, "max": 1.0, "step": 0.001,
                                    "tooltip": "mu of Eq. 2: frame i attends to keys/values K'_i = mu*K'_(i-1) + "
                                               "(1-mu)*K_i (K'_1 = K_1). 0 = plain self-attention (frames "
@@ -198,24 +204,28 @@ class TemporalMomentumAttention:
 
     RETURN_TYPES = ("MODEL",)
     RETURN_NAMES = ("model",)
-    OUTPUT_TOOLTIPS = ("A patched copy of the model whose every self-attention (attn1) uses temporal momentum keys "
-                       "and values across the frames of the batch.",)
+    OUTPUT_TOOLTIPS = ("A patched copy of the model whose every self-attention (UNet attn1; DiT self/joint "
+                       "attention) uses temporal momentum keys and values across the frames of the batch.",)
     FUNCTION = "patch"
     CATEGORY = TMA_CATEGORY
-    DESCRIPTION = ("ZS^2 Temporal Momentum Attention (Sec. 4.1, Eq. 2) on every UNet self-attention, at every step: "
+    DESCRIPTION = ("ZS^2 Temporal Momentum Attention (Sec. 4.1, Eq. 2) on every self-attention, at every step: "
                    "each frame keeps its own queries and attends to a momentum average of the keys/values of the "
-                   "frames up to it (same cost as self-attention). Frames are grouped per CFG branch (cond and uncond "
-                   "never mix). With AnimateDiff-Evolved context windows only the window's frames are in a model call, "
-                   "so the average runs over the window and starts afresh at its first frame. One frame = unchanged "
-                   "model. Raises an error on models without UNet self-attention (Wan and other DiT video models).")
+                   "frames up to it (same cost as self-attention). SD1.x/SD2.x/SDXL UNets: every attn1. DiT image "
+                   "models (Flux, SD3, Qwen-Image, Lumina 2, HiDream, Chroma): every self/joint attention (the "
+                   "projected, RoPE'd keys/values; text-to-image cross-attention is left alone). Frames are grouped "
+                   "per CFG branch (cond and uncond never mix); fp16/bf16 activations are averaged in float32. With "
+                   "AnimateDiff-Evolved context windows only the window's frames are in a model call, so the average "
+                   "runs over the window and starts afresh at its first frame. One frame = unchanged model. Raises "
+                   "an error on other models (Wan and other DiT video models already attend across frames).")
 
     def patch(self, model, momentum):
         node = self.NODE_NAME
         mu = float(momentum)
         if not 0.0 <= mu <= 1.0:
             raise ValueError(f"{node}: momentum must be in [0, 1], got {mu}.")
-        check_tma_model(node, model)
-        return (bridge.add_attn1_patch(model, TemporalMomentumPatch(mu)),)
+        if check_tma_model(node, model) == "unet":
+            return (bridge.add_attn1_patch(model, TemporalMomentumPatch(mu)),)
+        return (bridge.add_attention_override(model, lambda prev: TemporalMomentumAttentionOverride(mu, prev)),)
 
 
 NODE_CLASS_MAPPINGS = {

@@ -40,6 +40,10 @@ AD_MOTION_MODEL = "mm_sd_v15_v2.ckpt"
 WAN_UNET = "wan2.1_t2v_1.3B_fp16.safetensors"
 WAN_TE = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
 WAN_VAE = "wan_2.1_vae.safetensors"
+FLUX_UNET = "flux1-dev.safetensors"
+FLUX_CLIP_L = "clip_l.safetensors"
+FLUX_T5 = "t5xxl_fp16.safetensors"
+FLUX_VAE = "ae.safetensors"
 CONTROL_FRAMES = "tfv_scribble_ball_8f.webp"  # written to workflows/inputs/ by this script
 NEGATIVE_SD15 = "blurry, low quality, deformed, watermark, text"
 NEGATIVE_WAN = ("Bright tones, overexposed, static, blurred details, subtitles, worst quality, low quality, "
@@ -416,6 +420,36 @@ def wan_t2v_fast_smoothinit(g: Graph):
            "832x480 (9 latent frames).")
 
 
+def zs2_text_to_video_flux(g: Graph):
+    unet = g.add("UNETLoader", unet_name=FLUX_UNET, weight_dtype="default")
+    clip = g.add("DualCLIPLoader", clip_name1=FLUX_CLIP_L, clip_name2=FLUX_T5, type="flux", device="default")
+    vae = g.add("VAELoader", vae_name=FLUX_VAE)
+    pos = g.add("CLIPTextEncode", title="Prompt", color="green", clip=clip["CLIP"],
+                text="a paper boat drifting down a rain-soaked city street, puddles reflecting neon signs, photorealistic")
+    fg = g.add("FluxGuidance", conditioning=pos["CONDITIONING"], guidance=3.5)
+    tma = g.add("TemporalMomentumAttention", model=unet["MODEL"], momentum=0.98)
+    guider = g.add("BasicGuider", model=tma["MODEL"], conditioning=fg["CONDITIONING"])
+    noise = g.add("DependencyNoise", noise_seed=42, kl_lambda=0.01, random_search=10, linear_search=15,
+                  noise_model="dependency", alpha=0.9)
+    sampler = g.add("KSamplerSelect", sampler_name="euler")
+    sigmas = g.add("BasicScheduler", model=tma["MODEL"], scheduler="simple", steps=20, denoise=1.0)
+    lat = g.add("EmptySD3LatentImage", title="Empty Latent (batch = 8 frames)", width=512, height=512, batch_size=8)
+    sca = g.add("SamplerCustomAdvanced", noise=noise["noise"], guider=guider["GUIDER"], sampler=sampler["SAMPLER"],
+                sigmas=sigmas["SIGMAS"], latent_image=lat["LATENT"])
+    dec = g.add("VAEDecode", samples=sca["output"], vae=vae["VAE"])
+    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="zs2/flux_t2v", fps=8.0, lossless=False,
+          quality=90, method="default")
+    g.note("ZS^2 zero-shot text-to-video on Flux.1 [dev] (a DiT image model; papers: ZS^2, Sec. 3.1 and 4.1).\n\n"
+           "The 8 latents of the batch are the 8 frames of one video.\n"
+           "- Temporal Momentum Attention (momentum 0.98) makes every joint / single-stream attention of Flux "
+           "attend to a momentum average of the keys/values of the frames so far (the projected, RoPE'd K and V).\n"
+           "- Dependency Noise is the NOISE of SamplerCustomAdvanced: neighbouring frames start from correlated "
+           "noise (lambda 0.01).\n\n"
+           "The usual Flux graph: BasicGuider (no negative prompt, CFG 1) with FluxGuidance 3.5, euler / simple, 20 "
+           "steps. Also works with SD3, Qwen-Image, Lumina 2, HiDream and Chroma models.\n\n"
+           f"Models: {FLUX_UNET} (diffusion_models), {FLUX_CLIP_L} and {FLUX_T5} (text_encoders), {FLUX_VAE} (vae).")
+
+
 def i4vgen_wan(g: Graph):
     ms, pos, neg, vae = _wan_front(g, "a sailing boat on a calm sea at golden hour, gentle waves, cinematic")
     anchor_lat = g.add("EmptyHunyuanLatentVideo", title="Anchor: one frame", width=832, height=480, length=1,
@@ -511,6 +545,7 @@ WORKFLOWS = {
     "smoothinit_t2i_sd15": smoothinit_t2i_sd15,
     "zs2_fast_smoothinit_sd15": zs2_fast_smoothinit_sd15,
     "wan_t2v_fast_smoothinit": wan_t2v_fast_smoothinit,
+    "zs2_text_to_video_flux": zs2_text_to_video_flux,
     "i4vgen_wan": i4vgen_wan,
     "i4vgen_real_image_sd15": i4vgen_real_image_sd15,
     "i4vgen_animatediff_sd15": i4vgen_animatediff_sd15,

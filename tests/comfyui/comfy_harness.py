@@ -130,3 +130,79 @@ def pack_module(pack, name: str):
     """A submodule of the loaded pack, e.g. ``pack_module(pack, "nodes.comfy_bridge")``."""
     import importlib
     return importlib.import_module(f"{pack.__name__}.{name}")
+
+
+# --------------------------------------------------------------------------- tiny DiT image models
+
+def _init_dit_weights(module: torch.nn.Module, seed: int = 0) -> None:
+    """:func:`_init_weights`, plus every RMSNorm ``scale`` at 1 (Flux's q/k norms; 0 would flatten
+    attention) and every buffer left uninitialised by ComfyUI (SD3's ``pos_embed``) small random."""
+    _init_weights(module, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.ndim == 1 and name.endswith(".scale"):
+                p.fill_(1.0)
+        for name, b in module.named_buffers():
+            if name.endswith("pos_embed"):
+                b.copy_(torch.randn(b.shape, generator=g) * 0.5)
+
+
+TINY_FLUX = {"image_model": "flux", "in_channels": 16, "out_channels": 16, "vec_in_dim": 8, "context_in_dim": 12,
+             "hidden_size": 64, "mlp_ratio": 2.0, "num_heads": 2, "depth": 1, "depth_single_blocks": 1,
+             "axes_dim": [4, 14, 14], "theta": 10000, "patch_size": 2, "qkv_bias": True, "guidance_embed": True}
+
+
+def tiny_flux(seed: int = 0):
+    """A tiny Flux-dev-architecture ModelPatcher (comfy.supported_models.Flux, one double and one
+    single block, hidden 64, 2 heads, guidance embedding) with random weights."""
+    import comfy.model_patcher
+    import comfy.supported_models
+    cfg = comfy.supported_models.Flux(dict(TINY_FLUX))
+    cfg.set_inference_dtype(torch.float32, None)
+    model = cfg.get_model({}, device="cpu")
+    _init_dit_weights(model.diffusion_model, seed)
+    return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
+
+
+def flux_conds(seed: int = 0, tokens: int = 6, guidance: float | None = 3.5):
+    """Flux conditioning: text ``[1, tokens, 12]`` + pooled ``[1, 8]`` (+ FluxGuidance's guidance);
+    a second one as the negative."""
+    g = torch.Generator().manual_seed(seed)
+
+    def one():
+        d = {"pooled_output": torch.randn(1, TINY_FLUX["vec_in_dim"], generator=g)}
+        if guidance is not None:
+            d["guidance"] = guidance
+        return [[torch.randn(1, tokens, TINY_FLUX["context_in_dim"], generator=g), d]]
+
+    return one(), one()
+
+
+TINY_SD3 = {"in_channels": 16, "patch_size": 2, "depth": 2, "adm_in_channels": 8, "pos_embed_max_size": 16,
+            "num_patches": 256, "context_embedder_config": {"target": "torch.nn.Linear",
+                                                            "params": {"in_features": 12, "out_features": 128}},
+            "qk_norm": "rms", "x_block_self_attn_layers": [0], "pos_embed_scaling_factor": None}
+
+
+def tiny_sd3(seed: int = 0):
+    """A tiny SD3.5-architecture ModelPatcher (comfy.supported_models.SD3: MMDiT depth 2 -> hidden
+    128, 2 heads, RMS q/k norm, an extra image self-attention in block 0 as SD3.5 Medium) with
+    random weights; flow (CONST) with shift 3."""
+    import comfy.model_patcher
+    import comfy.supported_models
+    cfg = comfy.supported_models.SD3(dict(TINY_SD3))
+    cfg.set_inference_dtype(torch.float32, None)
+    model = cfg.get_model({}, device="cpu")
+    _init_dit_weights(model.diffusion_model, seed)
+    return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
+
+
+def sd3_conds(seed: int = 0, tokens: int = 6):
+    """SD3 conditioning: text ``[1, tokens, 12]`` + pooled ``[1, 8]``; a second one as the negative."""
+    g = torch.Generator().manual_seed(seed)
+
+    def one():
+        return [[torch.randn(1, tokens, 12, generator=g), {"pooled_output": torch.randn(1, 8, generator=g)}]]
+
+    return one(), one()

@@ -20,6 +20,15 @@ Wan graphs (the loaders' outputs are swapped, COMFY.md "Models for tests")
   * EmptyHunyuanLatentVideo width, height 832x480 -> 32x32, length 33 -> 5 (2 latent frames; the
     one-frame anchor latent keeps length 1); I4VGenStaticVideoFromLatent frames 9 -> 2;
   * KSampler steps 30 -> 2; NIVSDSAnimate steps 30 -> 3.
+Flux graphs (the loaders' outputs are swapped as for Wan)
+  * UNETLoader -> test node TFVTestTinyFluxModel (comfy_harness.tiny_flux: Flux-dev layout, hidden 64,
+    1 double + 1 single block);
+  * CLIPTextEncode -> test node TFVTestFluxConditioning (random [1, 6, 12] text + [1, 8] pooled output;
+    FluxGuidance then adds the guidance as shipped), the DualCLIPLoader is removed;
+  * VAELoader -> test node TFVTestFluxVAE: the REAL Flux VAE architecture (16-channel AutoencoderKL,
+    comfy.sd.VAE, full size, random weights, built once per session);
+  * EmptySD3LatentImage width, height 512 -> 32 (a 4x4 latent, frames = batch size unchanged);
+    BasicScheduler steps 20 -> 2.
 SD1.5 + AnimateDiff-Evolved (runs only when that pack is in the tested ComfyUI's custom_nodes/)
   * as SD1.5 above, but ckpt_name -> a FULL-size random SD1.5 checkpoint (AnimateDiff injects its
     motion modules into the real SD1.5 block layout) and ADE_LoadAnimateDiffModel.model_name -> a
@@ -39,7 +48,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from comfy_harness import REPO_ROOT, comfyui_path, tiny_wan, wan_conds
+from comfy_harness import REPO_ROOT, comfyui_path, flux_conds, tiny_flux, tiny_wan, wan_conds
 import workflow_api as wa
 
 WORKFLOW_DIR = REPO_ROOT / "workflows"
@@ -66,6 +75,10 @@ WAN_OVERRIDES = {
     "KSampler": {"steps": 2},
     "NIVSDSAnimate": {"steps": 3},
 }
+FLUX_OVERRIDES = {
+    "EmptySD3LatentImage": {"width": 32, "height": 32},
+    "BasicScheduler": {"steps": 2},
+}
 # Expected outputs after the overrides: {output node class: frames per saved file}.
 EXPECTED = {
     "zs2_text_to_video_sd15": {"SaveAnimatedWEBP": 8},
@@ -73,6 +86,7 @@ EXPECTED = {
     "smoothinit_t2i_sd15": {"SaveImage": 1},
     "zs2_fast_smoothinit_sd15": {"SaveAnimatedWEBP": 8},
     "wan_t2v_fast_smoothinit": {"SaveAnimatedWEBP": 5},
+    "zs2_text_to_video_flux": {"SaveAnimatedWEBP": 8},
     "i4vgen_wan": {"SaveAnimatedWEBP": 5},
     "i4vgen_real_image_sd15": {"SaveAnimatedWEBP": 8},
     "i4vgen_animatediff_sd15": {"SaveAnimatedWEBP": 16},
@@ -193,7 +207,14 @@ def dirs(pack, tmp_path_factory):
     inp, out = root / "input", root / "output"
     inp.mkdir()
     out.mkdir()
-    shutil.copy(comfyui_path() / "input" / "example.png", inp / "example.png")
+    example = comfyui_path() / "input" / "example.png"
+    if example.is_file():
+        shutil.copy(example, inp / "example.png")
+    else:  # a ComfyUI checkout with an empty input folder: a stand-in picture of the same name
+        from PIL import Image
+        import numpy as np
+        yy, xx = np.mgrid[0:256, 0:256]
+        Image.fromarray(np.stack([xx, yy, (xx + yy) // 2], -1).astype(np.uint8)).save(inp / "example.png")
     for f in (WORKFLOW_DIR / "inputs").glob("*"):
         shutil.copy(f, inp / f.name)
     old_in, old_out = folder_paths.get_input_directory(), folder_paths.get_output_directory()
@@ -267,8 +288,63 @@ class TFVTestWanVAE:
         return (_WAN_VAE["vae"],)
 
 
+class TFVTestTinyFluxModel:
+    """Test only: a tiny random-weight Flux-dev-architecture model in place of UNETLoader."""
+    CATEGORY = "_tests"
+    FUNCTION = "load"
+    RETURN_TYPES = ("MODEL",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 31, "tooltip": "weights seed"})}}
+
+    def load(self, seed):
+        return (tiny_flux(seed),)
+
+
+class TFVTestFluxConditioning:
+    """Test only: random Flux text conditioning ([1, 6, 12] + pooled [1, 8]) in place of CLIPTextEncode."""
+    CATEGORY = "_tests"
+    FUNCTION = "encode"
+    RETURN_TYPES = ("CONDITIONING",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 31, "tooltip": "seed"})}}
+
+    def encode(self, seed):
+        return (flux_conds(seed, guidance=None)[0],)
+
+
+class TFVTestFluxVAE:
+    """Test only: the real Flux VAE architecture (16-channel AutoencoderKL, full size) with random
+    weights in place of VAELoader."""
+    CATEGORY = "_tests"
+    FUNCTION = "load"
+    RETURN_TYPES = ("VAE",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+    def load(self):
+        if "flux_vae" not in _WAN_VAE:
+            import comfy.sd
+            from checkpoints import init_random
+            # The keys comfy.sd.VAE detects a Flux VAE by (16 latent channels, 4 levels, no quant convs);
+            # the loader builds the full architecture, whose weights are then made random.
+            skeleton = {"decoder.conv_in.weight": torch.zeros(512, 16, 3, 3),
+                        "encoder.down.2.downsample.conv.weight": torch.zeros(512, 512, 3, 3)}
+            vae = comfy.sd.VAE(sd=skeleton)
+            init_random(vae.first_stage_model, 6)
+            assert vae.latent_channels == 16 and type(vae.first_stage_model).__name__ == "AutoencodingEngine"
+            _WAN_VAE["flux_vae"] = vae
+        return (_WAN_VAE["flux_vae"],)
+
+
 TEST_NODES = {"TFVTestTinyWanModel": TFVTestTinyWanModel, "TFVTestWanConditioning": TFVTestWanConditioning,
-              "TFVTestWanVAE": TFVTestWanVAE}
+              "TFVTestWanVAE": TFVTestWanVAE, "TFVTestTinyFluxModel": TFVTestTinyFluxModel,
+              "TFVTestFluxConditioning": TFVTestFluxConditioning, "TFVTestFluxVAE": TFVTestFluxVAE}
 
 
 @pytest.fixture(scope="module")
@@ -303,9 +379,22 @@ def _swap_wan_loaders(api: dict) -> None:
         del api[nid]
 
 
+def _swap_flux_loaders(api: dict) -> None:
+    for i, nid in enumerate(wa.find_nodes(api, "CLIPTextEncode")):
+        api[nid] = {"class_type": "TFVTestFluxConditioning", "inputs": {"seed": 100 + i}}
+    for nid in wa.find_nodes(api, "UNETLoader"):
+        api[nid] = {"class_type": "TFVTestTinyFluxModel", "inputs": {"seed": 0}}
+    for nid in wa.find_nodes(api, "VAELoader"):
+        api[nid] = {"class_type": "TFVTestFluxVAE", "inputs": {}}
+    for nid in wa.find_nodes(api, "DualCLIPLoader"):
+        users = [k for k, v in api.items() for x in v["inputs"].values() if isinstance(x, list) and x[:1] == [nid]]
+        assert not users, f"DualCLIPLoader {nid} still used by {users}"
+        del api[nid]
+
+
 def test_override_tables_name_shipped_nodes():
     """The override tables only name inputs that exist on shipped nodes (guards against silent no-ops)."""
-    for table in (SD15_OVERRIDES, WAN_OVERRIDES):
+    for table in (SD15_OVERRIDES, WAN_OVERRIDES, FLUX_OVERRIDES):
         for class_type in table:
             assert any(class_type in p.read_text() for p in WORKFLOW_FILES), class_type
 
@@ -396,8 +485,9 @@ def placeholder_models(dirs, tmp_path):
     """Empty files with the shipped model names, so the combo values validate as a user's would."""
     from checkpoints import registered_folder
     bw = _load_build_script()
-    names = {"checkpoints": [bw.SD15_CKPT], "controlnet": [bw.SD15_SCRIBBLE_CN], "diffusion_models": [bw.WAN_UNET],
-             "text_encoders": [bw.WAN_TE], "vae": [bw.WAN_VAE]}
+    names = {"checkpoints": [bw.SD15_CKPT], "controlnet": [bw.SD15_SCRIBBLE_CN],
+             "diffusion_models": [bw.WAN_UNET, bw.FLUX_UNET], "text_encoders": [bw.WAN_TE, bw.FLUX_CLIP_L, bw.FLUX_T5],
+             "vae": [bw.WAN_VAE, bw.FLUX_VAE]}
     import folder_paths
     if "animatediff_models" in folder_paths.folder_names_and_paths:
         names["animatediff_models"] = [bw.AD_MOTION_MODEL]
@@ -504,6 +594,9 @@ def test_workflow_runs(path, object_info, runner, dirs, request):
         m = request.getfixturevalue("ade_models")
         _apply_overrides(api, dict(SD15_OVERRIDES, CheckpointLoaderSimple={"ckpt_name": m["ckpt"]},
                                    ADE_LoadAnimateDiffModel={"model_name": m["motion_model"]}))
+    elif wa.find_nodes(api, "DualCLIPLoader"):
+        _swap_flux_loaders(api)
+        _apply_overrides(api, FLUX_OVERRIDES)
     elif wa.find_nodes(api, "UNETLoader"):
         _swap_wan_loaders(api)
         _apply_overrides(api, WAN_OVERRIDES)

@@ -314,3 +314,246 @@ def test_node_metadata(zs2):
         zs2.DependencyNoise().get_noise(0, -1.0, 10, 15, "dependency", 0.9)
     with pytest.raises(ValueError, match="Temporal Momentum Attention: momentum"):
         zs2.TemporalMomentumAttention().patch(None, 1.5)
+
+
+# --------------------------------------------------------------------------- TMA on DiT image models (Flux, SD3)
+
+DIT_FRAMES, DIT_HW = 6, 8
+
+
+@pytest.fixture(scope="module", params=["flux", "sd3"])
+def dit(request, pack):
+    """(name, tiny random-weight model, (positive, negative)) built with ComfyUI's own classes."""
+    from comfy_harness import flux_conds, sd3_conds, tiny_flux, tiny_sd3
+    if request.param == "flux":
+        return "flux", tiny_flux(seed=0), flux_conds(seed=0)
+    return "sd3", tiny_sd3(seed=0), sd3_conds(seed=0)
+
+
+def _dit_x(frames=DIT_FRAMES, seed=0):
+    return torch.randn(frames, 16, DIT_HW, DIT_HW, generator=torch.Generator().manual_seed(seed)) * 1.5
+
+
+def dit_denoise(bridge, model, conds, x, sigma=0.7, cfg=3.0):
+    return denoise(bridge, model, conds, x, sigma=sigma, cfg=cfg)
+
+
+def capture_attention(calls: list):
+    """``make_override(previous)`` for :func:`bridge.add_attention_override`: a test override (a plain
+    closure, so ModelPatcher.clone shares rather than deep-copies it) that records every call's
+    function, args, kwargs and result into ``calls``, around the previous override."""
+    def make(previous):
+        def capture(func, *args, **kwargs):
+            out = previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
+            calls.append({"func": func, "args": args, "kwargs": dict(kwargs), "out": out})
+            return out
+        return capture
+    return make
+
+
+class ReferenceTMA:
+    """Independent reference: Eq. 2 by its explicit recursion on the projected K, V of every call whose
+    q and k have the same token count, per cond/uncond chunk (mu = 1: frame 1's K, V copied)."""
+
+    def __init__(self, mu):
+        self.mu, self.calls = mu, 0
+
+    def momentum(self, t, chunks):
+        f = t.shape[0] // chunks
+        out = []
+        for c in range(chunks):
+            prev = t[c * f]
+            out.append(prev)
+            for i in range(1, f):
+                prev = t[c * f] if self.mu == 1.0 else self.mu * prev + (1 - self.mu) * t[c * f + i]
+                out.append(prev)
+        return torch.stack(out)
+
+    def __call__(self, func, q, k, v, *args, **kwargs):
+        ax = 2 if kwargs.get("skip_reshape") else 1
+        if q.shape[ax] == k.shape[ax]:
+            self.calls += 1
+            chunks = len(kwargs["transformer_options"]["cond_or_uncond"])
+            k, v = self.momentum(k, chunks), self.momentum(v, chunks)
+        return func(q, k, v, *args, **kwargs)
+
+
+def test_dit_model_is_recognised_and_patched_by_override(zs2, bridge, dit):
+    name, model, _ = dit
+    assert bridge.dit_image_model_family(model) == {"flux": "Flux", "sd3": "MMDiT"}[name]
+    assert zs2.check_tma_model("TMA", model) == "dit"
+    patched = tma(zs2, model, 0.9)
+    ov = bridge.attention_override(patched)
+    assert type(ov).__name__ == "TemporalMomentumAttentionOverride" and ov.momentum == 0.9
+    assert bridge.attention_override(model) is None                      # input MODEL untouched
+    assert "patches" not in patched.model_options["transformer_options"]   # no attn1 patch on a DiT
+
+
+def test_dit_mu0_equals_unpatched_exactly_and_patch_is_active(zs2, bridge, dit):
+    name, model, conds = dit
+    x = _dit_x()
+    plain = dit_denoise(bridge, model, conds, x)
+    assert torch.equal(dit_denoise(bridge, tma(zs2, model, 0.0), conds, x), plain)
+    assert (dit_denoise(bridge, tma(zs2, model, 0.98), conds, x) - plain).abs().max() > 1e-2
+
+
+def test_dit_one_frame_equals_plain_exactly(zs2, bridge, dit):
+    name, model, conds = dit
+    x = _dit_x(frames=1, seed=3)
+    assert torch.equal(dit_denoise(bridge, tma(zs2, model, 0.98), conds, x), dit_denoise(bridge, model, conds, x))
+
+
+@pytest.mark.parametrize("mu", [0.3, 0.98, 1.0])
+def test_dit_equals_reference_eq2_on_projected_kv(zs2, bridge, dit, mu):
+    """The patched model equals an independent Eq. 2 (explicit recursion per CFG chunk) applied to the
+    K, V of every self/joint attention call, through ComfyUI's own CFG batching."""
+    name, model, conds = dit
+    x = _dit_x(seed=1)
+    ref = ReferenceTMA(mu)
+    ref_model = bridge.add_attention_override(model, lambda prev: ref)
+    expected = dit_denoise(bridge, ref_model, conds, x)
+    # Flux: 1 double + 1 single block; SD3.5-style tiny MMDiT: 2 joint + 1 extra image self-attention.
+    assert ref.calls == {"flux": 2, "sd3": 3}[name]
+    ours = dit_denoise(bridge, tma(zs2, model, mu), conds, x)
+    assert torch.allclose(ours, expected, atol=1e-5, rtol=1e-5), (ours - expected).abs().max()
+    assert (ours - dit_denoise(bridge, model, conds, x)).abs().max() > 1e-2
+
+
+def test_dit_mu1_every_frame_attends_to_frame_1(zs2, bridge, dit):
+    """mu = 1: every captured self/joint attention output of frame i equals attention of frame i's
+    queries to frame 1's K, V of its chunk (computed per frame with the model's own kernel)."""
+    name, model, conds = dit
+    calls = []
+    patched = bridge.add_attention_override(tma(zs2, model, 1.0), capture_attention(calls))
+    dit_denoise(bridge, patched, conds, _dit_x(seed=2))
+    checked = 0
+    for call in calls:
+        q, k, v = call["args"][:3]
+        kw = call["kwargs"]
+        ax = 2 if kw.get("skip_reshape") else 1
+        assert q.shape[ax] == k.shape[ax]                         # tiny DiTs have self/joint attention only
+        chunks = len(kw["transformer_options"]["cond_or_uncond"])
+        assert chunks == 2
+        f = q.shape[0] // chunks
+        for i in range(q.shape[0]):
+            first = (i // f) * f
+            one = call["func"](q[i:i + 1], k[first:first + 1], v[first:first + 1], *call["args"][3:], **kw)
+            assert torch.allclose(call["out"][i:i + 1], one, atol=1e-5, rtol=1e-5)
+        checked += 1
+    assert checked == {"flux": 2, "sd3": 3}[name]
+
+
+def test_flux_text_tokens_unchanged_at_first_joint_attention(zs2, bridge):
+    """Flux's first double block attends over cat(txt, img): the prompt's text K, V are identical
+    over the frames of a chunk, so the momentum average returns them unchanged bit for bit while the
+    image K, V change."""
+    from comfy_harness import flux_conds, tiny_flux
+    tm = pack_module(pack_of(zs2), "attention.temporal_momentum")
+    model, conds = tiny_flux(seed=0), flux_conds(seed=0)
+    calls = []
+    probe = bridge.add_attention_override(model, capture_attention(calls))
+    dit_denoise(bridge, probe, conds, _dit_x(seed=4))
+    first = calls[0]
+    q, k, v = first["args"][:3]
+    assert first["kwargs"]["skip_reshape"] is True and q.ndim == 4     # [B, heads, tokens, dim_head]
+    txt = conds[0][0][0].shape[1]
+    ov = tm.TemporalMomentumAttentionOverride(0.98)
+    k2, v2 = ov.average(q, k, v, first["kwargs"]["transformer_options"], True)
+    assert torch.equal(k[:DIT_FRAMES, :, :txt], k[:1, :, :txt].expand(DIT_FRAMES, -1, -1, -1))   # identical text
+    assert torch.equal(k2[:, :, :txt], k[:, :, :txt]) and torch.equal(v2[:, :, :txt], v[:, :, :txt])
+    assert (k2[:, :, txt:] - k[:, :, txt:]).abs().max() > 1e-2
+
+
+def pack_of(module):
+    import sys
+    return sys.modules[module.__name__.rsplit(".nodes.", 1)[0]]
+
+
+def test_dit_cond_and_uncond_chunks_never_mix(zs2, bridge, dit):
+    """One batched model call with cond_or_uncond = [1, 0]: changing the uncond chunk's latent frames
+    and text changes none of the cond chunk's outputs (and does leak when grouped as one chunk)."""
+    name, model, conds = dit
+    patched = tma(zs2, model, 0.9)
+    pos, neg = conds
+    f = DIT_FRAMES
+
+    def ctx(c):
+        return c[0][0].expand(f, -1, -1)
+
+    def pooled(c):
+        return c[0][1]["pooled_output"].expand(f, -1)
+
+    x = torch.cat([_dit_x(seed=5), _dit_x(seed=6)])
+    y = x.clone()
+    y[:f] += torch.randn(f, 16, DIT_HW, DIT_HW, generator=torch.Generator().manual_seed(7))
+    other_neg = (torch.randn_like(neg[0][0]), torch.randn_like(neg[0][1]["pooled_output"]))
+    sigma = torch.full((2 * f,), 0.7)
+
+    def run(inp, neg_ctx, neg_pooled, cou):
+        to = dict(patched.model_options["transformer_options"])
+        to["cond_or_uncond"] = cou
+        extra = {"y": torch.cat([neg_pooled.expand(f, -1), pooled(pos)])}
+        if name == "flux":
+            extra["guidance"] = torch.full((2 * f,), 3.5)
+        with torch.inference_mode():
+            return patched.model.apply_model(inp, sigma, c_crossattn=torch.cat([neg_ctx.expand(f, -1, -1), ctx(pos)]),
+                                             transformer_options=to, **extra)
+
+    a = run(x, neg[0][0], neg[0][1]["pooled_output"], [1, 0])
+    b = run(y, *other_neg, [1, 0])
+    assert torch.equal(a[f:], b[f:])
+    assert not torch.allclose(a[:f], b[:f])
+    a1, b1 = run(x, neg[0][0], neg[0][1]["pooled_output"], [0]), run(y, *other_neg, [0])
+    assert (a1[f:] - b1[f:]).abs().max() > 1e-3                 # control: one chunk of 2F frames mixes
+
+
+def test_dit_chains_an_existing_attention_override(zs2, bridge, dit):
+    """An attention override already on the MODEL (another node's) still runs, on TMA's K', V'."""
+    name, model, conds = dit
+    calls = []
+    first = bridge.add_attention_override(model, capture_attention(calls))
+    patched = tma(zs2, first, 1.0)
+    assert bridge.attention_override(patched).previous is not None
+    dit_denoise(bridge, patched, conds, _dit_x(seed=8))
+    k = calls[0]["args"][1]
+    assert len(calls) == {"flux": 2, "sd3": 3}[name]
+    assert torch.equal(k[1:DIT_FRAMES], k[:1].expand(DIT_FRAMES - 1, *k.shape[1:]))    # saw frame 1's K
+
+
+def test_sd15_override_path_matches_attn1_path(zs2, bridge, model, conds):
+    """On SD1.5 the node keeps the attn1 patch (averaging the normed hidden states before the K/V
+    projections); the DiT attention override (averaging the projected K, V) gives the same model
+    output up to float rounding: Eq. 2 is linear and its rows sum to 1."""
+    tm = pack_module(pack_of(zs2), "attention.temporal_momentum")
+    x = _x(seed=9)
+    for mu in (0.5, 0.98, 1.0):
+        attn1 = denoise(bridge, tma(zs2, model, mu), conds, x)
+        over = denoise(bridge, bridge.add_attention_override(model, lambda prev: tm.TemporalMomentumAttentionOverride(mu, prev)),
+                       conds, x)
+        assert torch.allclose(attn1, over, atol=1e-4, rtol=1e-4), (mu, (attn1 - over).abs().max())
+
+
+def test_dit_sampling_with_dependency_noise_deterministic_and_smoother(zs2, dit):
+    """SamplerCustomAdvanced (Flux: BasicGuider as Flux users do; SD3: CFGGuider) on Dependency Noise +
+    TMA: deterministic, finite, and the frame-to-frame change of the samples falls from mu = 0 to mu = 1
+    (random weights make attention a small part of each block: measured flux 0.5871 -> 0.5842,
+    sd3 0.4372 -> 0.4228)."""
+    import comfy_extras.nodes_custom_sampler as cs
+    name, model, (pos, neg) = dit
+    lat = {"samples": torch.zeros(DIT_FRAMES, 16, DIT_HW, DIT_HW)}
+    with torch.inference_mode():
+        noise = zs2.DependencyNoise().get_noise(7, 0.3, 10, 15, "dependency", 0.9)[0]
+
+        def run(mu):
+            p = zs2.TemporalMomentumAttention().patch(model, mu)[0]
+            g = (cs.BasicGuider().get_guider(p, pos) if name == "flux" else cs.CFGGuider().get_guider(p, pos, neg, 4.0))[0]
+            sigmas = cs.BasicScheduler().get_sigmas(p, "simple", 3, 1.0)[0]
+            sampler = cs.KSamplerSelect().get_sampler("euler")[0]
+            return cs.SamplerCustomAdvanced().sample(noise, g, sampler, sigmas, lat)[0]["samples"]
+
+        outs = {mu: run(mu) for mu in (0.0, 0.98, 1.0)}
+        again = run(0.98)
+    assert torch.equal(outs[0.98], again)
+    assert all(torch.isfinite(o).all() for o in outs.values())
+    assert (outs[0.98] - outs[0.0]).abs().max() > 1e-3
+    assert frame_change(outs[1.0]) < frame_change(outs[0.0])

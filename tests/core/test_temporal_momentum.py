@@ -4,7 +4,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from training_free_video.attention.temporal_momentum import (
-    TemporalMomentumPatch, momentum_weights, temporal_momentum, temporal_momentum_recursive)
+    TemporalMomentumAttentionOverride, TemporalMomentumPatch, averaging_dtype, momentum_weights, temporal_momentum,
+    temporal_momentum_recursive)
 
 
 @pytest.fixture(autouse=True)
@@ -136,3 +137,108 @@ def test_context_window_call_starts_afresh_at_window_start():
     assert torch.equal(k[:, 0], video[:, 6])                        # window's first frame: its own K
     expected = torch.stack([explicit_eq2(video[c, window], 0.9) for c in range(2)])
     assert torch.allclose(k, expected, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- precision (float32 averaging)
+
+@pytest.mark.parametrize("frames,mu", [(8, 0.98), (16, 0.9), (24, 0.98)])
+def test_bf16_is_averaged_in_float32(frames, mu):
+    """bf16 activations: the result equals the float32 computation cast back once; it is the correctly
+    rounded Eq. 2 almost everywhere, unlike the naive bf16 weight-matrix product (bf16 weights whose
+    rows do not sum to 1: 0.98 -> 0.98046875)."""
+    x = (torch.randn(frames, 64, 32, generator=torch.Generator().manual_seed(frames)) * 4 + 2).bfloat16()
+    ours = temporal_momentum(x, mu)
+    assert ours.dtype == torch.bfloat16
+    assert torch.equal(ours, temporal_momentum(x.float(), mu).bfloat16())
+    exact = temporal_momentum(x.double(), mu)
+    w16 = momentum_weights(frames, mu, dtype=torch.bfloat16)
+    assert (w16.double().sum(1) - 1).abs().max() > 1e-3                  # what a bf16 average would use
+    naive = (w16 @ x.reshape(frames, -1)).reshape(x.shape)
+    ours_ok = (ours == exact.bfloat16()).float().mean()
+    naive_ok = (naive == exact.bfloat16()).float().mean()
+    assert ours_ok > 0.999 and naive_ok < 0.9, (ours_ok, naive_ok)
+    assert (ours.double() - exact).abs().max() < (naive.double() - exact).abs().max()
+
+
+def test_averaging_dtype():
+    assert averaging_dtype(torch.float16) == averaging_dtype(torch.bfloat16) == torch.float32
+    assert averaging_dtype(torch.float32) == torch.float32 and averaging_dtype(torch.float64) == torch.float64
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_rows_sum_to_exactly_one_identical_frames_unchanged(dtype):
+    """K'_i = K_1 + sum_j W[i, j] (K_j - K_1): the weights sum to exactly 1 by construction, so frames that
+    are identical (the prompt's text tokens in joint attention, a still video) come back bit for bit,
+    where the plain float32 product W @ K rescales them by the rounded row sums."""
+    frames, mu = 24, 0.98
+    x = (torch.randn(1, 50, 8, generator=torch.Generator().manual_seed(1)) * 3).to(dtype).expand(frames, -1, -1)
+    x = x.contiguous()
+    assert torch.equal(temporal_momentum(x, mu), x)
+    if dtype == torch.float32:
+        w = momentum_weights(frames, mu)
+        plain = (w @ x.reshape(frames, -1)).reshape(x.shape)
+        assert not torch.equal(plain, x)                                  # float32 rows sum to 1 +- 1 ulp
+
+
+# --------------------------------------------------------------------------- the attention override (DiT path)
+
+def _attend(q, k, v, heads, mask=None, attn_precision=None, skip_reshape=False, **kwargs):
+    """A stand-in for ComfyUI's attention function (same signature): records what it received."""
+    _attend.seen = (q, k, v, heads, skip_reshape, kwargs)
+    return q.clone()
+
+
+@pytest.mark.parametrize("layout", ["skip_reshape", "flat", "sd3_v"])
+def test_override_averages_self_attention_k_v_per_chunk(layout):
+    heads, n, d, b = 2, 10, 4, 12
+    if layout == "skip_reshape":                           # Flux / Lumina: [B, heads, tokens, dim_head]
+        shape, kw = (b, heads, n, d), {"skip_reshape": True}
+    else:                                                  # SD3 / Qwen / HiDream: [B, tokens, heads * dim_head]
+        shape, kw = (b, n, heads * d), {}
+    q, k = torch.randn(shape), torch.randn(shape)
+    v = torch.randn(b, n, heads, d) if layout == "sd3_v" else torch.randn(shape)
+    to = {"cond_or_uncond": [1, 0, 0]}
+    ov = TemporalMomentumAttentionOverride(0.7)
+    ov(_attend, q, k, v, heads, transformer_options=to, _inside_attn_wrapper=True, **kw)
+    q2, k2, v2, h2, skip, rest = _attend.seen
+    assert q2 is q and h2 == heads and rest["transformer_options"] is to and rest["_inside_attn_wrapper"]
+    assert torch.allclose(k2, temporal_momentum_recursive(k, 0.7, 3), atol=1e-6)
+    assert torch.allclose(v2, temporal_momentum_recursive(v, 0.7, 3), atol=1e-6)
+
+
+def test_override_leaves_cross_attention_and_other_batches_alone():
+    ov = TemporalMomentumAttentionOverride(0.9)
+    to = {"cond_or_uncond": [1, 0]}
+    q = torch.randn(8, 16, 8)
+    ctx = torch.randn(8, 7, 8)                                       # cross-attention to 7 text tokens
+    ov(_attend, q, ctx, ctx, 2, transformer_options=to)
+    assert _attend.seen[1] is ctx and _attend.seen[2] is ctx
+    q4 = torch.randn(8, 2, 16, 4)
+    k4 = torch.randn(8, 2, 7, 4)                                     # skip_reshape layout, tokens on axis 2
+    ov(_attend, q4, k4, k4, 2, skip_reshape=True, transformer_options=to)
+    assert _attend.seen[1] is k4
+    shared = torch.randn(1, 16, 8)                                   # batch-1 K/V shared by all frames
+    ov(_attend, q, shared, shared, 2, transformer_options=to)
+    assert _attend.seen[1] is shared
+    k = torch.randn(8, 16, 8)
+    ov(_attend, q, k, k, 2, transformer_options=to)                  # self-attention: averaged, once
+    assert _attend.seen[1] is _attend.seen[2] and not torch.equal(_attend.seen[1], k)
+    TemporalMomentumAttentionOverride(0.0)(_attend, q, k, k, 2, transformer_options=to)
+    assert _attend.seen[1] is k                                      # mu = 0: untouched
+    with pytest.raises(ValueError, match="Temporal Momentum Attention: batch 8 does not split"):
+        ov(_attend, q, k, k, 2, transformer_options={"cond_or_uncond": [1, 0, 0]})
+
+
+def test_override_positional_skip_reshape_and_previous_override():
+    seen = []
+
+    def previous(func, *args, **kwargs):
+        seen.append(args)
+        return func(*args, **kwargs)
+
+    ov = TemporalMomentumAttentionOverride(1.0, previous=previous)
+    q, k = torch.randn(4, 2, 5, 3), torch.randn(4, 2, 5, 3)
+    ov(_attend, q, k, k, 2, None, None, True, transformer_options={"cond_or_uncond": [0, 1]})
+    assert len(seen) == 1 and _attend.seen[4] is True
+    k2 = _attend.seen[1]
+    assert torch.equal(k2[:2], k[:1].expand(2, -1, -1, -1)) and torch.equal(k2[2:], k[2:3].expand(2, -1, -1, -1))
