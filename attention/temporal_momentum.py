@@ -13,8 +13,8 @@ keys and values over the frames before it::
 ``mu = 0`` is plain self-attention, ``mu = 1`` is cross-frame attention to frame 1
 (Text2Video-Zero). Eq. 2 and Fig. 4 index the momentum by frame: with a per-frame schedule
 ``[mu_1, ..., mu_F]`` the recursion is ``K'_i = mu_i K'_{i-1} + (1 - mu_i) K_i``; ``mu_1`` is unused
-(``K'_1 = K_1``) and kept only so that value ``k`` belongs to frame ``k``. The weights of each row sum to 1 and the K/V projections are affine, so
-averaging the attention block's (normed) input hidden states over frames *before* the K/V
+(``K'_1 = K_1``) and kept only so that value ``k`` belongs to frame ``k``. The weights of each row
+sum to 1 and the K/V projections are affine, so averaging the attention block's (normed) input hidden states over frames *before* the K/V
 projections gives exactly ``K'``, ``V'``: :class:`TemporalMomentumPatch` does that in a UNet
 ``attn1_patch`` at the cost of one ``[F, F] @ [F, tokens * channels]`` product per layer (no
 ``frames x frames x tokens`` tensor is ever built) and the attention itself is unchanged
@@ -64,6 +64,38 @@ def frame_momenta(momentum, frames: int):
     if len(set(mus[1:])) <= 1:
         return mus[1] if len(mus) > 1 else 0.0
     return mus
+
+
+def momentum_spec(momentum):
+    """A checked momentum for a patch: a float in ``[0, 1]``, or a per-frame schedule (a
+    ``FrameSchedule``, or a sequence ``[mu_1, mu_2, ...]`` turned into one: the last value repeats)
+    whose values are all in ``[0, 1]``; resolve it per call with :func:`call_momentum`.
+
+    Raises:
+        ValueError: a value outside ``[0, 1]``.
+    """
+    if isinstance(momentum, (int, float)):
+        return _check_momentum(momentum)
+    if not hasattr(momentum, "resolve"):
+        momentum = FrameSchedule(tuple(float(v) for v in momentum))
+    for v in momentum.values:
+        _check_momentum(v)
+    return momentum
+
+
+def call_momentum(momentum, frames: int, transformer_options: dict | None):
+    """The momentum for one model call whose chunks hold ``frames`` frames each: the scalar itself,
+    or ``[mu_1, ..., mu_F]`` of a schedule (:func:`momentum_spec`) at the frames' global indices
+    under AnimateDiff-Evolved context windows (``transformer_options["ad_params"]["sub_idxs"]``,
+    resolved to ``full_length``), else at frames ``1..F`` of the call."""
+    if isinstance(momentum, float):
+        return momentum
+    ad = (transformer_options or {}).get("ad_params") or {}
+    idxs = ad.get("sub_idxs")
+    if idxs is not None and len(idxs) == frames:
+        mus = momentum.resolve(max(int(ad.get("full_length") or 0), max(idxs) + 1))
+        return [mus[int(k)] for k in idxs]
+    return momentum.resolve(frames)
 
 
 def momentum_weights(frames: int, momentum, dtype: torch.dtype = torch.float32,
@@ -185,29 +217,10 @@ class TemporalMomentumPatch:
     """
 
     def __init__(self, momentum=0.98):
-        if isinstance(momentum, (int, float)):
-            self.momentum = _check_momentum(momentum)
-        else:
-            if not hasattr(momentum, "resolve"):
-                momentum = FrameSchedule(tuple(float(v) for v in momentum))
-            for v in momentum.values:
-                _check_momentum(v)
-            self.momentum = momentum
+        self.momentum = momentum_spec(momentum)
 
     def __repr__(self) -> str:
         return f"TemporalMomentumPatch(momentum={self.momentum})"
-
-    def frame_momentum(self, frames: int, extra_options: dict):
-        """The momentum of one call's chunk of ``frames`` frames: the scalar, or ``[mu_1..mu_F]``
-        of the schedule at the frames' global indices (ADE context windows) or at ``1..F``."""
-        if isinstance(self.momentum, float):
-            return self.momentum
-        ad = (extra_options or {}).get("ad_params") or {}
-        idxs = ad.get("sub_idxs")
-        if idxs is not None and len(idxs) == frames:
-            mus = self.momentum.resolve(max(int(ad.get("full_length") or 0), max(idxs) + 1))
-            return [mus[int(k)] for k in idxs]
-        return self.momentum.resolve(frames)
 
     def groups(self, batch: int, extra_options: dict) -> int:
         cou = extra_options.get("cond_or_uncond") if extra_options else None
@@ -226,7 +239,7 @@ class TemporalMomentumPatch:
                  extra_options: dict):
         batch = n.shape[0]
         groups = self.groups(batch, extra_options)
-        mu = self.frame_momentum(batch // groups, extra_options)
+        mu = call_momentum(self.momentum, batch // groups, extra_options)
         if context_attn1 is None:
             context_attn1 = n
         same = value_attn1 is context_attn1
