@@ -11,8 +11,10 @@ keys and values over the frames before it::
     K'_i = mu^(i-1) K_1 + sum_{j=2..i} (1 - mu) mu^(i-j) K_j
 
 ``mu = 0`` is plain self-attention, ``mu = 1`` is cross-frame attention to frame 1
-(Text2Video-Zero). The weights of each row sum to 1 and the K/V projections are affine, so
-averaging the attention block's (normed) input hidden states over frames *before* the K/V
+(Text2Video-Zero). Eq. 2 and Fig. 4 index the momentum by frame: with a per-frame schedule
+``[mu_1, ..., mu_F]`` the recursion is ``K'_i = mu_i K'_{i-1} + (1 - mu_i) K_i``; ``mu_1`` is unused
+(``K'_1 = K_1``) and kept only so that value ``k`` belongs to frame ``k``. The weights of each row
+sum to 1 and the K/V projections are affine, so averaging the attention block's (normed) input hidden states over frames *before* the K/V
 projections gives exactly ``K'``, ``V'``: :class:`TemporalMomentumPatch` does that in a UNet
 ``attn1_patch`` at the cost of one ``[F, F] @ [F, tokens * channels]`` product per layer (no
 ``frames x frames x tokens`` tensor is ever built) and the attention itself is unchanged
@@ -39,6 +41,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..samplers.frame_schedule import FrameSchedule
+
 
 def _check_momentum(momentum: float) -> float:
     mu = float(momentum)
@@ -47,21 +51,97 @@ def _check_momentum(momentum: float) -> float:
     return mu
 
 
-def momentum_weights(frames: int, momentum: float, dtype: torch.dtype = torch.float32,
+def frame_momenta(momentum, frames: int):
+    """``momentum`` for ``frames`` frames: a float (scalar mu, every frame) or the list
+    ``[mu_1, ..., mu_F]`` of a per-frame schedule.
+
+    ``momentum`` is a float, a sequence of exactly ``frames`` values, or a ``FrameSchedule``
+    (anything with ``resolve(length)``), resolved to ``frames`` values. ``mu_1`` is unused (Eq. 2:
+    ``K'_1 = K_1``); it is kept so that value ``k`` belongs to frame ``k``. A per-frame list whose
+    ``mu_2..mu_F`` are all equal is returned as that float, so it equals the scalar exactly.
+
+    Raises:
+        ValueError: a value outside ``[0, 1]``, or a sequence whose length is not ``frames``.
+    """
+    if hasattr(momentum, "resolve"):
+        mus = [float(v) for v in momentum.resolve(frames)]
+    elif isinstance(momentum, (int, float)) or (hasattr(momentum, "ndim") and momentum.ndim == 0):
+        return _check_momentum(momentum)
+    else:
+        mus = [float(v) for v in momentum]
+        if len(mus) != frames:
+            raise ValueError(f"temporal momentum: a per-frame momentum needs one value per frame "
+                             f"({frames}), got {len(mus)}")
+    mus = [_check_momentum(v) for v in mus]
+    if len(set(mus[1:])) <= 1:
+        return mus[1] if len(mus) > 1 else 0.0
+    return mus
+
+
+def momentum_spec(momentum):
+    """A checked momentum for a patch: a float in ``[0, 1]``, or a per-frame schedule (a
+    ``FrameSchedule``, or a sequence ``[mu_1, mu_2, ...]`` turned into one: the last value repeats)
+    whose values are all in ``[0, 1]``; resolve it per call with :func:`call_momentum`.
+
+    Raises:
+        ValueError: a value outside ``[0, 1]``.
+    """
+    if isinstance(momentum, (int, float)):
+        return _check_momentum(momentum)
+    if not hasattr(momentum, "resolve"):
+        momentum = FrameSchedule(tuple(float(v) for v in momentum))
+    for v in momentum.values:
+        _check_momentum(v)
+    return momentum
+
+
+def call_momentum(momentum, frames: int, transformer_options: dict | None):
+    """The momentum for one model call whose chunks hold ``frames`` frames each: the scalar itself,
+    or ``[mu_1, ..., mu_F]`` of a schedule (:func:`momentum_spec`) at the frames' global indices
+    under AnimateDiff-Evolved context windows (``transformer_options["ad_params"]["sub_idxs"]``,
+    resolved to ``full_length``), else at frames ``1..F`` of the call."""
+    if isinstance(momentum, float):
+        return momentum
+    ad = (transformer_options or {}).get("ad_params") or {}
+    idxs = ad.get("sub_idxs")
+    if idxs is not None and len(idxs) == frames:
+        mus = momentum.resolve(max(int(ad.get("full_length") or 0), max(idxs) + 1))
+        return [mus[int(k)] for k in idxs]
+    return momentum.resolve(frames)
+
+
+def momentum_weights(frames: int, momentum, dtype: torch.dtype = torch.float32,
                      device: torch.device | str | None = None) -> Tensor:
     """The lower-triangular ``[F, F]`` matrix ``W`` with ``K' = W @ K`` over frames (Eq. 2).
 
-    ``W[i, 0] = mu^i`` and ``W[i, j] = (1 - mu) * mu^(i - j)`` for ``1 <= j <= i`` (0-based), else 0.
-    Every row sums to 1. ``mu = 0`` gives the identity exactly, ``mu = 1`` ones in column 0 and
-    zeros elsewhere exactly. Built in float64 (powers of mu near 1 are exact enough), then cast.
+    Scalar ``mu``: ``W[i, 0] = mu^i`` and ``W[i, j] = (1 - mu) * mu^(i - j)`` for ``1 <= j <= i``
+    (0-based), else 0. ``mu = 0`` gives the identity exactly, ``mu = 1`` ones in column 0 and zeros
+    elsewhere exactly.
+
+    Per frame (``momentum`` = ``[mu_1, ..., mu_F]`` or a ``FrameSchedule``, see
+    :func:`frame_momenta`): the recursion ``K'_1 = K_1``, ``K'_i = mu_i K'_{i-1} + (1 - mu_i) K_i``
+    unrolled, ``W[i, j] = c_j * prod_{k=j+1..i} mu_k`` (0-based) with ``c_0 = 1``,
+    ``c_j = 1 - mu_j``; ``mu_1`` is unused.
+
+    Every row sums to 1. Built in float64 (powers of mu near 1 are exact enough), then cast.
 
     Raises:
-        ValueError: ``frames < 1`` or ``momentum`` outside ``[0, 1]``.
+        ValueError: ``frames < 1``, a momentum outside ``[0, 1]`` or a per-frame list of the wrong length.
     """
     frames = int(frames)
     if frames < 1:
         raise ValueError(f"temporal momentum: frames must be >= 1, got {frames}")
-    mu = _check_momentum(momentum)
+    mu = frame_momenta(momentum, frames)
+    if not isinstance(mu, float):
+        m = torch.tensor(mu, dtype=torch.float64)
+        i = torch.arange(frames).unsqueeze(1)
+        j = torch.arange(frames).unsqueeze(0)
+        # A[i, j] = mu_i below the diagonal, 1 elsewhere: its column-wise cumprod is prod_{k=j+1..i} mu_k.
+        a = torch.where(i > j, m.unsqueeze(1).expand(frames, frames), torch.ones((), dtype=torch.float64))
+        c = torch.cat([torch.ones(1, dtype=torch.float64), 1.0 - m[1:]])
+        w = torch.cumprod(a, dim=0) * c.unsqueeze(0)
+        w = torch.where(j <= i, w, torch.zeros((), dtype=torch.float64))
+        return w.to(dtype=dtype, device=device)
     i = torch.arange(frames, dtype=torch.float64).unsqueeze(1)
     j = torch.arange(frames, dtype=torch.float64).unsqueeze(0)
     lag = (i - j).clamp(min=0.0)
@@ -93,17 +173,18 @@ def temporal_momentum(x: Tensor, momentum: float, groups: int = 1) -> Tensor:
 
     Args:
         x: ``[G * F, ...]`` any float dtype; the result has ``x``'s shape, dtype and device.
-        momentum: ``mu`` in ``[0, 1]``.
+        momentum: ``mu`` in ``[0, 1]``, or per frame ``[mu_1, ..., mu_F]`` / a ``FrameSchedule``
+            (:func:`frame_momenta`; the same schedule in every group).
         groups: ``G >= 1``; must divide ``x.shape[0]``.
     Raises:
-        ValueError: ``momentum`` outside ``[0, 1]``, or ``groups`` not dividing the batch.
+        ValueError: a momentum outside ``[0, 1]``, or ``groups`` not dividing the batch.
     """
-    mu = _check_momentum(momentum)
     groups = int(groups)
     b = x.shape[0]
     if groups < 1 or b % groups != 0:
         raise ValueError(f"temporal momentum: batch of {b} cannot be split into {groups} equal groups of frames")
     frames = b // groups
+    mu = frame_momenta(momentum, frames)
     if frames == 1 or mu == 0.0:
         return x
     xg = x.reshape(groups, frames, -1)
@@ -119,16 +200,18 @@ def temporal_momentum(x: Tensor, momentum: float, groups: int = 1) -> Tensor:
 
 def temporal_momentum_recursive(x: Tensor, momentum: float, groups: int = 1) -> Tensor:
     """Reference: the explicit recursion of Eq. 2, ``K'_1 = K_1``, ``K'_i = mu K'_{i-1} + (1 - mu) K_i``,
-    frame by frame in each group (slow, for tests). Same arguments as :func:`temporal_momentum`."""
-    mu = _check_momentum(momentum)
+    frame by frame in each group (slow, for tests); per frame ``mu_i`` in place of ``mu``. Same
+    arguments as :func:`temporal_momentum`."""
     b = x.shape[0]
     if groups < 1 or b % groups != 0:
         raise ValueError(f"temporal momentum: batch of {b} cannot be split into {groups} equal groups of frames")
     frames = b // groups
+    mu = frame_momenta(momentum, frames)
+    mus = [mu] * frames if isinstance(mu, float) else mu
     xg = x.reshape(groups, frames, *x.shape[1:])
     out = [xg[:, 0]]
     for i in range(1, frames):
-        out.append(mu * out[-1] + (1.0 - mu) * xg[:, i])
+        out.append(mus[i] * out[-1] + (1.0 - mus[i]) * xg[:, i])
     return torch.stack(out, dim=1).reshape(x.shape)
 
 
@@ -149,12 +232,20 @@ class TemporalMomentumPatch:
 
     Tensors whose batch is not ``B`` (e.g. a batch-1 context shared by all frames) are left alone.
 
+    ``momentum``: a scalar ``mu``, or a per-frame schedule (a ``FrameSchedule`` or a sequence
+    ``[mu_1, mu_2, ...]``, the last value repeating) resolved at every call to the frames per chunk.
+    Under AnimateDiff-Evolved context windows the values follow the *global* frame indices of the
+    window's frames (``extra_options["ad_params"]["sub_idxs"]``, the schedule resolved to
+    ``full_length``): window frame ``k >= 1`` uses ``mu`` of its global frame; the window's first
+    frame still keeps its own ``K``. Core ComfyUI's context windows do not tell the call the video's
+    length, so there the schedule runs over the window's own frames (as the average does).
+
     Raises:
-        ValueError: the batch does not split into equal chunks.
+        ValueError: a momentum outside ``[0, 1]``; the batch does not split into equal chunks.
     """
 
-    def __init__(self, momentum: float = 0.98):
-        self.momentum = _check_momentum(momentum)
+    def __init__(self, momentum=0.98):
+        self.momentum = momentum_spec(momentum)
 
     def __repr__(self) -> str:
         return f"TemporalMomentumPatch(momentum={self.momentum})"
@@ -162,23 +253,24 @@ class TemporalMomentumPatch:
     def groups(self, batch: int, extra_options: dict) -> int:
         return _chunks(batch, extra_options)
 
-    def _avg(self, t: Tensor | None, batch: int, groups: int) -> Tensor | None:
+    def _avg(self, t: Tensor | None, batch: int, groups: int, mu) -> Tensor | None:
         if t is None or t.shape[0] != batch:
             return t
-        return temporal_momentum(t, self.momentum, groups)
+        return temporal_momentum(t, mu, groups)
 
     def __call__(self, n: Tensor, context_attn1: Tensor | None, value_attn1: Tensor | None,
                  extra_options: dict):
         batch = n.shape[0]
         groups = self.groups(batch, extra_options)
+        mu = call_momentum(self.momentum, batch // groups, extra_options)
         if context_attn1 is None:
             context_attn1 = n
         same = value_attn1 is context_attn1
-        ctx = self._avg(context_attn1, batch, groups)
+        ctx = self._avg(context_attn1, batch, groups, mu)
         if same:
             val = ctx
         else:
-            val = self._avg(value_attn1, batch, groups)
+            val = self._avg(value_attn1, batch, groups, mu)
         return n, ctx, val
 
 
@@ -216,8 +308,8 @@ class TemporalMomentumAttentionOverride:
         ValueError: the batch does not split into equal chunks.
     """
 
-    def __init__(self, momentum: float = 0.98, previous=None):
-        self.momentum = _check_momentum(momentum)
+    def __init__(self, momentum=0.98, previous=None):
+        self.momentum = momentum_spec(momentum)
         self.previous = previous
 
     def __repr__(self) -> str:
@@ -238,8 +330,9 @@ class TemporalMomentumAttentionOverride:
         if self.momentum == 0.0 or not self.is_self_attention(q, k, v, skip_reshape):
             return k, v
         groups = _chunks(q.shape[0], transformer_options)
-        k2 = temporal_momentum(k, self.momentum, groups)
-        v2 = k2 if v is k else temporal_momentum(v, self.momentum, groups)
+        mu = call_momentum(self.momentum, q.shape[0] // groups, transformer_options)
+        k2 = temporal_momentum(k, mu, groups)
+        v2 = k2 if v is k else temporal_momentum(v, mu, groups)
         return k2, v2
 
     def __call__(self, func, *args, **kwargs):

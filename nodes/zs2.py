@@ -16,6 +16,7 @@ import torch
 
 from ..attention.temporal_momentum import TemporalMomentumAttentionOverride, TemporalMomentumPatch
 from ..samplers import dependency_noise as dn
+from ..samplers.frame_schedule import parse_frame_schedule
 from . import comfy_bridge as bridge
 
 NOISE_CATEGORY = "sampling/custom_sampling/noise"
@@ -54,7 +55,21 @@ def _noise_inputs() -> dict:
     }
 
 
-def _check_noise_params(node: str, kl_lambda, random_search, linear_search, noise_model, alpha) -> dict:
+_LAMBDA_SCHEDULE = ("STRING", {"default": "", "multiline": False,
+                                "tooltip": "Optional per-frame lambda_i (ZS^2 Algorithm 1 indexes lambda by frame): "
+                                           "comma-separated targets for frames 2, 3, ..., F (F - 1 values; the last "
+                                           "repeats if shorter, extra values are ignored), e.g. '0.01, 0.01, 0.1' "
+                                           "for a jump at frame 4, or a linear ramp 'start:end' from frame 2 to "
+                                           "frame F, e.g. '0.005:0.05' (motion grows over the clip). Empty = "
+                                           "kl_lambda for every frame. Dependency model only."})
+
+
+def _noise_optional() -> dict:
+    return {"kl_lambda_schedule": _LAMBDA_SCHEDULE}
+
+
+def _check_noise_params(node: str, kl_lambda, random_search, linear_search, noise_model, alpha,
+                        kl_lambda_schedule: str = "") -> dict:
     kl_lambda, alpha = float(kl_lambda), float(alpha)
     if not (0.0 <= kl_lambda < float("inf")):
         raise ValueError(f"{node}: kl_lambda must be a finite number >= 0, got {kl_lambda}.")
@@ -66,8 +81,10 @@ def _check_noise_params(node: str, kl_lambda, random_search, linear_search, nois
         raise ValueError(f"{node}: noise_model must be one of {list(dn.NOISE_MODELS)}, got {noise_model!r}.")
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"{node}: alpha must be in [0, 1], got {alpha}.")
-    return {"noise_model": noise_model, "kl_lambda": kl_lambda, "random_search": int(random_search),
-            "linear_search": int(linear_search), "alpha": alpha}
+    schedule = parse_frame_schedule(kl_lambda_schedule, node=node, input_name="kl_lambda_schedule", minimum=0.0,
+                                    what="lambda_i")
+    return {"noise_model": noise_model, "kl_lambda": kl_lambda if schedule is None else schedule,
+            "random_search": int(random_search), "linear_search": int(linear_search), "alpha": alpha}
 
 
 def make_noise(node: str, shape, seed: int, params: dict) -> torch.Tensor:
@@ -103,7 +120,7 @@ class DependencyNoise:
                                       "tooltip": "Seed of the noise (its own CPU generator; the same seed and settings "
                                                  "always give the same noise)."})}
         req.update(_noise_inputs())
-        return {"required": req}
+        return {"required": req, "optional": _noise_optional()}
 
     RETURN_TYPES = ("NOISE",)
     RETURN_NAMES = ("noise",)
@@ -112,11 +129,14 @@ class DependencyNoise:
     CATEGORY = NOISE_CATEGORY
     DESCRIPTION = ("ZS^2 dependency noise model (Sec. 3.1, Algorithm 1): frame 1 is N(0, I) and every next frame is "
                    "sqrt(alpha)*previous + sqrt(1-alpha)*candidate, with the candidate (random search) and alpha "
-                   "(linear search) chosen so the KL divergence to the previous frame is closest to lambda. Also the "
-                   "PYoCo mixed and progressive models. " + _FRAMES_NOTE)
+                   "(linear search) chosen so the KL divergence to the previous frame is closest to lambda (or "
+                   "lambda_i per frame with kl_lambda_schedule). Also the PYoCo mixed and progressive models. "
+                   + _FRAMES_NOTE)
 
-    def get_noise(self, noise_seed, kl_lambda, random_search, linear_search, noise_model, alpha):
-        params = _check_noise_params(self.NODE_NAME, kl_lambda, random_search, linear_search, noise_model, alpha)
+    def get_noise(self, noise_seed, kl_lambda, random_search, linear_search, noise_model, alpha,
+                  kl_lambda_schedule=""):
+        params = _check_noise_params(self.NODE_NAME, kl_lambda, random_search, linear_search, noise_model, alpha,
+                                     kl_lambda_schedule)
         return (DependencyNoiseGenerator(self.NODE_NAME, noise_seed, params),)
 
 
@@ -138,7 +158,7 @@ class DependencyNoiseModelPatch:
                                               "the noise model below, drawn from the sampler's own seed. The input "
                                               "MODEL is not modified."})}
         req.update(_noise_inputs())
-        return {"required": req}
+        return {"required": req, "optional": _noise_optional()}
 
     RETURN_TYPES = ("MODEL",)
     RETURN_NAMES = ("model",)
@@ -148,12 +168,14 @@ class DependencyNoiseModelPatch:
     CATEGORY = NOISE_PATCH_CATEGORY
     DESCRIPTION = ("Dependency Noise for the plain KSampler graph: the sampler's initial unit noise is replaced "
                    "(before sampling, from the sampler's seed) by ZS^2 dependency noise or the PYoCo mixed / "
-                   "progressive noise -- identical to the Dependency Noise NOISE node with the same seed. Noise that is "
+                   "progressive noise -- identical to the Dependency Noise NOISE node with the same seed and settings "
+                   "(per-frame lambda_i via kl_lambda_schedule too). Noise that is "
                    "all zeros (KSamplerAdvanced add_noise disabled, later stages) is left alone. " + _FRAMES_NOTE)
 
-    def patch(self, model, kl_lambda, random_search, linear_search, noise_model, alpha):
+    def patch(self, model, kl_lambda, random_search, linear_search, noise_model, alpha, kl_lambda_schedule=""):
         node = self.NODE_NAME
-        params = _check_noise_params(node, kl_lambda, random_search, linear_search, noise_model, alpha)
+        params = _check_noise_params(node, kl_lambda, random_search, linear_search, noise_model, alpha,
+                                     kl_lambda_schedule)
 
         def fn(noise: torch.Tensor, seed):
             s = _seed_from_noise(noise) if seed is None else int(seed)
@@ -200,6 +222,17 @@ class TemporalMomentumAttention:
                                               "independent), 1 = every frame attends to frame 1 (Text2Video-Zero "
                                               "cross-frame attention), paper 0.98. Under AnimateDiff-Evolved context "
                                               "windows the average starts afresh at each window's first frame."}),
+        }, "optional": {
+            "momentum_schedule": ("STRING", {"default": "", "multiline": False,
+                                             "tooltip": "Optional per-frame mu_i (Eq. 2 indexed by frame: K'_i = "
+                                                        "mu_i*K'_(i-1) + (1-mu_i)*K_i): comma-separated values for "
+                                                        "frames 1, 2, ..., F (F values; mu_1 is unused since K'_1 = "
+                                                        "K_1; the last value repeats if shorter, extra values are "
+                                                        "ignored), e.g. '0, 0.98, 0.98, 0.9', or a linear ramp "
+                                                        "'start:end' from frame 1 to frame F, e.g. '0.9:0.99'. "
+                                                        "Resolved to the frames of each model call; under "
+                                                        "AnimateDiff-Evolved context windows by global frame index. "
+                                                        "Empty = momentum for every frame."}),
         }}
 
     RETURN_TYPES = ("MODEL",)
@@ -215,17 +248,21 @@ class TemporalMomentumAttention:
                    "projected, RoPE'd keys/values; text-to-image cross-attention is left alone). Frames are grouped "
                    "per CFG branch (cond and uncond never mix); fp16/bf16 activations are averaged in float32. With "
                    "AnimateDiff-Evolved context windows only the window's frames are in a model call, so the average "
-                   "runs over the window and starts afresh at its first frame. One frame = unchanged model. Raises "
-                   "an error on other models (Wan and other DiT video models already attend across frames).")
+                   "runs over the window and starts afresh at its first frame. momentum_schedule gives a momentum "
+                   "mu_i per frame (Eq. 2 indexed by frame). One frame = unchanged model. Raises an error on other "
+                   "models (Wan and other DiT video models already attend across frames).")
 
-    def patch(self, model, momentum):
+    def patch(self, model, momentum, momentum_schedule=""):
         node = self.NODE_NAME
         mu = float(momentum)
         if not 0.0 <= mu <= 1.0:
             raise ValueError(f"{node}: momentum must be in [0, 1], got {mu}.")
+        schedule = parse_frame_schedule(momentum_schedule, node=node, input_name="momentum_schedule", minimum=0.0,
+                                        maximum=1.0, what="mu_i")
+        mu_spec = mu if schedule is None else schedule
         if check_tma_model(node, model) == "unet":
-            return (bridge.add_attn1_patch(model, TemporalMomentumPatch(mu)),)
-        return (bridge.add_attention_override(model, lambda prev: TemporalMomentumAttentionOverride(mu, prev)),)
+            return (bridge.add_attn1_patch(model, TemporalMomentumPatch(mu_spec)),)
+        return (bridge.add_attention_override(model, lambda prev: TemporalMomentumAttentionOverride(mu_spec, prev)),)
 
 
 NODE_CLASS_MAPPINGS = {

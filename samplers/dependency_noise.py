@@ -38,6 +38,12 @@ alpha = 0.984 (adjacent-frame correlation about 0.99). Smaller lambda raises the
 lambda lowers it (lambda >= ~2 gives nearly i.i.d. noise). With 15 linear iterations alpha cannot
 pass 0.984 (the float32 grid point 1.0000001 is rejected); more linear iterations let lambda -> 0
 approach a still video (alpha -> 1).
+
+Per-frame targets (ZS^2 Algorithm 1 indexes lambda by frame): ``kl_lambda`` may also be a sequence
+``[lambda_2, ..., lambda_F]`` (one target per frame after the first) or a
+:class:`~.frame_schedule.FrameSchedule` resolved to ``F - 1`` values; frame ``i`` is then searched
+against ``lambda_i`` exactly as the scalar search does against ``lambda``. A scalar gives the same
+result as before (every frame searched against that one value).
 """
 from __future__ import annotations
 
@@ -87,7 +93,25 @@ def _linear_search(a_pp: np.ndarray, a_pz: np.ndarray, bound: np.ndarray, kl_lam
     return np.clip(alpha, np.float32(0.0), np.float32(1.0)).astype(np.float32)
 
 
-def dependency_noise(shape: Sequence[int], kl_lambda: float = 0.01, random_search: int = 10,
+def _frame_lambdas(kl_lambda, frames: int, name: str) -> list[float]:
+    """``[lambda_2, ..., lambda_F]`` (``frames - 1`` floats) from a scalar, a sequence of exactly
+    ``frames - 1`` values, or a ``FrameSchedule`` (anything with ``resolve(length)``)."""
+    if hasattr(kl_lambda, "resolve"):
+        lams = [float(v) for v in kl_lambda.resolve(frames - 1)]
+    elif isinstance(kl_lambda, (int, float)) or (hasattr(kl_lambda, "ndim") and kl_lambda.ndim == 0):
+        lams = [float(kl_lambda)] * (frames - 1)
+    else:
+        lams = [float(v) for v in kl_lambda]
+        if len(lams) != frames - 1:
+            raise ValueError(f"{name}: a per-frame kl_lambda needs one value per frame after the first "
+                             f"({frames - 1} for {frames} frames), got {len(lams)}")
+    for v in lams:
+        if not (v >= 0.0 and v < float("inf")):
+            raise ValueError(f"{name}: kl_lambda must be a finite number >= 0, got {v}")
+    return lams
+
+
+def dependency_noise(shape: Sequence[int], kl_lambda=0.01, random_search: int = 10,
                      linear_search: int = 15, generator: torch.Generator | None = None,
                      device: torch.device | str = "cpu", return_alpha: bool = False):
     """ZS^2 dependency noise (Sec. 3.1, Algorithm 1, Listing 1 with ALGORITHMS.md section 3's fixes).
@@ -96,7 +120,9 @@ def dependency_noise(shape: Sequence[int], kl_lambda: float = 0.01, random_searc
         shape: ``(batches, frames, *frame_shape)``, e.g. ``(1, 16, 4, 64, 64)``. Each of the
             ``batches`` videos is searched independently (vectorised over the batch).
         kl_lambda: target KL divergence ``lambda >= 0`` between consecutive frames (paper default
-            0.01). Lower -> more similar frames, higher -> more independent frames.
+            0.01). Lower -> more similar frames, higher -> more independent frames. Per frame: a
+            sequence ``[lambda_2, ..., lambda_F]`` of ``frames - 1`` values (frame ``i`` is searched
+            against ``lambda_i``) or a ``FrameSchedule`` (resolved to ``frames - 1`` values).
         random_search: random-phase candidates per frame (``>= 1``; paper 10).
         linear_search: linear-phase iterations per frame (``>= 0``; paper 15).
         generator: CPU ``torch.Generator`` (the only source of randomness); ``None`` -> a fresh one.
@@ -109,13 +135,11 @@ def dependency_noise(shape: Sequence[int], kl_lambda: float = 0.01, random_searc
         and the alphas if ``return_alpha``.
 
     Raises:
-        ValueError: bad shape, ``kl_lambda < 0`` or non-finite, ``random_search < 1`` or
-            ``linear_search < 0``.
+        ValueError: bad shape, a ``kl_lambda`` value ``< 0`` or non-finite, a per-frame sequence
+            whose length is not ``frames - 1``, ``random_search < 1`` or ``linear_search < 0``.
     """
     batches, frames, frame_shape = _check_shape(shape, "dependency_noise")
-    kl_lambda = float(kl_lambda)
-    if not (kl_lambda >= 0.0 and kl_lambda < float("inf")):
-        raise ValueError(f"dependency_noise: kl_lambda must be a finite number >= 0, got {kl_lambda}")
+    lambdas = _frame_lambdas(kl_lambda, frames, "dependency_noise")
     random_search, linear_search = int(random_search), int(linear_search)
     if random_search < 1:
         raise ValueError(f"dependency_noise: random_search must be >= 1, got {random_search}")
@@ -130,10 +154,11 @@ def dependency_noise(shape: Sequence[int], kl_lambda: float = 0.01, random_searc
     out = torch.empty((batches, frames, n), dtype=torch.float32, device=device)
     alphas = torch.zeros((batches, frames), dtype=torch.float32, device=device)
     out[:, 0] = torch.randn((batches, n), generator=generator, dtype=torch.float32, device=device)
-    lam = torch.tensor(kl_lambda, dtype=torch.float64, device=device)
     rows = torch.arange(batches, device=device)
 
     for i in range(1, frames):
+        kl_lambda = lambdas[i - 1]                                 # lambda_i of frame i + 1 (1-based)
+        lam = torch.tensor(kl_lambda, dtype=torch.float64, device=device)
         prev = out[:, i - 1]                                       # [B, N]
         w = torch.exp2(prev * _LOG2_E)                             # exp(p) (exp2: no threading stall)
         a_pp = ((w * prev).sum(dim=1, dtype=torch.float64)) / n    # mean(exp(p) * p), [B]
@@ -203,10 +228,11 @@ def progressive_noise(shape: Sequence[int], alpha: float, generator: torch.Gener
 
 
 def video_noise(noise_model: str, shape: Sequence[int], generator: torch.Generator | None = None,
-                kl_lambda: float = 0.01, random_search: int = 10, linear_search: int = 15,
+                kl_lambda=0.01, random_search: int = 10, linear_search: int = 15,
                 alpha: float = 0.9, device: torch.device | str = "cpu") -> Tensor:
     """One of :data:`NOISE_MODELS` on ``(batches, frames, *frame_shape)``; ``alpha`` is used by
-    ``mixed``/``progressive``, ``kl_lambda``/``random_search``/``linear_search`` by ``dependency``.
+    ``mixed``/``progressive``, ``kl_lambda``/``random_search``/``linear_search`` by ``dependency``
+    (``kl_lambda`` a scalar, ``frames - 1`` per-frame values or a ``FrameSchedule``).
 
     Raises:
         ValueError: unknown ``noise_model`` (or the model's own argument errors).
@@ -238,7 +264,7 @@ def frames_layout(latent_shape: Sequence[int]) -> tuple[tuple[int, ...], str]:
 
 
 def latent_noise(latent_shape: Sequence[int], seed: int, noise_model: str = "dependency",
-                 kl_lambda: float = 0.01, random_search: int = 10, linear_search: int = 15,
+                 kl_lambda=0.01, random_search: int = 10, linear_search: int = 15,
                  alpha: float = 0.9) -> Tensor:
     """Correlated unit noise for a ComfyUI latent, a pure function of its arguments.
 
@@ -246,7 +272,8 @@ def latent_noise(latent_shape: Sequence[int], seed: int, noise_model: str = "dep
         latent_shape: ``[F, C, H, W]`` (image model: frames are the batch) or ``[B, C, T, H, W]``
             (video model: frames along axis 2).
         seed: seeds a fresh CPU ``torch.Generator`` (never the global RNG).
-        noise_model, kl_lambda, random_search, linear_search, alpha: as :func:`video_noise`.
+        noise_model, kl_lambda, random_search, linear_search, alpha: as :func:`video_noise`; a
+            ``FrameSchedule`` ``kl_lambda`` is resolved to the latent's frames ``F - 1``.
     Returns:
         float32 CPU unit noise of shape ``latent_shape``.
     Raises:

@@ -45,6 +45,9 @@ FLUX_CLIP_L = "clip_l.safetensors"
 FLUX_T5 = "t5xxl_fp16.safetensors"
 FLUX_VAE = "ae.safetensors"
 CONTROL_FRAMES = "tfv_scribble_ball_8f.webp"  # written to workflows/inputs/ by this script
+SD15_IP2P_CKPT = "instruct-pix2pix-00-22000.safetensors"  # timbrooks/instruct-pix2pix release
+SD15_LORA = "your_sd15_lora.safetensors"  # placeholder: any SD1.5 LoRA in ComfyUI/models/loras
+EDIT_FRAMES = "tfv_summer_park_8f.webp"  # written to workflows/inputs/ by this script
 NEGATIVE_SD15 = "blurry, low quality, deformed, watermark, text"
 NEGATIVE_WAN = ("Bright tones, overexposed, static, blurred details, subtitles, worst quality, low quality, "
                 "JPEG compression residue, ugly, deformed, still picture, cluttered background")
@@ -539,6 +542,63 @@ def i4vgen_animatediff_sd15(g: Graph):
            "4. Regeneration: KSampler at denoise = p_re = 1.0.")
 
 
+def zs2_video_edit_ip2p_sd15(g: Graph):
+    ckpt = g.add("CheckpointLoaderSimple", title="Load Checkpoint (InstructPix2Pix)", ckpt_name=SD15_IP2P_CKPT)
+    pos = g.add("CLIPTextEncode", title="Instruction", color="green", clip=ckpt["CLIP"], text="make it autumn")
+    neg = g.add("CLIPTextEncode", title="Negative prompt", color="red", clip=ckpt["CLIP"], text=NEGATIVE_SD15)
+    img = g.add("LoadImage", title="Video to edit (animated WEBP/GIF: one image per frame)", image=EDIT_FRAMES)
+    scale = g.add("ImageScale", image=img["IMAGE"], upscale_method="lanczos", width=512, height=512, crop="center")
+    ip2p = g.add("InstructPixToPixConditioning", positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
+                 vae=ckpt["VAE"], pixels=scale["IMAGE"])
+    tma = g.add("TemporalMomentumAttention", model=ckpt["MODEL"], momentum=0.98)
+    dep = g.add("DependencyNoiseModelPatch", model=tma["MODEL"], kl_lambda=0.01, random_search=10,
+                linear_search=15, noise_model="dependency", alpha=0.9)
+    ks = g.add("KSampler", model=dep["MODEL"], positive=ip2p["positive"], negative=ip2p["negative"],
+               latent_image=ip2p["latent"], seed=42, steps=30, cfg=7.5, sampler_name="ddim",
+               scheduler="ddim_uniform", denoise=1.0)
+    dec = g.add("VAEDecode", samples=ks["LATENT"], vae=ckpt["VAE"])
+    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="zs2/video_edit", fps=8.0, lossless=False,
+          quality=90, method="default")
+    g.note("ZS^2 instruction-guided video editing (ZS^2 paper Sec. 6.3, Video Instruct-Pix2Pix) with an "
+           "InstructPix2Pix SD1.5 checkpoint.\n\n"
+           "Load Image reads an animated WEBP/GIF as a batch of frames (every frame of the clip is one video frame; "
+           f"the example '{EDIT_FRAMES}', a park in summer with a drifting sun, 8 frames, is in this pack's "
+           "workflows/inputs/: copy it into ComfyUI/input). Image Scale sets the resolution the model works at. "
+           "InstructPixToPixConditioning VAE-encodes every frame into the conditioning (frame i edits frame i) and "
+           "gives the empty latent with one latent per frame.\n\n"
+           "Temporal Momentum Attention + Dependency Noise (KSampler) sample the 8 edited frames as one coherent "
+           "video; the instruction ('make it autumn', one of the paper's examples) is the positive prompt.\n\n"
+           f"Model: {SD15_IP2P_CKPT} (models/checkpoints; any SD1.5 InstructPix2Pix checkpoint, 8 input "
+           "channels). Stronger edits: raise cfg; closer to the input: lower it. Per-frame motion control: "
+           "Temporal Momentum Attention's momentum_schedule and Dependency Noise's kl_lambda_schedule.")
+
+
+def zs2_lora_sd15(g: Graph):
+    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=SD15_CKPT)
+    lora = g.add("LoraLoader", model=ckpt["MODEL"], clip=ckpt["CLIP"], lora_name=SD15_LORA, strength_model=0.8,
+                 strength_clip=0.8)
+    pos = g.add("CLIPTextEncode", title="Positive prompt", color="green", clip=lora["CLIP"],
+                text="a lighthouse on a rocky coast, waves crashing, dramatic clouds, high detail")
+    neg = g.add("CLIPTextEncode", title="Negative prompt", color="red", clip=lora["CLIP"], text=NEGATIVE_SD15)
+    tma = g.add("TemporalMomentumAttention", model=lora["MODEL"], momentum=0.98)
+    dep = g.add("DependencyNoiseModelPatch", model=tma["MODEL"], kl_lambda=0.01, random_search=10,
+                linear_search=15, noise_model="dependency", alpha=0.9)
+    lat = g.add("EmptyLatentImage", title="Empty Latent Image (batch = 8 frames)", width=512, height=512, batch_size=8)
+    ks = g.add("KSampler", model=dep["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
+               latent_image=lat["LATENT"], seed=42, steps=50, cfg=7.5, sampler_name="ddim",
+               scheduler="ddim_uniform", denoise=1.0)
+    dec = g.add("VAEDecode", samples=ks["LATENT"], vae=ckpt["VAE"])
+    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="zs2/lora", fps=8.0, lossless=False,
+          quality=90, method="default")
+    g.note("ZS^2 with a LoRA (ZS^2 paper Sec. 6.3: specialised models such as DreamBooth/LoRA work as they are).\n\n"
+           "Load LoRA patches the SD1.5 model and its text encoder; the ZS^2 patches go on top of the LoRA model: "
+           "Temporal Momentum Attention (momentum 0.98) and Dependency Noise (KSampler, lambda 0.01), then the "
+           "plain KSampler samples the 8 frames of the batch as one video.\n\n"
+           f"Pick your LoRA in lora_name ('{SD15_LORA}' is a placeholder; any SD1.5 LoRA in models/loras) and add "
+           "its trigger words to the prompt. A DreamBooth checkpoint needs no LoRA node: load it in Load "
+           "Checkpoint. Stack more LoRAs by chaining Load LoRA nodes before Temporal Momentum Attention.")
+
+
 WORKFLOWS = {
     "zs2_text_to_video_sd15": zs2_text_to_video_sd15,
     "zs2_controlnet_sd15": zs2_controlnet_sd15,
@@ -549,6 +609,8 @@ WORKFLOWS = {
     "i4vgen_wan": i4vgen_wan,
     "i4vgen_real_image_sd15": i4vgen_real_image_sd15,
     "i4vgen_animatediff_sd15": i4vgen_animatediff_sd15,
+    "zs2_video_edit_ip2p_sd15": zs2_video_edit_ip2p_sd15,
+    "zs2_lora_sd15": zs2_lora_sd15,
 }
 
 
@@ -578,6 +640,36 @@ def control_frames_webp(size: int = 512, frames: int = 8) -> bytes:
     buf = io.BytesIO()
     imgs[0].save(buf, format="WEBP", save_all=True, append_images=imgs[1:], duration=125, loop=0, lossless=True)
     return buf.getvalue()
+
+
+def edit_frames_webp(size: int = 512, frames: int = 8) -> bytes:
+    """An 8-frame clip to edit in zs2_video_edit_ip2p_sd15: a summer park (sky, sun, hills, a green tree,
+    a path) while the sun drifts right and the view pans slowly left. Flat colours, deterministic."""
+    from PIL import Image, ImageDraw
+    imgs = []
+    for i in range(frames):
+        t = i / max(frames - 1, 1)
+        pan = -int(size * 0.06 * t)
+        im = Image.new("RGB", (size, size), (135, 195, 235))
+        d = ImageDraw.Draw(im)
+        sx, sy, sr = size * (0.2 + 0.25 * t), size * 0.18, size * 0.07
+        d.ellipse([sx - sr, sy - sr, sx + sr, sy + sr], fill=(255, 225, 90))
+        d.ellipse([pan - size * 0.3, size * 0.5, pan + size * 0.9, size * 1.1], fill=(95, 170, 70))
+        d.ellipse([pan + size * 0.4, size * 0.55, pan + size * 1.6, size * 1.2], fill=(80, 150, 60))
+        d.polygon([(pan + size * 0.45, size), (pan + size * 0.6, size * 0.62), (pan + size * 0.66, size * 0.62),
+                   (pan + size * 0.75, size)], fill=(200, 180, 140))
+        tx = pan + size * 0.3
+        d.rectangle([tx - size * 0.025, size * 0.45, tx + size * 0.025, size * 0.72], fill=(110, 75, 45))
+        for dx, dy, r in ((0, 0.36, 0.13), (-0.09, 0.44, 0.09), (0.09, 0.43, 0.1)):
+            cx, cy, rr = tx + size * dx, size * dy, size * r
+            d.ellipse([cx - rr, cy - rr, cx + rr, cy + rr], fill=(40, 130, 45))
+        imgs.append(im)
+    buf = io.BytesIO()
+    imgs[0].save(buf, format="WEBP", save_all=True, append_images=imgs[1:], duration=125, loop=0, lossless=True)
+    return buf.getvalue()
+
+
+EXAMPLE_INPUTS = {CONTROL_FRAMES: control_frames_webp, EDIT_FRAMES: edit_frames_webp}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -629,13 +721,14 @@ def main(argv=None) -> int:
             if not args.check:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text)
-    webp = INPUTS / CONTROL_FRAMES
-    data = control_frames_webp()
-    if not webp.exists() or webp.read_bytes() != data:
-        stale.append(webp)
-        if not args.check:
-            webp.parent.mkdir(parents=True, exist_ok=True)
-            webp.write_bytes(data)
+    for name, make in EXAMPLE_INPUTS.items():
+        webp = INPUTS / name
+        data = make()
+        if not webp.exists() or webp.read_bytes() != data:
+            stale.append(webp)
+            if not args.check:
+                webp.parent.mkdir(parents=True, exist_ok=True)
+                webp.write_bytes(data)
     for p in stale:
         print(("stale: " if args.check else "wrote: ") + str(p.relative_to(REPO)))
     if not stale:

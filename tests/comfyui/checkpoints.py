@@ -69,16 +69,35 @@ def init_random(module: torch.nn.Module, seed: int) -> None:
                     mod.bias.zero_()
 
 
-def sd15_state_dict(size: str = "tiny", seed: int = 0, dtype: torch.dtype = torch.float16) -> dict:
-    """The checkpoint's tensors (``model.diffusion_model.*``, ``cond_stage_model.*``,
-    ``first_stage_model.*``) in the SD1.5 checkpoint layout, via ComfyUI's ``state_dict_for_saving``."""
+def _sd15_model(size: str, variant: str = "sd15"):
+    """ComfyUI's SD1.5 model (``variant="sd15"``) or SD1.5 InstructPix2Pix model (``"ip2p"``: the UNet
+    takes 8 input channels, noise + the concatenated image latent, as ``instruct-pix2pix-00-22000``;
+    ComfyUI's detector picks ``SD15_instructpix2pix`` by ``in_channels`` 8), float32 on the CPU."""
     import comfy.model_base
     import comfy.supported_models
     if size not in ("tiny", "full"):
         raise ValueError(f"size must be 'tiny' or 'full', got {size!r}")
-    cfg = comfy.supported_models.SD15(dict(SD15_UNET_TINY if size == "tiny" else SD15_UNET_FULL))
+    unet = dict(SD15_UNET_TINY if size == "tiny" else SD15_UNET_FULL)
+    if variant == "sd15":
+        cfg = comfy.supported_models.SD15(unet)
+    elif variant == "ip2p":
+        unet["in_channels"] = 8
+        cfg = comfy.supported_models.SD15_instructpix2pix(unet)
+    else:
+        raise ValueError(f"variant must be 'sd15' or 'ip2p', got {variant!r}")
     cfg.set_inference_dtype(torch.float32, None)
-    model = comfy.model_base.BaseModel(cfg, model_type=comfy.model_base.ModelType.EPS, device="cpu")
+    model = cfg.get_model({}, device="cpu")
+    if variant == "ip2p":
+        assert isinstance(model, comfy.model_base.SD15_instructpix2pix)
+    return cfg, model
+
+
+def sd15_state_dict(size: str = "tiny", seed: int = 0, dtype: torch.dtype = torch.float16,
+                    variant: str = "sd15") -> dict:
+    """The checkpoint's tensors (``model.diffusion_model.*``, ``cond_stage_model.*``,
+    ``first_stage_model.*``) in the SD1.5 checkpoint layout, via ComfyUI's ``state_dict_for_saving``.
+    ``variant="ip2p"``: an InstructPix2Pix SD1.5 checkpoint (8 UNet input channels)."""
+    cfg, model = _sd15_model(size, variant)
     init_random(model.diffusion_model, seed)
 
     clip_target = cfg.clip_target()
@@ -106,13 +125,61 @@ def sd15_state_dict(size: str = "tiny", seed: int = 0, dtype: torch.dtype = torc
     return out
 
 
-def write_sd15_checkpoint(path, size: str = "tiny", seed: int = 0, dtype: torch.dtype = torch.float16) -> Path:
-    """Write an SD1.5-format checkpoint with random weights to ``path`` (parent folders created)."""
+def write_sd15_checkpoint(path, size: str = "tiny", seed: int = 0, dtype: torch.dtype = torch.float16,
+                          variant: str = "sd15") -> Path:
+    """Write an SD1.5-format checkpoint with random weights to ``path`` (parent folders created);
+    ``variant="ip2p"``: the InstructPix2Pix SD1.5 format (8 UNet input channels)."""
     import comfy.utils
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sd = sd15_state_dict(size, seed, dtype)
-    comfy.utils.save_torch_file(sd, str(path), metadata={"format": "pt", "note": f"random {size} SD1.5 test weights"})
+    sd = sd15_state_dict(size, seed, dtype, variant)
+    comfy.utils.save_torch_file(sd, str(path), metadata={"format": "pt",
+                                                         "note": f"random {size} {variant} SD1.5 test weights"})
+    return path
+
+
+def sd15_lora_state_dict(size: str = "tiny", rank: int = 4, seed: int = 0, dtype: torch.dtype = torch.float16,
+                         scale: float = 1.0) -> dict:
+    """A LoRA in the common kohya ``.safetensors`` layout for the SD1.5 checkpoint of ``size``:
+    ``lora_unet_<diffusers name>.lora_down.weight [rank, in]`` / ``.lora_up.weight [out, rank]`` /
+    ``.alpha`` on every linear layer of the UNet's transformer blocks (attn1/attn2 q, k, v, out and
+    the feed-forward), and ``lora_te_text_model_encoder_layers_<i>_self_attn_<q|k|v|out>_proj`` on the
+    12 CLIP-L layers. The key names are the ones ComfyUI's ``comfy.lora`` maps for this UNet config;
+    random weights (alpha = rank) give each patched layer a change of about ``scale`` times its own
+    weight's size, so the LoRA visibly changes the model."""
+    import comfy.lora
+    _, model = _sd15_model(size)
+    sd = model.state_dict()
+    g = torch.Generator().manual_seed(seed + 7)
+    out = {}
+
+    def add(name: str, weight_shape):
+        o, i = int(weight_shape[0]), int(weight_shape[1])
+        down = torch.randn(rank, i, generator=g) / i ** 0.5
+        up = torch.randn(o, rank, generator=g) * (scale / rank ** 0.5)
+        out[f"{name}.lora_down.weight"] = down.to(dtype).contiguous()
+        out[f"{name}.lora_up.weight"] = up.to(dtype).contiguous()
+        out[f"{name}.alpha"] = torch.tensor(float(rank), dtype=dtype)
+
+    for lora_key, unet_key in sorted(comfy.lora.model_lora_keys_unet(model, {}).items()):
+        if not lora_key.startswith(("lora_unet_down_blocks", "lora_unet_mid_block", "lora_unet_up_blocks")):
+            continue
+        if "transformer_blocks" not in lora_key or not unet_key.endswith(".weight") or sd[unet_key].ndim != 2:
+            continue
+        add(lora_key, sd[unet_key].shape)
+    for layer in range(12):
+        for proj in ("q", "k", "v", "out"):
+            add(f"lora_te_text_model_encoder_layers_{layer}_self_attn_{proj}_proj", (768, 768))
+    del model
+    return out
+
+
+def write_sd15_lora(path, size: str = "tiny", rank: int = 4, seed: int = 0) -> Path:
+    """Write ``sd15_lora_state_dict`` to ``path`` (loads through ``LoraLoader``)."""
+    import comfy.utils
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    comfy.utils.save_torch_file(sd15_lora_state_dict(size, rank, seed), str(path))
     return path
 
 

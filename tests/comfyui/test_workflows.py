@@ -9,6 +9,10 @@ SD1.5 graphs
     (checkpoints.py: one-level UNet with SD1.5 shapes, full-size random CLIP-L, TAESD VAE), found
     through a temporary ``checkpoints`` folder;
   * ControlNetLoader.control_net_name -> a tiny random SD1.5 ControlNet file matching that UNet;
+  * zs2_video_edit_ip2p_sd15: ckpt_name -> a tiny InstructPix2Pix-format SD1.5 checkpoint (the same
+    tiny UNet with 8 input channels, which ComfyUI detects as SD15_instructpix2pix);
+  * LoraLoader.lora_name -> a random LoRA (kohya key layout) on every transformer-block linear layer
+    of that UNet and on CLIP-L's attention projections, written at test time;
   * EmptyLatentImage / ImageScale width, height 512 -> 32 (a 4x4 latent; frames = batch size unchanged);
   * KSampler / BasicScheduler steps -> 2; NIVSDSAnimate steps 25 -> 3 (int(3 * 0.6) + 1 = 2 updates).
 Wan graphs (the loaders' outputs are swapped, COMFY.md "Models for tests")
@@ -34,7 +38,8 @@ SD1.5 + AnimateDiff-Evolved (runs only when that pack is in the tested ComfyUI's
     motion modules into the real SD1.5 block layout) and ADE_LoadAnimateDiffModel.model_name -> a
     random AnimateDiff v2 motion module built with AnimateDiff-Evolved's own AnimateDiffModel class
     (16 frames as shipped; about 3 GB of temporary files, a few minutes on CPU).
-Input/output folders are temporary (input: ComfyUI's example.png and workflows/inputs/*).
+Input/output folders are temporary (input: ComfyUI's example.png, or a drawn stand-in when the
+tested ComfyUI has none, and workflows/inputs/*).
 """
 from __future__ import annotations
 
@@ -56,6 +61,8 @@ WORKFLOW_FILES = sorted(WORKFLOW_DIR.glob("*.json"))
 WORKFLOW_IDS = [p.stem for p in WORKFLOW_FILES]
 TINY_CKPT = "tfv_tiny_sd15.safetensors"
 TINY_CN = "tfv_tiny_sd15_controlnet.safetensors"
+TINY_IP2P_CKPT = "tfv_tiny_sd15_ip2p.safetensors"
+TINY_LORA = "tfv_tiny_sd15_lora.safetensors"
 
 # Third-party nodes a workflow may use (by design), by workflow name: class-type prefix -> pack.
 THIRD_PARTY_ALLOWED = {"i4vgen_animatediff_sd15": {"ADE_": "ComfyUI-AnimateDiff-Evolved"}}
@@ -63,6 +70,7 @@ THIRD_PARTY_ALLOWED = {"i4vgen_animatediff_sd15": {"ADE_": "ComfyUI-AnimateDiff-
 SD15_OVERRIDES = {
     "CheckpointLoaderSimple": {"ckpt_name": TINY_CKPT},
     "ControlNetLoader": {"control_net_name": TINY_CN},
+    "LoraLoader": {"lora_name": TINY_LORA},
     "EmptyLatentImage": {"width": 32, "height": 32},
     "ImageScale": {"width": 32, "height": 32},
     "KSampler": {"steps": 2},
@@ -90,7 +98,11 @@ EXPECTED = {
     "i4vgen_wan": {"SaveAnimatedWEBP": 5},
     "i4vgen_real_image_sd15": {"SaveAnimatedWEBP": 8},
     "i4vgen_animatediff_sd15": {"SaveAnimatedWEBP": 16},
+    "zs2_video_edit_ip2p_sd15": {"SaveAnimatedWEBP": 8},
+    "zs2_lora_sd15": {"SaveAnimatedWEBP": 8},
 }
+# Workflows whose checkpoint is not a plain SD1.5 one: the tiny stand-in of the same format.
+CKPT_BY_WORKFLOW = {"zs2_video_edit_ip2p_sd15": TINY_IP2P_CKPT}
 
 
 def _external_defs() -> dict:
@@ -199,11 +211,13 @@ class Runner:
 def dirs(pack, tmp_path_factory):
     """Temporary ComfyUI input/output folders and model folders with the tiny models."""
     import folder_paths
-    from checkpoints import registered_folder, write_controlnet, write_sd15_checkpoint
+    from checkpoints import registered_folder, write_controlnet, write_sd15_checkpoint, write_sd15_lora
     root = tmp_path_factory.mktemp("tfv_workflows")
     models = root / "models"
     write_sd15_checkpoint(models / "checkpoints" / TINY_CKPT, "tiny", seed=0)
+    write_sd15_checkpoint(models / "checkpoints" / TINY_IP2P_CKPT, "tiny", seed=0, variant="ip2p")
     write_controlnet(models / "controlnet" / TINY_CN, seed=0)
+    write_sd15_lora(models / "loras" / TINY_LORA, "tiny", seed=0)
     inp, out = root / "input", root / "output"
     inp.mkdir()
     out.mkdir()
@@ -221,7 +235,7 @@ def dirs(pack, tmp_path_factory):
     folder_paths.set_input_directory(str(inp))
     folder_paths.set_output_directory(str(out))
     with registered_folder("checkpoints", models / "checkpoints"), \
-            registered_folder("controlnet", models / "controlnet"):
+            registered_folder("controlnet", models / "controlnet"), registered_folder("loras", models / "loras"):
         yield {"root": root, "input": inp, "output": out}
     folder_paths.set_input_directory(old_in)
     folder_paths.set_output_directory(old_out)
@@ -415,8 +429,9 @@ def test_workflow_files_are_generated_from_the_node_definitions(pack):
     stale = [n for n, ui in built.items()
              if not (WORKFLOW_DIR / f"{n}.json").exists() or (WORKFLOW_DIR / f"{n}.json").read_text() != bw.render(ui)]
     assert not stale, f"stale workflow files {stale}: run python scripts/build_workflows.py"
-    webp = WORKFLOW_DIR / "inputs" / bw.CONTROL_FRAMES
-    assert webp.read_bytes() == bw.control_frames_webp()
+    assert set(bw.EXAMPLE_INPUTS) == {p.name for p in (WORKFLOW_DIR / "inputs").iterdir()}
+    for name, make in bw.EXAMPLE_INPUTS.items():
+        assert (WORKFLOW_DIR / "inputs" / name).read_bytes() == make(), name
 
 
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=WORKFLOW_IDS)
@@ -485,9 +500,9 @@ def placeholder_models(dirs, tmp_path):
     """Empty files with the shipped model names, so the combo values validate as a user's would."""
     from checkpoints import registered_folder
     bw = _load_build_script()
-    names = {"checkpoints": [bw.SD15_CKPT], "controlnet": [bw.SD15_SCRIBBLE_CN],
-             "diffusion_models": [bw.WAN_UNET, bw.FLUX_UNET], "text_encoders": [bw.WAN_TE, bw.FLUX_CLIP_L, bw.FLUX_T5],
-             "vae": [bw.WAN_VAE, bw.FLUX_VAE]}
+    names = {"checkpoints": [bw.SD15_CKPT, bw.SD15_IP2P_CKPT], "controlnet": [bw.SD15_SCRIBBLE_CN],
+             "loras": [bw.SD15_LORA], "diffusion_models": [bw.WAN_UNET, bw.FLUX_UNET],
+             "text_encoders": [bw.WAN_TE, bw.FLUX_CLIP_L, bw.FLUX_T5], "vae": [bw.WAN_VAE, bw.FLUX_VAE]}
     import folder_paths
     if "animatediff_models" in folder_paths.folder_names_and_paths:
         names["animatediff_models"] = [bw.AD_MOTION_MODEL]
@@ -601,9 +616,67 @@ def test_workflow_runs(path, object_info, runner, dirs, request):
         _swap_wan_loaders(api)
         _apply_overrides(api, WAN_OVERRIDES)
     else:
-        _apply_overrides(api, SD15_OVERRIDES)
+        ckpt = CKPT_BY_WORKFLOW.get(name, TINY_CKPT)
+        _apply_overrides(api, dict(SD15_OVERRIDES, CheckpointLoaderSimple={"ckpt_name": ckpt}))
     outputs = runner.run(api)
     _check_outputs(name, outputs, api, dirs["output"])
+
+
+def test_tiny_ip2p_checkpoint_and_lora_are_what_they_stand_in_for(dirs):
+    """The stand-ins go through the core loaders as the real files would: the IP2P file is detected as
+    ComfyUI's SD15_instructpix2pix (8 input channels, the image latent concatenated to the noise), and
+    LoraLoader patches every LoRA module (40 UNet linear layers, 48 CLIP-L projections) and changes the
+    model's prediction and the text encoding."""
+    import comfy.model_base
+    import nodes
+    with torch.inference_mode():
+        ip2p = nodes.CheckpointLoaderSimple().load_checkpoint(TINY_IP2P_CKPT)[0]
+        assert isinstance(ip2p.model, comfy.model_base.SD15_instructpix2pix)
+        assert ip2p.model.diffusion_model.input_blocks[0][0].weight.shape[1] == 8
+        model, clip, _ = nodes.CheckpointLoaderSimple().load_checkpoint(TINY_CKPT)[:3]
+        lmodel, lclip = nodes.LoraLoader().load_lora(model, clip, TINY_LORA, 0.8, 0.8)
+        assert len(lmodel.patches) == 40 and len(lclip.patcher.patches) == 48
+        pos = nodes.CLIPTextEncode().encode(clip, "a lighthouse")[0]
+        lpos = nodes.CLIPTextEncode().encode(lclip, "a lighthouse")[0]
+        assert (pos[0][0] - lpos[0][0]).abs().max() > 1e-2
+        lat = {"samples": torch.zeros(2, 4, 8, 8)}
+        plain = nodes.KSampler().sample(model, 1, 1, 1.0, "euler", "normal", pos, pos, lat)[0]["samples"]
+        patched = nodes.KSampler().sample(lmodel, 1, 1, 1.0, "euler", "normal", pos, pos, lat)[0]["samples"]
+        assert (plain - patched).abs().max() > 1e-2
+        again = nodes.KSampler().sample(model, 1, 1, 1.0, "euler", "normal", pos, pos, lat)[0]["samples"]
+        assert torch.equal(plain, again)                     # the LoRA went on a clone only
+
+
+def test_template_browser_lists_and_serves_every_workflow(tmp_path):
+    """ComfyUI's own template routes (app/custom_node_manager.py, Workflow -> Browse Templates) list
+    every workflows/*.json of the pack folder and serve it unchanged."""
+    import aiohttp.web
+    from aiohttp.test_utils import TestClient, TestServer
+    from app.custom_node_manager import CustomNodeManager
+    from checkpoints import registered_folder
+    pack_dir = tmp_path / "custom_nodes" / "comfyui-training-free-video"
+    pack_dir.parent.mkdir()
+    pack_dir.symlink_to(REPO_ROOT, target_is_directory=True)
+
+    async def run():
+        app = aiohttp.web.Application()
+        routes = aiohttp.web.RouteTableDef()
+        CustomNodeManager().add_routes(routes, app, [(pack_dir.name, str(pack_dir))])
+        app.add_routes(routes)
+        async with TestClient(TestServer(app)) as client:
+            listed = await (await client.get("/workflow_templates")).json()
+            served = {}
+            for name in WORKFLOW_IDS:
+                r = await client.get(f"/api/workflow_templates/{pack_dir.name}/{name}.json")
+                served[name] = (r.status, await r.read())
+        return listed, served
+
+    with registered_folder("custom_nodes", pack_dir.parent):
+        listed, served = asyncio.run(run())
+    assert sorted(listed[pack_dir.name]) == sorted(WORKFLOW_IDS)
+    assert {"zs2_video_edit_ip2p_sd15", "zs2_lora_sd15"} <= set(WORKFLOW_IDS)
+    for name, (status, body) in served.items():
+        assert status == 200 and body == (WORKFLOW_DIR / f"{name}.json").read_bytes(), name
 
 
 # ---------------------------------------------------------------------------------------------

@@ -64,18 +64,20 @@ def attn1_keys(bridge, model):
 
 def reference_model(bridge, model, mu, calls):
     """TMA computed independently *after* the K/V projections: an attn1_replace on every block that
-    rebuilds K', V' with the explicit recursion of Eq. 2 per cond/uncond chunk (mu = 1: frame 1's
-    K/V copied to every frame) and runs ComfyUI's attention kernel."""
+    rebuilds K', V' with the explicit recursion of Eq. 2 per cond/uncond chunk (mu_i = 1: frame i - 1's
+    K'/V' exactly, so mu = 1 copies frame 1's K/V to every frame) and runs ComfyUI's attention kernel.
+    ``mu``: a number or per-frame ``[mu_1, ..., mu_F]`` (frame i uses mu_i)."""
     from comfy.ldm.modules.attention import optimized_attention
 
     def momentum(t, chunks):
         f = t.shape[0] // chunks
+        mus = list(mu) if isinstance(mu, (list, tuple)) else [mu] * f
         out = []
         for c in range(chunks):
             prev = t[c * f]
             rows = [prev]
             for i in range(1, f):
-                prev = t[c * f] if mu == 1.0 else mu * prev + (1 - mu) * t[c * f + i]
+                prev = prev if mus[i] == 1.0 else mus[i] * prev + (1 - mus[i]) * t[c * f + i]
                 rows.append(prev)
             out.extend(rows)
         return torch.stack(out)
@@ -557,3 +559,86 @@ def test_dit_sampling_with_dependency_noise_deterministic_and_smoother(zs2, dit)
     assert all(torch.isfinite(o).all() for o in outs.values())
     assert (outs[0.98] - outs[0.0]).abs().max() > 1e-3
     assert frame_change(outs[1.0]) < frame_change(outs[0.0])
+# --------------------------------------------------------------------------- per-frame lambda_i / mu_i
+
+def test_schedule_inputs_are_optional_strings(zs2):
+    for cls, name in ((zs2.DependencyNoise, "kl_lambda_schedule"), (zs2.DependencyNoiseModelPatch, "kl_lambda_schedule"),
+                      (zs2.TemporalMomentumAttention, "momentum_schedule")):
+        types = cls.INPUT_TYPES()
+        assert name not in types["required"]
+        kind, opts = types["optional"][name]
+        assert kind == "STRING" and opts["default"] == "" and "start:end" in opts["tooltip"]
+
+
+@pytest.mark.parametrize("text,match", [
+    ("0.01, abc", r"'abc' is not a number"),
+    ("0.01, -0.02", r"lambda_i = -0.02 is out of range: each lambda_i must be a number >= 0"),
+    ("0.1:0.2:0.3", r"'0.1:0.2:0.3' is not a ramp 'start:end'"),
+])
+def test_lambda_schedule_errors_name_node_and_input(zs2, model, text, match):
+    with pytest.raises(ValueError, match=r"^Dependency Noise: kl_lambda_schedule: " + match):
+        zs2.DependencyNoise().get_noise(0, 0.01, 10, 15, "dependency", 0.9, text)
+    with pytest.raises(ValueError, match=r"^Dependency Noise \(KSampler\): kl_lambda_schedule: " + match):
+        zs2.DependencyNoiseModelPatch().patch(model, 0.01, 10, 15, "dependency", 0.9, text)
+
+
+@pytest.mark.parametrize("text,match", [
+    ("0, 0.9, x", r"'x' is not a number"),
+    ("0.5, 1.5", r"mu_i = 1.5 is out of range: each mu_i must be a number >= 0 and <= 1"),
+    ("-0.1:0.9", r"mu_i = -0.1 is out of range"),
+])
+def test_momentum_schedule_errors_name_node_and_input(zs2, model, text, match):
+    with pytest.raises(ValueError, match=r"^Temporal Momentum Attention: momentum_schedule: " + match):
+        zs2.TemporalMomentumAttention().patch(model, 0.98, text)
+
+
+def test_lambda_schedule_noise_per_frame_and_same_in_both_nodes(zs2, model, conds):
+    """kl_lambda_schedule reaches the noise (frame i searched against lambda_i, the last value
+    repeating), identically in the NOISE node and the KSampler patch; empty = the scalar exactly."""
+    import comfy.patcher_extension
+    import nodes
+    from training_free_video.samplers.dependency_noise import dependency_noise
+    pos, neg = conds
+    lat = {"samples": torch.zeros(FRAMES, 4, H, W)}
+    lambdas = [0.01, 2.0, 0.01, 0.01, 0.01, 0.01, 0.01]               # '0.01, 2, 0.01': a cut at frame 3
+    with torch.inference_mode():
+        noise = zs2.DependencyNoise().get_noise(SEED, 0.05, 10, 15, "dependency", 0.9, "0.01, 2, 0.01")[0]
+        n = noise.generate_noise(lat)
+        ref = dependency_noise((1, FRAMES, 4, H, W), lambdas, generator=torch.Generator().manual_seed(SEED))[0]
+        assert torch.equal(n, ref)
+        cos = torch.nn.functional.cosine_similarity
+        c = [cos(n[i].flatten(), n[i + 1].flatten(), dim=0).item() for i in range(FRAMES - 1)]
+        assert c[1] < 0.3 and min(c[:1] + c[2:]) > 0.9, c              # only frames 2 -> 3 decorrelate
+        scalar = zs2.DependencyNoise().get_noise(SEED, 0.05, 10, 15, "dependency", 0.9)[0].generate_noise(lat)
+        assert torch.equal(zs2.DependencyNoise().get_noise(SEED, 0.05, 10, 15, "dependency", 0.9, " ")[0]
+                           .generate_noise(lat), scalar)
+        assert not torch.equal(n, scalar)
+        patched = zs2.DependencyNoiseModelPatch().patch(model, 0.05, 10, 15, "dependency", 0.9, "0.01, 2, 0.01")[0]
+        captured = []
+
+        def capture(executor, noise_in, *a, **kw):
+            captured.append(noise_in.clone())
+            return executor(noise_in, *a, **kw)
+
+        patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, "test.capture", capture)
+        nodes.KSampler().sample(patched, SEED, 1, 4.0, "euler", "normal", pos, neg, lat)
+    assert torch.equal(captured[0], n)
+
+
+def test_momentum_schedule_equals_per_frame_reference(zs2, bridge, model, conds):
+    """TMA with momentum_schedule in the real UNet equals Eq. 2 with mu_i per frame applied to the
+    projected K/V per CFG chunk (mu_1 unused; '0.3, 0.9, 0.5, 1' -> mu_4..mu_8 = 1); a constant
+    schedule equals the scalar exactly, and the empty schedule is the scalar."""
+    x = _x(seed=7)
+    with torch.inference_mode():
+        ours = denoise(bridge, zs2.TemporalMomentumAttention().patch(model, 0.98, "0.3, 0.9, 0.5, 1")[0], conds, x)
+    calls = []
+    ref = denoise(bridge, reference_model(bridge, model, [0.3, 0.9, 0.5, 1, 1, 1, 1, 1], calls), conds, x)
+    assert calls and torch.allclose(ours, ref, atol=1e-4, rtol=1e-4), (ours - ref).abs().max()
+    scalar = denoise(bridge, tma(zs2, model, 0.9), conds, x)
+    assert (ours - scalar).abs().max() > 1e-2
+    with torch.inference_mode():
+        const = zs2.TemporalMomentumAttention().patch(model, 0.5, "0.2, 0.9")[0]          # mu_2.. = 0.9
+        empty = zs2.TemporalMomentumAttention().patch(model, 0.9, "")[0]
+    assert torch.equal(denoise(bridge, const, conds, x), scalar)
+    assert torch.equal(denoise(bridge, empty, conds, x), scalar)

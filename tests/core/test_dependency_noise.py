@@ -6,18 +6,22 @@ import torch
 
 from training_free_video.samplers.dependency_noise import (
     NOISE_MODELS, dependency_noise, frames_layout, latent_noise, mixed_noise, progressive_noise, video_noise)
+from training_free_video.samplers.frame_schedule import FrameSchedule
 
 
 def listing_reference(shape, kl_lambda, random_search, linear_search, generator, clamp=True):
     """Listing 1 literally (elementwise torch.kl_div, a sequential strict-< random scan, the float32
     linear search whose NaN errors fail the comparison), per sample, with the two ALGORITHMS.md fixes:
     the KL is averaged per sample and (if ``clamp``) the returned alpha is clamped to [0, 1].
-    Candidates are drawn in the implementation's order (a block of ``random_search`` per frame)."""
+    Candidates are drawn in the implementation's order (a block of ``random_search`` per frame).
+    ``kl_lambda``: a number, or a list ``[lambda_2, ..., lambda_F]`` (frame i searched against lambda_i)."""
     b, f, *rest = shape
     n = math.prod(rest)
     frames = [torch.randn((b, n), generator=generator)]
     alphas = [torch.zeros(b)]
-    for _ in range(1, f):
+    lambdas = list(kl_lambda) if isinstance(kl_lambda, (list, tuple)) else [kl_lambda] * (f - 1)
+    for i in range(1, f):
+        lam = lambdas[i - 1]
         prev = frames[-1]
         cands = torch.randn((random_search, b, n), generator=generator)
         out, al = [], []
@@ -25,7 +29,7 @@ def listing_reference(shape, kl_lambda, random_search, linear_search, generator,
             p = prev[s]
 
             def err(c):
-                return (torch.kl_div(c, p, log_target=True, reduction=0).mean() - kl_lambda).abs()
+                return (torch.kl_div(c, p, log_target=True, reduction=0).mean() - lam).abs()
 
             bound = torch.tensor(float("inf"))
             z = None
@@ -195,3 +199,67 @@ def test_latent_layouts():
     assert frames_layout((2, 16, 5, 4, 4)) == ((2, 5, 16, 4, 4), "axis2")
     with pytest.raises(ValueError, match="latent"):
         latent_noise((4, 8, 8), 0)
+
+
+# --------------------------------------------------------------------------- per-frame lambda_i
+
+def adjacent_kl(x):
+    """Measured KL(frame_i, frame_{i-1}) = mean(exp(p) * (p - q)) per video and frame pair: ``[B, F - 1]``."""
+    p, q = x[:, :-1].flatten(2), x[:, 1:].flatten(2)
+    return (p.exp() * (p - q)).mean(2)
+
+
+@pytest.mark.parametrize("lambdas", [[0.01, 0.3, 0.03, 1.0, 0.0, 5.0], [1e-3, 1e-3, 2.0, 0.05, 0.05, 0.5]])
+def test_per_frame_lambda_equals_listing_frame_by_frame(lambdas):
+    """Frame i is searched against lambda_i exactly as Listing 1 would search with that lambda."""
+    shape = (2, 7, 4, 8, 8)
+    x, alpha = dependency_noise(shape, lambdas, generator=torch.Generator().manual_seed(8), return_alpha=True)
+    ref, ref_alpha = listing_reference(shape, lambdas, 10, 15, torch.Generator().manual_seed(8))
+    assert torch.allclose(alpha, ref_alpha, atol=1e-6) and torch.allclose(x, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("schedule", [[0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0], [1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01],
+                                      [0.02, 1.0, 0.02, 1.0, 0.02, 1.0, 0.02]])
+def test_adjacent_frame_kl_follows_lambda_i(schedule):
+    """The measured KL between frames i-1 and i follows lambda_i frame by frame (rising, falling and
+    alternating schedules; 4 x 64 x 64 frames, mean of 4 videos): within the linear search's coarse
+    alpha grid (measured 0.58-1.00 x lambda_i per frame; the grid misses small lambdas by up to 0.009),
+    and ordered as the lambdas are: a frame with a larger lambda_i has a larger measured KL."""
+    x = dependency_noise((4, 8, 4, 64, 64), schedule, generator=torch.Generator().manual_seed(0))
+    measured = adjacent_kl(x).mean(0)
+    lam = torch.tensor(schedule)
+    assert ((measured - lam).abs() <= 0.3 * lam + 0.01).all(), (measured, lam)
+    smaller = lam.unsqueeze(1) < lam.unsqueeze(0)                  # pairs (a, b) with lambda_a < lambda_b
+    assert (measured.unsqueeze(1) < measured.unsqueeze(0))[smaller].all(), (measured, lam)
+    # and the same frame-to-frame statistics as a scalar run at that lambda
+    for i in (0, 6):
+        scalar = adjacent_kl(dependency_noise((4, 3, 4, 64, 64), schedule[i],
+                                              generator=torch.Generator().manual_seed(1))).mean()
+        assert 0.7 < (measured[i] / scalar).item() < 1.4
+
+
+def test_constant_schedule_equals_scalar_exactly():
+    shape = (2, 6, 4, 16, 16)
+    base = dependency_noise(shape, 0.03, generator=torch.Generator().manual_seed(3))
+    for kl in ([0.03] * 5, FrameSchedule((0.03,)), FrameSchedule((0.03, 0.03), ramp=True)):
+        assert torch.equal(dependency_noise(shape, kl, generator=torch.Generator().manual_seed(3)), base)
+    assert torch.equal(latent_noise((6, 4, 16, 16), 3, kl_lambda=FrameSchedule((0.01,))), latent_noise((6, 4, 16, 16), 3))
+
+
+def test_schedule_resolved_to_the_latents_frames():
+    """latent_noise resolves a FrameSchedule to F - 1 values (repeat-last / ramp) for either layout."""
+    sched = FrameSchedule((0.01, 0.5))                 # frames 2 and 3..F
+    x = latent_noise((5, 4, 8, 8), 2, kl_lambda=sched)
+    ref = dependency_noise((1, 5, 4, 8, 8), [0.01, 0.5, 0.5, 0.5], generator=torch.Generator().manual_seed(2))[0]
+    assert torch.equal(x, ref)
+    ramp = FrameSchedule((0.0, 0.3), ramp=True)
+    v = latent_noise((2, 4, 4, 8, 8), 2, kl_lambda=ramp)
+    ref = dependency_noise((2, 4, 4, 8, 8), [0.0, 0.15, 0.3], generator=torch.Generator().manual_seed(2))
+    assert torch.equal(v, ref.transpose(1, 2))
+
+
+def test_per_frame_lambda_errors():
+    with pytest.raises(ValueError, match="one value per frame after the first"):
+        dependency_noise((1, 4, 2, 4, 4), [0.01, 0.02])
+    with pytest.raises(ValueError, match="kl_lambda must be a finite number >= 0"):
+        dependency_noise((1, 3, 2, 4, 4), [0.01, -0.02])

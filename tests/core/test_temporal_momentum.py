@@ -242,3 +242,101 @@ def test_override_positional_skip_reshape_and_previous_override():
     assert len(seen) == 1 and _attend.seen[4] is True
     k2 = _attend.seen[1]
     assert torch.equal(k2[:2], k[:1].expand(2, -1, -1, -1)) and torch.equal(k2[2:], k[2:3].expand(2, -1, -1, -1))
+# --------------------------------------------------------------------------- per-frame mu_i
+
+from training_free_video.attention.temporal_momentum import frame_momenta  # noqa: E402
+from training_free_video.samplers.frame_schedule import FrameSchedule  # noqa: E402
+
+
+def explicit_recursion(x, mus):
+    """Eq. 2 with per-frame momentum for one video ``[F, ...]``: K'_1 = K_1, K'_i = mu_i K'_{i-1} + (1 - mu_i) K_i."""
+    out = [x[0]]
+    for i in range(1, x.shape[0]):
+        out.append(mus[i] * out[-1] + (1 - mus[i]) * x[i])
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("mus", [[0.5, 0.0, 0.3, 0.9, 1.0, 0.98, 0.2, 0.7], [0.9, 1.0, 1.0, 0.0, 0.0, 0.5, 1.0, 0.0],
+                                 [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.999]])
+@pytest.mark.parametrize("groups", [1, 2, 3])
+def test_per_frame_weights_equal_recursion(mus, groups):
+    """The [F, F] weight matrix of a per-frame schedule reproduces the explicit recursion of Eq. 2
+    with mu_i per frame; rows sum to 1, lower triangular, mu_1 unused."""
+    frames = len(mus)
+    x = torch.randn(groups * frames, 6, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    fast = temporal_momentum(x, mus, groups)
+    assert torch.allclose(fast, temporal_momentum_recursive(x, mus, groups), atol=1e-12)
+    for g in range(groups):
+        sl = slice(g * frames, (g + 1) * frames)
+        assert torch.allclose(fast[sl], explicit_recursion(x[sl], mus), atol=1e-12)
+    w = momentum_weights(frames, mus, dtype=torch.float64)
+    assert torch.allclose(w.sum(1), torch.ones(frames, dtype=torch.float64), atol=1e-12)
+    assert torch.equal(w, torch.tril(w))
+    assert torch.equal(w, momentum_weights(frames, [0.123] + mus[1:], dtype=torch.float64))    # mu_1 unused
+    # W[i, i] = 1 - mu_i for i >= 2 (1-based) and W[i, j] = W[i-1, j] * mu_i below the diagonal.
+    for i in range(1, frames):
+        assert w[i, i].item() == pytest.approx(1 - mus[i], abs=1e-15)
+        assert torch.allclose(w[i, :i], w[i - 1, :i] * mus[i], atol=1e-15)
+
+
+def test_per_frame_mu_only_changes_its_frame_onward():
+    """Changing mu_i changes K'_i and later frames only (the schedule acts per frame)."""
+    x = torch.randn(8, 4, 3, dtype=torch.float64)
+    a = temporal_momentum(x, [0.9] * 8)
+    mus = [0.9] * 8
+    mus[4] = 0.2
+    b = temporal_momentum(x, mus)
+    assert torch.equal(a[:4], b[:4]) and not torch.allclose(a[4], b[4])
+    assert torch.allclose(b[4], 0.2 * a[3] + 0.8 * x[4])
+
+
+def test_scalar_and_constant_schedule_identical():
+    """The scalar path is today's code; a constant schedule (any mu_1) takes the same path exactly."""
+    x = torch.randn(16, 7, 3)
+    for mu in (0.0, 0.5, 0.98, 1.0):
+        base = temporal_momentum(x, mu, 2)
+        assert torch.equal(momentum_weights(8, [0.3] + [mu] * 7), momentum_weights(8, mu))
+        assert torch.equal(temporal_momentum(x, [0.1] + [mu] * 7, 2), base)
+        assert torch.equal(temporal_momentum(x, FrameSchedule((mu,)), 2), base)
+    assert frame_momenta(FrameSchedule((0.2, 0.5, 0.9)), 4) == [0.2, 0.5, 0.9, 0.9]
+    assert frame_momenta(FrameSchedule((0.5, 0.9)), 2) == 0.9          # only mu_2 is used: a scalar
+    assert frame_momenta(FrameSchedule((0.0, 1.0), ramp=True), 5) == [0.0, 0.25, 0.5, 0.75, 1.0]
+
+
+def test_per_frame_errors():
+    with pytest.raises(ValueError, match="one value per frame"):
+        temporal_momentum(torch.randn(8, 2), [0.5, 0.5, 0.9])
+    with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\]"):
+        temporal_momentum(torch.randn(3, 2), [0.5, 0.5, 1.2])
+    with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\]"):
+        TemporalMomentumPatch([0.5, -0.1])
+
+
+def test_patch_resolves_schedule_per_call_and_per_chunk():
+    """The patch resolves the schedule to the frames of each CFG chunk at call time (repeat-last)."""
+    p = TemporalMomentumPatch(FrameSchedule((0.0, 0.2, 0.9)))
+    n = torch.randn(10, 5, 4)                                       # 2 chunks x 5 frames
+    _, k, _ = p(n, n, n, {"cond_or_uncond": [1, 0]})
+    assert torch.allclose(k, temporal_momentum_recursive(n, [0.0, 0.2, 0.9, 0.9, 0.9], 2), atol=1e-6)
+    n3 = torch.randn(3, 5, 4)                                       # another call, 1 chunk x 3 frames
+    _, k, _ = p(n3, n3, n3, {"cond_or_uncond": [0]})
+    assert torch.allclose(k, explicit_recursion(n3, [0.0, 0.2, 0.9]), atol=1e-6)
+
+
+def test_context_window_follows_global_frame_indices():
+    """Under AnimateDiff-Evolved context windows mu_i follows the frames' global indices (sub_idxs,
+    resolved to full_length); the window's first frame still keeps its own K."""
+    ramp = FrameSchedule((0.0, 0.75), ramp=True)                    # 16 frames: mu_g = 0.05 * g (0-based g)
+    mus = ramp.resolve(16)
+    video = torch.randn(2, 16, 5, 4, generator=torch.Generator().manual_seed(2))
+    for window in ([6, 7, 8, 9], [14, 15, 0, 1]):
+        n = video[:, window].reshape(8, 5, 4)
+        ad = {"cond_or_uncond": [1, 0], "ad_params": {"full_length": 16, "context_length": 4, "sub_idxs": window}}
+        _, k, _ = TemporalMomentumPatch(ramp)(n, n, n, ad)
+        expected = torch.stack([explicit_recursion(video[c, window], [mus[g] for g in window]) for c in range(2)])
+        assert torch.allclose(k.reshape(2, 4, 5, 4), expected, atol=1e-6)
+        assert torch.equal(k.reshape(2, 4, 5, 4)[:, 0], video[:, window[0]])
+    # not windowed (ADE passes sub_idxs None): frames 1..F of the call
+    n = video[0, :4]
+    _, k, _ = TemporalMomentumPatch(ramp)(n, n, n, {"cond_or_uncond": [0], "ad_params": {"sub_idxs": None}})
+    assert torch.allclose(k, explicit_recursion(n, ramp.resolve(4)), atol=1e-6)
