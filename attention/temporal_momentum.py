@@ -125,6 +125,10 @@ class TemporalMomentumPatch:
         ValueError: the batch does not split into equal chunks.
     """
 
+    #: Marker read by the pack's bridge: the patched model mixes the samples of its batch (the frames),
+    #: so SmoothInit must not stack perturbations along the batch.
+    tfv_attends_across_batch = True
+
     def __init__(self, momentum: float = 0.98):
         self.momentum = _check_momentum(momentum)
 
@@ -145,7 +149,7 @@ class TemporalMomentumPatch:
         return temporal_momentum(t, self.momentum, groups)
 
     def __call__(self, n: Tensor, context_attn1: Tensor | None, value_attn1: Tensor | None,
-                 extra_options: dict):
+                 extra_options: dict, *args, **kwargs):
         batch = n.shape[0]
         groups = self.groups(batch, extra_options)
         if context_attn1 is None:

@@ -181,9 +181,12 @@ def add_sampler_noise_wrapper(model, key: str, fn: Callable[[SamplingContext], t
 
     All-zero noise (KSamplerAdvanced ``add_noise = disable``, second stages) is left alone, and so
     is the noise of the pack's own loops (:func:`run_in_sampling`). The input MODEL is not mutated.
+    Arguments the wrapper does not use (any ComfyUI adds later) are passed on to the executor.
     """
-    def wrapper(executor, guider, sigmas, extra_args, callback, noise, latent_image=None,
-                denoise_mask=None, disable_pbar=False):
+    def wrapper(executor, guider, sigmas, extra_args, callback, noise, *args, **kwargs):
+        # ComfyUI 0.3.64: sampler.sample(guider, sigmas, extra_args, callback, noise, latent_image=None,
+        # denoise_mask=None, disable_pbar=False); anything else is passed on untouched
+        latent_image = args[0] if args else kwargs.get("latent_image")
         if (not _OWN_LOOP.get() and noise is not None and torch.count_nonzero(noise) > 0
                 and sigmas.shape[-1] > 1):
             ms = guider.inner_model.model_sampling
@@ -191,22 +194,30 @@ def add_sampler_noise_wrapper(model, key: str, fn: Callable[[SamplingContext], t
                                   noise=noise, latent_image=latent_image,
                                   max_denoise=is_max_denoise(ms, sigmas), model_patcher=guider.model_patcher)
             noise = fn(ctx).to(device=noise.device, dtype=noise.dtype)
-        return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
+        return executor(guider, sigmas, extra_args, callback, noise, *args, **kwargs)
 
     m = model.clone()
     m.add_wrapper_with_key(WrappersMP.SAMPLER_SAMPLE, key, wrapper)
     return m
 
 
+# OUTER_SAMPLE's positional arguments after ``noise`` (ComfyUI 0.3.64 CFGGuider.outer_sample).
+_OUTER_SAMPLE_SEED_INDEX = 6  # latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed
+
+
 def add_outer_noise_wrapper(model, key: str, fn: Callable[[torch.Tensor, int | None], torch.Tensor]):
     """Clone ``model`` with an OUTER_SAMPLE wrapper that replaces the unit noise (CPU, before the
     model loads) by ``fn(noise, seed)`` for every sampler node; all-zero noise and the noise of the
-    pack's own loops (:func:`run_in_sampling`) are left alone."""
-    def wrapper(executor, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
-                disable_pbar=False, seed=None):
+    pack's own loops (:func:`run_in_sampling`) are left alone. Arguments the wrapper does not use
+    are passed on to the executor unchanged."""
+    def wrapper(executor, noise, *args, **kwargs):
+        if "seed" in kwargs:
+            seed = kwargs["seed"]
+        else:
+            seed = args[_OUTER_SAMPLE_SEED_INDEX] if len(args) > _OUTER_SAMPLE_SEED_INDEX else None
         if not _OWN_LOOP.get() and noise is not None and torch.count_nonzero(noise) > 0:
             noise = fn(noise, seed).to(device=noise.device, dtype=noise.dtype)
-        return executor(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
+        return executor(noise, *args, **kwargs)
 
     m = model.clone()
     m.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, key, wrapper)
@@ -219,6 +230,52 @@ def add_attn1_patch(model, patch: Callable):
     m = model.clone()
     m.set_model_attn1_patch(patch)
     return m
+
+
+# AnimateDiff-Evolved registers its motion models as additional models under this key
+# (animatediff/model_injection.py ModelPatcherHelper.ADE -> ModelPatcher.set_additional_models).
+_ADE_KEY = "ADE"
+_CROSS_BATCH_MARKER = "tfv_attends_across_batch"
+
+
+def _iter_patch_objects(transformer_options: dict):
+    patches = transformer_options.get("patches") or {}
+    for v in patches.values():
+        if isinstance(v, (list, tuple)):
+            for p in v:
+                yield p[1] if isinstance(p, tuple) and len(p) == 2 and callable(p[1]) else p
+    replace = transformer_options.get("patches_replace") or {}
+    for table in replace.values():
+        if isinstance(table, dict):
+            yield from table.values()
+    override = transformer_options.get("optimized_attention_override")
+    if override is not None:
+        yield override
+
+
+def model_attends_across_batch(model, model_options: dict | None = None) -> bool:
+    """True when the MODEL mixes the samples of its batch, i.e. its batch is one video's frames:
+    an AnimateDiff-Evolved motion model is attached (``additional_models["ADE"]``, or the
+    ``motion_models`` of older ADE versions), or an attention patch carries the pack's
+    ``tfv_attends_across_batch`` marker (Temporal Momentum Attention). ``model_options``: the
+    sampling-time options (``extra_args["model_options"]``), searched too when given.
+    Stacking independent samples along such a batch would change the result."""
+    if model is not None:
+        extra = getattr(model, "additional_models", None) or {}
+        if extra.get(_ADE_KEY):
+            return True
+        if getattr(model, "motion_models", None):
+            return True
+    tables = []
+    if model is not None:
+        tables.append(getattr(model, "model_options", {}) or {})
+    if model_options is not None:
+        tables.append(model_options)
+    for opts in tables:
+        to = opts.get("transformer_options") or {}
+        if any(getattr(p, _CROSS_BATCH_MARKER, False) for p in _iter_patch_objects(to)):
+            return True
+    return False
 
 
 def unet_self_attention_keys(model) -> list[tuple]:
@@ -303,6 +360,13 @@ def iteration_progress(model, total: int) -> Callable[[int, torch.Tensor], None]
 def soft_empty_cache() -> None:
     """Free cached device memory (ComfyUI's ``soft_empty_cache``), e.g. after an out-of-memory."""
     comfy.model_management.soft_empty_cache()
+
+
+def sampler_cfg(guider) -> float:
+    """The CFG scale the sampler's guider applies: ``guider.cfg`` for a CFGGuider with a negative
+    (KSampler's cfg), 1.0 for guiders with their own rule (BasicGuider, DualCFGGuider), whose model
+    call does not depend on ``guider.cfg``."""
+    return float(guider.cfg) if guider_applies_cfg(guider) else 1.0
 
 
 def guider_applies_cfg(guider) -> bool:
