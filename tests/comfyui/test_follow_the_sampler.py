@@ -208,3 +208,52 @@ def test_auto_chunk_rule(mods):
     assert auto_chunk(4, (1, 4, 8, 8), "cpu", attends_across_batch=True) == 1
     assert auto_chunk(0, (1, 4, 8, 8), "cuda", attends_across_batch=True) == 1
     assert auto_chunk(4, (1, 16, 3, 8, 8), "cuda", attends_across_batch=True) == 1
+
+
+def _load_ade():
+    """AnimateDiff-Evolved's module, loaded from the tested ComfyUI's custom_nodes/ (a subfolder named
+    *animatediff-evolved*, or custom_nodes itself when ADE's files sit there); None when absent."""
+    import asyncio
+    import sys
+
+    import nodes
+    from comfy_harness import comfyui_path
+    custom = comfyui_path() / "custom_nodes"
+    cands = [p for p in sorted(custom.iterdir()) if "animatediff-evolved" in p.name.lower()] if custom.is_dir() else []
+    if (custom / "animatediff" / "model_injection.py").is_file():
+        cands.append(custom)
+    for folder in cands:
+        if not (folder / "__init__.py").is_file():
+            continue
+        name = str(folder).replace(".", "_x_")
+        if name not in sys.modules and not asyncio.run(nodes.load_custom_node(str(folder))):
+            continue
+        if "ADE_UseEvolvedSampling" in nodes.NODE_CLASS_MAPPINGS:
+            return sys.modules[name]
+    return None
+
+
+def test_bridge_detects_an_animatediff_evolved_motion_model(mods, sd15):
+    """The MODEL that ADE's own Use Evolved Sampling node returns with a motion model attached
+    (ADE's AnimateDiffModel class, mid block only, weights never run) attends across the batch;
+    the same node without a motion model does not."""
+    import importlib
+    ade = _load_ade()
+    if ade is None:
+        pytest.skip("ComfyUI-AnimateDiff-Evolved is not in the tested ComfyUI's custom_nodes/")
+    mm = importlib.import_module(f"{ade.__name__}.animatediff.motion_module_ad")
+    inj = importlib.import_module(f"{ade.__name__}.animatediff.model_injection")
+    nodes = mods["nodes"].NODE_CLASS_MAPPINGS
+    block = "mid_block.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks"
+    sd = {f"{block}.{i}.pos_encoder.pe": torch.zeros(1, 32, 1280) for i in range(2)}
+    info = mm.AnimateDiffInfo(sd_type=mm.ModelTypeSD.SD1_5, mm_format=mm.AnimateDiffFormat.ANIMATEDIFF,
+                              mm_version=mm.AnimateDiffVersion.V2, mm_name="tfv_test_mid_block_only")
+    motion = inj.create_MotionModelPatcher(mm.AnimateDiffModel(mm_state_dict=sd, mm_info=info),
+                                           load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
+    m_models = nodes["ADE_ApplyAnimateDiffModelSimple"]().apply_motion_model(motion)[0]
+    with_mm = nodes["ADE_UseEvolvedSampling"]().use_evolved_sampling(sd15, "autoselect", m_models=m_models)[0]
+    without = nodes["ADE_UseEvolvedSampling"]().use_evolved_sampling(sd15, "autoselect")[0]
+    bridge = mods["bridge"]
+    assert bridge.model_attends_across_batch(with_mm)
+    assert bridge.model_attends_across_batch(_patch(mods, with_mm))  # our patch on top keeps it
+    assert not bridge.model_attends_across_batch(without)
