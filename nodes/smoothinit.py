@@ -44,7 +44,7 @@ def perturbation_generator(seed) -> torch.Generator:
 
 # --------------------------------------------------------------------------- shared inputs
 
-def _common_inputs(with_noise: bool = True) -> dict:  # NOISE nodes: no sampler to follow, explicit cfg
+def _common_inputs(with_noise: bool = True) -> dict:
     req = {}
     if with_noise:
         req["noise"] = ("NOISE", {"tooltip": "The base noise to optimise: any NOISE source (RandomNoise, "
@@ -432,9 +432,9 @@ class SmoothInitModelPatch:
     CATEGORY = CATEGORY
     DESCRIPTION = ("Forward-Inversion / SmoothInit / Fast-SmoothInit for the plain KSampler graph: the sampler's "
                    "initial noise is optimised with the sampler's own conds, seed and CFG (cfg 0 = follow it) at its "
-                   "first sigma (sigma_max at full denoise; img2img works too) before sampling. Same noise as the NOISE nodes for the same seed, "
-                   "conds and SIGMAS. Noise that is all zeros (KSamplerAdvanced add_noise disabled) is left "
-                   "alone. " + _NFE_NOTE)
+                   "first sigma (sigma_max at full denoise; img2img works too) before sampling. Same noise as the "
+                   "NOISE nodes for the same seed, conds, cfg and SIGMAS. Noise that is all zeros (KSamplerAdvanced "
+                   "add_noise disabled) is left alone. " + _NFE_NOTE)
 
     def patch(self, model, method, cfg, inversion_cfg, grid_steps, K, sigma_sm, noise_type, gamma_m, gamma_decay,
               chunk_size):
