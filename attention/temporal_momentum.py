@@ -244,6 +244,10 @@ class TemporalMomentumPatch:
         ValueError: a momentum outside ``[0, 1]``; the batch does not split into equal chunks.
     """
 
+    #: Marker read by the pack's bridge: the patched model mixes the samples of its batch (the frames),
+    #: so SmoothInit must not stack perturbations along the batch.
+    tfv_attends_across_batch = True
+
     def __init__(self, momentum=0.98):
         self.momentum = momentum_spec(momentum)
 
@@ -259,7 +263,7 @@ class TemporalMomentumPatch:
         return temporal_momentum(t, mu, groups)
 
     def __call__(self, n: Tensor, context_attn1: Tensor | None, value_attn1: Tensor | None,
-                 extra_options: dict):
+                 extra_options: dict, *args, **kwargs):
         batch = n.shape[0]
         groups = self.groups(batch, extra_options)
         mu = call_momentum(self.momentum, batch // groups, extra_options)
@@ -307,6 +311,9 @@ class TemporalMomentumAttentionOverride:
     Raises:
         ValueError: the batch does not split into equal chunks.
     """
+
+    #: Marker read by the pack's bridge (see :class:`TemporalMomentumPatch`).
+    tfv_attends_across_batch = True
 
     def __init__(self, momentum=0.98, previous=None):
         self.momentum = momentum_spec(momentum)

@@ -181,9 +181,12 @@ def add_sampler_noise_wrapper(model, key: str, fn: Callable[[SamplingContext], t
 
     All-zero noise (KSamplerAdvanced ``add_noise = disable``, second stages) is left alone, and so
     is the noise of the pack's own loops (:func:`run_in_sampling`). The input MODEL is not mutated.
+    Arguments the wrapper does not use (any ComfyUI adds later) are passed on to the executor.
     """
-    def wrapper(executor, guider, sigmas, extra_args, callback, noise, latent_image=None,
-                denoise_mask=None, disable_pbar=False):
+    def wrapper(executor, guider, sigmas, extra_args, callback, noise, *args, **kwargs):
+        # ComfyUI 0.3.64: sampler.sample(guider, sigmas, extra_args, callback, noise, latent_image=None,
+        # denoise_mask=None, disable_pbar=False); anything else is passed on untouched
+        latent_image = args[0] if args else kwargs.get("latent_image")
         if (not _OWN_LOOP.get() and noise is not None and torch.count_nonzero(noise) > 0
                 and sigmas.shape[-1] > 1):
             ms = guider.inner_model.model_sampling
@@ -191,22 +194,30 @@ def add_sampler_noise_wrapper(model, key: str, fn: Callable[[SamplingContext], t
                                   noise=noise, latent_image=latent_image,
                                   max_denoise=is_max_denoise(ms, sigmas), model_patcher=guider.model_patcher)
             noise = fn(ctx).to(device=noise.device, dtype=noise.dtype)
-        return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
+        return executor(guider, sigmas, extra_args, callback, noise, *args, **kwargs)
 
     m = model.clone()
     m.add_wrapper_with_key(WrappersMP.SAMPLER_SAMPLE, key, wrapper)
     return m
 
 
+# OUTER_SAMPLE's positional arguments after ``noise`` (ComfyUI 0.3.64 CFGGuider.outer_sample).
+_OUTER_SAMPLE_SEED_INDEX = 6  # latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed
+
+
 def add_outer_noise_wrapper(model, key: str, fn: Callable[[torch.Tensor, int | None], torch.Tensor]):
     """Clone ``model`` with an OUTER_SAMPLE wrapper that replaces the unit noise (CPU, before the
     model loads) by ``fn(noise, seed)`` for every sampler node; all-zero noise and the noise of the
-    pack's own loops (:func:`run_in_sampling`) are left alone."""
-    def wrapper(executor, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
-                disable_pbar=False, seed=None):
+    pack's own loops (:func:`run_in_sampling`) are left alone. Arguments the wrapper does not use
+    are passed on to the executor unchanged."""
+    def wrapper(executor, noise, *args, **kwargs):
+        if "seed" in kwargs:
+            seed = kwargs["seed"]
+        else:
+            seed = args[_OUTER_SAMPLE_SEED_INDEX] if len(args) > _OUTER_SAMPLE_SEED_INDEX else None
         if not _OWN_LOOP.get() and noise is not None and torch.count_nonzero(noise) > 0:
             noise = fn(noise, seed).to(device=noise.device, dtype=noise.dtype)
-        return executor(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
+        return executor(noise, *args, **kwargs)
 
     m = model.clone()
     m.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, key, wrapper)
@@ -269,6 +280,50 @@ def dit_image_model_family(model) -> str | None:
         if isinstance(dm, cls):
             return name
     return None
+# AnimateDiff-Evolved registers its motion models as additional models under this key
+# (animatediff/model_injection.py ModelPatcherHelper.ADE -> ModelPatcher.set_additional_models).
+_ADE_KEY = "ADE"
+_CROSS_BATCH_MARKER = "tfv_attends_across_batch"
+
+
+def _iter_patch_objects(transformer_options: dict):
+    patches = transformer_options.get("patches") or {}
+    for v in patches.values():
+        if isinstance(v, (list, tuple)):
+            for p in v:
+                yield p[1] if isinstance(p, tuple) and len(p) == 2 and callable(p[1]) else p
+    replace = transformer_options.get("patches_replace") or {}
+    for table in replace.values():
+        if isinstance(table, dict):
+            yield from table.values()
+    override = transformer_options.get("optimized_attention_override")
+    if override is not None:
+        yield override
+
+
+def model_attends_across_batch(model, model_options: dict | None = None) -> bool:
+    """True when the MODEL mixes the samples of its batch, i.e. its batch is one video's frames:
+    an AnimateDiff-Evolved motion model is attached (``additional_models["ADE"]``, or the
+    ``motion_models`` of older ADE versions), or an attention patch carries the pack's
+    ``tfv_attends_across_batch`` marker (Temporal Momentum Attention). ``model_options``: the
+    sampling-time options (``extra_args["model_options"]``), searched too when given.
+    Stacking independent samples along such a batch would change the result."""
+    if model is not None:
+        extra = getattr(model, "additional_models", None) or {}
+        if extra.get(_ADE_KEY):
+            return True
+        if getattr(model, "motion_models", None):
+            return True
+    tables = []
+    if model is not None:
+        tables.append(getattr(model, "model_options", {}) or {})
+    if model_options is not None:
+        tables.append(model_options)
+    for opts in tables:
+        to = opts.get("transformer_options") or {}
+        if any(getattr(p, _CROSS_BATCH_MARKER, False) for p in _iter_patch_objects(to)):
+            return True
+    return False
 
 
 def unet_self_attention_keys(model) -> list[tuple]:
@@ -355,6 +410,13 @@ def soft_empty_cache() -> None:
     comfy.model_management.soft_empty_cache()
 
 
+def sampler_cfg(guider) -> float:
+    """The CFG scale the sampler's guider applies: ``guider.cfg`` for a CFGGuider with a negative
+    (KSampler's cfg), 1.0 for guiders with their own rule (BasicGuider, DualCFGGuider), whose model
+    call does not depend on ``guider.cfg``."""
+    return float(guider.cfg) if guider_applies_cfg(guider) else 1.0
+
+
 def guider_applies_cfg(guider) -> bool:
     """True when ``guider.cfg`` really is the CFG scale of its model calls: a plain CFGGuider (or a
     subclass that keeps its ``predict_noise``) with a negative conditioning. False for BasicGuider
@@ -362,3 +424,81 @@ def guider_applies_cfg(guider) -> bool:
     pn = getattr(type(guider), "predict_noise", None)
     return (isinstance(guider, comfy.samplers.CFGGuider) and pn is comfy.samplers.CFGGuider.predict_noise
             and "negative" in getattr(guider, "original_conds", {}))
+
+
+# --------------------------------------------------------------------------- video VAEs (I4VGen static video)
+
+def causal_video_frames_fn(vae) -> Callable[[int], int] | None:
+    """The picture-frames -> latent-frames function of a causal 3-D video VAE, else None.
+
+    ComfyUI's video VAEs (Wan 2.1/2.2, Hunyuan, LTXV, Mochi, Cosmos) set ``latent_dim = 3`` and
+    ``downscale_ratio = (frames_fn, h, w)`` with e.g. ``frames_fn(n) = (n + 3) // 4`` (Wan,
+    Hunyuan), ``(n + 7) // 8`` (LTXV), ``(n + 5) // 6`` (Mochi): latent frame 0 holds picture frame
+    0 alone, each later latent frame 4 (8, 6) picture frames (COMFY.md "Video VAEs"). Image VAEs
+    (an int ``downscale_ratio``) and 3-D image VAEs (``not_video``) give None.
+    """
+    if vae is None or int(getattr(vae, "latent_dim", 2)) != 3 or bool(getattr(vae, "not_video", False)):
+        return None
+    ratio = getattr(vae, "downscale_ratio", None)
+    if isinstance(ratio, (tuple, list)) and len(ratio) >= 1 and callable(ratio[0]):
+        return ratio[0]
+    return None
+
+
+def vae_latent_channels(vae) -> int | None:
+    """Latent channel count of a VAE (Wan 2.1: 16, SD: 4), None if unknown."""
+    c = getattr(vae, "latent_channels", None)
+    return None if c is None else int(c)
+
+
+def picture_frames_for(vae, latent_frames: int) -> int:
+    """The smallest number n of picture frames that a causal video VAE encodes into
+    ``latent_frames`` latent frames (inverts ``frames_fn``: Wan/Hunyuan ``4 (T - 1) + 1``, LTXV
+    ``8 (T - 1) + 1``, Mochi ``6 (T - 1) + 1``).
+
+    Raises:
+        ValueError: ``vae`` is not a causal video VAE, or no picture-frame count gives T.
+    """
+    fn = causal_video_frames_fn(vae)
+    if fn is None:
+        raise ValueError(f"{type(vae).__name__} is not a causal video VAE")
+    t = int(latent_frames)
+    lo, hi = 1, 1
+    while int(fn(hi)) < t:  # frames_fn is non-decreasing: bracket, then bisect
+        lo, hi = hi + 1, hi * 2
+        if hi > 1 << 24:
+            raise ValueError(f"no picture-frame count encodes into {t} latent frames")
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if int(fn(mid)) < t:
+            lo = mid + 1
+        else:
+            hi = mid
+    if int(fn(lo)) != t:
+        raise ValueError(f"no picture-frame count encodes into exactly {t} latent frames "
+                         f"({lo} picture frames give {int(fn(lo))})")
+    return lo
+
+
+def encode_still_clip(vae, image: torch.Tensor, latent_frames: int) -> torch.Tensor:
+    """Encode a still clip: ``image`` ``[1, H, W, 3]`` (0..1) held for the picture-frame count that
+    gives ``latent_frames`` latent frames, in ONE ``VAE.encode`` call (the frames are the IMAGE
+    batch). Returns the raw video latent ``[1, C, T, H/s, W/s]`` (ComfyUI's LATENT samples)."""
+    n = picture_frames_for(vae, latent_frames)
+    clip = image[:1].repeat(n, 1, 1, 1)
+    out = vae.encode(clip)
+    if out.ndim != 5 or int(out.shape[2]) != int(latent_frames):
+        raise ValueError(f"the VAE encoded {n} picture frames into a latent of shape {tuple(out.shape)}, not "
+                         f"{int(latent_frames)} latent frames")
+    return out
+
+
+def decode_first_picture_frame(vae, latent: torch.Tensor) -> torch.Tensor:
+    """Picture frame 0 of a raw video latent ``[1, C, T, H, W]`` (or an image latent ``[1, C, H, W]``,
+    taken as one latent frame) as IMAGE ``[1, H*s, W*s, 3]``. A causal VAE decodes latent frame 0
+    into picture frame 0 on its own, so only that latent frame is decoded."""
+    x = latent[:1]
+    if x.ndim == 4:
+        x = x.unsqueeze(2)
+    img = vae.decode(x[:, :, :1])
+    return img.reshape((-1,) + tuple(img.shape[-3:]))[:1]

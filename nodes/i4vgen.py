@@ -5,8 +5,8 @@ official code's algorithm and defaults from ALGORITHMS.md section 2. The pipelin
 
 1. anchor image: candidates (a batch from any image model/sampler) -> any score node ->
    **I4VGen Anchor Select** (or a user image, paper Sec. 4.5);
-2. **Static Video From Latent / From Image**: the anchor repeated to F frames in the video model's
-   latent layout;
+2. **Static Video From Latent / From Image**: the anchor held still for F frames in the video
+   model's latent layout (for causal video VAEs the encoding of the still clip);
 3. **NI-VSDS Animate**: the static video animated by the video model (this file's loop, run inside
    ComfyUI's sampler machinery through ``comfy_bridge.run_in_sampling``);
 4. regeneration: a stock KSampler at ``denoise = p_re`` on the animated latent (no node needed).
@@ -66,24 +66,72 @@ def _check_model_channels(node: str, model, latent: torch.Tensor, what: str) -> 
                          f"that belongs to this model family")
 
 
-def make_static_video(node: str, samples: torch.Tensor, frames: int, layout: str, batch_index: int,
-                      model=None) -> torch.Tensor:
-    """Repeat one image latent to ``frames`` frames (I4VGen Sec. 3.2, ALGORITHMS.md section 2 item 2).
-
-    Args:
-        samples: image latents ``[B, C, H, W]`` or one-frame video latents ``[B, C, 1, H, W]``.
-        frames: F >= 1.
-        layout: ``"frames as batch"`` -> ``[F, C, H, W]`` (SD1.5 + AnimateDiff-Evolved), ``"frame
-            axis"`` -> ``[1, C, F, H, W]`` (Wan, Hunyuan, LTXV), ``"auto"`` -> the MODEL's layout when
-            a MODEL is given, else the input's (4-D -> frames as batch, 5-D -> frame axis).
-        batch_index: which latent of the batch is the anchor.
-        model: optional MODEL to check the layout and channel count against.
-    Raises:
-        ValueError: bad index, a multi-frame video latent as input, a layout that contradicts the
-            MODEL, or a channel count that does not match the MODEL.
-    """
+def _resolve_layout(node: str, layout: str, model, vae, input_ndim: int) -> str:
+    """The output layout: the MODEL's (a contradicting explicit layout is an error); without a MODEL
+    'auto' follows the VAE (a causal video VAE -> frame axis), else the input (5-D -> frame axis)."""
     if layout not in LAYOUTS:
         raise ValueError(f"{node}: layout '{layout}' is not one of {LAYOUTS}")
+    if model is not None:
+        want = _model_layout(model)
+        if layout == LAYOUT_AUTO:
+            return want
+        if layout != want:
+            fam = ("native video latents [B, C, T, H, W]" if want == LAYOUT_AXIS
+                   else "frames as batch [F, C, H, W]")
+            raise ValueError(f"{node}: layout '{layout}' contradicts the MODEL (latent format "
+                             f"{bridge.latent_format_name(model)}), which takes {fam}; choose '{want}' or 'auto'")
+        return layout
+    if layout != LAYOUT_AUTO:
+        return layout
+    if bridge.causal_video_frames_fn(vae) is not None:
+        return LAYOUT_AXIS
+    return LAYOUT_AXIS if input_ndim == 5 else LAYOUT_BATCH
+
+
+def _need_causal_vae(node: str, vae, what: str) -> None:
+    if vae is None:
+        raise ValueError(f"{node}: vae: {what} needs the video model's VAE: a causal video VAE (Wan, Hunyuan, "
+                         f"LTXV) puts 1 picture frame in latent frame 0 and 4 (LTXV: 8) in each later one, so a "
+                         f"latent repeated along the frame axis is not a still clip. Connect the video model's VAE "
+                         f"(e.g. the VAELoader of wan_2.1_vae) to the vae input: the anchor frame is decoded, held "
+                         f"still and the still clip encoded once.")
+    if bridge.causal_video_frames_fn(vae) is None:
+        raise ValueError(f"{node}: vae: {what} needs the video model's causal video VAE (Wan, Hunyuan, LTXV), but "
+                         f"the connected VAE is an image VAE (latent_dim {getattr(vae, 'latent_dim', '?')}); connect "
+                         f"the VAE that belongs to the video model.")
+
+
+def _check_vae_channels(node: str, vae, latent: torch.Tensor, what: str) -> None:
+    c = bridge.vae_latent_channels(vae)
+    if c is not None and int(latent.shape[1]) != c:
+        raise ValueError(f"{node}: {what} has {int(latent.shape[1])} latent channels (shape {_shape(latent)}) but the "
+                         f"VAE's latent has {c}; connect the VAE that made this latent")
+
+
+def make_static_video(node: str, samples: torch.Tensor, frames: int, layout: str, batch_index: int,
+                      model=None, vae=None) -> torch.Tensor:
+    """The static video of one latent (I4VGen Sec. 3.2, ALGORITHMS.md section 2 item 2): the latent
+    of the anchor image held still for ``frames`` frames.
+
+    Args:
+        samples: raw latents: images ``[B, C, H, W]`` or videos ``[B, C, T, H, W]``.
+        frames: F >= 1 (latent frames).
+        layout: ``"frames as batch"`` -> ``[F, C, H, W]`` (SD1.5 + AnimateDiff-Evolved: the latent
+            repeated along the batch, each frame an image latent; ``vae`` unused). ``"frame axis"``
+            -> ``[1, C, F, H, W]`` (Wan, Hunyuan, LTXV): needs ``vae``, the video model's causal
+            VAE: picture frame 0 of the anchor (what latent frame 0 decodes to) is decoded, held
+            for the picture-frame count that gives F latent frames (Wan ``4 (F - 1) + 1``) and
+            encoded once, because a causal VAE's latent repeated along the frame axis is not a
+            still clip. ``"auto"``: the MODEL's layout, else a causal video VAE's (frame axis),
+            else the input's (4-D -> frames as batch, 5-D -> frame axis).
+        batch_index: which latent of the batch is the anchor.
+        model: optional MODEL to check the layout and channel count against.
+        vae: optional VAE (required for the frame axis).
+    Raises:
+        ValueError (naming ``node`` and the input): bad index or layout, a multi-frame video latent
+            for frames as batch, a frame-axis output without a causal video VAE, channel counts
+            that do not match the VAE or the MODEL.
+    """
     if int(frames) < 1:
         raise ValueError(f"{node}: frames must be >= 1, got {frames}")
     if samples.ndim not in (4, 5):
@@ -93,28 +141,27 @@ def make_static_video(node: str, samples: torch.Tensor, frames: int, layout: str
     if not 0 <= int(batch_index) < b:
         raise ValueError(f"{node}: batch_index {batch_index} is out of range for a batch of {b} latent(s) "
                          f"{_shape(samples)}; use 0..{b - 1} (e.g. the index output of I4VGen Anchor Select)")
+    layout = _resolve_layout(node, layout, model, vae, samples.ndim)
     one = samples[int(batch_index):int(batch_index) + 1]
+    if layout == LAYOUT_AXIS:
+        what = (f"samples {_shape(samples)} is a video latent" if samples.ndim == 5
+                else f"a static video on the frame axis (layout '{layout}')")
+        _need_causal_vae(node, vae, what)
+        _check_vae_channels(node, vae, one, "samples")
+        held = bridge.decode_first_picture_frame(vae, one)
+        out = bridge.encode_still_clip(vae, held, int(frames))
+        if model is not None:
+            _check_model_channels(node, model, out, "the VAE's latent")
+        return out.contiguous()
     if one.ndim == 5:
         if one.shape[2] != 1:
             raise ValueError(f"{node}: samples {_shape(samples)} is already a video latent with {int(one.shape[2])} "
-                             f"frames; give an image latent [B, C, H, W] or a one-frame video latent [B, C, 1, H, W] "
-                             f"(encode a single image)")
+                             f"frames; for frames as batch give an image latent [B, C, H, W] or a one-frame video "
+                             f"latent [B, C, 1, H, W]")
         one = one[:, :, 0]
     if model is not None:
         _check_model_channels(node, model, one, "samples")
-        want = _model_layout(model)
-        if layout == LAYOUT_AUTO:
-            layout = want
-        elif layout != want:
-            fam = ("native video latents [B, C, T, H, W]" if want == LAYOUT_AXIS
-                   else "frames as batch [F, C, H, W]")
-            raise ValueError(f"{node}: layout '{layout}' contradicts the MODEL (latent format "
-                             f"{bridge.latent_format_name(model)}), which takes {fam}; choose '{want}' or 'auto'")
-    elif layout == LAYOUT_AUTO:
-        layout = LAYOUT_AXIS if samples.ndim == 5 else LAYOUT_BATCH
-    if layout == LAYOUT_BATCH:
-        return one.repeat(int(frames), 1, 1, 1).contiguous()
-    return one.unsqueeze(2).repeat(1, 1, int(frames), 1, 1).contiguous()
+    return one.repeat(int(frames), 1, 1, 1).contiguous()
 
 
 def check_video_latent(node: str, model, x: torch.Tensor, name: str = "latent_image") -> None:
@@ -152,64 +199,84 @@ def check_video_latent(node: str, model, x: torch.Tensor, name: str = "latent_im
 # --------------------------------------------------------------------------- nodes
 
 _FRAMES_TOOLTIP = ("Number of frames F of the static video, in latent frames. Frames as batch (SD1.5 + "
-                   "AnimateDiff): one latent per video frame (AnimateDiff default 16). Native video latents "
-                   "(Wan): latent frames T; Wan's VAE decodes T latent frames into 4 * (T - 1) + 1 video frames "
-                   "(e.g. 21 -> 81).")
+                   "AnimateDiff): one latent per video frame (AnimateDiff default 16). Frame axis (Wan, Hunyuan, "
+                   "LTXV): latent frames T; the still clip encoded has the picture-frame count that gives T latent "
+                   "frames: 4 * (T - 1) + 1 for Wan/Hunyuan (e.g. 9 -> 33, 21 -> 81), 8 * (T - 1) + 1 for LTXV.")
 _LAYOUT_TOOLTIP = ("Latent layout of the video model. 'frames as batch': [F, C, H, W] (SD1.5 + "
-                   "AnimateDiff-Evolved). 'frame axis': [1, C, F, H, W] (Wan, Hunyuan, LTXV). 'auto': the "
-                   "connected MODEL's layout, else the input's (an image latent [B, C, H, W] -> frames as batch, "
-                   "a one-frame video latent [B, C, 1, H, W] -> frame axis).")
+                   "AnimateDiff-Evolved). 'frame axis': [1, C, F, H, W] (Wan, Hunyuan, LTXV; needs the video "
+                   "VAE). 'auto': the connected MODEL's layout, else the VAE's (a video VAE -> frame axis), else the "
+                   "input's (an image latent [B, C, H, W] -> frames as batch, a video latent [B, C, T, H, W] -> "
+                   "frame axis).")
 _BATCH_INDEX_TOOLTIP = ("Which image of the input batch is the anchor (0-based); connect the index output of "
                         "I4VGen Anchor Select to use the best candidate's latent without a VAE round trip.")
 _MODEL_CHECK_TOOLTIP = ("Optional: the video MODEL this static video is for; 'auto' then follows its latent "
                         "layout, and the layout and channel count are checked against it.")
+_LATENT_VAE_TOOLTIP = ("The video model's VAE; required for a frame-axis static video (Wan, Hunyuan, LTXV): their "
+                       "causal VAEs put 1 picture frame in latent frame 0 and 4 (LTXV 8) in each later one, so the "
+                       "latent repeated along the frame axis is not a still clip. The node holds picture frame 0 of "
+                       "the anchor latent (what its first latent frame decodes to), repeats it to 4 * (F - 1) + 1 "
+                       "picture frames and encodes that still clip once. Unused for frames as batch (SD1.5 + "
+                       "AnimateDiff: the latent is repeated, no VAE round trip).")
 
 
 class StaticVideoFromLatent:
-    DESCRIPTION = ("I4VGen static video (paper Sec. 3.2): the anchor image's clean latent repeated to F frames "
-                   "in the video model's latent layout, with no VAE round trip. Feed it to NI-VSDS Animate.")
+    DESCRIPTION = ("I4VGen static video (paper Sec. 3.2): the anchor image held still for F frames in the video "
+                   "model's latent layout. Frames as batch (SD1.5 + AnimateDiff): the anchor's clean latent "
+                   "repeated, no VAE round trip. Frame axis (Wan, Hunyuan, LTXV; connect the vae): picture frame 0 "
+                   "of the anchor latent is decoded, held still for 4 * (F - 1) + 1 picture frames and encoded once, "
+                   "so the latent is the encoding of a still clip (a causal video VAE's latent repeated along the "
+                   "frame axis is not). Feed it to NI-VSDS Animate.")
     CATEGORY = CATEGORY
     FUNCTION = "build"
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("static_video",)
-    OUTPUT_TOOLTIPS = ("The static video latent: [F, C, H, W] (frames as batch) or [1, C, F, H, W] (frame axis).",)
+    OUTPUT_TOOLTIPS = ("The static video latent: [F, C, H, W] (frames as batch) or [1, C, F, H, W] (frame axis, the "
+                       "VAE's encoding of the still clip).",)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "samples": ("LATENT", {"tooltip": "The anchor image latent(s): [B, C, H, W] from an image VAE or "
-                                                  "sampler, or [B, C, 1, H, W] from a video VAE."}),
+                "samples": ("LATENT", {"tooltip": "The anchor latent(s): [B, C, H, W] from an image VAE or sampler, "
+                                                  "or [B, C, T, H, W] from a video VAE or sampler (its first frame is "
+                                                  "held; a one-frame clip is the usual anchor)."}),
                 "frames": ("INT", {"default": 16, "min": 1, "max": 4096, "tooltip": _FRAMES_TOOLTIP}),
                 "layout": (LAYOUTS, {"default": LAYOUT_AUTO, "tooltip": _LAYOUT_TOOLTIP}),
                 "batch_index": ("INT", {"default": 0, "min": 0, "max": 4095, "tooltip": _BATCH_INDEX_TOOLTIP}),
             },
             "optional": {
                 "model": ("MODEL", {"tooltip": _MODEL_CHECK_TOOLTIP}),
+                "vae": ("VAE", {"tooltip": _LATENT_VAE_TOOLTIP}),
             },
         }
 
-    def build(self, samples, frames, layout, batch_index, model=None):
-        out = make_static_video("Static Video From Latent", samples["samples"], frames, layout, batch_index, model)
+    def build(self, samples, frames, layout, batch_index, model=None, vae=None):
+        out = make_static_video("Static Video From Latent", samples["samples"], frames, layout, batch_index, model,
+                                vae)
         return ({"samples": out},)
 
 
 class StaticVideoFromImage:
-    DESCRIPTION = ("I4VGen static video (paper Sec. 3.2) from a picture: encodes one image once with the VAE and "
-                   "repeats its latent to F frames in the video model's layout. A real user image makes the "
+    DESCRIPTION = ("I4VGen static video (paper Sec. 3.2) from a picture, in one VAE encode: with a video VAE (Wan, "
+                   "Hunyuan, LTXV) the still clip (the image repeated to 4 * (F - 1) + 1 picture frames for Wan) is "
+                   "encoded into F latent frames on the frame axis; with an image VAE (SD1.5 + AnimateDiff) the image "
+                   "is encoded once and its latent repeated to F frames as the batch. A real user image makes the "
                    "paper's 'adaptation on real image' (Sec. 4.5). Feed it to NI-VSDS Animate.")
     CATEGORY = CATEGORY
     FUNCTION = "build"
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("static_video",)
-    OUTPUT_TOOLTIPS = ("The static video latent: [F, C, H, W] (frames as batch) or [1, C, F, H, W] (frame axis).",)
+    OUTPUT_TOOLTIPS = ("The static video latent: [F, C, H, W] (frames as batch) or [1, C, F, H, W] (frame axis, the "
+                       "VAE's encoding of the still clip).",)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
                 "image": ("IMAGE", {"tooltip": "The anchor image (a batch is allowed; batch_index picks one)."}),
-                "vae": ("VAE", {"tooltip": "The video model's VAE (SD1.5 VAE for AnimateDiff, Wan VAE for Wan)."}),
+                "vae": ("VAE", {"tooltip": "The video model's VAE (SD1.5 VAE for AnimateDiff, Wan VAE for Wan). A "
+                                           "video VAE encodes the still clip (the image held for the picture-frame "
+                                           "count of F latent frames) in one call."}),
                 "frames": ("INT", {"default": 16, "min": 1, "max": 4096, "tooltip": _FRAMES_TOOLTIP}),
                 "layout": (LAYOUTS, {"default": LAYOUT_AUTO, "tooltip": _LAYOUT_TOOLTIP}),
                 "batch_index": ("INT", {"default": 0, "min": 0, "max": 4095,
@@ -225,9 +292,17 @@ class StaticVideoFromImage:
         b = int(image.shape[0])
         if not 0 <= int(batch_index) < b:
             raise ValueError(f"{node}: batch_index {batch_index} is out of range for {b} image(s); use 0..{b - 1}")
+        if int(frames) < 1:
+            raise ValueError(f"{node}: frames must be >= 1, got {frames}")
         pixels = image[int(batch_index):int(batch_index) + 1, :, :, :3]
+        if _resolve_layout(node, layout, model, vae, 4) == LAYOUT_AXIS:
+            _need_causal_vae(node, vae, "a static video on the frame axis")
+            out = bridge.encode_still_clip(vae, pixels, int(frames))  # the still clip, encoded once
+            if model is not None:
+                _check_model_channels(node, model, out, "the VAE's latent")
+            return ({"samples": out.contiguous()},)
         latent = vae.encode(pixels)  # encoded once
-        out = make_static_video(node, latent, frames, layout, 0, model)
+        out = make_static_video(node, latent, frames, LAYOUT_BATCH, 0, model)
         return ({"samples": out},)
 
 

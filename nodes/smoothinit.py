@@ -68,11 +68,24 @@ def _optional_sigmas() -> dict:
                                              "img2img). Unconnected: a full denoise from the model's sigma_max."})}
 
 
-def _cfg_inputs() -> dict:
+FOLLOW_SAMPLER_CFG = 0.0  # SmoothInit (KSampler) cfg sentinel: w1 = the sampler's own CFG
+
+
+def _cfg_inputs(follow_sampler: bool = False) -> dict:
+    if follow_sampler:
+        cfg = ("FLOAT", {"default": FOLLOW_SAMPLER_CFG, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
+                         "tooltip": "w1: CFG of the DDIM step sigma_a -> sigma_b. 0 (default) = follow the sampler's "
+                                    "own CFG (the KSampler's cfg, as the official code uses the sampling guidance "
+                                    "scale; 1 for guiders without a CFG scale); any other value is used as given "
+                                    "(paper 7.5). w1 > inversion_cfg injects the prompt. 2 model calls per step (1 if "
+                                    "exactly 1)."})
+    else:
+        cfg = ("FLOAT", {"default": 7.5, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
+                         "tooltip": "w1: CFG of the DDIM step sigma_a -> sigma_b (paper 7.5; set it to your sampling "
+                                    "CFG, as the official code does). w1 > inversion_cfg injects the prompt. 2 model "
+                                    "calls per step (1 if exactly 1)."})
     return {
-        "cfg": ("FLOAT", {"default": 7.5, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
-                          "tooltip": "w1: CFG of the DDIM step sigma_a -> sigma_b (paper 7.5; usually your sampling "
-                                     "CFG). w1 > inversion_cfg injects the prompt. 2 model calls per step (1 if exactly 1)."}),
+        "cfg": cfg,
         "inversion_cfg": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
                                     "tooltip": "w2: CFG of the DDIM-inversion step back to sigma_a (released code: 1.0 = "
                                                "one conditional call). Equal to cfg makes Forward-Inversion ~ identity."}),
@@ -114,10 +127,11 @@ def _momentum_inputs() -> dict:
 def _chunk_input() -> dict:
     return {"chunk_size": ("INT", {"default": 0, "min": 0, "max": 256,
                                    "tooltip": "SmoothInit perturbations per batched model call (0 = auto: 1 on CPU, 4 on a GPU; "
-                                              "halved automatically on out-of-memory). A 4-D latent with batch > 1 "
-                                              "(frames as batch: AnimateDiff, Temporal Momentum Attention) always runs "
-                                              "one perturbation per call, since the model attends across the batch. "
-                                              "Same result for any value."})}
+                                              "halved automatically on out-of-memory). A model that attends across "
+                                              "the batch (Temporal Momentum Attention, an AnimateDiff motion model) "
+                                              "and a 4-D latent with batch > 1 (frames as batch) always run one "
+                                              "perturbation per call, so perturbations never mix. Same result for "
+                                              "any value."})}
 
 
 _NFE_NOTE = ("Cost: K x (calls(cfg) + calls(inversion_cfg)) model calls before sampling, where calls(w) = 2, or 1 "
@@ -154,14 +168,18 @@ def _validate(node: str, settings: si.Preset, grid_steps: int, cfg: float, inver
         raise ValueError(f"{node}: chunk_size must be >= 0 (0 = auto), got {chunk_size}.")
 
 
-def auto_chunk(chunk_size: int, noise_shape, device: torch.device | str | None = None) -> int:
+def auto_chunk(chunk_size: int, noise_shape, device: torch.device | str | None = None,
+               attends_across_batch: bool = False) -> int:
     """Perturbations per model call.
 
-    A 4-D latent with batch > 1 may be one video whose frames are the batch (AnimateDiff, Temporal
-    Momentum Attention): stacking perturbations along the batch would make the model attend across
-    the perturbation copies and change the result, so it always gets 1. Otherwise ``chunk_size`` if
-    > 0, else (auto, 0) 1 on a CPU device (measured here: a 4-perturbation CFG batch costs 1.10x four
-    single calls, so batching only loses) and 4 on an accelerator."""
+    A model that attends across its batch (Temporal Momentum Attention, an AnimateDiff-Evolved
+    motion model: :func:`comfy_bridge.model_attends_across_batch`) would mix perturbations stacked
+    along the batch, so it always gets 1, whatever the latent's batch size (even 1). So does a 4-D
+    latent with batch > 1, which may be one video whose frames are the batch. Otherwise
+    ``chunk_size`` if > 0, else (auto, 0) 1 on a CPU device (measured here: a 4-perturbation CFG
+    batch costs 1.10x four single calls, so batching only loses) and 4 on an accelerator."""
+    if attends_across_batch:
+        return 1
     if len(noise_shape) == 4 and int(noise_shape[0]) > 1:
         return 1
     if int(chunk_size) > 0:
@@ -210,7 +228,10 @@ def optimise_in_context(ctx, node: str, settings: si.Preset, cfg: float, inversi
     try:
         out = si.optimise_noise(settings, denoise, ms, noise, sigma_a, sigma_b, cfg, inversion_cfg,
                                 perturbation_generator(ctx.extra_args.get("seed")),
-                                auto_chunk(chunk_size, tuple(noise.shape), noise.device), latent, ctx.max_denoise,
+                                auto_chunk(chunk_size, tuple(noise.shape), noise.device,
+                                           bridge.model_attends_across_batch(ctx.model_patcher,
+                                                                             ctx.extra_args.get("model_options"))),
+                                latent, ctx.max_denoise,
                                 on_oom=lambda _c: bridge.soft_empty_cache())
     finally:
         _ACTIVE.reset(token)
@@ -395,7 +416,7 @@ class SmoothInitModelPatch:
                                                    "Fast-SmoothInit-30 (90), DiT-safe variants (gamma_m 0.95), or a custom "
                                                    "SmoothInit / Fast-SmoothInit using the parameters below (NFE with "
                                                    "cfg 7.5, inversion_cfg 1)."})}
-        req.update(_cfg_inputs())
+        req.update(_cfg_inputs(follow_sampler=True))
         req.update(_k_input(10))
         req.update(_sigma_sm_input(0.05))
         req.update(_noise_type_input())
@@ -410,10 +431,10 @@ class SmoothInitModelPatch:
     FUNCTION = "patch"
     CATEGORY = CATEGORY
     DESCRIPTION = ("Forward-Inversion / SmoothInit / Fast-SmoothInit for the plain KSampler graph: the sampler's "
-                   "initial noise is optimised with the sampler's own conds at its first sigma (sigma_max at full "
-                   "denoise; img2img works too) before sampling. Same noise as the NOISE nodes for the same seed, "
-                   "conds and SIGMAS. Noise that is all zeros (KSamplerAdvanced add_noise disabled) is left "
-                   "alone. " + _NFE_NOTE)
+                   "initial noise is optimised with the sampler's own conds, seed and CFG (cfg 0 = follow it) at its "
+                   "first sigma (sigma_max at full denoise; img2img works too) before sampling. Same noise as the "
+                   "NOISE nodes for the same seed, conds, cfg and SIGMAS. Noise that is all zeros (KSamplerAdvanced "
+                   "add_noise disabled) is left alone. " + _NFE_NOTE)
 
     def patch(self, model, method, cfg, inversion_cfg, grid_steps, K, sigma_sm, noise_type, gamma_m, gamma_decay,
               chunk_size):
@@ -427,11 +448,13 @@ class SmoothInitModelPatch:
             s = _settings(node, method, None)
         _validate(node, s, grid_steps, cfg, inversion_cfg, chunk_size)
         cfg, inversion_cfg, grid_steps, chunk_size = float(cfg), float(inversion_cfg), int(grid_steps), int(chunk_size)
+        follow = cfg == FOLLOW_SAMPLER_CFG
 
         def fn(ctx):
             if _ACTIVE.get():
                 return ctx.noise
-            return optimise_in_context(ctx, node, s, cfg, inversion_cfg, grid_steps, chunk_size)
+            w1 = bridge.sampler_cfg(ctx.guider) if follow else cfg
+            return optimise_in_context(ctx, node, s, w1, inversion_cfg, grid_steps, chunk_size)
 
         return (bridge.add_sampler_noise_wrapper(model, "training_free_video.smoothinit", fn),)
 

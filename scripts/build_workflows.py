@@ -405,7 +405,7 @@ def _wan_front(g: Graph, positive: str):
 
 def wan_t2v_fast_smoothinit(g: Graph):
     ms, pos, neg, vae = _wan_front(g, "a fox walking through fresh snow in a pine forest, cinematic, detailed fur")
-    si_ = g.add("SmoothInitModelPatch", model=ms["MODEL"], method="Fast-SmoothInit-10 DiT-safe", cfg=6.0,
+    si_ = g.add("SmoothInitModelPatch", model=ms["MODEL"], method="Fast-SmoothInit-10 DiT-safe", cfg=0.0,
                 inversion_cfg=1.0, grid_steps=50)
     lat = g.add("EmptyHunyuanLatentVideo", width=832, height=480, length=33, batch_size=1)
     ks = g.add("KSampler", model=si_["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
@@ -418,7 +418,7 @@ def wan_t2v_fast_smoothinit(g: Graph):
            "SmoothInit (KSampler) makes the KSampler start from optimised noise, computed with KSampler's own "
            "prompts, seed and first sigma (30 model calls). The DiT-safe preset (gamma_m 0.95) stays close to the "
            "base noise, as the paper recommends for DiT video models. cfg here is the CFG of the DDIM step (w1): "
-           "keep it equal to KSampler's cfg.\n\n"
+           "0 follows KSampler's cfg (6.0).\n\n"
            f"Models: {WAN_UNET} (diffusion_models), {WAN_TE} (text_encoders), {WAN_VAE} (vae). 33 frames at "
            "832x480 (9 latent frames).")
 
@@ -460,8 +460,8 @@ def i4vgen_wan(g: Graph):
     anchor = g.add("KSampler", title="KSampler (anchor image)", model=ms["MODEL"], positive=pos["CONDITIONING"],
                    negative=neg["CONDITIONING"], latent_image=anchor_lat["LATENT"], seed=42, steps=30, cfg=6.0,
                    sampler_name="uni_pc", scheduler="simple", denoise=1.0)
-    static = g.add("I4VGenStaticVideoFromLatent", samples=anchor["LATENT"], model=ms["MODEL"], frames=9,
-                   layout="auto", batch_index=0)
+    static = g.add("I4VGenStaticVideoFromLatent", samples=anchor["LATENT"], model=ms["MODEL"], vae=vae["VAE"],
+                   frames=9, layout="auto", batch_index=0)
     anim = g.add("NIVSDSAnimate", model=ms["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
                  latent_image=static["static_video"], seed=7, steps=30, cfg=6.0, scheduler="simple", p=0.6,
                  step_sizes="1")
@@ -473,7 +473,10 @@ def i4vgen_wan(g: Graph):
           quality=90, method="default")
     g.note("I4VGen on a native flow video model (Wan 2.1), core nodes + this pack.\n\n"
            "1. Anchor image: the video model itself generates a one-frame clip.\n"
-           "2. Static Video From Latent repeats it to 9 latent frames (33 video frames) on the frame axis.\n"
+           "2. Static Video From Latent holds it still: with the Wan VAE connected it decodes the anchor frame, "
+           "repeats it to 33 video frames and encodes that still clip once (9 latent frames; Wan's causal VAE "
+           "puts 1 frame in latent frame 0 and 4 in each later one, so repeating the latent is not a still "
+           "video).\n"
            "3. NI-VSDS Animate (p 0.6: int(30 * 0.6) + 1 = 19 updates, one fixed noise) gives the static video "
            "motion.\n"
            "4. Regeneration: a stock KSampler at denoise = p_re on the animated latent.\n\n"

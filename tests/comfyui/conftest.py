@@ -23,6 +23,8 @@ def pytest_sessionfinish(session, exitstatus):
     runs during interpreter shutdown and prints an ignored AttributeError)."""
     import gc
     import sys
+    from comfy_harness import release_cached_models
+    release_cached_models()
     mm = sys.modules.get("comfy.model_management")
     if mm is not None:
         mm.unload_all_models()

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from comfy_harness import pack_module, sd15_conds, tiny_sd15, tiny_wan, wan_conds
+from comfy_harness import pack_module, sd15_conds, tiny_sd15, tiny_wan, wan21_vae, wan_conds
 
 STEPS = 10
 P = 0.6
@@ -34,6 +34,8 @@ def image_latent(seed=0, shape=(1, 4, 8, 8)):
 
 
 def static_video(mods, model, latent, frames=4):
+    if latent.ndim == 5:  # a frame-axis NI-VSDS input (the still clip through the Wan VAE is tested below)
+        return {"samples": latent.repeat(1, 1, frames, 1, 1)}
     with torch.inference_mode():
         return node(mods, "I4VGenStaticVideoFromLatent").build({"samples": latent}, frames, "auto", 0, model=model)[0]
 
@@ -256,12 +258,6 @@ def test_static_video_from_latent_layouts(mods, sd, wan):
     out = n.build({"samples": batch}, 5, "auto", 1, model=sd)[0]["samples"]
     assert out.shape == (5, 4, 8, 8) and torch.equal(out[4], batch[1])
     one = image_latent(shape=(1, 16, 1, 8, 8))
-    out = n.build({"samples": one}, 6, "auto", 0)[0]["samples"]  # 5-D one-frame input -> frame axis
-    assert out.shape == (1, 16, 6, 8, 8) and all(torch.equal(out[:, :, t], one[:, :, 0]) for t in range(6))
-    img16 = image_latent(shape=(1, 16, 8, 8))
-    out = n.build({"samples": img16}, 4, "auto", 0, model=wan)[0]["samples"]  # the model decides
-    assert out.shape == (1, 16, 4, 8, 8) and torch.equal(out[:, :, 3], img16)
-    assert n.build({"samples": img16}, 4, "frame axis", 0)[0]["samples"].shape == (1, 16, 4, 8, 8)
     assert n.build({"samples": one}, 4, "frames as batch", 0)[0]["samples"].shape == (4, 16, 8, 8)
 
 
@@ -271,22 +267,34 @@ def test_static_video_from_latent_layouts(mods, sd, wan):
     ("layout_vs_wan", "layout 'frames as batch' contradicts the MODEL"),
     ("layout_vs_sd", "layout 'frame axis' contradicts the MODEL"),
     ("channels", "16 latent channels .* has 4"),
+    ("video_latent_without_vae", r"vae: samples \[1, 16, 1, 8, 8\] is a video latent needs the video model's VAE"),
+    ("frame_axis_without_vae", r"vae: a static video on the frame axis .* needs the video model's VAE"),
+    ("frame_axis_for_wan_without_vae", r"vae: .*Connect the video model's VAE"),
+    ("image_vae", "vae: .* needs the video model's causal video VAE .* image VAE"),
 ])
 def test_static_video_bad_inputs(mods, sd, wan, case, match):
     n = node(mods, "I4VGenStaticVideoFromLatent")
-    lat, layout, idx, model = image_latent(shape=(2, 4, 8, 8)), "auto", 0, None
+    lat, layout, idx, model, vae = image_latent(shape=(2, 4, 8, 8)), "auto", 0, None, None
     if case == "index":
         idx = 3
     elif case == "video_input":
-        lat = torch.randn(1, 16, 4, 8, 8)
+        lat, layout = torch.randn(1, 16, 4, 8, 8), "frames as batch"
     elif case == "layout_vs_wan":
         lat, layout, model = torch.randn(1, 16, 1, 8, 8), "frames as batch", wan
     elif case == "layout_vs_sd":
         layout, model = "frame axis", sd
     elif case == "channels":
         lat, model = torch.randn(1, 16, 8, 8), sd
+    elif case == "video_latent_without_vae":
+        lat = torch.randn(1, 16, 1, 8, 8)
+    elif case == "frame_axis_without_vae":
+        layout = "frame axis"
+    elif case == "frame_axis_for_wan_without_vae":
+        lat, model = torch.randn(1, 16, 8, 8), wan
+    elif case == "image_vae":
+        lat, vae = torch.randn(1, 16, 1, 8, 8), tiny_taesd_vae(16)
     with pytest.raises(ValueError, match=match) as e:
-        n.build({"samples": lat}, 4, layout, idx, model=model)
+        n.build({"samples": lat}, 4, layout, idx, model=model, vae=vae)
     assert str(e.value).startswith("Static Video From Latent:")
 
 
@@ -311,14 +319,72 @@ def test_static_video_from_image_encodes_once_in_the_models_layout(mods, sd, wan
         out = n.build(images, vae4, 4, "auto", 1, model=sd)[0]["samples"]
     assert out.shape == (4, 4, 8, 8) and all(torch.allclose(f, ref[0], atol=1e-5) for f in out)
     vae16 = tiny_taesd_vae(16)
-    with torch.inference_mode():
-        out = n.build(images, vae16, 3, "auto", 0, model=wan)[0]["samples"]
-    assert out.shape == (1, 16, 3, 8, 8)
+    with pytest.raises(ValueError, match="Static Video From Image: vae: .*causal video VAE .* image VAE"):
+        with torch.inference_mode():
+            n.build(images, vae16, 3, "auto", 0, model=wan)  # an image VAE cannot make a Wan still clip
     with pytest.raises(ValueError, match="Static Video From Image: .*16 latent channels"):
         with torch.inference_mode():
             n.build(images, vae16, 3, "auto", 0, model=sd)
     with pytest.raises(ValueError, match="Static Video From Image: batch_index 2"):
         n.build(images, vae4, 3, "auto", 2)
+
+
+# --------------------------------------------------------------------------- static video through the Wan VAE
+
+@pytest.fixture(scope="module")
+def wan_vae(pack):
+    return wan21_vae()
+
+
+def still_image(seed=0, size=16):
+    return torch.rand(1, size, size, 3, generator=torch.Generator().manual_seed(seed))
+
+
+def test_bridge_inverts_the_video_vaes_frame_count(mods, wan_vae):
+    bridge = mods["bridge"]
+    assert bridge.causal_video_frames_fn(tiny_taesd_vae(4)) is None
+    fn = bridge.causal_video_frames_fn(wan_vae)
+    assert [fn(n) for n in (1, 4, 5, 9, 33, 81)] == [1, 1, 2, 3, 9, 21]
+    assert [bridge.picture_frames_for(wan_vae, t) for t in (1, 2, 3, 9, 21)] == [1, 5, 9, 33, 81]
+
+
+def test_static_video_from_image_is_the_wan_vaes_encoding_of_the_still_clip(mods, wan, wan_vae):
+    n = node(mods, "I4VGenStaticVideoFromImage")
+    img = still_image()
+    with torch.inference_mode():
+        out = n.build(img, wan_vae, 2, "auto", 0, model=wan)[0]["samples"]
+        clip = wan_vae.encode(img.repeat(5, 1, 1, 1))  # 4 * (2 - 1) + 1 picture frames, one encode
+        single = wan_vae.encode(img)
+        assert torch.equal(n.build(img, wan_vae, 2, "auto", 0)[0]["samples"], out)  # auto follows the VAE
+    assert out.shape == (1, 16, 2, 2, 2)
+    torch.testing.assert_close(out, clip, rtol=0, atol=0)
+    # the old construction, the one-frame latent repeated, is NOT this still clip
+    torch.testing.assert_close(out[:, :, 0], single[:, :, 0], rtol=1e-5, atol=1e-5)
+    assert (out[:, :, 1] - single[:, :, 0]).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("anchor_frames", [1, 2])
+def test_static_video_from_latent_with_the_wan_vae_holds_picture_frame_0(mods, wan, wan_vae, anchor_frames):
+    """A Wan latent (a one-frame anchor, or a 2-latent-frame clip whose first frame is held) is
+    decoded, its picture frame 0 held still for 4 * (T - 1) + 1 frames and encoded once."""
+    n = node(mods, "I4VGenStaticVideoFromLatent")
+    g = torch.Generator().manual_seed(3)
+    lat = torch.randn(2, 16, 1 if anchor_frames == 1 else 2, 2, 2, generator=g)  # batch_index 1 is the anchor
+    with torch.inference_mode():
+        out = n.build({"samples": lat}, 2, "auto", 1, model=wan, vae=wan_vae)[0]["samples"]
+        frame0 = wan_vae.decode(lat[1:2])[:, 0]  # picture frame 0 of the anchor latent
+        ref = wan_vae.encode(frame0.repeat(5, 1, 1, 1))
+    assert out.shape == (1, 16, 2, 2, 2)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    assert (out[:, :, 1] - out[:, :, 0]).abs().max() > 1e-2  # not a latent repeated along the frame axis
+
+
+def test_frames_as_batch_ignores_the_vae(mods, sd, wan_vae):
+    n = node(mods, "I4VGenStaticVideoFromLatent")
+    lat = image_latent(shape=(2, 4, 8, 8))
+    with torch.inference_mode():
+        with_vae = n.build({"samples": lat}, 5, "auto", 1, model=sd, vae=wan_vae)[0]["samples"]
+    assert with_vae.shape == (5, 4, 8, 8) and all(torch.equal(f, lat[1]) for f in with_vae)
 
 
 # --------------------------------------------------------------------------- anchor select

@@ -20,7 +20,7 @@ Wan graphs (the loaders' outputs are swapped, COMFY.md "Models for tests")
   * CLIPTextEncode -> test node TFVTestWanConditioning (random [1, 8, 32] text embeddings), the
     CLIPLoader then has no consumer and is removed;
   * VAELoader -> test node TFVTestWanVAE: the REAL Wan 2.1 VAE architecture (comfy.sd.VAE from a
-    full-size random state dict, built once per session);
+    full-size random state dict, comfy_harness.wan21_vae, built once per session);
   * EmptyHunyuanLatentVideo width, height 832x480 -> 32x32, length 33 -> 5 (2 latent frames; the
     one-frame anchor latent keeps length 1); I4VGenStaticVideoFromLatent frames 9 -> 2;
   * KSampler steps 30 -> 2; NIVSDSAnimate steps 30 -> 3.
@@ -53,7 +53,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from comfy_harness import REPO_ROOT, comfyui_path, flux_conds, tiny_flux, tiny_wan, wan_conds
+from comfy_harness import REPO_ROOT, comfyui_path, flux_conds, tiny_flux, tiny_wan, wan21_vae, wan_conds
 import workflow_api as wa
 
 WORKFLOW_DIR = REPO_ROOT / "workflows"
@@ -242,15 +242,6 @@ def dirs(pack, tmp_path_factory):
 
 
 # Test-only nodes that stand in for the Wan loaders (registered for this module only).
-_WAN_VAE = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _release_wan_vae():
-    """Drop the cached Wan VAE (it holds a ModelPatcher) before ComfyUI's modules shut down."""
-    yield
-    _WAN_VAE.clear()
-
 
 class TFVTestTinyWanModel:
     """Test only: a tiny random-weight Wan 2.1 T2V model in place of UNETLoader."""
@@ -291,15 +282,7 @@ class TFVTestWanVAE:
         return {"required": {}}
 
     def load(self):
-        if "vae" not in _WAN_VAE:
-            import comfy.ldm.wan.vae
-            import comfy.sd
-            from checkpoints import init_random
-            m = comfy.ldm.wan.vae.WanVAE(dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
-                                         temperal_downsample=[False, True, True])
-            init_random(m, 5)
-            _WAN_VAE["vae"] = comfy.sd.VAE(sd=m.state_dict())
-        return (_WAN_VAE["vae"],)
+        return (wan21_vae(),)
 
 
 class TFVTestTinyFluxModel:
