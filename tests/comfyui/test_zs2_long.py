@@ -259,3 +259,45 @@ def test_errors(long, base):
             long.ZS2LongVideo().patch(base, 1)
         with pytest.raises(ValueError, match=r"ZS\^2 Long Video \(chunks\): model: its Wan21 latents have a frame axis"):
             long.ZS2LongVideo().patch(tiny_wan(), 8)
+
+
+# --------------------------------------------------------------------------- per-frame ControlNet hints
+
+def tiny_controlnet():
+    """A ControlNet for the tiny UNet (ComfyUI's own cldm class, random weights) as ControlNetLoader returns."""
+    import comfy.cldm.cldm
+    import comfy.controlnet
+    from comfy_harness import TINY_SD15_UNET, _init_weights
+    cfg = dict(TINY_SD15_UNET)
+    cfg.pop("out_channels")
+    net = comfy.cldm.cldm.ControlNet(hint_channels=3, dtype=torch.float32, device="cpu", **cfg)
+    _init_weights(net, 3)
+    return comfy.controlnet.ControlNet(net, load_device=torch.device("cpu"))
+
+
+def test_per_frame_controlnet_hints_are_sliced_per_chunk(zs2, long, base, conds):
+    """One control image per frame (15 frames, chunks 0..7 and 7..14): chunk 1 uses hints 7..14, so
+    changing hints 8..14 changes frames 8..14 only (unsliced, ComfyUI would give chunk 1 hints 0..7
+    and the change would do nothing); chunk 0 equals plain sampling of 8 frames with hints 0..7; the
+    ControlNet's own hint is restored afterwards."""
+    import nodes
+    frames, noise = 15, FixedNoise(15)
+    hints = torch.rand(frames, 8 * H, 8 * W, 3, generator=torch.Generator().manual_seed(9))
+    changed = hints.clone()
+    changed[8:] = torch.rand(frames - 8, 8 * H, 8 * W, 3, generator=torch.Generator().manual_seed(10))
+    cn = tiny_controlnet()
+
+    def run(images, model, n):
+        with torch.inference_mode():
+            pos, neg = nodes.ControlNetApplyAdvanced().apply_controlnet(*conds, cn, images, 1.0, 0.0, 1.0)
+            ctrl = pos[0][1]["control"]
+            out, _ = custom_advanced(model, (pos, neg), n, noise)
+        assert ctrl.cond_hint_original.shape[0] == images.shape[0]          # restored
+        return out
+
+    chunked = zs2_model(zs2, long, base, chunk=8)
+    a, b = run(hints, chunked, frames), run(changed, chunked, frames)
+    assert torch.equal(a[:8], b[:8])
+    assert (a[8:] - b[8:]).flatten(1).abs().amax(1).min() > 1e-4              # every later frame follows its hint
+    plain = run(hints[:8], zs2_model(zs2, long, base, chunk=None), 8)
+    assert torch.equal(a[:8], plain)
