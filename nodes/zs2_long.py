@@ -37,7 +37,7 @@ def _with_state(extra_args: dict, state: lv.ChunkState, seed) -> dict:
     ea = dict(extra_args)
     ea["model_options"] = mo
     if seed is not None and state.index > 0:
-        ea["seed"] = int(seed) + state.index   # fresh ancestral/SDE noise per chunk (chunk 0 = unpatched)
+        ea["seed"] = (int(seed) + state.index) % 2 ** 64   # fresh ancestral/SDE noise per chunk (chunk 0 as unpatched)
     return ea
 
 
