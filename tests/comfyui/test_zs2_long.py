@@ -12,6 +12,15 @@ STEPS = 3
 CFG = 5.0
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One torch thread: on this shared 2-core machine two threads run the tiny UNet 20-30x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def zs2(pack):
     return pack_module(pack, "nodes.zs2")
