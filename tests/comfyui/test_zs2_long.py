@@ -331,3 +331,21 @@ def test_per_frame_controlnet_hints_are_sliced_per_chunk(zs2, long, base, conds)
     assert (a[8:] - b[8:]).flatten(1).abs().amax(1).min() > 1e-4              # every later frame follows its hint
     plain = run(hints[:8], zs2_model(zs2, long, base, chunk=None), 8)
     assert torch.equal(a[:8], plain)
+
+
+def test_per_frame_text_conds_are_sliced_per_chunk(zs2, long, base, conds):
+    """A positive conditioning with one text embedding per frame ([15, tokens, dim], a model cond of
+    batch F): chunk 1 gets embeddings 7..14 (unsliced, ComfyUI would truncate them to 0..7 and a
+    change of 8..14 would do nothing); chunk 0 equals plain sampling of 8 frames with embeddings 0..7."""
+    frames, noise = 15, FixedNoise(15)
+    _, neg = conds
+    emb = torch.randn(frames, 7, 16, generator=torch.Generator().manual_seed(21))
+    changed = emb.clone()
+    changed[8:] = torch.randn(frames - 8, 7, 16, generator=torch.Generator().manual_seed(22))
+    chunked = zs2_model(zs2, long, base, chunk=8)
+    a, _ = custom_advanced(chunked, ([[emb, {}]], neg), frames, noise)
+    b, _ = custom_advanced(chunked, ([[changed, {}]], neg), frames, noise)
+    assert torch.equal(a[:8], b[:8])
+    assert (a[8:] - b[8:]).flatten(1).abs().amax(1).min() > 1e-4
+    plain, _ = custom_advanced(zs2_model(zs2, long, base, chunk=None), ([[emb[:8], {}]], neg), 8, noise)
+    assert torch.equal(a[:8], plain)
