@@ -186,9 +186,10 @@ def test_seam_input_equals_recorded_last_frame_at_every_call(zs2, long, base, co
             assert not torch.equal(b["x"][1], a["x"][m0 - 1])
 
 
-def test_deterministic_sampler_seam_state_and_output_are_continuous(zs2, long, base, conds):
-    """euler: the sampler's own state of the seam frame in chunk k+1 (seen through the callback) equals
-    chunk k's last frame at every step, and the output's seam frame is chunk k's."""
+@pytest.mark.parametrize("sampler", ["euler", "heun", "dpmpp_2m", "lms", "dpm_2", "uni_pc", "deis"])
+def test_deterministic_sampler_seam_state_and_output_are_continuous(zs2, long, base, conds, sampler):
+    """Deterministic samplers: the sampler's own state of the seam frame in chunk k+1 (seen through the
+    callback) equals chunk k's last frame at every step; the last report holds all frames."""
     import comfy.samplers
     import comfy_extras.nodes_custom_sampler as cs
     pos, neg = conds
@@ -199,13 +200,13 @@ def test_deterministic_sampler_seam_state_and_output_are_continuous(zs2, long, b
         guider = cs.CFGGuider().get_guider(m, pos, neg, CFG)[0]
         sigmas = cs.BasicScheduler().get_sigmas(m, "normal", STEPS, 1.0)[0]
         latent = torch.zeros(11, 4, H, W)
-        out = guider.sample(noise.generate_noise({"samples": latent}), latent, comfy.samplers.sampler_object("euler"),
+        out = guider.sample(noise.generate_noise({"samples": latent}), latent, comfy.samplers.sampler_object(sampler),
                             sigmas, callback=lambda i, x0, x, n: states.append((i, n, x.clone())))
     # chunks 0..5 and 5..10; callback: 3 steps per chunk + one final report with all frames
     assert [(i, n) for i, n, _ in states] == [(0, 6), (1, 6), (2, 6), (3, 6), (4, 6), (5, 6), (5, 6)]
-    assert states[-1][2].shape[0] == 11
+    assert states[-1][2].shape[0] == 11 and out.shape[0] == 11
     for j in range(STEPS):
-        assert torch.equal(states[j][2][-1], states[STEPS + j][2][0])
+        assert torch.equal(states[j][2][-1], states[STEPS + j][2][0]), j
 
 
 def test_one_progress_bar_over_all_chunks(zs2, long, base, conds):
