@@ -18,6 +18,8 @@ the unpatched model's result.
 """
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from ..samplers import long_video as lv
@@ -85,8 +87,14 @@ def make_wrappers(node: str, chunk: int):
                 return executor(guider, sigmas, _with_state(extra_args, state, seed), cb, noise[s:e],
                                 frames_of(latent_image, s, e), frames_of(denoise_mask, s, e), disable_pbar)
 
-        out, _ = lv.sample_in_chunks(sample_chunk, frames, chunk, store=lambda t: t.to(store),
-                                     before_chunk=lambda st: bridge.throw_if_interrupted())
+        out, states = lv.sample_in_chunks(sample_chunk, frames, chunk, store=lambda t: t.to(store),
+                                          before_chunk=lambda st: bridge.throw_if_interrupted())
+        unmatched = sum(st.unmatched for st in states)
+        if unmatched:
+            logging.warning("%s: %d of %d model calls in chunks 2..%d came at sigmas the previous chunk never used "
+                            "(an adaptive sampler such as dpm_adaptive): the seam frame was left as the sampler had "
+                            "it there, so the seams are approximate. Use a fixed-step sampler for exact seams.",
+                            node, unmatched, sum(st.calls for st in states[1:]), len(states))
         if callback is not None and len(latest) == len(plan):
             # one last report with the whole video's x0 (SamplerCustomAdvanced's denoised_output)
             x0 = lv.stitch([latest[k][0].to(store) for k in range(len(plan))], plan)

@@ -209,6 +209,17 @@ def test_deterministic_sampler_seam_state_and_output_are_continuous(zs2, long, b
         assert torch.equal(states[j][2][-1], states[STEPS + j][2][0]), j
 
 
+def test_adaptive_sampler_runs_and_warns_about_unmatched_sigmas(zs2, long, base, conds, caplog):
+    """dpm_adaptive chooses its sigmas from the whole chunk: the run completes with all frames and a
+    warning says the seam is approximate where the previous chunk never used a sigma."""
+    import logging
+    with caplog.at_level(logging.WARNING):
+        out = ksampler(zs2_model(zs2, long, base, chunk=6), conds, 11, sampler="dpm_adaptive")
+    assert out.shape == (11, 4, H, W) and torch.isfinite(out).all()
+    assert any("ZS^2 Long Video (chunks)" in r.getMessage() and "dpm_adaptive" in r.getMessage()
+               for r in caplog.records)
+
+
 def test_one_progress_bar_over_all_chunks(zs2, long, base, conds):
     import comfy.utils
     seen = []
