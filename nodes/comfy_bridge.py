@@ -9,6 +9,7 @@ pure torch and receives a ``denoise(x, sigma, cfg) -> x0`` callable plus the mod
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import math
 from dataclasses import dataclass, field
@@ -222,6 +223,76 @@ def add_outer_noise_wrapper(model, key: str, fn: Callable[[torch.Tensor, int | N
     m = model.clone()
     m.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, key, wrapper)
     return m
+
+
+# --------------------------------------------------------------------------- chunked sampling (ZS^2 long videos)
+
+def own_loop_active() -> bool:
+    """True while :func:`run_in_sampling` runs one of the pack's own loops (NI-VSDS, NOISE nodes)."""
+    return _OWN_LOOP.get()
+
+
+def add_sampler_wrappers(model, key: str, sampler_sample: Callable | None = None,
+                         predict_noise: Callable | None = None):
+    """Clone ``model`` with a SAMPLER_SAMPLE wrapper ``sampler_sample(executor, guider, sigmas,
+    extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)`` (every sampler node ends
+    there, model loaded and conds processed) and/or a PREDICT_NOISE wrapper ``predict_noise(executor,
+    x, timestep, model_options, seed)`` (every CFG model call; ``model_options`` is the sampler's
+    ``extra_args["model_options"]``). The input MODEL is not mutated."""
+    m = model.clone()
+    if sampler_sample is not None:
+        m.add_wrapper_with_key(WrappersMP.SAMPLER_SAMPLE, key, sampler_sample)
+    if predict_noise is not None:
+        m.add_wrapper_with_key(WrappersMP.PREDICT_NOISE, key, predict_noise)
+    return m
+
+
+def _controls(cond: dict):
+    c = cond.get("control")
+    seen = set()
+    while c is not None and id(c) not in seen:
+        seen.add(id(c))
+        yield c
+        c = getattr(c, "previous_controlnet", None)
+
+
+@contextlib.contextmanager
+def conds_frame_slice(guider, frames: int, start: int, end: int):
+    """Inside ``CFGGuider.sample``: narrow every per-frame conditioning of ``guider`` to the frames
+    ``start .. end - 1`` of an ``frames``-frame video (frames as the batch) for the duration of the
+    block, then restore it.
+
+    Per-frame means a batch of exactly ``frames``: model conds (e.g. InstructPix2Pix / inpainting
+    ``concat`` latents, batched text conds) and ControlNet / T2I-Adapter hint images (one control
+    image per frame). Anything with batch 1 is shared by all frames and left alone. Without this,
+    ComfyUI would repeat/truncate them to the chunk's batch, i.e. give every chunk the first frames'
+    conditioning."""
+    undo = []
+    try:
+        for conds in getattr(guider, "conds", {}).values():
+            for cond in conds or []:
+                mc = cond.get("model_conds", {})
+                for name, c in list(mc.items()):
+                    t = getattr(c, "cond", None)
+                    if isinstance(t, torch.Tensor) and t.ndim >= 1 and t.shape[0] == frames and hasattr(c, "_copy_with"):
+                        undo.append((mc.__setitem__, (name, c)))
+                        mc[name] = c._copy_with(t[start:end])
+                for ctrl in _controls(cond):
+                    hint = getattr(ctrl, "cond_hint_original", None)
+                    if isinstance(hint, torch.Tensor) and hint.ndim >= 1 and hint.shape[0] == frames:
+                        undo.append((setattr, (ctrl, "cond_hint_original", hint)))
+                        ctrl.cond_hint_original = hint[start:end]
+                        ctrl.cond_hint = None              # rebuilt from the sliced hint at the next call
+                        if hasattr(ctrl, "control_input"):
+                            ctrl.control_input = None      # T2I-Adapter's cached features
+        yield
+    finally:
+        for fn, args in reversed(undo):
+            fn(*args)
+            if fn is setattr:
+                args[0].cond_hint = None
+                if hasattr(args[0], "control_input"):
+                    args[0].control_input = None
 
 
 def add_attn1_patch(model, patch: Callable):

@@ -320,6 +320,30 @@ def zs2_text_to_video_sd15(g: Graph):
            "The same noise as a NOISE for SamplerCustomAdvanced: the Dependency Noise node.")
 
 
+def zs2_long_video_sd15(g: Graph):
+    ckpt, pos, neg = _sd15_front(g, "a horse galloping on a beach at sunset, photorealistic, high detail")
+    tma = g.add("TemporalMomentumAttention", model=ckpt["MODEL"], momentum=0.98)
+    dep = g.add("DependencyNoiseModelPatch", model=tma["MODEL"], kl_lambda=0.01, random_search=10,
+                linear_search=15, noise_model="dependency", alpha=0.9)
+    chunks = g.add("ZS2LongVideo", model=dep["MODEL"], chunk_frames=8)
+    lat = g.add("EmptyLatentImage", title="Empty Latent Image (batch = 64 frames)", width=512, height=512,
+                batch_size=64)
+    ks = g.add("KSampler", model=chunks["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
+               latent_image=lat["LATENT"], seed=42, steps=50, cfg=7.5, sampler_name="ddim",
+               scheduler="ddim_uniform", denoise=1.0)
+    dec = g.add("VAEDecode", samples=ks["LATENT"], vae=ckpt["VAE"])
+    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="zs2/long", fps=8.0, lossless=False,
+          quality=90, method="default")
+    g.note("ZS^2 long video: 64 frames with the memory of 8 (ZS^2 Sec. 5, auto-regressive mode).\n\n"
+           "The zs2_text_to_video_sd15 graph plus ZS^2 Long Video (chunks), with a batch of 64 latents (the frames). "
+           "KSampler samples them in 9 chunks of 8 frames (0-7, 7-14, ..., 56-63): the last frame of each chunk "
+           "is frame 1 of the next, and its trajectory through all 50 steps is recorded and imposed there, so "
+           "the seams are continuous. The model never sees more than 8 frames at once. The output is one latent "
+           "with all 64 frames.\n\n"
+           "Cost: 9 chunks x 50 steps (72 frame evaluations per step instead of 64). One progress bar over all "
+           "chunks. chunk_frames = 8 is the paper's m; raise it if your GPU holds more frames per batch.")
+
+
 def zs2_controlnet_sd15(g: Graph):
     ckpt, pos, neg = _sd15_front(g, "a red ball bouncing on a wooden floor, studio light, photorealistic")
     tma = g.add("TemporalMomentumAttention", model=ckpt["MODEL"], momentum=0.98)
@@ -605,6 +629,7 @@ def zs2_lora_sd15(g: Graph):
 WORKFLOWS = {
     "zs2_text_to_video_sd15": zs2_text_to_video_sd15,
     "zs2_controlnet_sd15": zs2_controlnet_sd15,
+    "zs2_long_video_sd15": zs2_long_video_sd15,
     "smoothinit_t2i_sd15": smoothinit_t2i_sd15,
     "zs2_fast_smoothinit_sd15": zs2_fast_smoothinit_sd15,
     "wan_t2v_fast_smoothinit": wan_t2v_fast_smoothinit,

@@ -91,6 +91,7 @@ FLUX_OVERRIDES = {
 EXPECTED = {
     "zs2_text_to_video_sd15": {"SaveAnimatedWEBP": 8},
     "zs2_controlnet_sd15": {"SaveAnimatedWEBP": 8},
+    "zs2_long_video_sd15": {"SaveAnimatedWEBP": 64},
     "smoothinit_t2i_sd15": {"SaveImage": 1},
     "zs2_fast_smoothinit_sd15": {"SaveAnimatedWEBP": 8},
     "wan_t2v_fast_smoothinit": {"SaveAnimatedWEBP": 5},
