@@ -31,8 +31,8 @@ _FRAMES_NOTE = ("The 3-D FFT runs over frames, height and width: frames are the 
                 "be coupled, so use batch 1 for images) and axis 2 for video latents ([B, C, T, H, W]: Wan, Hunyuan, "
                 "LTXV). One frame: the time axis has only its DC bin, which passes, so FreeInit is 2-D (spatial).")
 _COST_NOTE = ("Cost: iterations x the sampler's model calls (3 x at the default; the FreeInit paper's 5 iterations "
-              "are 5 x), plus two FFTs of the latent per pass. One progress bar over all passes, with a preview of "
-              "each pass; Cancel stops between any two steps.")
+              "are 5 x; with coarse_to_fine about (iterations + 1) / 2 x: 2 x for 3), plus two FFTs of the latent per "
+              "pass. One progress bar over all passes, with a preview of each pass; Cancel stops between any two steps.")
 _SKIP_NOTE = ("Noise that is all zeros (KSamplerAdvanced add_noise disabled, second stages) and iterations = 1 run "
               "the sampler once, unchanged.")
 
@@ -62,13 +62,18 @@ def _inputs() -> dict:
                                             "at their first sigma); flow models (Wan, Hunyuan, LTXV) start at sigma "
                                             "1 = pure noise, which would discard the result, so they get this floor. "
                                             "0 = the literal first-sigma rule."}),
+        "coarse_to_fine": ("BOOLEAN", {"default": False,
+                                       "tooltip": "FreeInit's fast sampling: pass p uses steps * (p + 1) / iterations "
+                                                  "of your sampler's sigmas (evenly spaced, same first and last), so "
+                                                  "3 iterations cost 2x plain instead of 3x; may lower quality."}),
     }
 
 
-def settings_from_inputs(node: str, iterations, filter, d_s, d_t, order, min_signal) -> fi.Settings:  # noqa: A002
+def settings_from_inputs(node: str, iterations, filter, d_s, d_t, order, min_signal,  # noqa: A002
+                         coarse_to_fine=False) -> fi.Settings:
     """Validated :class:`samplers.freeinit.Settings`; ValueError naming ``node`` and the input."""
     return fi.validate(node, fi.Settings(iterations=iterations, filter_type=filter, d_s=d_s, d_t=d_t, order=order,
-                                         min_signal=min_signal))
+                                         min_signal=min_signal, coarse_to_fine=bool(coarse_to_fine)))
 
 
 def make_run(node: str, settings: fi.Settings):
@@ -92,7 +97,10 @@ def make_run(node: str, settings: fi.Settings):
                              f"finished sample to re-noise. Use FreeInit on a sampler that denoises to the end, or "
                              f"remove it from this stage.")
         steps = int(sigmas.shape[-1]) - 1
-        total = settings.iterations * steps
+        k, c2f = settings.iterations, settings.coarse_to_fine
+        per_pass = [fi.pass_steps(steps, p, k, c2f) for p in range(k)]
+        offsets = [sum(per_pass[:p]) for p in range(k)]
+        total = sum(per_pass)
         callback = call.callback
 
         def sample(start: torch.Tensor, p: int) -> torch.Tensor:
@@ -101,9 +109,9 @@ def make_run(node: str, settings: fi.Settings):
             def pass_callback(step, x0, x, total_steps):
                 bridge.throw_if_interrupted()
                 if callback is not None:
-                    callback(p * steps + int(step), x0, x, total)
+                    callback(offsets[p] + int(step), x0, x, total)
 
-            return call.run_pass(start, pass_callback)
+            return call.run_pass(start, pass_callback, fi.pass_sigmas(sigmas, p, k, c2f))
 
         out = fi.free_init(sample, noise, call.model_sampling, sigmas[0], settings, seed=call.seed,
                            latent=call.latent_image, max_denoise=call.max_denoise)
@@ -151,9 +159,9 @@ class FreeInitModelPatch:
                    "the one after Dependency Noise / SmoothInit patches, in any order. " + _FRAMES_NOTE + " "
                    + _SKIP_NOTE + " " + _COST_NOTE)
 
-    def patch(self, model, iterations, filter, d_s, d_t, order, min_signal):  # noqa: A002
+    def patch(self, model, iterations, filter, d_s, d_t, order, min_signal, coarse_to_fine=False):  # noqa: A002
         node = self.NODE_NAME
-        settings = settings_from_inputs(node, iterations, filter, d_s, d_t, order, min_signal)
+        settings = settings_from_inputs(node, iterations, filter, d_s, d_t, order, min_signal, coarse_to_fine)
         return (bridge.add_outer_sampler_wrapper(model, WRAPPER_KEY, lambda s: wrap_sampler(node, s, settings)),)
 
 
@@ -179,9 +187,9 @@ class FreeInitSampler:
                    "the pass. Same video as FreeInit (KSampler) for the same seed. " + _FRAMES_NOTE + " "
                    + _SKIP_NOTE + " " + _COST_NOTE)
 
-    def get_sampler(self, sampler, iterations, filter, d_s, d_t, order, min_signal):  # noqa: A002
+    def get_sampler(self, sampler, iterations, filter, d_s, d_t, order, min_signal, coarse_to_fine=False):  # noqa: A002
         node = self.NODE_NAME
-        settings = settings_from_inputs(node, iterations, filter, d_s, d_t, order, min_signal)
+        settings = settings_from_inputs(node, iterations, filter, d_s, d_t, order, min_signal, coarse_to_fine)
         return (wrap_sampler(node, sampler, settings),)
 
 

@@ -48,6 +48,11 @@ default ``grid="centred"`` measures ``2 (i - N // 2) / N`` from the DC bin: iden
 for every even size, centred for odd sizes; ``grid="reference"`` is the literal formula. With one
 frame (a single image, ``[1, C, H, W]``, or ``T = 1``) the time axis has only its DC bin, which the
 centred grid passes, so FreeInit acts as 2-D (spatial) FreeInit on that frame.
+
+**Coarse-to-fine sampling** (the official ``use_fast_sampling``, off by default): pass ``p`` runs
+``max(1, int(N / iterations * (p + 1)))`` steps (:func:`pass_steps`), taken here from the sampler's
+own N-step schedule at evenly spaced indices (:func:`pass_sigmas`); 3 iterations then cost 2x plain
+sampling, the 2.05x of FreeInit in the SmoothInit paper's Table 1, instead of 3x.
 """
 from __future__ import annotations
 
@@ -82,6 +87,7 @@ class Settings:
     order: int = DEFAULT_ORDER
     min_signal: float = DEFAULT_MIN_SIGNAL
     grid: str = "centred"
+    coarse_to_fine: bool = False
 
 
 def validate(node: str, settings: Settings) -> Settings:
@@ -114,7 +120,8 @@ def validate(node: str, settings: Settings) -> Settings:
         raise ValueError(f"{node}: min_signal must be a finite number >= 0, got {ms}.")
     if s.grid not in GRIDS:
         raise ValueError(f"{node}: grid must be one of {list(GRIDS)}, got {s.grid!r}.")
-    return Settings(iterations, s.filter_type, float(s.d_s), float(s.d_t), int(s.order), ms, s.grid)
+    return Settings(iterations, s.filter_type, float(s.d_s), float(s.d_t), int(s.order), ms, s.grid,
+                    bool(s.coarse_to_fine))
 
 
 # --------------------------------------------------------------------------- filters
@@ -314,6 +321,7 @@ def free_init(sample: Callable[[Tensor, int], Tensor], noise: Tensor, model_samp
         latent: the sampler's (processed) input latent ``[B, ...]`` or None (empty latent).
         seed: the sampler's seed; pass p's fresh noise is :func:`fresh_noise` ``(seed, p)``.
         on_reinit: optional ``on_reinit(p, unit_noise)`` before pass ``p >= 1`` (for tests/logging).
+            Coarse-to-fine sampling is up to ``sample`` (it runs pass p over :func:`pass_sigmas`).
     Returns:
         ``sample``'s result of the last pass. With ``iterations = 1`` exactly ``sample(noise, 0)``.
     Cost: ``iterations`` x the sampler's NFE, plus two FFTs of the latent per re-initialisation.
@@ -335,11 +343,36 @@ def free_init(sample: Callable[[Tensor, int], Tensor], noise: Tensor, model_samp
     return x0
 
 
-def nfe(iterations: int, sampling_nfe: int) -> int:
-    """Model calls of FreeInit: ``iterations`` x those of one sampling pass."""
-    return int(iterations) * int(sampling_nfe)
+def pass_steps(steps: int, p: int, iterations: int, coarse_to_fine: bool) -> int:
+    """Sampling steps of pass ``p`` (0-based): ``steps``, or with coarse-to-fine sampling (FreeInit's
+    "fast sampling", diffusers ``use_fast_sampling``) ``max(1, int(steps / iterations * (p + 1)))``."""
+    if not coarse_to_fine:
+        return int(steps)
+    return max(1, int(int(steps) / int(iterations) * (p + 1)))
+
+
+def pass_sigmas(sigmas: Tensor, p: int, iterations: int, coarse_to_fine: bool) -> Tensor:
+    """The schedule of pass ``p``: ``sigmas`` ``[N + 1]`` itself, or for coarse-to-fine sampling
+    :func:`pass_steps` + 1 of its entries at evenly spaced indices (same first and last sigma; for
+    ComfyUI's simple/normal schedules close to the schedule of that many steps)."""
+    n = int(sigmas.shape[-1]) - 1
+    k = pass_steps(n, p, iterations, coarse_to_fine)
+    if k >= n:
+        return sigmas
+    idx = torch.linspace(0, n, k + 1, dtype=torch.float64).round().long().to(sigmas.device)
+    return sigmas[idx]
+
+
+def nfe(iterations: int, sampling_nfe: int, steps: int | None = None, coarse_to_fine: bool = False) -> int:
+    """Model calls of FreeInit: ``iterations`` x those of one sampling pass (``sampling_nfe`` for
+    ``steps`` steps); with coarse-to-fine sampling the sum over the passes' shorter schedules
+    (3 iterations: 2 x plain, as the SmoothInit paper's Table 1 FreeInit at 2.05 x)."""
+    if not coarse_to_fine:
+        return int(iterations) * int(sampling_nfe)
+    per_step = int(sampling_nfe) / int(steps)
+    return int(round(per_step * sum(pass_steps(int(steps), p, iterations, True) for p in range(int(iterations)))))
 
 
 __all__ = ["FILTERS", "GRIDS", "Settings", "validate", "frequency_coordinates", "low_pass_filter",
            "to_video_layout", "from_video_layout", "latent_thw", "frequency_mix", "mix_latents", "renoise_ratio",
-           "renoised_unit_noise", "reinit_noise", "pass_seed", "fresh_noise", "free_init", "nfe"]
+           "renoised_unit_noise", "reinit_noise", "pass_seed", "fresh_noise", "free_init", "pass_steps", "pass_sigmas", "nfe"]

@@ -51,8 +51,8 @@ def _model(kind, sd15, wan):
     return sd15 if kind == "sd15" else wan
 
 
-def _patch(mods, model, iterations=3, filt="butterworth", d_s=0.25, d_t=0.25, order=4, min_signal=0.068):
-    return mods["fi"].FreeInitModelPatch().patch(model, iterations, filt, d_s, d_t, order, min_signal)[0]
+def _patch(mods, model, iterations=3, filt="butterworth", d_s=0.25, d_t=0.25, order=4, min_signal=0.068, c2f=False):
+    return mods["fi"].FreeInitModelPatch().patch(model, iterations, filt, d_s, d_t, order, min_signal, c2f)[0]
 
 
 def _fi_sampler(mods, inner, iterations=3, filt="butterworth", d_s=0.25, d_t=0.25, order=4, min_signal=0.068):
@@ -209,6 +209,21 @@ def test_patch_form_equals_sampler_form_and_same_seed_same_video(mods, sd15, wan
     torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert not torch.allclose(a, c)
     torch.testing.assert_close(sca, a, rtol=1e-5, atol=1e-5)
+
+
+def test_coarse_to_fine_runs_shorter_passes_under_one_progress_bar(mods, sd15):
+    import comfy.utils
+    pos, neg, latent = _world("sd15")
+    counts, bars = [], []
+    comfy.utils.set_progress_bar_global_hook(lambda v, t, preview=None, node_id=None: bars.append((v, t)))
+    try:
+        with torch.inference_mode():
+            _ksampler(mods, _with_eval_counter(mods, _patch(mods, sd15, iterations=3, c2f=True), counts), 0, pos, neg,
+                      latent, steps=6)
+    finally:
+        comfy.utils.set_progress_bar_global_hook(None)
+    assert len(counts) == 2 + 4 + 6                     # int(6/3*1), int(6/3*2), 6 steps; one CFG call each
+    assert bars[-1] == (12, 12)
 
 
 def test_v_prediction_model_runs(mods):

@@ -314,3 +314,17 @@ def test_bad_latent_rank_raises():
     ms = EpsModelSampling()
     with pytest.raises(ValueError, match="image-model latent"):
         fi.free_init(lambda n, p: n, torch.zeros(2, 3, 4), ms, 1.0, fi.Settings(iterations=2))
+
+
+def test_coarse_to_fine_schedules_and_nfe():
+    """diffusers use_fast_sampling: pass p has max(1, int(N / k * (p + 1))) steps; here taken from the
+    sampler's own schedule at evenly spaced indices (same first and last sigma)."""
+    assert [fi.pass_steps(50, p, 3, True) for p in range(3)] == [16, 33, 50]
+    assert [fi.pass_steps(50, p, 3, False) for p in range(3)] == [50, 50, 50]
+    sig = torch.linspace(14.6, 0.03, 50).tolist() + [0.0]
+    sig = torch.tensor(sig)
+    s0 = fi.pass_sigmas(sig, 0, 3, True)
+    assert s0.shape[0] == 17 and float(s0[0]) == float(sig[0]) and float(s0[-1]) == 0.0
+    assert bool((s0[:-1] > s0[1:]).all())
+    assert fi.pass_sigmas(sig, 2, 3, True) is sig
+    assert fi.nfe(3, 100, 50, True) == 2 * (16 + 33 + 50) and fi.nfe(3, 100) == 300
