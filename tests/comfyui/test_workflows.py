@@ -73,6 +73,8 @@ EXPECTED = {
     "smoothinit_t2i_sd15": {"SaveImage": 1},
     "zs2_fast_smoothinit_sd15": {"SaveAnimatedWEBP": 8},
     "wan_t2v_fast_smoothinit": {"SaveAnimatedWEBP": 5},
+    "wan_t2v_freeinit": {"SaveAnimatedWEBP": 5},
+    "zs2_freeinit_sd15": {"SaveAnimatedWEBP": 8},
     "i4vgen_wan": {"SaveAnimatedWEBP": 5},
     "i4vgen_real_image_sd15": {"SaveAnimatedWEBP": 8},
     "i4vgen_animatediff_sd15": {"SaveAnimatedWEBP": 16},
@@ -193,7 +195,15 @@ def dirs(pack, tmp_path_factory):
     inp, out = root / "input", root / "output"
     inp.mkdir()
     out.mkdir()
-    shutil.copy(comfyui_path() / "input" / "example.png", inp / "example.png")
+    example = comfyui_path() / "input" / "example.png"
+    if example.is_file():
+        shutil.copy(example, inp / "example.png")
+    else:  # a ComfyUI copy without its example image (input/ is created empty on first start): a generated one
+        import numpy as np
+        from PIL import Image
+        yy, xx = np.mgrid[0:512, 0:512]
+        rgb = np.stack([xx * 255 // 511, yy * 255 // 511, ((xx + yy) % 128) * 2], -1).astype(np.uint8)
+        Image.fromarray(rgb).save(inp / "example.png")
     for f in (WORKFLOW_DIR / "inputs").glob("*"):
         shutil.copy(f, inp / f.name)
     old_in, old_out = folder_paths.get_input_directory(), folder_paths.get_output_directory()
