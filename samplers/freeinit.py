@@ -244,8 +244,18 @@ def frequency_mix(low: Tensor, high: Tensor, lpf: Tensor) -> Tensor:
 
 
 def mix_latents(low: Tensor, high: Tensor, lpf: Tensor) -> Tensor:
-    """:func:`frequency_mix` on latents in ComfyUI's layout (frames as batch or axis 2), shape kept."""
-    v = frequency_mix(to_video_layout(low), to_video_layout(high), lpf)
+    """:func:`frequency_mix` on latents in ComfyUI's layout (frames as batch or axis 2), shape kept.
+
+    On a device without the FFTs torch needs (some MPS builds) the mix runs on the CPU and the result
+    returns to the device of ``low``.
+    """
+    lo, hi = to_video_layout(low), to_video_layout(high)
+    try:
+        v = frequency_mix(lo, hi, lpf)
+    except (RuntimeError, NotImplementedError):
+        if low.device.type == "cpu":
+            raise
+        v = frequency_mix(lo.cpu(), hi.cpu(), lpf).to(low.device)
     return from_video_layout(v, low.ndim)
 
 
