@@ -52,7 +52,8 @@ centred grid passes, so FreeInit acts as 2-D (spatial) FreeInit on that frame.
 **Coarse-to-fine sampling** (the official ``use_fast_sampling``, off by default): pass ``p`` runs
 ``max(1, int(N / iterations * (p + 1)))`` steps (:func:`pass_steps`), taken here from the sampler's
 own N-step schedule at evenly spaced indices (:func:`pass_sigmas`); 3 iterations then cost 2x plain
-sampling, the 2.05x of FreeInit in the SmoothInit paper's Table 1, instead of 3x.
+sampling instead of 3x (consistent with the 2.05x the SmoothInit paper's Table 1 reports for FreeInit,
+whose settings it does not state).
 """
 from __future__ import annotations
 
@@ -376,7 +377,7 @@ def pass_sigmas(sigmas: Tensor, p: int, iterations: int, coarse_to_fine: bool) -
 def nfe(iterations: int, sampling_nfe: int, steps: int | None = None, coarse_to_fine: bool = False) -> int:
     """Model calls of FreeInit: ``iterations`` x those of one sampling pass (``sampling_nfe`` for
     ``steps`` steps); with coarse-to-fine sampling the sum over the passes' shorter schedules
-    (3 iterations: 2 x plain, as the SmoothInit paper's Table 1 FreeInit at 2.05 x)."""
+    (3 iterations: 2 x plain)."""
     if not coarse_to_fine:
         return int(iterations) * int(sampling_nfe)
     per_step = int(sampling_nfe) / int(steps)
