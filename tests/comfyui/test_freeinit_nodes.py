@@ -161,6 +161,34 @@ def test_each_pass_starts_from_the_reference_freeinit_mix_of_the_previous_result
     assert bool(torch.isfinite(out).all()) and out.shape == latent["samples"].shape
 
 
+def test_img2img_pass_starts_around_the_input_latent(mods, sd15):
+    """denoise < 1: the sampler starts at sigma0 < sigma_max around the (processed) input latent L with
+    x = L + sigma0 * n; pass 2's unit noise is the mix of eps + (x0 - L) / sigma0 and fresh noise."""
+    cs = mods["cs"]
+    pos, neg, _ = _world("sd15")
+    raw = torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(3))
+    latent = {"samples": raw}
+    rec = []
+    with torch.inference_mode():
+        guider = cs.CFGGuider().get_guider(sd15, pos, neg, 7.5)[0]
+        sigmas = cs.BasicScheduler().get_sigmas(sd15, "simple", 4, 0.5)[0]
+        sampler = _fi_sampler(mods, _recording_sampler(mods, rec), iterations=2)
+        res = cs.SamplerCustomAdvanced().sample(cs.Noise_RandomNoise(12), guider, sampler, sigmas, latent)
+        eps = cs.Noise_RandomNoise(12).generate_noise(latent)
+    lat = sd15.get_model_object("latent_format").process_in(raw)
+    s0 = rec[0]["sigma0"]
+    assert s0 < 14.0 and len(rec) == 2
+    torch.testing.assert_close((rec[0]["x"] - lat) / s0, eps, rtol=1e-5, atol=1e-5)
+    u = eps.double() + (rec[0]["out"].double() - lat.double()) / s0
+    fresh = mods["core"].fresh_noise(eps.shape, 12, 1).double()
+    v = lambda z: z.permute(1, 0, 2, 3)[None]
+    lpf = _ref_lpf(4, 8, 8)
+    dims = (-3, -2, -1)
+    spec = lambda z: torch.fft.fftshift(torch.fft.fftn(z, dim=dims), dim=dims)
+    ref = torch.fft.ifftn(torch.fft.ifftshift(spec(v(u)) * lpf + spec(v(fresh)) * (1 - lpf), dim=dims), dim=dims).real
+    torch.testing.assert_close((rec[1]["x"] - lat) / s0, ref[0].permute(1, 0, 2, 3).float(), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("kind", ["sd15", "wan"])
 def test_one_iteration_is_plain_sampling_exactly(mods, sd15, wan, kind):
     model = _model(kind, sd15, wan)
