@@ -477,6 +477,55 @@ def zs2_text_to_video_flux(g: Graph):
            f"Models: {FLUX_UNET} (diffusion_models), {FLUX_CLIP_L} and {FLUX_T5} (text_encoders), {FLUX_VAE} (vae).")
 
 
+def wan_t2v_freeinit(g: Graph):
+    ms, pos, neg, vae = _wan_front(g, "a fox walking through fresh snow in a pine forest, cinematic, detailed fur")
+    fi_ = g.add("TFVFreeInitModelPatch", model=ms["MODEL"], iterations=3, filter="butterworth", d_s=0.25, d_t=0.25,
+                order=4, min_signal=0.068, coarse_to_fine=False)
+    lat = g.add("EmptyHunyuanLatentVideo", width=832, height=480, length=33, batch_size=1)
+    ks = g.add("KSampler", model=fi_["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
+               latent_image=lat["LATENT"], seed=42, steps=30, cfg=6.0, sampler_name="uni_pc", scheduler="simple",
+               denoise=1.0)
+    dec = g.add("VAEDecode", samples=ks["LATENT"], vae=vae["VAE"])
+    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="wan/freeinit", fps=16.0, lossless=False,
+          quality=90, method="default")
+    g.note("Wan 2.1 text-to-video (flow model) with FreeInit on the plain KSampler.\n\n"
+           "FreeInit (KSampler) makes KSampler sample 3 times: after each pass the video is re-noised with the same "
+           "initial noise, its low spatio-temporal frequencies (3-D FFT over frames, height, width; butterworth "
+           "d_s = d_t = 0.25) are kept and the high ones come from fresh noise, and the next pass starts there. "
+           "One progress bar runs over all 90 steps, with a preview of each pass.\n\n"
+           "Wan starts at sigma 1 (pure noise), which would discard the previous pass entirely; min_signal 0.068 keeps "
+           "as much of it as SD's top timestep does (the regime FreeInit was designed for). coarse_to_fine = true "
+           "runs 10 + 20 + 30 steps (2x the time of plain sampling instead of 3x).\n\n"
+           f"Models: {WAN_UNET} (diffusion_models), {WAN_TE} (text_encoders), {WAN_VAE} (vae). 33 frames at "
+           "832x480 (9 latent frames).")
+
+
+def zs2_freeinit_sd15(g: Graph):
+    ckpt, pos, neg = _sd15_front(g, "a corgi running through a field of flowers, sunny day, high detail")
+    tma = g.add("TemporalMomentumAttention", model=ckpt["MODEL"], momentum=0.98)
+    dep = g.add("DependencyNoise", noise_seed=42, kl_lambda=0.01, random_search=10, linear_search=15,
+                noise_model="dependency", alpha=0.9)
+    sigmas = g.add("BasicScheduler", model=tma["MODEL"], scheduler="ddim_uniform", steps=50, denoise=1.0)
+    guider = g.add("CFGGuider", model=tma["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
+                   cfg=7.5)
+    base = g.add("KSamplerSelect", sampler_name="ddim")
+    fis = g.add("TFVFreeInitSampler", sampler=base["SAMPLER"], iterations=3, filter="butterworth", d_s=0.25,
+                d_t=0.25, order=4, min_signal=0.068, coarse_to_fine=False)
+    lat = g.add("EmptyLatentImage", title="Empty Latent Image (batch = 8 frames)", width=512, height=512, batch_size=8)
+    sca = g.add("SamplerCustomAdvanced", noise=dep["noise"], guider=guider["GUIDER"], sampler=fis["sampler"],
+                sigmas=sigmas["SIGMAS"], latent_image=lat["LATENT"])
+    dec = g.add("VAEDecode", samples=sca["output"], vae=ckpt["VAE"])
+    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="zs2/freeinit", fps=8.0, lossless=False,
+          quality=90, method="default")
+    g.note("ZS^2 text-to-video on SD1.5 with FreeInit (SamplerCustomAdvanced form).\n\n"
+           "Temporal Momentum Attention + Dependency Noise make SD1.5 a video model (the 8 latents of the batch are "
+           "the 8 frames). FreeInit Sampler wraps the DDIM sampler: 3 full passes; between passes the result is "
+           "re-noised with the same dependency noise, its low spatio-temporal frequencies are kept (3-D FFT over the "
+           "8 frames, height, width) and the high ones are drawn fresh from the noise seed. Cost: 3x plain sampling "
+           "(coarse_to_fine: 2x).\n\n"
+           "The same with a plain KSampler: FreeInit (KSampler) on the model.")
+
+
 def i4vgen_wan(g: Graph):
     ms, pos, neg, vae = _wan_front(g, "a sailing boat on a calm sea at golden hour, gentle waves, cinematic")
     anchor_lat = g.add("EmptyHunyuanLatentVideo", title="Anchor: one frame", width=832, height=480, length=1,
@@ -634,6 +683,8 @@ WORKFLOWS = {
     "zs2_fast_smoothinit_sd15": zs2_fast_smoothinit_sd15,
     "wan_t2v_fast_smoothinit": wan_t2v_fast_smoothinit,
     "zs2_text_to_video_flux": zs2_text_to_video_flux,
+    "wan_t2v_freeinit": wan_t2v_freeinit,
+    "zs2_freeinit_sd15": zs2_freeinit_sd15,
     "i4vgen_wan": i4vgen_wan,
     "i4vgen_real_image_sd15": i4vgen_real_image_sd15,
     "i4vgen_animatediff_sd15": i4vgen_animatediff_sd15,

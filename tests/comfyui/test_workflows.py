@@ -96,6 +96,8 @@ EXPECTED = {
     "zs2_fast_smoothinit_sd15": {"SaveAnimatedWEBP": 8},
     "wan_t2v_fast_smoothinit": {"SaveAnimatedWEBP": 5},
     "zs2_text_to_video_flux": {"SaveAnimatedWEBP": 8},
+    "wan_t2v_freeinit": {"SaveAnimatedWEBP": 5},
+    "zs2_freeinit_sd15": {"SaveAnimatedWEBP": 8},
     "i4vgen_wan": {"SaveAnimatedWEBP": 5},
     "i4vgen_real_image_sd15": {"SaveAnimatedWEBP": 8},
     "i4vgen_animatediff_sd15": {"SaveAnimatedWEBP": 16},

@@ -1,0 +1,330 @@
+"""FreeInit core (samplers/freeinit.py): filters, frequency mixing, re-noising in sigma space, the
+pass loop, bad input. References are written out here from the official FreeInit code / diffusers
+``free_init_utils.py`` (loops over t, h, w), independently of the module's vectorised code.
+"""
+import math
+
+import pytest
+import torch
+
+from training_free_video.samplers import freeinit as fi
+from training_free_video.samplers.gaussian_mixture import (EpsModelSampling, FlowModelSampling,
+                                                           GaussianMixtureWorld, sample_ddim)
+
+
+# --------------------------------------------------------------------------- references (diffusers loops)
+
+def _ref_filter(shape, kind, d_s=0.25, d_t=0.25, n=4):
+    """diffusers ``_get_free_init_freq_filter`` / official ``*_low_pass_filter``, verbatim maths."""
+    T, H, W = shape
+    mask = torch.zeros(T, H, W, dtype=torch.float64)
+    if kind == "box":
+        ts, tt = round(int(H // 2) * d_s), round(T // 2 * d_t)
+        c, r, cc = T // 2, H // 2, W // 2
+        mask[c - tt:c + tt, r - ts:r + ts, cc - ts:cc + ts] = 1.0
+        return mask
+    for t in range(T):
+        for h in range(H):
+            for w in range(W):
+                d = ((d_s / d_t) * (2 * t / T - 1)) ** 2 + (2 * h / H - 1) ** 2 + (2 * w / W - 1) ** 2
+                if kind == "butterworth":
+                    mask[t, h, w] = 1 / (1 + (d / d_s ** 2) ** n)
+                elif kind == "gaussian":
+                    mask[t, h, w] = math.exp(-1 / (2 * d_s ** 2) * d)
+                else:
+                    mask[t, h, w] = 1 if d <= d_s * 2 else 0
+    return mask
+
+
+def _ref_mix(x, noise, lpf):
+    """Official ``freq_mix_3d`` on [B, C, T, H, W]."""
+    xf = torch.fft.fftshift(torch.fft.fftn(x, dim=(-3, -2, -1)), dim=(-3, -2, -1))
+    nf = torch.fft.fftshift(torch.fft.fftn(noise, dim=(-3, -2, -1)), dim=(-3, -2, -1))
+    mixed = xf * lpf + nf * (1 - lpf)
+    return torch.fft.ifftn(torch.fft.ifftshift(mixed, dim=(-3, -2, -1)), dim=(-3, -2, -1)).real
+
+
+# --------------------------------------------------------------------------- filters
+
+@pytest.mark.parametrize("kind", ["butterworth", "gaussian", "ideal", "box"])
+@pytest.mark.parametrize("shape,d_s,d_t", [((16, 8, 8), 0.25, 0.25), ((4, 6, 10), 0.4, 0.2), ((8, 16, 12), 1.0, 0.5)])
+def test_filters_equal_the_reference_on_even_sizes(kind, shape, d_s, d_t):
+    ref = _ref_filter(shape, kind, d_s, d_t)
+    lit = fi.low_pass_filter(shape, kind, d_s, d_t, 4, grid="reference")
+    assert lit.shape == shape and lit.dtype == torch.float32
+    torch.testing.assert_close(lit.double(), ref, rtol=1e-6, atol=1e-7)
+    got = fi.low_pass_filter(shape, kind, d_s, d_t, 4, grid="centred")
+    T, H, _ = shape
+    if kind == "box" and 0 in (round(T // 2 * d_t), round(H // 2 * d_s)):
+        # an axis whose box half-width rounds to 0: the reference keeps nothing, centred keeps the DC bin
+        assert float(ref.sum()) == 0.0 and float(got[T // 2, H // 2, shape[2] // 2]) == 1.0
+    else:                                   # the centred grid is the reference on even sizes
+        torch.testing.assert_close(got, lit)
+
+
+@pytest.mark.parametrize("kind", ["butterworth", "gaussian", "ideal"])
+def test_reference_grid_on_odd_sizes_is_the_literal_formula_and_centred_grid_is_centred(kind):
+    shape = (9, 7, 8)
+    torch.testing.assert_close(fi.low_pass_filter(shape, kind, grid="reference").double(), _ref_filter(shape, kind),
+                               rtol=1e-6, atol=1e-7)
+    c = fi.low_pass_filter(shape, kind, grid="centred")
+    assert float(c[4, 3, 4]) == 1.0                               # the DC bin (N // 2 on each axis) passes fully
+    torch.testing.assert_close(c[3], c[5])                        # symmetric around DC in time (odd T)
+    torch.testing.assert_close(c[:, 2], c[:, 4])                  # and in height (odd H)
+    r = fi.low_pass_filter(shape, kind, grid="reference")
+    assert float(r[4, 3, 4]) < 1.0 or kind == "ideal"             # the literal formula is off centre
+
+
+def test_butterworth_values_and_cutoff():
+    f = fi.low_pass_filter((1, 64, 64), "butterworth", 0.25, 0.25, 4)
+    assert float(f[0, 32, 32]) == 1.0                             # DC
+    # |f| = d_s exactly -> 1/2 (index 32 + 8 on a 64 axis: 2*8/64 = 0.25)
+    assert abs(float(f[0, 32, 40]) - 0.5) < 1e-6
+    assert abs(float(f[0, 32, 48]) - 1 / (1 + 2 ** 8)) < 1e-7     # |f| = 0.5: 1/(1+(0.5/0.25)^8)
+    assert float(f.max()) <= 1.0 and float(f.min()) >= 0.0
+    g = fi.low_pass_filter((1, 64, 64), "gaussian", 0.25, 0.25)
+    assert abs(float(g[0, 32, 40]) - math.exp(-0.5)) < 1e-6
+
+
+def test_d_t_scales_the_temporal_axis_only():
+    narrow = fi.low_pass_filter((16, 8, 8), "butterworth", 0.25, 0.125)
+    wide = fi.low_pass_filter((16, 8, 8), "butterworth", 0.25, 0.5)
+    assert float(narrow[9, 4, 4]) < float(wide[9, 4, 4])          # temporal bin +1: d_t larger keeps more
+    torch.testing.assert_close(narrow[8], wide[8])                # temporal DC plane: spatial filter unchanged
+
+
+def test_one_frame_centred_grid_is_the_2d_spatial_filter_and_reference_keeps_nothing():
+    one = fi.low_pass_filter((1, 16, 16), "butterworth")
+    ref2d = fi.low_pass_filter((2, 16, 16), "butterworth")[1]     # the temporal-DC plane of an even grid
+    torch.testing.assert_close(one[0], ref2d)
+    assert float(one.max()) == 1.0
+    lit = fi.low_pass_filter((1, 16, 16), "butterworth", grid="reference")
+    assert float(lit.max()) < 2e-5                                # reference: DC treated as frequency -1
+    # box: the reference keeps nothing for T <= 5 at d_t 0.25; centred keeps the DC plane
+    assert float(fi.low_pass_filter((1, 16, 16), "box", grid="reference").sum()) == 0.0
+    assert float(fi.low_pass_filter((1, 16, 16), "box")[0, 8, 8]) == 1.0
+
+
+# --------------------------------------------------------------------------- mixing
+
+def test_mix_equals_the_official_freq_mix_3d():
+    g = torch.Generator().manual_seed(0)
+    x, n = torch.randn(2, 3, 8, 6, 10, generator=g), torch.randn(2, 3, 8, 6, 10, generator=g)
+    lpf = fi.low_pass_filter((8, 6, 10), "gaussian", 0.3, 0.2)
+    torch.testing.assert_close(fi.frequency_mix(x, n, lpf), _ref_mix(x, n, lpf), rtol=1e-5, atol=1e-5)
+
+
+def test_low_pass_of_a_pure_low_frequency_signal_is_the_identity():
+    """A signal made only of bins where the (ideal) filter is 1 comes through unchanged; fresh noise's
+    high frequencies fill the rest, and its low ones are gone."""
+    T, H, W = 8, 16, 16
+    lpf = fi.low_pass_filter((T, H, W), "ideal", 0.25, 0.25)
+    g = torch.Generator().manual_seed(1)
+    spec = torch.randn(1, 2, T, H, W, generator=g, dtype=torch.complex64) * lpf   # only pass-band bins
+    low = torch.fft.ifftn(torch.fft.ifftshift(spec, dim=(-3, -2, -1)), dim=(-3, -2, -1)).real
+    noise = torch.randn(1, 2, T, H, W, generator=g)
+    mixed = fi.frequency_mix(low, noise, lpf)
+    noise_high = fi.frequency_mix(torch.zeros_like(noise), noise, lpf)
+    torch.testing.assert_close(mixed, low + noise_high, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fi.frequency_mix(low, torch.zeros_like(low), lpf), low, rtol=1e-5, atol=1e-5)
+
+
+def test_mix_keeps_low_from_one_and_high_from_the_other():
+    T, H, W = 8, 16, 16
+    lpf = fi.low_pass_filter((T, H, W), "butterworth")
+    g = torch.Generator().manual_seed(2)
+    a, b = torch.randn(1, 4, T, H, W, generator=g), torch.randn(1, 4, T, H, W, generator=g)
+    m = fi.frequency_mix(a, b, lpf)
+    spec = lambda x: torch.fft.fftshift(torch.fft.fftn(x, dim=(-3, -2, -1)), dim=(-3, -2, -1))
+    sm, sa, sb = spec(m), spec(a), spec(b)
+    dc = (slice(None), slice(None), T // 2, H // 2, W // 2)
+    torch.testing.assert_close(sm[dc], sa[dc], rtol=1e-4, atol=1e-3)             # DC: all from a
+    hf = (slice(None), slice(None), 0, 0, 0)                                      # highest frequency corner
+    torch.testing.assert_close(sm[hf], sb[hf], rtol=1e-4, atol=1e-3)             # from b
+    torch.testing.assert_close(sm, sa * lpf + sb * (1 - lpf), rtol=1e-4, atol=1e-3)
+    # mixing is linear and LPF + HPF = identity
+    torch.testing.assert_close(fi.frequency_mix(a, a, lpf), a, rtol=1e-5, atol=1e-5)
+
+
+def test_frames_as_batch_layout_ffts_over_the_batch():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(8, 4, 6, 6, generator=g)          # 8 frames of an image model
+    n = torch.randn(8, 4, 6, 6, generator=g)
+    lpf = fi.low_pass_filter((8, 6, 6), "butterworth")
+    got = fi.mix_latents(x, n, lpf)
+    ref = _ref_mix(x.permute(1, 0, 2, 3)[None], n.permute(1, 0, 2, 3)[None], lpf)[0].permute(1, 0, 2, 3)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+    assert fi.latent_thw(x.shape) == (8, 6, 6) and fi.latent_thw((1, 16, 5, 4, 6)) == (5, 4, 6)
+    with pytest.raises(ValueError, match="3-D latent"):
+        fi.to_video_layout(torch.zeros(2, 3, 4))
+
+
+# --------------------------------------------------------------------------- re-noising in sigma space
+
+def test_renoised_unit_noise_eps_full_denoise_matches_diffusers_add_noise_up_to_comfy_scaling():
+    ms = EpsModelSampling()
+    g = torch.Generator().manual_seed(4)
+    eps, x0 = torch.randn(1, 4, 2, 4, 4, generator=g), torch.randn(1, 4, 2, 4, 4, generator=g)
+    s0 = float(ms.sigma_max)
+    u = fi.renoised_unit_noise(ms, s0, eps, x0, None, max_denoise=True, min_signal=0.068)
+    abar = 1.0 / (1.0 + s0 ** 2)
+    torch.testing.assert_close(u, eps + math.sqrt(abar) * x0, rtol=1e-5, atol=1e-6)
+    # diffusers: z_T = sqrt(abar) x0 + sqrt(1 - abar) eps; the same but for 0.24 % on eps
+    z = math.sqrt(abar) * x0 + math.sqrt(1 - abar) * eps
+    assert float((u - z).abs().max()) < 0.003 * float(eps.abs().max()) + 1e-6
+    # the SD ratio is above the default floor: the floor changes nothing on SD-family models
+    ab, r = fi.renoise_ratio(ms, s0, eps, True, fi.DEFAULT_MIN_SIGNAL)
+    assert ab == r and ab > fi.DEFAULT_MIN_SIGNAL
+
+
+def test_renoised_unit_noise_starts_the_sampler_at_the_renoised_sample():
+    """noise_scaling(sigma0, u, latent) == noise_scaling(sigma0, eps, x0): the sampler starts exactly at
+    the result re-noised by the model's own forward process (img2img latent, no max_denoise)."""
+    for ms, s0 in ((EpsModelSampling(), 6.0), (FlowModelSampling(3.0), 0.7)):
+        g = torch.Generator().manual_seed(5)
+        eps, x0, lat = (torch.randn(3, 4, 6, 6, generator=g) for _ in range(3))
+        u = fi.renoised_unit_noise(ms, s0, eps, x0, lat, max_denoise=False, min_signal=0.0)
+        torch.testing.assert_close(ms.noise_scaling(torch.tensor(s0), u, lat), ms.noise_scaling(torch.tensor(s0), eps, x0),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_flow_at_sigma_one_the_floor_keeps_signal_and_zero_floor_discards_the_result():
+    ms = FlowModelSampling(3.0)
+    g = torch.Generator().manual_seed(6)
+    eps, x0 = torch.randn(1, 16, 3, 4, 4, generator=g), torch.randn(1, 16, 3, 4, 4, generator=g)
+    literal = fi.renoised_unit_noise(ms, 1.0, eps, x0, None, False, min_signal=0.0)
+    torch.testing.assert_close(literal, eps)                     # a(1) = 0: nothing of x0 survives
+    floored = fi.renoised_unit_noise(ms, 1.0, eps, x0, torch.randn(1, 16, 3, 4, 4), False)
+    torch.testing.assert_close(floored, eps + fi.DEFAULT_MIN_SIGNAL * x0)   # the latent plays no role at sigma 1
+
+
+def test_reinit_noise_is_the_mix_of_the_renoised_result_and_fresh_noise():
+    ms = EpsModelSampling()
+    g = torch.Generator().manual_seed(7)
+    eps, x0, fresh = (torch.randn(8, 4, 8, 8, generator=g) for _ in range(3))
+    lpf = fi.low_pass_filter((8, 8, 8), "butterworth")
+    s0 = float(ms.sigma_max)
+    got = fi.reinit_noise(ms, s0, eps, x0, fresh, lpf, None, True)
+    u = eps + x0 / math.sqrt(1 + s0 ** 2)
+    ref = _ref_mix(u.permute(1, 0, 2, 3)[None], fresh.permute(1, 0, 2, 3)[None], lpf)[0].permute(1, 0, 2, 3)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+    assert got.dtype == eps.dtype
+
+
+def test_fresh_noise_is_seeded_per_pass_and_differs_from_the_seed_own_noise():
+    a, b = fi.fresh_noise((2, 3, 4), 5, 1), fi.fresh_noise((2, 3, 4), 5, 1)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.allclose(a, fi.fresh_noise((2, 3, 4), 5, 2))
+    assert not torch.allclose(a, fi.fresh_noise((2, 3, 4), 6, 1))
+    base = torch.randn((2, 3, 4), generator=torch.Generator().manual_seed(6))    # RandomNoise(seed + 1)
+    assert not torch.allclose(a, base)
+
+
+# --------------------------------------------------------------------------- the loop
+
+def _world(space, n=32):
+    ms = EpsModelSampling() if space == "eps" else FlowModelSampling(3.0)
+    world = GaussianMixtureWorld.default(dim=32, classes=4, spread=1.0, std=0.5)
+    labels = torch.arange(n) % 4
+    sigmas = torch.cat([torch.linspace(float(ms.sigma_max), float(ms.sigmas[0]), 6), torch.zeros(1)])
+    eps = torch.randn(n, 2, 2, 4, 2, generator=torch.Generator().manual_seed(8), dtype=torch.float64)  # D = 32
+    return ms, world, labels, sigmas, eps
+
+
+@pytest.mark.parametrize("space", ["eps", "flow"])
+def test_loop_runs_iterations_passes_with_the_reference_reinit(space):
+    ms, world, labels, sigmas, eps = _world(space)
+    d = world.denoiser(ms, labels)
+    starts, outs = [], []
+
+    def sample(n, p):
+        starts.append(n.clone())
+        outs.append(sample_ddim(d, ms, n, sigmas, 3.0))
+        return outs[-1]
+
+    st = fi.Settings(iterations=3)
+    world.nfe = 0
+    out = fi.free_init(sample, eps, ms, sigmas[0], st, seed=9, max_denoise=True)
+    assert len(starts) == 3 and world.nfe == fi.nfe(3, 2 * 6)
+    torch.testing.assert_close(starts[0], eps, rtol=0, atol=0)
+    torch.testing.assert_close(out, outs[-1], rtol=0, atol=0)
+    lpf = _ref_filter((2, 4, 2), "butterworth")
+    for p in (1, 2):
+        ab = 1.0 / math.sqrt(1 + float(sigmas[0]) ** 2) if space == "eps" else 0.0
+        r = max(ab, fi.DEFAULT_MIN_SIGNAL)
+        u = eps + r * outs[p - 1]
+        fresh = fi.fresh_noise(eps.shape, 9, p).double()
+        ref = _ref_mix(u, fresh, lpf)
+        torch.testing.assert_close(starts[p], ref, rtol=1e-6, atol=1e-6)   # a, b read in float32
+
+
+def test_one_iteration_is_plain_sampling_exactly():
+    ms, world, labels, sigmas, eps = _world("eps")
+    d = world.denoiser(ms, labels)
+    calls = []
+    out = fi.free_init(lambda n, p: calls.append(p) or sample_ddim(d, ms, n, sigmas, 3.0), eps, ms, sigmas[0],
+                       fi.Settings(iterations=1), seed=0, max_denoise=True)
+    torch.testing.assert_close(out, sample_ddim(d, ms, eps, sigmas, 3.0), rtol=0, atol=0)
+    assert calls == [0]
+
+
+def test_same_seed_same_result_and_other_seed_differs():
+    ms, world, labels, sigmas, eps = _world("flow")
+    d = world.denoiser(ms, labels)
+    run = lambda seed: fi.free_init(lambda n, p: sample_ddim(d, ms, n, sigmas, 3.0), eps, ms, sigmas[0],
+                                    fi.Settings(iterations=2), seed=seed)
+    torch.testing.assert_close(run(1), run(1), rtol=0, atol=0)
+    assert not torch.allclose(run(1), run(2))
+
+
+def test_one_frame_latent_runs_spatial_freeinit():
+    """An image (one frame): the low spatial frequencies of the re-noised result are kept."""
+    ms = EpsModelSampling()
+    g = torch.Generator().manual_seed(10)
+    eps, x0, fresh = (torch.randn(1, 4, 16, 16, generator=g) for _ in range(3))
+    lpf = fi.low_pass_filter(fi.latent_thw(eps.shape), "butterworth")
+    out = fi.reinit_noise(ms, 14.6, eps, x0, fresh, lpf, None, True)
+    spec = lambda x: torch.fft.fftshift(torch.fft.fftn(x[0], dim=(-2, -1)), dim=(-2, -1))
+    u = fi.renoised_unit_noise(ms, 14.6, eps, x0, None, True)
+    torch.testing.assert_close(spec(out)[:, 8, 8], spec(u)[:, 8, 8], rtol=1e-4, atol=1e-3)   # DC from the result
+    torch.testing.assert_close(spec(out)[:, 0, 0], spec(fresh)[:, 0, 0], rtol=1e-4, atol=1e-3)
+
+
+# --------------------------------------------------------------------------- errors
+
+@pytest.mark.parametrize("kw,msg", [
+    ({"iterations": 0}, "N: iterations must be an integer >= 1"),
+    ({"iterations": 2.5}, "N: iterations must be an integer >= 1"),
+    ({"d_s": 0.0}, r"N: d_s must be in \(0, 1\]"),
+    ({"d_t": 1.5}, r"N: d_t must be in \(0, 1\]"),
+    ({"d_t": -0.1}, r"N: d_t must be in \(0, 1\]"),
+    ({"filter_type": "hann"}, "N: filter must be one of"),
+    ({"order": 0}, "N: order must be an integer >= 1"),
+    ({"min_signal": -1.0}, "N: min_signal must be a finite number >= 0"),
+    ({"min_signal": float("nan")}, "N: min_signal must be a finite number >= 0"),
+    ({"grid": "other"}, "N: grid must be one of"),
+])
+def test_bad_settings_raise_clear_errors(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        fi.validate("N", fi.Settings(**kw))
+    assert fi.validate("N", fi.Settings(d_s=1.0, d_t=1.0)).d_s == 1.0
+
+
+def test_bad_latent_rank_raises():
+    ms = EpsModelSampling()
+    with pytest.raises(ValueError, match="image-model latent"):
+        fi.free_init(lambda n, p: n, torch.zeros(2, 3, 4), ms, 1.0, fi.Settings(iterations=2))
+
+
+def test_coarse_to_fine_schedules_and_nfe():
+    """diffusers use_fast_sampling: pass p has max(1, int(N / k * (p + 1))) steps; here taken from the
+    sampler's own schedule at evenly spaced indices (same first and last sigma)."""
+    assert [fi.pass_steps(50, p, 3, True) for p in range(3)] == [16, 33, 50]
+    assert [fi.pass_steps(50, p, 3, False) for p in range(3)] == [50, 50, 50]
+    sig = torch.linspace(14.6, 0.03, 50).tolist() + [0.0]
+    sig = torch.tensor(sig)
+    s0 = fi.pass_sigmas(sig, 0, 3, True)
+    assert s0.shape[0] == 17 and float(s0[0]) == float(sig[0]) and float(s0[-1]) == 0.0
+    assert bool((s0[:-1] > s0[1:]).all())
+    assert fi.pass_sigmas(sig, 2, 3, True) is sig
+    assert fi.nfe(3, 100, 50, True) == 2 * (16 + 33 + 50) and fi.nfe(3, 100) == 300
