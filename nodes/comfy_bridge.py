@@ -233,15 +233,21 @@ def own_loop_active() -> bool:
 
 
 def add_sampler_wrappers(model, key: str, sampler_sample: Callable | None = None,
-                         predict_noise: Callable | None = None):
+                         predict_noise: Callable | None = None, outermost: bool = False):
     """Clone ``model`` with a SAMPLER_SAMPLE wrapper ``sampler_sample(executor, guider, sigmas,
     extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)`` (every sampler node ends
     there, model loaded and conds processed) and/or a PREDICT_NOISE wrapper ``predict_noise(executor,
     x, timestep, model_options, seed)`` (every CFG model call; ``model_options`` is the sampler's
-    ``extra_args["model_options"]``). The input MODEL is not mutated."""
+    ``extra_args["model_options"]``). ``outermost``: the SAMPLER_SAMPLE wrapper runs before every
+    SAMPLER_SAMPLE wrapper already on the model (ComfyUI runs them in the order they were added), so
+    e.g. chunking sees the noise before SmoothInit (KSampler) does, whichever was applied first.
+    The input MODEL is not mutated."""
     m = model.clone()
     if sampler_sample is not None:
         m.add_wrapper_with_key(WrappersMP.SAMPLER_SAMPLE, key, sampler_sample)
+        if outermost:   # the clone owns its wrapper dicts (ModelPatcher.clone copies them)
+            w = m.wrappers[WrappersMP.SAMPLER_SAMPLE]
+            m.wrappers[WrappersMP.SAMPLER_SAMPLE] = {key: w[key], **{k: v for k, v in w.items() if k != key}}
     if predict_noise is not None:
         m.add_wrapper_with_key(WrappersMP.PREDICT_NOISE, key, predict_noise)
     return m

@@ -140,7 +140,10 @@ class ZS2LongVideo:
         "Exact seam for deterministic samplers (euler, ddim, heun, dpmpp_2m, lms, uni_pc, ...); ancestral/SDE "
         "samplers draw fresh noise per chunk (seed + chunk index): the model still sees the recorded seam at every "
         "call and the output keeps the previous chunk's seam frame. Cost: NFE = steps x calls per step x chunks, "
-        "each call on at most m frames (x2 with CFG). F <= m: the unpatched result exactly.")
+        "each call on at most m frames (x2 with CFG). F <= m: the unpatched result exactly. With FreeInit or "
+        "SmoothInit (KSampler) on the same model, in either patch order, they run inside each chunk (FreeInit: "
+        "its passes and temporal low-pass filter span one chunk's frames; SmoothInit: each chunk's noise is "
+        "optimised on that chunk), so memory stays that of one chunk.")
 
     def patch(self, model, chunk_frames):
         node = self.NODE_NAME
@@ -153,7 +156,7 @@ class ZS2LongVideo:
                              "models' frames-as-batch latents (SD1.x/SD2.x/SDXL, the ZS^2 setting). Remove it.")
         sampler_sample, predict_noise = make_wrappers(node, m)
         return (bridge.add_sampler_wrappers(model, WRAPPER_KEY, sampler_sample=sampler_sample,
-                                            predict_noise=predict_noise),)
+                                            predict_noise=predict_noise, outermost=True),)
 
 
 NODE_CLASS_MAPPINGS = {"ZS2LongVideo": ZS2LongVideo}
