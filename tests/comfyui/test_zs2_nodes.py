@@ -355,19 +355,24 @@ def capture_attention(calls: list):
 
 class ReferenceTMA:
     """Independent reference: Eq. 2 by its explicit recursion on the projected K, V of every call whose
-    q and k have the same token count, per cond/uncond chunk (mu = 1: frame 1's K, V copied)."""
+    q and k have the same token count, per cond/uncond chunk (mu = 1: frame 1's K, V copied).
+    ``mu``: a number or per-frame ``[mu_1, ..., mu_F]`` (frame i uses mu_i; mu_i = 1: frame i - 1's)."""
 
     def __init__(self, mu):
         self.mu, self.calls = mu, 0
 
     def momentum(self, t, chunks):
         f = t.shape[0] // chunks
+        mus = list(self.mu) if isinstance(self.mu, (list, tuple)) else None
         out = []
         for c in range(chunks):
             prev = t[c * f]
             out.append(prev)
             for i in range(1, f):
-                prev = t[c * f] if self.mu == 1.0 else self.mu * prev + (1 - self.mu) * t[c * f + i]
+                if mus is not None:
+                    prev = prev if mus[i] == 1.0 else mus[i] * prev + (1 - mus[i]) * t[c * f + i]
+                else:
+                    prev = t[c * f] if self.mu == 1.0 else self.mu * prev + (1 - self.mu) * t[c * f + i]
                 out.append(prev)
         return torch.stack(out)
 
@@ -642,3 +647,24 @@ def test_momentum_schedule_equals_per_frame_reference(zs2, bridge, model, conds)
         empty = zs2.TemporalMomentumAttention().patch(model, 0.9, "")[0]
     assert torch.equal(denoise(bridge, const, conds, x), scalar)
     assert torch.equal(denoise(bridge, empty, conds, x), scalar)
+
+
+def test_dit_momentum_schedule_equals_per_frame_reference(zs2, bridge):
+    """TMA with momentum_schedule on a DiT image model (tiny Flux, attention override) equals Eq. 2 with
+    mu_i per frame on the projected K, V of every self/joint attention per CFG chunk ('0, 0.3, 0.9, 0.5'
+    -> mu_5, mu_6 = 0.5; mu_1 unused), differs from the scalar, and a constant schedule is the scalar."""
+    from comfy_harness import flux_conds, tiny_flux
+    model, conds = tiny_flux(seed=0), flux_conds(seed=0)
+    x = _dit_x(seed=2)
+    with torch.inference_mode():
+        ours = dit_denoise(bridge, zs2.TemporalMomentumAttention().patch(model, 0.98, "0, 0.3, 0.9, 0.5")[0],
+                           conds, x)
+    ref = ReferenceTMA([0.0, 0.3, 0.9, 0.5, 0.5, 0.5])
+    expected = dit_denoise(bridge, bridge.add_attention_override(model, lambda prev: ref), conds, x)
+    assert ref.calls == 2                                   # 1 double + 1 single block
+    assert torch.allclose(ours, expected, atol=1e-5, rtol=1e-5), (ours - expected).abs().max()
+    scalar = dit_denoise(bridge, tma(zs2, model, 0.9), conds, x)
+    assert (ours - scalar).abs().max() > 1e-2
+    with torch.inference_mode():
+        const = zs2.TemporalMomentumAttention().patch(model, 0.5, "0.2, 0.9")[0]          # mu_2.. = 0.9
+    assert torch.equal(dit_denoise(bridge, const, conds, x), scalar)
