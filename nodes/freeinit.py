@@ -90,7 +90,8 @@ def make_run(node: str, settings: fi.Settings):
             return call.run_pass(noise, call.callback)
         if noise.ndim not in (4, 5):
             raise ValueError(f"{node}: the latent has shape {tuple(noise.shape)}; FreeInit needs an image-model latent "
-                             f"[frames, C, H, W] or a video latent [B, C, T, H, W].")
+                             f"[frames, C, H, W] or a video latent [B, C, T, H, W]. Connect an image or video latent "
+                             f"(e.g. Empty Latent Image / EmptyHunyuanLatentVideo) to the sampler, or remove FreeInit.")
         if float(sigmas[-1]) > 0:
             raise ValueError(f"{node}: the sampler stops at sigma {float(sigmas[-1]):.4g} > 0 (KSamplerAdvanced "
                              f"return_with_leftover_noise / end_at_step, or split SIGMAS), so a pass does not end in a "

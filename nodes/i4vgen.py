@@ -225,7 +225,8 @@ class StaticVideoFromLatent:
                    "repeated, no VAE round trip. Frame axis (Wan, Hunyuan, LTXV; connect the vae): picture frame 0 "
                    "of the anchor latent is decoded, held still for 4 * (F - 1) + 1 picture frames and encoded once, "
                    "so the latent is the encoding of a still clip (a causal video VAE's latent repeated along the "
-                   "frame axis is not). Feed it to NI-VSDS Animate.")
+                   "frame axis is not). No model calls (0 NFE); with the vae one decode and one encode. Feed it to "
+                   "NI-VSDS Animate.")
     CATEGORY = CATEGORY
     FUNCTION = "build"
     RETURN_TYPES = ("LATENT",)
@@ -261,7 +262,8 @@ class StaticVideoFromImage:
                    "Hunyuan, LTXV) the still clip (the image repeated to 4 * (F - 1) + 1 picture frames for Wan) is "
                    "encoded into F latent frames on the frame axis; with an image VAE (SD1.5 + AnimateDiff) the image "
                    "is encoded once and its latent repeated to F frames as the batch. A real user image makes the "
-                   "paper's 'adaptation on real image' (Sec. 4.5). Feed it to NI-VSDS Animate.")
+                   "paper's 'adaptation on real image' (Sec. 4.5). No model calls (0 NFE), one VAE encode. Feed it to "
+                   "NI-VSDS Animate.")
     CATEGORY = CATEGORY
     FUNCTION = "build"
     RETURN_TYPES = ("LATENT",)
@@ -312,7 +314,8 @@ class NIVSDSAnimate:
                    "the video model. One unit noise eps* is drawn once from the seed; for each of the first "
                    "tau = int(N * p) + 1 sigmas of the schedule (high to low) the latent moves by "
                    "-eta_i * (1 - alphabar(sigma)) * (eps_hat - eps*), eps_hat from the CFG denoised prediction. "
-                   "tau CFG model calls. Follow it with a KSampler at denoise = p_re (video regeneration).")
+                   "Cost: tau CFG model calls (NFE = tau, x2 with CFG). "
+                   "Follow it with a KSampler at denoise = p_re (video regeneration).")
     CATEGORY = CATEGORY
     FUNCTION = "animate"
     RETURN_TYPES = ("LATENT",)
@@ -454,7 +457,7 @@ class I4VGenAnchorSelect:
     DESCRIPTION = ("I4VGen generation-selection (paper Sec. 3.1): keeps the best of a batch of candidate images by "
                    "a score per image, so any reward/score node (ImageReward, CLIP score, aesthetic...) can drive it. "
                    "Outputs the anchor image and its index (use the index as batch_index of Static Video From Latent "
-                   "to keep the candidate's own latent).")
+                   "to keep the candidate's own latent). No model calls (0 NFE).")
     CATEGORY = CATEGORY
     FUNCTION = "select"
     INPUT_IS_LIST = True

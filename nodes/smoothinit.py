@@ -505,7 +505,8 @@ class SaveNoise:
     CATEGORY = CATEGORY
     DESCRIPTION = ("Computes the noise for this latent once and saves it as a .safetensors file (tensor 'noise', "
                    "unit noise of the latent's shape, with its seed) in ComfyUI's output folder, so an expensive "
-                   "optimised noise can be reused and shared. Load it with Load Noise from the input folder.")
+                   "optimised noise can be reused and shared. Load it with Load Noise from the input folder. Cost: the "
+                   "incoming NOISE's model calls, once (0 NFE for plain noise).")
 
     def save(self, noise, latent, filename_prefix):
         node = self.NODE_NAME
@@ -574,7 +575,8 @@ class LoadNoise:
     OUTPUT_TOOLTIPS = ("A NOISE that yields the saved tensor (errors if the sampler's latent has another shape).",)
     FUNCTION = "load"
     CATEGORY = CATEGORY
-    DESCRIPTION = "Loads a noise saved by Save Noise from ComfyUI's input folder, as a NOISE for SamplerCustomAdvanced."
+    DESCRIPTION = ("Loads a noise saved by Save Noise from ComfyUI's input folder, as a NOISE for "
+                   "SamplerCustomAdvanced. No model calls (0 NFE).")
 
     @classmethod
     def IS_CHANGED(cls, noise_file):

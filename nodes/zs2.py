@@ -131,7 +131,7 @@ class DependencyNoise:
                    "sqrt(alpha)*previous + sqrt(1-alpha)*candidate, with the candidate (random search) and alpha "
                    "(linear search) chosen so the KL divergence to the previous frame is closest to lambda (or "
                    "lambda_i per frame with kl_lambda_schedule). Also the PYoCo mixed and progressive models. "
-                   + _FRAMES_NOTE)
+                   "Cost: no model calls (0 NFE). " + _FRAMES_NOTE)
 
     def get_noise(self, noise_seed, kl_lambda, random_search, linear_search, noise_model, alpha,
                   kl_lambda_schedule=""):
@@ -170,7 +170,8 @@ class DependencyNoiseModelPatch:
                    "(before sampling, from the sampler's seed) by ZS^2 dependency noise or the PYoCo mixed / "
                    "progressive noise -- identical to the Dependency Noise NOISE node with the same seed and settings "
                    "(per-frame lambda_i via kl_lambda_schedule too). Noise that is "
-                   "all zeros (KSamplerAdvanced add_noise disabled, later stages) is left alone. " + _FRAMES_NOTE)
+                   "all zeros (KSamplerAdvanced add_noise disabled, later stages) is left alone. Cost: no extra model "
+                   "calls (the sampler's NFE). " + _FRAMES_NOTE)
 
     def patch(self, model, kl_lambda, random_search, linear_search, noise_model, alpha, kl_lambda_schedule=""):
         node = self.NODE_NAME
@@ -249,7 +250,8 @@ class TemporalMomentumAttention:
                    "per CFG branch (cond and uncond never mix); fp16/bf16 activations are averaged in float32. With "
                    "AnimateDiff-Evolved context windows only the window's frames are in a model call, so the average "
                    "runs over the window and starts afresh at its first frame. momentum_schedule gives a momentum "
-                   "mu_i per frame (Eq. 2 indexed by frame). One frame = unchanged model. Raises an error on other "
+                   "mu_i per frame (Eq. 2 indexed by frame). Cost: no extra model calls (the sampler's NFE). One frame = "
+                   "unchanged model. Raises an error on other "
                    "models (Wan and other DiT video models already attend across frames).")
 
     def patch(self, model, momentum, momentum_schedule=""):

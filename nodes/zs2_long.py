@@ -52,7 +52,8 @@ def make_wrappers(node: str, chunk: int):
             return executor(x, timestep, model_options, seed)
         if x.shape[0] != state.frames:
             raise RuntimeError(f"{node}: a model call inside chunk {state.index} has {x.shape[0]} frames, expected "
-                               f"{state.frames}; another patch changes the batch between the sampler and the model.")
+                               f"{state.frames}; another patch changes the batch between the sampler and the model. Remove that "
+                               "patch, or this node.")
         sigma = float(timestep.reshape(-1)[0])
         return state.model_call(lambda xx: executor(xx, timestep, model_options, seed), x, sigma)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -91,6 +92,7 @@ def test_every_node_has_category_display_name_description_and_outputs(pack):
         assert isinstance(getattr(cls, "CATEGORY", None), str) and cls.CATEGORY.strip(), k
         assert display.get(k, "").strip(), f"{k}: no display name"
         assert len(str(getattr(cls, "DESCRIPTION", "")).strip()) > 30, f"{k}: no DESCRIPTION"
+        assert re.search(r"NFE|model calls", cls.DESCRIPTION), f"{k}: the DESCRIPTION does not state the NFE cost"
         assert callable(getattr(cls, cls.FUNCTION, None)), f"{k}: FUNCTION {cls.FUNCTION} missing"
         n = len(cls.RETURN_TYPES)
         assert len(getattr(cls, "RETURN_NAMES", ())) == n, f"{k}: RETURN_NAMES"
