@@ -109,3 +109,13 @@ def test_long_video_with_smoothinit_either_order(mods, base, conds, caplog):
     assert log_a == log_b and max(log_a) == 2 * CHUNK, max(log_b)       # (before the fix: 2 x FRAMES)
     plain_long = ksampler(long_patch(mods, base), conds)
     assert (a - plain_long).abs().max() > 1e-3
+
+
+def test_long_video_reorders_only_its_copy(mods, base):
+    """Putting the chunking first changes the patched copy's wrapper order, never the input MODEL's."""
+    from comfy.patcher_extension import WrappersMP
+    si = smoothinit_patch(mods, base)
+    before = list(si.wrappers[WrappersMP.SAMPLER_SAMPLE].items())
+    out = long_patch(mods, si)
+    assert list(si.wrappers[WrappersMP.SAMPLER_SAMPLE].items()) == before
+    assert list(out.wrappers[WrappersMP.SAMPLER_SAMPLE]) == [mods["zs2_long"].WRAPPER_KEY] + [k for k, _ in before]
