@@ -253,6 +253,23 @@ def add_sampler_wrappers(model, key: str, sampler_sample: Callable | None = None
     return m
 
 
+def with_transformer_option(extra_args: dict, key: str, value) -> dict:
+    """A copy of a sampler's ``extra_args`` whose ``model_options["transformer_options"][key]`` is
+    ``value`` (every model call of a sampler run with it sees the value; the original is untouched)."""
+    mo = dict(extra_args.get("model_options", {}))
+    to = dict(mo.get("transformer_options", {}))
+    to[key] = value
+    mo["transformer_options"] = to
+    ea = dict(extra_args)
+    ea["model_options"] = mo
+    return ea
+
+
+def transformer_option(model_options: dict, key: str, default=None):
+    """``model_options["transformer_options"][key]`` (e.g. in a PREDICT_NOISE wrapper), else ``default``."""
+    return model_options.get("transformer_options", {}).get(key, default)
+
+
 def _controls(cond: dict):
     c = cond.get("control")
     seen = set()

@@ -31,13 +31,8 @@ STATE_KEY = "training_free_video.zs2_long_video_chunk"
 
 
 def _with_state(extra_args: dict, state: lv.ChunkState, seed) -> dict:
-    """A copy of the sampler's extra_args whose model_options carry this chunk's seam state."""
-    mo = dict(extra_args.get("model_options", {}))
-    to = dict(mo.get("transformer_options", {}))
-    to[STATE_KEY] = state
-    mo["transformer_options"] = to
-    ea = dict(extra_args)
-    ea["model_options"] = mo
+    """A copy of the sampler's extra_args that carries this chunk's seam state (and chunk seed)."""
+    ea = bridge.with_transformer_option(extra_args, STATE_KEY, state)
     if seed is not None and state.index > 0:
         ea["seed"] = (int(seed) + state.index) % 2 ** 64   # fresh ancestral/SDE noise per chunk (chunk 0 as unpatched)
     return ea
@@ -47,7 +42,7 @@ def make_wrappers(node: str, chunk: int):
     """The two wrapper functions of the patch for chunks of ``chunk`` frames."""
 
     def predict_noise(executor, x, timestep, model_options={}, seed=None):
-        state = model_options.get("transformer_options", {}).get(STATE_KEY)
+        state = bridge.transformer_option(model_options, STATE_KEY)
         if state is None:
             return executor(x, timestep, model_options, seed)
         if x.shape[0] != state.frames:
