@@ -105,6 +105,28 @@ def check_no_fft_tensor(bridge, patched, pos, neg, x, sigma, cfg, frames):
     return ok, worst["cpu"]
 
 
+def time_plain_vs_tma(step, model, patched, reps: int) -> tuple[dict, dict]:
+    """Median CPU and wall seconds of ``step(model)`` ("plain") and ``step(patched)`` ("tma"), timed
+    interleaved ``reps`` times after one warm-up call each."""
+    step(model), step(patched)  # warm-up
+    t = {"plain": ([], []), "tma": ([], [])}
+    for _ in range(reps):
+        for key, m in (("plain", model), ("tma", patched)):
+            w0, c0 = time.perf_counter(), time.process_time()
+            step(m)
+            t[key][0].append(time.perf_counter() - w0)
+            t[key][1].append(time.process_time() - c0)
+    return ({k: statistics.median(v[1]) for k, v in t.items()}, {k: statistics.median(v[0]) for k, v in t.items()})
+
+
+def print_plain_vs_tma(cpu: dict, wall: dict) -> None:
+    ratio = cpu["tma"] / cpu["plain"]
+    print(f"    plain  {cpu['plain'] * 1e3:8.1f} ms CPU ({wall['plain'] * 1e3:8.1f} ms wall)")
+    print(f"    TMA    {cpu['tma'] * 1e3:8.1f} ms CPU ({wall['tma'] * 1e3:8.1f} ms wall)")
+    print(f"    ratio  {ratio:.3f}x CPU ({wall['tma'] / wall['plain']:.3f}x wall) -> "
+          f"{'meets' if ratio <= GOAL else 'MISSES'} the <= {GOAL}x goal")
+
+
 def bench(name, conf, args, bridge, zs2):
     model = build_model(conf["unet"])
     pos, neg = sd15_conds(0, tokens=7, dim=conf["context_dim"])
@@ -118,23 +140,11 @@ def bench(name, conf, args, bridge, zs2):
             return bridge.run_in_sampling(m, pos, neg, cfg, torch.zeros_like(x), torch.zeros_like(x),
                                           torch.tensor([sigma, 0.0]), lambda ctx: ctx.denoiser()(x, sigma, cfg))
 
-    step(model), step(patched)  # warm-up
-    t = {"plain": ([], []), "tma": ([], [])}
-    for _ in range(args.reps):
-        for key, m in (("plain", model), ("tma", patched)):
-            w0, c0 = time.perf_counter(), time.process_time()
-            step(m)
-            t[key][0].append(time.perf_counter() - w0)
-            t[key][1].append(time.process_time() - c0)
-    cpu = {k: statistics.median(v[1]) for k, v in t.items()}
-    wall = {k: statistics.median(v[0]) for k, v in t.items()}
+    cpu, wall = time_plain_vs_tma(step, model, patched, args.reps)
     ratio = cpu["tma"] / cpu["plain"]
     print(f"  [{name}] latent {[args.frames, 4, conf['size'], conf['size']]}, CFG batch {2 * args.frames}, "
           f"momentum {args.momentum}, median of {args.reps}:")
-    print(f"    plain  {cpu['plain'] * 1e3:8.1f} ms CPU ({wall['plain'] * 1e3:8.1f} ms wall)")
-    print(f"    TMA    {cpu['tma'] * 1e3:8.1f} ms CPU ({wall['tma'] * 1e3:8.1f} ms wall)")
-    print(f"    ratio  {ratio:.3f}x CPU ({wall['tma'] / wall['plain']:.3f}x wall) -> "
-          f"{'meets' if ratio <= GOAL else 'MISSES'} the <= {GOAL}x goal")
+    print_plain_vs_tma(cpu, wall)
     ok, patch_cpu = check_no_fft_tensor(bridge, patched, pos, neg, x, sigma, cfg, args.frames)
     print(f"    the TMA patches' own time in one step: {patch_cpu * 1e3:.2f} ms CPU = "
           f"{100 * patch_cpu / cpu['plain']:.2f}% of the plain step (the rest of the ratio is timing noise)")

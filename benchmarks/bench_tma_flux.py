@@ -24,7 +24,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "comfyui"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_tma import GOAL, MaxTensor  # noqa: E402
+from bench_tma import MaxTensor, print_plain_vs_tma, time_plain_vs_tma  # noqa: E402
 from comfy_harness import TINY_FLUX, _init_dit_weights, boot, pack_module  # noqa: E402
 
 CONFIGS = {
@@ -114,26 +113,14 @@ def bench(name, conf, args, bridge, zs2):
             return bridge.run_in_sampling(m, pos, neg, cfg, torch.zeros_like(x), torch.zeros_like(x),
                                           torch.tensor([sigma, 0.0]), lambda ctx: ctx.denoiser()(x, sigma, cfg))
 
-    step(model), step(patched)  # warm-up
-    t = {"plain": ([], []), "tma": ([], [])}
-    for _ in range(args.reps):
-        for key, m in (("plain", model), ("tma", patched)):
-            w0, c0 = time.perf_counter(), time.process_time()
-            step(m)
-            t[key][0].append(time.perf_counter() - w0)
-            t[key][1].append(time.process_time() - c0)
-    cpu = {k: statistics.median(v[1]) for k, v in t.items()}
-    wall = {k: statistics.median(v[0]) for k, v in t.items()}
+    cpu, wall = time_plain_vs_tma(step, model, patched, args.reps)
     ratio = cpu["tma"] / cpu["plain"]
     batch = args.frames * (1 if cfg == 1.0 else 2)
     tokens = (conf["size"] // 2) ** 2
     print(f"  [{name}] latent {[args.frames, 16, conf['size'], conf['size']]} ({tokens} image + {conf['tokens']} text "
           f"tokens), hidden {cfg_model['hidden_size']}, blocks {cfg_model['depth']}+{cfg_model['depth_single_blocks']}, "
           f"batch {batch} (cfg {cfg}), momentum {args.momentum}, median of {args.reps}:")
-    print(f"    plain  {cpu['plain'] * 1e3:8.1f} ms CPU ({wall['plain'] * 1e3:8.1f} ms wall)")
-    print(f"    TMA    {cpu['tma'] * 1e3:8.1f} ms CPU ({wall['tma'] * 1e3:8.1f} ms wall)")
-    print(f"    ratio  {ratio:.3f}x CPU ({wall['tma'] / wall['plain']:.3f}x wall) -> "
-          f"{'meets' if ratio <= GOAL else 'MISSES'} the <= {GOAL}x goal")
+    print_plain_vs_tma(cpu, wall)
     ok, avg_cpu = check_no_fft_tensor(bridge, patched, pos, neg, x, sigma, cfg, args.frames)
     print(f"    the TMA averaging's own time in one step: {avg_cpu * 1e3:.2f} ms CPU = "
           f"{100 * avg_cpu / cpu['plain']:.2f}% of the plain step (the rest of the ratio is timing noise)")
