@@ -291,6 +291,21 @@ COLORS = {"green": ("#232", "#353"), "red": ("#322", "#533"), "blue": ("#223", "
 # The workflows
 # ---------------------------------------------------------------------------------------------
 
+def _zs2_patches(g: Graph, model):
+    """Temporal Momentum Attention (0.98) -> Dependency Noise (KSampler) (lambda 0.01, the paper's
+    search sizes) on ``model``; returns the Dependency Noise node (its MODEL output is the ZS^2 model)."""
+    tma = g.add("TemporalMomentumAttention", model=model, momentum=0.98)
+    return g.add("DependencyNoiseModelPatch", model=tma["MODEL"], kl_lambda=0.01, random_search=10,
+                 linear_search=15, noise_model="dependency", alpha=0.9)
+
+
+def _save_webp(g: Graph, samples, vae, prefix: str, fps: float = 8.0):
+    """VAE Decode -> Save Animated WEBP (quality 90) of ``samples`` into ``output/<prefix>``."""
+    dec = g.add("VAEDecode", samples=samples, vae=vae)
+    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix=prefix, fps=fps, lossless=False,
+          quality=90, method="default")
+
+
 def _sd15_front(g: Graph, positive: str, negative: str = NEGATIVE_SD15):
     ckpt = g.add("CheckpointLoaderSimple", ckpt_name=SD15_CKPT)
     pos = g.add("CLIPTextEncode", title="Positive prompt", color="green", clip=ckpt["CLIP"], text=positive)
@@ -300,16 +315,12 @@ def _sd15_front(g: Graph, positive: str, negative: str = NEGATIVE_SD15):
 
 def zs2_text_to_video_sd15(g: Graph):
     ckpt, pos, neg = _sd15_front(g, "a horse galloping on a beach at sunset, photorealistic, high detail")
-    tma = g.add("TemporalMomentumAttention", model=ckpt["MODEL"], momentum=0.98)
-    dep = g.add("DependencyNoiseModelPatch", model=tma["MODEL"], kl_lambda=0.01, random_search=10,
-                linear_search=15, noise_model="dependency", alpha=0.9)
+    dep = _zs2_patches(g, ckpt["MODEL"])
     lat = g.add("EmptyLatentImage", title="Empty Latent Image (batch = 8 frames)", width=512, height=512, batch_size=8)
     ks = g.add("KSampler", model=dep["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
                latent_image=lat["LATENT"], seed=42, steps=50, cfg=7.5, sampler_name="ddim",
                scheduler="ddim_uniform", denoise=1.0)
-    dec = g.add("VAEDecode", samples=ks["LATENT"], vae=ckpt["VAE"])
-    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="zs2/t2v", fps=8.0, lossless=False,
-          quality=90, method="default")
+    _save_webp(g, ks["LATENT"], ckpt["VAE"], "zs2/t2v")
     g.note("ZS^2 zero-shot text-to-video on SD1.5 (papers: ZS^2, Sec. 3.1 and 4.1).\n\n"
            "The 8 latents of the batch are the 8 frames of one video.\n"
            "- Temporal Momentum Attention (momentum 0.98) makes every self-attention of the UNet attend to a "
@@ -322,18 +333,14 @@ def zs2_text_to_video_sd15(g: Graph):
 
 def zs2_long_video_sd15(g: Graph):
     ckpt, pos, neg = _sd15_front(g, "a horse galloping on a beach at sunset, photorealistic, high detail")
-    tma = g.add("TemporalMomentumAttention", model=ckpt["MODEL"], momentum=0.98)
-    dep = g.add("DependencyNoiseModelPatch", model=tma["MODEL"], kl_lambda=0.01, random_search=10,
-                linear_search=15, noise_model="dependency", alpha=0.9)
+    dep = _zs2_patches(g, ckpt["MODEL"])
     chunks = g.add("ZS2LongVideo", model=dep["MODEL"], chunk_frames=8)
     lat = g.add("EmptyLatentImage", title="Empty Latent Image (batch = 64 frames)", width=512, height=512,
                 batch_size=64)
     ks = g.add("KSampler", model=chunks["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
                latent_image=lat["LATENT"], seed=42, steps=50, cfg=7.5, sampler_name="ddim",
                scheduler="ddim_uniform", denoise=1.0)
-    dec = g.add("VAEDecode", samples=ks["LATENT"], vae=ckpt["VAE"])
-    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="zs2/long", fps=8.0, lossless=False,
-          quality=90, method="default")
+    _save_webp(g, ks["LATENT"], ckpt["VAE"], "zs2/long")
     g.note("ZS^2 long video: 64 frames with the memory of 8 (ZS^2 Sec. 5, auto-regressive mode).\n\n"
            "The zs2_text_to_video_sd15 graph plus ZS^2 Long Video (chunks), with a batch of 64 latents (the frames). "
            "KSampler samples them in 9 chunks of 8 frames (0-7, 7-14, ..., 56-63): the last frame of each chunk "
@@ -346,9 +353,7 @@ def zs2_long_video_sd15(g: Graph):
 
 def zs2_controlnet_sd15(g: Graph):
     ckpt, pos, neg = _sd15_front(g, "a red ball bouncing on a wooden floor, studio light, photorealistic")
-    tma = g.add("TemporalMomentumAttention", model=ckpt["MODEL"], momentum=0.98)
-    dep = g.add("DependencyNoiseModelPatch", model=tma["MODEL"], kl_lambda=0.01, random_search=10,
-                linear_search=15, noise_model="dependency", alpha=0.9)
+    dep = _zs2_patches(g, ckpt["MODEL"])
     cn = g.add("ControlNetLoader", control_net_name=SD15_SCRIBBLE_CN)
     img = g.add("LoadImage", title="Control frames (animated image: one frame per video frame)",
                 image=CONTROL_FRAMES)
@@ -359,9 +364,7 @@ def zs2_controlnet_sd15(g: Graph):
     ks = g.add("KSampler", model=dep["MODEL"], positive=apply["positive"], negative=apply["negative"],
                latent_image=lat["LATENT"], seed=42, steps=50, cfg=7.5, sampler_name="ddim",
                scheduler="ddim_uniform", denoise=1.0)
-    dec = g.add("VAEDecode", samples=ks["LATENT"], vae=ckpt["VAE"])
-    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="zs2/controlnet", fps=8.0, lossless=False,
-          quality=90, method="default")
+    _save_webp(g, ks["LATENT"], ckpt["VAE"], "zs2/controlnet")
     g.note("ZS^2 + ControlNet (ZS^2 paper Sec. 6.3): per-frame control.\n\n"
            f"Load Image reads an animated image (WEBP/GIF) as a batch of frames: frame i controls video frame i. "
            f"The example '{CONTROL_FRAMES}' (a scribble of a bouncing ball, 8 frames, in this pack's "
@@ -408,9 +411,7 @@ def zs2_fast_smoothinit_sd15(g: Graph):
     lat = g.add("EmptyLatentImage", title="Empty Latent Image (batch = 8 frames)", width=512, height=512, batch_size=8)
     sca = g.add("SamplerCustomAdvanced", noise=fsi["noise"], guider=guider["GUIDER"], sampler=sampler["SAMPLER"],
                 sigmas=sigmas["SIGMAS"], latent_image=lat["LATENT"])
-    dec = g.add("VAEDecode", samples=sca["output"], vae=ckpt["VAE"])
-    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="zs2/fast_smoothinit", fps=8.0, lossless=False,
-          quality=90, method="default")
+    _save_webp(g, sca["output"], ckpt["VAE"], "zs2/fast_smoothinit")
     g.note("ZS^2 text-to-video with Fast-SmoothInit on top of Dependency Noise (SamplerCustomAdvanced form).\n\n"
            "Dependency Noise draws temporally correlated noise for the 8 frames; Fast-SmoothInit Noise optimises it "
            "with the same TMA-patched model and prompts used for sampling (30 extra model calls); "
@@ -435,9 +436,7 @@ def wan_t2v_fast_smoothinit(g: Graph):
     ks = g.add("KSampler", model=si_["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
                latent_image=lat["LATENT"], seed=42, steps=30, cfg=6.0, sampler_name="uni_pc", scheduler="simple",
                denoise=1.0)
-    dec = g.add("VAEDecode", samples=ks["LATENT"], vae=vae["VAE"])
-    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="wan/fast_smoothinit", fps=16.0, lossless=False,
-          quality=90, method="default")
+    _save_webp(g, ks["LATENT"], vae["VAE"], "wan/fast_smoothinit", fps=16.0)
     g.note("Wan 2.1 text-to-video (flow model) with Fast-SmoothInit through the plain KSampler.\n\n"
            "SmoothInit (KSampler) makes the KSampler start from optimised noise, computed with KSampler's own "
            "prompts, seed and first sigma (30 model calls). The DiT-safe preset (gamma_m 0.95) stays close to the "
@@ -463,9 +462,7 @@ def zs2_text_to_video_flux(g: Graph):
     lat = g.add("EmptySD3LatentImage", title="Empty Latent (batch = 8 frames)", width=512, height=512, batch_size=8)
     sca = g.add("SamplerCustomAdvanced", noise=noise["noise"], guider=guider["GUIDER"], sampler=sampler["SAMPLER"],
                 sigmas=sigmas["SIGMAS"], latent_image=lat["LATENT"])
-    dec = g.add("VAEDecode", samples=sca["output"], vae=vae["VAE"])
-    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="zs2/flux_t2v", fps=8.0, lossless=False,
-          quality=90, method="default")
+    _save_webp(g, sca["output"], vae["VAE"], "zs2/flux_t2v")
     g.note("ZS^2 zero-shot text-to-video on Flux.1 [dev] (a DiT image model; papers: ZS^2, Sec. 3.1 and 4.1).\n\n"
            "The 8 latents of the batch are the 8 frames of one video.\n"
            "- Temporal Momentum Attention (momentum 0.98) makes every joint / single-stream attention of Flux "
@@ -485,9 +482,7 @@ def wan_t2v_freeinit(g: Graph):
     ks = g.add("KSampler", model=fi_["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
                latent_image=lat["LATENT"], seed=42, steps=30, cfg=6.0, sampler_name="uni_pc", scheduler="simple",
                denoise=1.0)
-    dec = g.add("VAEDecode", samples=ks["LATENT"], vae=vae["VAE"])
-    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="wan/freeinit", fps=16.0, lossless=False,
-          quality=90, method="default")
+    _save_webp(g, ks["LATENT"], vae["VAE"], "wan/freeinit", fps=16.0)
     g.note("Wan 2.1 text-to-video (flow model) with FreeInit on the plain KSampler.\n\n"
            "FreeInit (KSampler) makes KSampler sample 3 times: after each pass the video is re-noised with the same "
            "initial noise, its low spatio-temporal frequencies (3-D FFT over frames, height, width; butterworth "
@@ -514,9 +509,7 @@ def zs2_freeinit_sd15(g: Graph):
     lat = g.add("EmptyLatentImage", title="Empty Latent Image (batch = 8 frames)", width=512, height=512, batch_size=8)
     sca = g.add("SamplerCustomAdvanced", noise=dep["noise"], guider=guider["GUIDER"], sampler=fis["sampler"],
                 sigmas=sigmas["SIGMAS"], latent_image=lat["LATENT"])
-    dec = g.add("VAEDecode", samples=sca["output"], vae=ckpt["VAE"])
-    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="zs2/freeinit", fps=8.0, lossless=False,
-          quality=90, method="default")
+    _save_webp(g, sca["output"], ckpt["VAE"], "zs2/freeinit")
     g.note("ZS^2 text-to-video on SD1.5 with FreeInit (SamplerCustomAdvanced form).\n\n"
            "Temporal Momentum Attention + Dependency Noise make SD1.5 a video model (the 8 latents of the batch are "
            "the 8 frames). FreeInit Sampler wraps the DDIM sampler: 3 full passes; between passes the result is "
@@ -541,9 +534,7 @@ def i4vgen_wan(g: Graph):
     regen = g.add("KSampler", title="KSampler (regeneration, denoise = p_re)", model=ms["MODEL"],
                   positive=pos["CONDITIONING"], negative=neg["CONDITIONING"], latent_image=anim["animated"],
                   seed=43, steps=30, cfg=6.0, sampler_name="uni_pc", scheduler="simple", denoise=0.8)
-    dec = g.add("VAEDecode", samples=regen["LATENT"], vae=vae["VAE"])
-    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="i4vgen/wan", fps=16.0, lossless=False,
-          quality=90, method="default")
+    _save_webp(g, regen["LATENT"], vae["VAE"], "i4vgen/wan", fps=16.0)
     g.note("I4VGen on a native flow video model (Wan 2.1), core nodes + this pack.\n\n"
            "1. Anchor image: the video model itself generates a one-frame clip.\n"
            "2. Static Video From Latent holds it still: with the Wan VAE connected it decodes the anchor frame, "
@@ -572,9 +563,7 @@ def i4vgen_real_image_sd15(g: Graph):
     regen = g.add("KSampler", title="KSampler (regeneration, denoise = p_re)", model=dep["MODEL"],
                   positive=pos["CONDITIONING"], negative=neg["CONDITIONING"], latent_image=anim["animated"],
                   seed=43, steps=25, cfg=7.5, sampler_name="ddim", scheduler="ddim_uniform", denoise=0.8)
-    dec = g.add("VAEDecode", samples=regen["LATENT"], vae=ckpt["VAE"])
-    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="i4vgen/real_image", fps=8.0, lossless=False,
-          quality=90, method="default")
+    _save_webp(g, regen["LATENT"], ckpt["VAE"], "i4vgen/real_image")
     g.note("I4VGen from a real image (I4VGen paper Sec. 4.5, 'adaptation on real image'), SD1.5 only.\n\n"
            "Load Image -> VAE Encode -> Static Video (8 frames) -> NI-VSDS Animate -> KSampler at denoise = p_re "
            "(0.8 keeps the image's identity; 1.0 is the AnimateDiff default).\n\n"
@@ -604,9 +593,7 @@ def i4vgen_animatediff_sd15(g: Graph):
     regen = g.add("KSampler", title="KSampler (regeneration, denoise = p_re)", model=evo["MODEL"],
                   positive=pos["CONDITIONING"], negative=neg["CONDITIONING"], latent_image=anim["animated"],
                   seed=43, steps=25, cfg=7.5, sampler_name="ddim", scheduler="ddim_uniform", denoise=1.0)
-    dec = g.add("VAEDecode", samples=regen["LATENT"], vae=ckpt["VAE"])
-    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="i4vgen/animatediff", fps=8.0, lossless=False,
-          quality=90, method="default")
+    _save_webp(g, regen["LATENT"], ckpt["VAE"], "i4vgen/animatediff")
     g.note("I4VGen on SD1.5 + AnimateDiff (the paper's setting; needs ComfyUI-AnimateDiff-Evolved and "
            f"{AD_MOTION_MODEL} in models/animatediff_models).\n\n"
            "1. Anchor: 4 candidate images from the plain image model; I4VGen Anchor Select keeps the best by score "
@@ -626,15 +613,11 @@ def zs2_video_edit_ip2p_sd15(g: Graph):
     scale = g.add("ImageScale", image=img["IMAGE"], upscale_method="lanczos", width=512, height=512, crop="center")
     ip2p = g.add("InstructPixToPixConditioning", positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
                  vae=ckpt["VAE"], pixels=scale["IMAGE"])
-    tma = g.add("TemporalMomentumAttention", model=ckpt["MODEL"], momentum=0.98)
-    dep = g.add("DependencyNoiseModelPatch", model=tma["MODEL"], kl_lambda=0.01, random_search=10,
-                linear_search=15, noise_model="dependency", alpha=0.9)
+    dep = _zs2_patches(g, ckpt["MODEL"])
     ks = g.add("KSampler", model=dep["MODEL"], positive=ip2p["positive"], negative=ip2p["negative"],
                latent_image=ip2p["latent"], seed=42, steps=30, cfg=7.5, sampler_name="ddim",
                scheduler="ddim_uniform", denoise=1.0)
-    dec = g.add("VAEDecode", samples=ks["LATENT"], vae=ckpt["VAE"])
-    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="zs2/video_edit", fps=8.0, lossless=False,
-          quality=90, method="default")
+    _save_webp(g, ks["LATENT"], ckpt["VAE"], "zs2/video_edit")
     g.note("ZS^2 instruction-guided video editing (ZS^2 paper Sec. 6.3, Video Instruct-Pix2Pix) with an "
            "InstructPix2Pix SD1.5 checkpoint.\n\n"
            "Load Image reads an animated WEBP/GIF as a batch of frames (every frame of the clip is one video frame; "
@@ -656,16 +639,12 @@ def zs2_lora_sd15(g: Graph):
     pos = g.add("CLIPTextEncode", title="Positive prompt", color="green", clip=lora["CLIP"],
                 text="a lighthouse on a rocky coast, waves crashing, dramatic clouds, high detail")
     neg = g.add("CLIPTextEncode", title="Negative prompt", color="red", clip=lora["CLIP"], text=NEGATIVE_SD15)
-    tma = g.add("TemporalMomentumAttention", model=lora["MODEL"], momentum=0.98)
-    dep = g.add("DependencyNoiseModelPatch", model=tma["MODEL"], kl_lambda=0.01, random_search=10,
-                linear_search=15, noise_model="dependency", alpha=0.9)
+    dep = _zs2_patches(g, lora["MODEL"])
     lat = g.add("EmptyLatentImage", title="Empty Latent Image (batch = 8 frames)", width=512, height=512, batch_size=8)
     ks = g.add("KSampler", model=dep["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
                latent_image=lat["LATENT"], seed=42, steps=50, cfg=7.5, sampler_name="ddim",
                scheduler="ddim_uniform", denoise=1.0)
-    dec = g.add("VAEDecode", samples=ks["LATENT"], vae=ckpt["VAE"])
-    g.add("SaveAnimatedWEBP", images=dec["IMAGE"], filename_prefix="zs2/lora", fps=8.0, lossless=False,
-          quality=90, method="default")
+    _save_webp(g, ks["LATENT"], ckpt["VAE"], "zs2/lora")
     g.note("ZS^2 with a LoRA (ZS^2 paper Sec. 6.3: specialised models such as DreamBooth/LoRA work as they are).\n\n"
            "Load LoRA patches the SD1.5 model and its text encoder; the ZS^2 patches go on top of the LoRA model: "
            "Temporal Momentum Attention (momentum 0.98) and Dependency Noise (KSampler, lambda 0.01), then the "
