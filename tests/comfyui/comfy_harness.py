@@ -6,6 +6,7 @@ real ComfyUI. Facts used are in the shared COMFY.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -130,6 +131,32 @@ def pack_module(pack, name: str):
     """A submodule of the loaded pack, e.g. ``pack_module(pack, "nodes.comfy_bridge")``."""
     import importlib
     return importlib.import_module(f"{pack.__name__}.{name}")
+
+
+def count_model_calls(model, counts: list):
+    """Clone ``model`` with a DIFFUSION_MODEL wrapper that appends the batch size of every network call
+    to ``counts`` (cond and uncond batched together count as one call of their summed batch)."""
+    import comfy.patcher_extension
+    m = model.clone()
+
+    def counter(executor, *args, **kwargs):
+        counts.append(int(args[0].shape[0]))
+        return executor(*args, **kwargs)
+
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "test.count", counter)
+    return m
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """One torch thread inside the block: on a shared 2-core machine two threads run the tiny UNet
+    20-30x slower (use it in a module-scoped autouse fixture)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 # --------------------------------------------------------------------------- tiny DiT image models

@@ -11,7 +11,7 @@ with tiny random-weight models:
 import pytest
 import torch
 
-from comfy_harness import pack_module, sd15_conds, tiny_sd15
+from comfy_harness import count_model_calls, pack_module, sd15_conds, tiny_sd15
 
 FOLLOW = 0.0
 
@@ -193,14 +193,7 @@ def test_tma_batch_1_explicit_chunk_does_not_mix_perturbations(mods, sd15, form)
     counts = []
 
     def counted(model):
-        m = model.clone()
-
-        def counter(executor, *args, **kwargs):
-            counts.append(int(args[0].shape[0]))
-            return executor(*args, **kwargs)
-
-        m.add_wrapper_with_key(mods["pe"].WrappersMP.DIFFUSION_MODEL, "test.count", counter)
-        return m
+        return count_model_calls(model, counts)
 
     with torch.inference_mode():
         if form == "noise_node":

@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from comfy_harness import pack_module, sd15_conds, tiny_sd15, tiny_wan, wan_conds
+from comfy_harness import count_model_calls, pack_module, sd15_conds, tiny_sd15, tiny_wan, wan_conds
 
 STEPS = 2
 
@@ -83,17 +83,6 @@ def _recording_sampler(mods, rec):
         return out
 
     return mods["samplers"].KSAMPLER(fn)
-
-
-def _with_eval_counter(mods, model, counts):
-    m = model.clone()
-
-    def counter(executor, *args, **kwargs):
-        counts.append(int(args[0].shape[0]))
-        return executor(*args, **kwargs)
-
-    m.add_wrapper_with_key(mods["pe"].WrappersMP.DIFFUSION_MODEL, "test.count", counter)
-    return m
 
 
 def _wrappers(model):
@@ -209,10 +198,10 @@ def test_model_calls_are_iterations_times_plain_and_one_progress_bar(mods, sd15,
     pos, neg, latent = _world(kind)
     plain_counts, counts, bars = [], [], []
     with torch.inference_mode():
-        _ksampler(mods, _with_eval_counter(mods, model, plain_counts), 0, pos, neg, latent, cfg=cfg)
+        _ksampler(mods, count_model_calls(model, plain_counts), 0, pos, neg, latent, cfg=cfg)
         comfy.utils.set_progress_bar_global_hook(lambda v, t, preview=None, node_id=None: bars.append((v, t)))
         try:
-            _ksampler(mods, _with_eval_counter(mods, _patch(mods, model, iterations=iterations), counts), 0, pos, neg,
+            _ksampler(mods, count_model_calls(_patch(mods, model, iterations=iterations), counts), 0, pos, neg,
                       latent, cfg=cfg)
         finally:
             comfy.utils.set_progress_bar_global_hook(None)
@@ -246,7 +235,7 @@ def test_coarse_to_fine_runs_shorter_passes_under_one_progress_bar(mods, sd15):
     comfy.utils.set_progress_bar_global_hook(lambda v, t, preview=None, node_id=None: bars.append((v, t)))
     try:
         with torch.inference_mode():
-            _ksampler(mods, _with_eval_counter(mods, _patch(mods, sd15, iterations=3, c2f=True), counts), 0, pos, neg,
+            _ksampler(mods, count_model_calls(_patch(mods, sd15, iterations=3, c2f=True), counts), 0, pos, neg,
                       latent, steps=6)
     finally:
         comfy.utils.set_progress_bar_global_hook(None)
@@ -288,7 +277,7 @@ def test_freeinit_starts_from_smoothinit_noise_in_either_patch_order(mods, sd15,
     with torch.inference_mode():
         si_noise = si.FastSmoothInitNoise().build(cs.Noise_RandomNoise(4), sd15, pos, neg, 7.5, 1.0, 50, "custom", 2,
                                                   0.05, 0.05, 0.05)[0].generate_noise(latent)
-        _sca(mods, _with_eval_counter(mods, model, counts), cs.Noise_RandomNoise(4), _recording_sampler(mods, rec),
+        _sca(mods, count_model_calls(model, counts), cs.Noise_RandomNoise(4), _recording_sampler(mods, rec),
              pos, neg, latent)
     assert len(rec) == 3
     torch.testing.assert_close(_first_start(rec, "sd15"), si_noise, rtol=1e-5, atol=1e-5)
@@ -364,7 +353,7 @@ def test_disabled_noise_and_own_loops_pass_through(mods, sd15):
     latent = {"samples": torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(0))}
     counts = []
     with torch.inference_mode():
-        m = _with_eval_counter(mods, _patch(mods, sd15), counts)
+        m = count_model_calls(_patch(mods, sd15), counts)
         mods["nodes"].KSamplerAdvanced().sample(m, "disable", 0, STEPS, 7.5, "euler", "simple", pos, neg, latent, 0,
                                                 STEPS, "disable")
         assert len(counts) == STEPS and sum(counts) == 2 * 4 * STEPS     # one pass (cond + uncond batched)

@@ -5,7 +5,7 @@ import logging
 import pytest
 import torch
 
-from comfy_harness import pack_module, sd15_conds, tiny_sd15
+from comfy_harness import count_model_calls, one_torch_thread, pack_module, sd15_conds, tiny_sd15
 
 H = W = 8
 SEED = 77
@@ -16,11 +16,8 @@ FRAMES, CHUNK = 7, 4          # chunks: frames 0..3, 3..6
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread():
-    """One torch thread: on this shared 2-core machine two threads run the tiny UNet 20-30x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +33,6 @@ def base(pack):
 @pytest.fixture(scope="module")
 def conds(pack):
     return sd15_conds(seed=0)
-
-
-def probed(model, log):
-    """Clone with a DIFFUSION_MODEL wrapper that records the batch size of every network call."""
-    import comfy.patcher_extension
-    m = model.clone()
-
-    def probe(executor, *args, **kwargs):
-        log.append(int(args[0].shape[0]))
-        return executor(*args, **kwargs)
-
-    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "test.probe", probe)
-    return m
 
 
 def ksampler(model, conds, frames=FRAMES):
@@ -83,8 +67,8 @@ def test_long_video_with_freeinit_either_order(mods, base, conds, caplog):
     changes the result."""
     log_a, log_b = [], []
     with caplog.at_level(logging.WARNING):
-        a = ksampler(freeinit_patch(mods, long_patch(mods, probed(base, log_a))), conds)
-        b = ksampler(long_patch(mods, freeinit_patch(mods, probed(base, log_b))), conds)
+        a = ksampler(freeinit_patch(mods, long_patch(mods, count_model_calls(base, log_a))), conds)
+        b = ksampler(long_patch(mods, freeinit_patch(mods, count_model_calls(base, log_b))), conds)
     assert not [r for r in caplog.records if "approximate" in r.getMessage()]
     assert a.shape == (FRAMES, 4, H, W) and torch.isfinite(a).all()
     assert torch.equal(a, b)
@@ -100,8 +84,8 @@ def test_long_video_with_smoothinit_either_order(mods, base, conds, caplog):
     same video in either order, deterministic, and SmoothInit changes the result."""
     log_a, log_b = [], []
     with caplog.at_level(logging.WARNING):
-        a = ksampler(smoothinit_patch(mods, long_patch(mods, probed(base, log_a))), conds)
-        b = ksampler(long_patch(mods, smoothinit_patch(mods, probed(base, log_b))), conds)
+        a = ksampler(smoothinit_patch(mods, long_patch(mods, count_model_calls(base, log_a))), conds)
+        b = ksampler(long_patch(mods, smoothinit_patch(mods, count_model_calls(base, log_b))), conds)
         again = ksampler(long_patch(mods, smoothinit_patch(mods, base)), conds)
     assert not [r for r in caplog.records if "approximate" in r.getMessage()]
     assert a.shape == (FRAMES, 4, H, W) and torch.isfinite(a).all()

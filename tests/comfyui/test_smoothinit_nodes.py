@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from comfy_harness import pack_module, sd15_conds, tiny_sd15, tiny_wan, wan_conds
+from comfy_harness import count_model_calls, pack_module, sd15_conds, tiny_sd15, tiny_wan, wan_conds
 
 METHOD_CUSTOM = {"smoothinit": "SmoothInit (custom)", "fast_smoothinit": "Fast-SmoothInit (custom)"}
 
@@ -60,18 +60,6 @@ def _patch(mods, method, model, cfg=7.5, inv=1.0, grid=50, K=3, sigma_sm=0.1, no
     m = "Forward-Inversion" if method == "forward_inversion" else METHOD_CUSTOM.get(method, method)
     return mods["si"].SmoothInitModelPatch().patch(model, m, cfg, inv, grid, K, sigma_sm, noise_type, gamma_m,
                                                    gamma_decay, chunk)[0]
-
-
-def _with_eval_counter(mods, model, counts):
-    """Clone with a DIFFUSION_MODEL wrapper recording the batch of every network call."""
-    m = model.clone()
-
-    def counter(executor, *args, **kwargs):
-        counts.append(int(args[0].shape[0]))
-        return executor(*args, **kwargs)
-
-    m.add_wrapper_with_key(mods["pe"].WrappersMP.DIFFUSION_MODEL, "test.count", counter)
-    return m
 
 
 def _ksampler_noise(mods, model, seed, pos, neg, latent, steps=2, cfg=7.5, scheduler="simple", denoise=1.0):
@@ -183,7 +171,7 @@ def test_model_evaluations_equal_the_nfe_formula(mods, sd15, wan, kind, method, 
     pos, neg, latent = _world(kind)
     core = mods["core"]
     counts, bars = [], []
-    counted = _with_eval_counter(mods, model, counts)
+    counted = count_model_calls(model, counts)
     comfy.utils.set_progress_bar_global_hook(lambda value, total, preview=None, node_id=None: bars.append((value, total)))
     try:
         with torch.inference_mode():
@@ -202,7 +190,7 @@ def test_model_evaluations_equal_the_nfe_formula(mods, sd15, wan, kind, method, 
 def test_ksampler_patch_costs_the_formula_plus_sampling(mods, sd15):
     pos, neg, latent = _world("sd15")
     counts = []
-    m = _with_eval_counter(mods, _patch(mods, "fast_smoothinit", sd15, K=4), counts)
+    m = count_model_calls(_patch(mods, "fast_smoothinit", sd15, K=4), counts)
     with torch.inference_mode():
         mods["nodes"].KSampler().sample(m, 0, 3, 7.5, "euler", "simple", pos, neg, latent)
     assert sum(counts) == mods["core"].nfe(4, 7.5, 1.0) + 3 * 2
@@ -244,7 +232,7 @@ def test_frames_as_batch_latent_is_not_batched_by_default(mods, sd15):
     counts = []
     with torch.inference_mode():
         base = mods["cs"].Noise_RandomNoise(4)
-        auto = _noise_node(mods, "smoothinit", base, _with_eval_counter(mods, sd15, counts), pos, neg,
+        auto = _noise_node(mods, "smoothinit", base, count_model_calls(sd15, counts), pos, neg,
                            K=3).generate_noise(latent)
         batched = _noise_node(mods, "smoothinit", base, sd15, pos, neg, K=3, chunk=3).generate_noise(latent)
     assert max(counts) <= 2 * 3
@@ -291,7 +279,7 @@ def test_ksampler_patch_img2img_and_disabled_noise(mods, sd15):
         assert bool(torch.isfinite(out).all()) and not torch.allclose(noise, plain)
         # KSamplerAdvanced add_noise disable: all-zero noise is left alone (no optimisation calls)
         counts = []
-        m = _with_eval_counter(mods, patched, counts)
+        m = count_model_calls(patched, counts)
         mods["nodes"].KSamplerAdvanced().sample(m, "disable", 0, 2, 7.5, "euler", "simple", pos, neg, latent, 0, 2,
                                                 "disable")
     assert sum(counts) == 2 * 2

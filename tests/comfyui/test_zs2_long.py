@@ -4,7 +4,7 @@ KSampler and SamplerCustomAdvanced, one progress bar, interruption, errors."""
 import pytest
 import torch
 
-from comfy_harness import pack_module, sd15_conds, tiny_sd15, tiny_wan
+from comfy_harness import one_torch_thread, pack_module, sd15_conds, tiny_sd15, tiny_wan
 
 H = W = 8
 SEED = 77
@@ -14,11 +14,8 @@ CFG = 5.0
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread():
-    """One torch thread: on this shared 2-core machine two threads run the tiny UNet 20-30x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
