@@ -147,6 +147,23 @@ def count_model_calls(model, counts: list):
     return m
 
 
+def ksampler_start_noise(model, seed, pos, neg, latent, steps=2, cfg=7.5, scheduler="simple", denoise=1.0):
+    """Run KSampler (euler) and capture the (possibly replaced) unit noise the sampler starts from, by
+    a SAMPLER_SAMPLE wrapper added last (innermost). Returns ``(noise on the CPU, samples)``."""
+    import comfy.patcher_extension
+    import nodes
+    got = {}
+    m = model.clone()
+
+    def capture(executor, guider, sigmas, extra_args, callback, noise, *args, **kwargs):
+        got["noise"] = noise.detach().cpu().clone()
+        return executor(guider, sigmas, extra_args, callback, noise, *args, **kwargs)
+
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, "test.capture", capture)
+    out = nodes.KSampler().sample(m, seed, steps, cfg, "euler", scheduler, pos, neg, latent, denoise=denoise)[0]
+    return got["noise"], out["samples"]
+
+
 @contextlib.contextmanager
 def one_torch_thread():
     """One torch thread inside the block: on a shared 2-core machine two threads run the tiny UNet

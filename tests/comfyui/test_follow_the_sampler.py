@@ -11,7 +11,7 @@ with tiny random-weight models:
 import pytest
 import torch
 
-from comfy_harness import count_model_calls, pack_module, sd15_conds, tiny_sd15
+from comfy_harness import count_model_calls, ksampler_start_noise, pack_module, sd15_conds, tiny_sd15
 
 FOLLOW = 0.0
 
@@ -48,17 +48,8 @@ def _noise_node(mods, model, seed, cfg, K=2, chunk=0):
 
 def _ksampler_noise(mods, model, seed, latent, cfg, steps=1):
     """KSampler's (possibly replaced) starting unit noise, captured by an innermost wrapper."""
-    got = {}
-    m = model.clone()
-
-    def capture(executor, guider, sigmas, extra_args, callback, noise, *args, **kwargs):
-        got["noise"] = noise.detach().cpu().clone()
-        return executor(guider, sigmas, extra_args, callback, noise, *args, **kwargs)
-
-    m.add_wrapper_with_key(mods["pe"].WrappersMP.SAMPLER_SAMPLE, "test.capture", capture)
     pos, neg = sd15_conds()
-    out = mods["nodes"].KSampler().sample(m, seed, steps, cfg, "euler", "simple", pos, neg, latent)[0]
-    return got["noise"], out["samples"]
+    return ksampler_start_noise(model, seed, pos, neg, latent, steps, cfg)
 
 
 # --------------------------------------------------------------------------- w1 follows the sampler

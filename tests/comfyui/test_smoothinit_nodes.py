@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from comfy_harness import count_model_calls, pack_module, sd15_conds, tiny_sd15, tiny_wan, wan_conds
+from comfy_harness import count_model_calls, ksampler_start_noise, pack_module, sd15_conds, tiny_sd15, tiny_wan, wan_conds
 
 METHOD_CUSTOM = {"smoothinit": "SmoothInit (custom)", "fast_smoothinit": "Fast-SmoothInit (custom)"}
 
@@ -64,17 +64,7 @@ def _patch(mods, method, model, cfg=7.5, inv=1.0, grid=50, K=3, sigma_sm=0.1, no
 
 def _ksampler_noise(mods, model, seed, pos, neg, latent, steps=2, cfg=7.5, scheduler="simple", denoise=1.0):
     """Run KSampler and capture the (possibly replaced) unit noise the sampler starts from."""
-    got = {}
-    m = model.clone()
-
-    def capture(executor, guider, sigmas, extra_args, callback, noise, *args, **kwargs):
-        got["noise"] = noise.detach().cpu().clone()
-        return executor(guider, sigmas, extra_args, callback, noise, *args, **kwargs)
-
-    m.add_wrapper_with_key(mods["pe"].WrappersMP.SAMPLER_SAMPLE, "test.capture", capture)
-    out = mods["nodes"].KSampler().sample(m, seed, steps, cfg, "euler", scheduler, pos, neg, latent,
-                                          denoise=denoise)[0]
-    return got["noise"], out["samples"]
+    return ksampler_start_noise(model, seed, pos, neg, latent, steps, cfg, scheduler, denoise)
 
 
 def _wrappers(model):
