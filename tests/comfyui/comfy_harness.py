@@ -269,6 +269,22 @@ def wan21_vae():
     return _CACHE["wan21_vae"]
 
 
+def flux_vae():
+    """The real Flux VAE architecture (16-channel AutoencoderKL, full size: ``comfy.sd.VAE`` detects it
+    by the keys below -- 16 latent channels, 4 levels, no quant convs -- and builds the whole
+    architecture) with random weights, built once per test session."""
+    if "flux_vae" not in _CACHE:
+        import comfy.sd
+        from checkpoints import init_random
+        skeleton = {"decoder.conv_in.weight": torch.zeros(512, 16, 3, 3),
+                    "encoder.down.2.downsample.conv.weight": torch.zeros(512, 512, 3, 3)}
+        vae = comfy.sd.VAE(sd=skeleton)
+        init_random(vae.first_stage_model, 6)
+        assert vae.latent_channels == 16 and type(vae.first_stage_model).__name__ == "AutoencodingEngine"
+        _CACHE["flux_vae"] = vae
+    return _CACHE["flux_vae"]
+
+
 def release_cached_models() -> None:
     """Drop the session's cached models (they hold ModelPatchers) before ComfyUI shuts down."""
     _CACHE.clear()

@@ -53,7 +53,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from comfy_harness import REPO_ROOT, comfyui_path, flux_conds, tiny_flux, tiny_wan, wan21_vae, wan_conds
+from comfy_harness import REPO_ROOT, comfyui_path, flux_conds, flux_vae, tiny_flux, tiny_wan, wan21_vae, wan_conds
 import workflow_api as wa
 
 WORKFLOW_DIR = REPO_ROOT / "workflows"
@@ -244,107 +244,37 @@ def dirs(pack, tmp_path_factory):
     folder_paths.set_output_directory(old_out)
 
 
-# Test-only nodes that stand in for the Wan loaders (registered for this module only).
+# Test-only nodes that stand in for the Wan and Flux loaders (registered for this module only).
 
-class TFVTestTinyWanModel:
-    """Test only: a tiny random-weight Wan 2.1 T2V model in place of UNETLoader."""
-    CATEGORY = "_tests"
-    FUNCTION = "load"
-    RETURN_TYPES = ("MODEL",)
+def _stand_in(doc: str, return_type: str, make, seed_tooltip: str | None = "seed"):
+    """A test-only node class (category _tests) returning ``make(seed)``, or ``make()`` when
+    ``seed_tooltip`` is None (no inputs)."""
+    spec = {} if seed_tooltip is None else {"seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 31,
+                                                             "tooltip": seed_tooltip})}
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 31, "tooltip": "weights seed"})}}
+    def run(self, **kwargs):
+        return (make(**kwargs),)
 
-    def load(self, seed):
-        return (tiny_wan(seed),)
-
-
-class TFVTestWanConditioning:
-    """Test only: random Wan text conditioning [1, 8, 32] in place of CLIPTextEncode."""
-    CATEGORY = "_tests"
-    FUNCTION = "encode"
-    RETURN_TYPES = ("CONDITIONING",)
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 31, "tooltip": "seed"})}}
-
-    def encode(self, seed):
-        return (wan_conds(seed)[0],)
+    return type("TFVTestStandIn", (), {"__doc__": doc, "CATEGORY": "_tests", "FUNCTION": "run",
+                                       "RETURN_TYPES": (return_type,),
+                                       "INPUT_TYPES": classmethod(lambda cls: {"required": dict(spec)}), "run": run})
 
 
-class TFVTestWanVAE:
-    """Test only: the real Wan 2.1 VAE architecture with random weights in place of VAELoader."""
-    CATEGORY = "_tests"
-    FUNCTION = "load"
-    RETURN_TYPES = ("VAE",)
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {}}
-
-    def load(self):
-        return (wan21_vae(),)
-
-
-class TFVTestTinyFluxModel:
-    """Test only: a tiny random-weight Flux-dev-architecture model in place of UNETLoader."""
-    CATEGORY = "_tests"
-    FUNCTION = "load"
-    RETURN_TYPES = ("MODEL",)
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 31, "tooltip": "weights seed"})}}
-
-    def load(self, seed):
-        return (tiny_flux(seed),)
-
-
-class TFVTestFluxConditioning:
-    """Test only: random Flux text conditioning ([1, 6, 12] + pooled [1, 8]) in place of CLIPTextEncode."""
-    CATEGORY = "_tests"
-    FUNCTION = "encode"
-    RETURN_TYPES = ("CONDITIONING",)
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 31, "tooltip": "seed"})}}
-
-    def encode(self, seed):
-        return (flux_conds(seed, guidance=None)[0],)
-
-
-class TFVTestFluxVAE:
-    """Test only: the real Flux VAE architecture (16-channel AutoencoderKL, full size) with random
-    weights in place of VAELoader."""
-    CATEGORY = "_tests"
-    FUNCTION = "load"
-    RETURN_TYPES = ("VAE",)
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {}}
-
-    def load(self):
-        if "flux_vae" not in _WAN_VAE:
-            import comfy.sd
-            from checkpoints import init_random
-            # The keys comfy.sd.VAE detects a Flux VAE by (16 latent channels, 4 levels, no quant convs);
-            # the loader builds the full architecture, whose weights are then made random.
-            skeleton = {"decoder.conv_in.weight": torch.zeros(512, 16, 3, 3),
-                        "encoder.down.2.downsample.conv.weight": torch.zeros(512, 512, 3, 3)}
-            vae = comfy.sd.VAE(sd=skeleton)
-            init_random(vae.first_stage_model, 6)
-            assert vae.latent_channels == 16 and type(vae.first_stage_model).__name__ == "AutoencodingEngine"
-            _WAN_VAE["flux_vae"] = vae
-        return (_WAN_VAE["flux_vae"],)
-
-
-TEST_NODES = {"TFVTestTinyWanModel": TFVTestTinyWanModel, "TFVTestWanConditioning": TFVTestWanConditioning,
-              "TFVTestWanVAE": TFVTestWanVAE, "TFVTestTinyFluxModel": TFVTestTinyFluxModel,
-              "TFVTestFluxConditioning": TFVTestFluxConditioning, "TFVTestFluxVAE": TFVTestFluxVAE}
+TEST_NODES = {
+    "TFVTestTinyWanModel": _stand_in("Test only: a tiny random-weight Wan 2.1 T2V model in place of UNETLoader.",
+                                     "MODEL", tiny_wan, "weights seed"),
+    "TFVTestWanConditioning": _stand_in("Test only: random Wan text conditioning [1, 8, 32] in place of "
+                                        "CLIPTextEncode.", "CONDITIONING", lambda seed: wan_conds(seed)[0]),
+    "TFVTestWanVAE": _stand_in("Test only: the real Wan 2.1 VAE architecture with random weights in place of "
+                               "VAELoader.", "VAE", wan21_vae, None),
+    "TFVTestTinyFluxModel": _stand_in("Test only: a tiny random-weight Flux-dev-architecture model in place of "
+                                      "UNETLoader.", "MODEL", tiny_flux, "weights seed"),
+    "TFVTestFluxConditioning": _stand_in("Test only: random Flux text conditioning ([1, 6, 12] + pooled [1, 8]) in "
+                                         "place of CLIPTextEncode.", "CONDITIONING",
+                                         lambda seed: flux_conds(seed, guidance=None)[0]),
+    "TFVTestFluxVAE": _stand_in("Test only: the real Flux VAE architecture (16-channel AutoencoderKL, full size) "
+                                "with random weights in place of VAELoader.", "VAE", flux_vae, None),
+}
 
 
 @pytest.fixture(scope="module")
