@@ -21,18 +21,9 @@ def _needs_comfyui(pack):
 @pytest.fixture(scope="session")
 def ade(pack):
     """ComfyUI-AnimateDiff-Evolved, loaded from the tested ComfyUI's custom_nodes/ when it is there;
-    None otherwise (tests that need it skip with the reason, see ``ade_required``)."""
+    None otherwise (tests that need it skip with the reason, see ``ade_models``)."""
     from ade_support import load_ade
     return load_ade()
-
-
-@pytest.fixture
-def ade_required(ade):
-    from ade_support import ade_missing_reason
-    reason = ade_missing_reason()
-    if ade is None or reason:
-        pytest.skip(reason or "ComfyUI-AnimateDiff-Evolved could not be loaded")
-    return ade
 
 
 @pytest.fixture(scope="session")
