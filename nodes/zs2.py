@@ -222,7 +222,8 @@ class TemporalMomentumAttention:
                                               "(1-mu)*K_i (K'_1 = K_1). 0 = plain self-attention (frames "
                                               "independent), 1 = every frame attends to frame 1 (Text2Video-Zero "
                                               "cross-frame attention), paper 0.98. Under AnimateDiff-Evolved context "
-                                              "windows the average starts afresh at each window's first frame."}),
+                                              "windows each model call holds one window's frames, so the average runs "
+                                              "over that window only and restarts at its first frame."}),
         }, "optional": {
             "momentum_schedule": ("STRING", {"default": "", "multiline": False,
                                              "tooltip": "Optional per-frame mu_i (Eq. 2 indexed by frame: K'_i = "

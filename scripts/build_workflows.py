@@ -654,6 +654,31 @@ def zs2_lora_sd15(g: Graph):
            "Checkpoint. Stack more LoRAs by chaining Load LoRA nodes before Temporal Momentum Attention.")
 
 
+def smoothinit_animatediff_sd15(g: Graph):
+    ckpt, pos, neg = _sd15_front(g, "a red panda eating bamboo in a forest, sunlight, high detail")
+    mm = g.add("ADE_LoadAnimateDiffModel", model_name=AD_MOTION_MODEL)
+    apply = g.add("ADE_ApplyAnimateDiffModelSimple", motion_model=mm["MOTION_MODEL"])
+    evo = g.add("ADE_UseEvolvedSampling", model=ckpt["MODEL"], m_models=apply["M_MODELS"],
+                beta_schedule="autoselect")
+    si_ = g.add("SmoothInitModelPatch", model=evo["MODEL"], method="Fast-SmoothInit-10", cfg=0.0,
+                inversion_cfg=1.0, grid_steps=50)
+    lat = g.add("EmptyLatentImage", title="Empty Latent Image (batch = 16 frames)", width=512, height=512,
+                batch_size=16)
+    ks = g.add("KSampler", model=si_["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
+               latent_image=lat["LATENT"], seed=42, steps=50, cfg=7.5, sampler_name="ddim", scheduler="ddim_uniform",
+               denoise=1.0)
+    _save_webp(g, ks["LATENT"], ckpt["VAE"], "smoothinit/animatediff")
+    g.note("SmoothInit on SD1.5 + AnimateDiff, the SmoothInit paper's headline setting (needs "
+           f"ComfyUI-AnimateDiff-Evolved and {AD_MOTION_MODEL} in models/animatediff_models).\n\n"
+           "Load AnimateDiff Model -> Apply AnimateDiff Model -> Use Evolved Sampling make SD1.5 a 16-frame video "
+           "model. SmoothInit (KSampler) with Fast-SmoothInit-10 then makes the plain KSampler start from optimised "
+           "noise: 10 Forward-Inversions (a DDIM step at the KSampler's CFG 7.5 (cfg 0 = follow the sampler) one step down a 50-step grid, a DDIM-inversion "
+           "step at CFG 1 back) with the motion module active, using KSampler's own prompts, seed and first sigma: "
+           "30 model calls on top of the 100 of DDIM 50 steps at CFG 7.5.\n\n"
+           "The SamplerCustomAdvanced form (Random Noise -> Fast-SmoothInit Noise with the scheduler's SIGMAS "
+           "connected) gives the same noise.")
+
+
 WORKFLOWS = {
     "zs2_text_to_video_sd15": zs2_text_to_video_sd15,
     "zs2_controlnet_sd15": zs2_controlnet_sd15,
@@ -669,6 +694,7 @@ WORKFLOWS = {
     "i4vgen_animatediff_sd15": i4vgen_animatediff_sd15,
     "zs2_video_edit_ip2p_sd15": zs2_video_edit_ip2p_sd15,
     "zs2_lora_sd15": zs2_lora_sd15,
+    "smoothinit_animatediff_sd15": smoothinit_animatediff_sd15,
 }
 
 

@@ -18,6 +18,35 @@ def _needs_comfyui(pack):
     return pack
 
 
+@pytest.fixture(scope="session")
+def ade(pack):
+    """ComfyUI-AnimateDiff-Evolved, loaded from the tested ComfyUI's custom_nodes/ when it is there;
+    None otherwise (tests that need it skip with the reason, see ``ade_models``)."""
+    from ade_support import load_ade
+    return load_ade()
+
+
+@pytest.fixture(scope="session")
+def ade_models(pack, ade, tmp_path_factory):
+    """Written once per session for every AnimateDiff test: a FULL-size random SD1.5 checkpoint and a
+    random AnimateDiff v2 motion module (mm_sd_v15_v2 layout) in temporary ``checkpoints`` /
+    ``animatediff_models`` folders registered with ComfyUI (about 3 GB, deleted at the end)."""
+    import shutil
+    from ade_support import ade_missing_reason, write_ade_models
+    from checkpoints import registered_folder
+    reason = ade_missing_reason()
+    if ade is None or reason:
+        pytest.skip(reason or "ComfyUI-AnimateDiff-Evolved could not be loaded")
+    root = tmp_path_factory.mktemp("tfv_ade_models")
+    try:
+        m = write_ade_models(root, ade)
+        with registered_folder("checkpoints", m["checkpoints"]), \
+                registered_folder("animatediff_models", m["animatediff_models"]):
+            yield m
+    finally:
+        shutil.rmtree(root, ignore_errors=True)  # 3 GB of random weights
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Release ComfyUI's loaded models while its modules still exist (otherwise ModelPatcher.__del__
     runs during interpreter shutdown and prints an ignored AttributeError)."""

@@ -33,13 +33,14 @@ Flux graphs (the loaders' outputs are swapped as for Wan)
     comfy.sd.VAE, full size, random weights, built once per session);
   * EmptySD3LatentImage width, height 512 -> 32 (a 4x4 latent, frames = batch size unchanged);
     BasicScheduler steps 20 -> 2.
-SD1.5 + AnimateDiff-Evolved (runs only when that pack is in the tested ComfyUI's custom_nodes/)
+SD1.5 + AnimateDiff-Evolved (i4vgen_animatediff_sd15, smoothinit_animatediff_sd15; they run when that
+pack is in the tested ComfyUI's custom_nodes/, else skip with the reason)
   * as SD1.5 above, but ckpt_name -> a FULL-size random SD1.5 checkpoint (AnimateDiff injects its
     motion modules into the real SD1.5 block layout) and ADE_LoadAnimateDiffModel.model_name -> a
-    random AnimateDiff v2 motion module built with AnimateDiff-Evolved's own AnimateDiffModel class
-    (16 frames as shipped; about 3 GB of temporary files, a few minutes on CPU).
-Input/output folders are temporary (input: ComfyUI's example.png, or a drawn stand-in when the
-tested ComfyUI has none, and workflows/inputs/*).
+    random AnimateDiff v2 motion module (mm_sd_v15_v2 layout) built with AnimateDiff-Evolved's own
+    AnimateDiffModel class: the session fixture ``ade_models`` (conftest.py, ade_support.py), written
+    once for all AnimateDiff tests. 16 frames and SmoothInit's preset as shipped.
+Input/output folders are temporary (input: a generated example.png and workflows/inputs/*).
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from comfy_harness import REPO_ROOT, comfyui_path, flux_conds, flux_vae, tiny_flux, tiny_wan, wan21_vae, wan_conds
+from comfy_harness import REPO_ROOT, flux_conds, flux_vae, pack_module, tiny_flux, tiny_wan, wan21_vae, wan_conds
 import workflow_api as wa
 
 WORKFLOW_DIR = REPO_ROOT / "workflows"
@@ -65,7 +66,8 @@ TINY_IP2P_CKPT = "tfv_tiny_sd15_ip2p.safetensors"
 TINY_LORA = "tfv_tiny_sd15_lora.safetensors"
 
 # Third-party nodes a workflow may use (by design), by workflow name: class-type prefix -> pack.
-THIRD_PARTY_ALLOWED = {"i4vgen_animatediff_sd15": {"ADE_": "ComfyUI-AnimateDiff-Evolved"}}
+THIRD_PARTY_ALLOWED = {"i4vgen_animatediff_sd15": {"ADE_": "ComfyUI-AnimateDiff-Evolved"},
+                       "smoothinit_animatediff_sd15": {"ADE_": "ComfyUI-AnimateDiff-Evolved"}}
 
 SD15_OVERRIDES = {
     "CheckpointLoaderSimple": {"ckpt_name": TINY_CKPT},
@@ -103,6 +105,7 @@ EXPECTED = {
     "i4vgen_animatediff_sd15": {"SaveAnimatedWEBP": 16},
     "zs2_video_edit_ip2p_sd15": {"SaveAnimatedWEBP": 8},
     "zs2_lora_sd15": {"SaveAnimatedWEBP": 8},
+    "smoothinit_animatediff_sd15": {"SaveAnimatedWEBP": 16},
 }
 # Workflows whose checkpoint is not a plain SD1.5 one: the tiny stand-in of the same format.
 CKPT_BY_WORKFLOW = {"zs2_video_edit_ip2p_sd15": TINY_IP2P_CKPT}
@@ -127,6 +130,11 @@ def _load_build_script():
     return build_workflows
 
 
+def _ade_missing_reason():
+    from ade_support import ade_missing_reason
+    return ade_missing_reason()
+
+
 @pytest.fixture(scope="session")
 def live_info(pack, ade):
     """Definitions of every registered node (core + this pack [+ anything else installed])."""
@@ -140,34 +148,6 @@ def object_info(live_info):
     for k, v in _external_defs().items():
         info.setdefault(k, v)
     return info
-
-
-def _ade_folder():
-    custom = comfyui_path() / "custom_nodes"
-    if not custom.is_dir():
-        return None
-    return next((p for p in sorted(custom.iterdir()) if "animatediff-evolved" in p.name.lower()
-                 and (p / "__init__.py").is_file()), None)
-
-
-@pytest.fixture(scope="session")
-def ade(pack):
-    """ComfyUI-AnimateDiff-Evolved, loaded from the tested ComfyUI's custom_nodes/ when it is there
-    (the harness boots ComfyUI without custom nodes); None otherwise."""
-    import nodes
-    if "ADE_UseEvolvedSampling" not in nodes.NODE_CLASS_MAPPINGS:
-        folder = _ade_folder()
-        if folder is None or not asyncio.run(nodes.load_custom_node(str(folder))):
-            return None
-    return sys.modules.get(str(_ade_folder()).replace(".", "_x_"))
-
-
-def _ade_missing_reason():
-    import nodes
-    if "ADE_UseEvolvedSampling" not in nodes.NODE_CLASS_MAPPINGS:
-        return (f"ComfyUI-AnimateDiff-Evolved is not installed in the ComfyUI under test ({comfyui_path()}/"
-                f"custom_nodes); the I4VGen + AnimateDiff workflow runs only with it")
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,6 +190,17 @@ class Runner:
         return self.executor.history_result["outputs"]
 
 
+def _example_png(path: Path, size: int = 64) -> None:
+    """A deterministic RGB picture (colour gradients and a disc) for LoadImage: the tests never rely on
+    files of the tested ComfyUI (a fresh checkout's input/ folder is empty)."""
+    import numpy as np
+    from PIL import Image
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / (size - 1)
+    disc = ((x - 0.6) ** 2 + (y - 0.4) ** 2 < 0.06).astype(np.float32)
+    rgb = np.stack([x, y, 0.5 * (1 - x) + 0.5 * disc], axis=-1)
+    Image.fromarray((rgb * 255).round().astype(np.uint8), "RGB").save(path, format="PNG")
+
+
 @pytest.fixture(scope="module")
 def dirs(pack, tmp_path_factory):
     """Temporary ComfyUI input/output folders and model folders with the tiny models."""
@@ -224,14 +215,7 @@ def dirs(pack, tmp_path_factory):
     inp, out = root / "input", root / "output"
     inp.mkdir()
     out.mkdir()
-    example = comfyui_path() / "input" / "example.png"
-    if example.is_file():
-        shutil.copy(example, inp / "example.png")
-    else:  # a ComfyUI checkout with an empty input folder: a stand-in picture of the same name
-        from PIL import Image
-        import numpy as np
-        yy, xx = np.mgrid[0:256, 0:256]
-        Image.fromarray(np.stack([xx, yy, (xx + yy) // 2], -1).astype(np.uint8)).save(inp / "example.png")
+    _example_png(inp / "example.png")
     for f in (WORKFLOW_DIR / "inputs").glob("*"):
         shutil.copy(f, inp / f.name)
     old_in, old_out = folder_paths.get_input_directory(), folder_paths.get_output_directory()
@@ -476,52 +460,15 @@ def _check_outputs(name: str, outputs: dict, api: dict, out_dir: Path):
                 assert a.std() > 1.0, f"{p.name} is (nearly) constant"
 
 
-def _random_motion_model(ade_pack, path: Path) -> None:
-    """A random-weight AnimateDiff v2 motion module for SD1.5 (the layout of mm_sd_v15_v2), built
-    with AnimateDiff-Evolved's own model class from the key names that define its structure."""
-    import importlib
-    import comfy.utils
-    from checkpoints import init_random
-    mad = importlib.import_module(f"{ade_pack.__name__}.animatediff.motion_module_ad")
-    tt = "motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.{}.pos_encoder.pe"
-    skeleton = {}
-    for block, ch in (("down_blocks.0", 320), ("down_blocks.3", 1280), ("up_blocks.0", 1280), ("mid_block", 1280)):
-        for a in (0, 1):
-            skeleton[f"{block}.{tt.format(a)}"] = torch.zeros(1, 32, ch)
-    sd, info = mad.normalize_ad_state_dict(dict(skeleton), "random")
-    model = mad.AnimateDiffModel(sd, info)
-    init_random(model, 11)
-    with torch.no_grad():
-        for k, v in model.state_dict().items():
-            if k.endswith("pos_encoder.pe"):
-                v.copy_(torch.randn(v.shape, generator=torch.Generator().manual_seed(12)) * 0.1)
-    comfy.utils.save_torch_file({k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()},
-                                str(path))
-
-
-@pytest.fixture(scope="module")
-def ade_models(ade, dirs, tmp_path_factory):
-    """For the AnimateDiff run: a full-size random SD1.5 checkpoint (the motion module is injected into
-    the real SD1.5 block layout) and a random motion module, in temporary model folders."""
-    from checkpoints import registered_folder, write_sd15_checkpoint
-    root = tmp_path_factory.mktemp("tfv_ade_models")
-    write_sd15_checkpoint(root / "checkpoints" / "tfv_full_sd15.safetensors", "full", seed=0)
-    (root / "animatediff_models").mkdir()
-    _random_motion_model(ade, root / "animatediff_models" / "tfv_random_mm_v2.safetensors")
-    with registered_folder("checkpoints", root / "checkpoints"), \
-            registered_folder("animatediff_models", root / "animatediff_models"):
-        yield {"ckpt": "tfv_full_sd15.safetensors", "motion_model": "tfv_random_mm_v2.safetensors"}
-    shutil.rmtree(root, ignore_errors=True)  # 3 GB of random weights
-
-
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=WORKFLOW_IDS)
 def test_workflow_runs(path, object_info, runner, dirs, request):
     name = path.stem
     if name in THIRD_PARTY_ALLOWED and _ade_missing_reason():
         pytest.skip(_ade_missing_reason())
     api = wa.convert_file(path, object_info)
-    if name == "i4vgen_animatediff_sd15":
-        # AnimateDiff needs the real SD1.5 block layout: full-size random SD1.5 + random motion module.
+    if name in THIRD_PARTY_ALLOWED:
+        # AnimateDiff needs the real SD1.5 block layout: full-size random SD1.5 + random motion module
+        # (session fixture ade_models, shared with test_animatediff.py).
         m = request.getfixturevalue("ade_models")
         _apply_overrides(api, dict(SD15_OVERRIDES, CheckpointLoaderSimple={"ckpt_name": m["ckpt"]},
                                    ADE_LoadAnimateDiffModel={"model_name": m["motion_model"]}))
@@ -534,7 +481,34 @@ def test_workflow_runs(path, object_info, runner, dirs, request):
     else:
         ckpt = CKPT_BY_WORKFLOW.get(name, TINY_CKPT)
         _apply_overrides(api, dict(SD15_OVERRIDES, CheckpointLoaderSimple={"ckpt_name": ckpt}))
-    outputs = runner.run(api)
+    if name != "smoothinit_animatediff_sd15":
+        outputs = runner.run(api)
+    else:
+        # The SmoothInit paper's setting under AnimateDiff-Evolved: count the real UNet evaluations of
+        # the whole graph (one per cond/uncond chunk of the 16 frames): Fast-SmoothInit-10's NFE formula
+        # plus KSampler's CFG steps, nothing doubled by ADE's wrappers.
+        from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+        batches = []
+
+        def count(module, args):
+            if isinstance(module, UNetModel):
+                batches.append(int(args[0].shape[0]))
+
+        handle = torch.nn.modules.module.register_module_forward_pre_hook(count)
+        try:
+            outputs = runner.run(api)
+        finally:
+            handle.remove()
+        (ks,) = wa.find_nodes(api, "KSampler")
+        (si_node,) = wa.find_nodes(api, "SmoothInitModelPatch")
+        frames = api[wa.find_nodes(api, "EmptyLatentImage")[0]]["inputs"]["batch_size"]
+        si_in = api[si_node]["inputs"]
+        assert si_in["method"] == "Fast-SmoothInit-10"
+        core = pack_module(request.getfixturevalue("pack"), "samplers.smoothinit")
+        w1 = si_in["cfg"] or api[ks]["inputs"]["cfg"]  # cfg 0: the DDIM step follows the sampler's CFG
+        expect = core.nfe(10, w1, si_in["inversion_cfg"]) + 2 * api[ks]["inputs"]["steps"]
+        assert all(b % frames == 0 for b in batches), batches
+        assert sum(b // frames for b in batches) == expect == 30 + 2 * 2, batches
     _check_outputs(name, outputs, api, dirs["output"])
 
 
