@@ -144,13 +144,15 @@ SI_ROWS = [("plain", None), ("Forward-Inversion", "Forward-Inversion"), ("Smooth
            ("Fast-SmoothInit-10", "Fast-SmoothInit-10"), ("Fast-SmoothInit-30", "Fast-SmoothInit-30")]
 
 
-def bench_smoothinit(toy: Toy, per_class: int, cfgs, steps: int, seed: int, pics: dict) -> list:
+def bench_smoothinit(toy: Toy, per_class: int, cfgs, methods, steps: int, seed: int, pics: dict) -> list:
     labels = torch.arange(W.N_CLASSES).repeat(per_class)        # class k at positions k, k+12, ...
     n = len(labels)
     pos, neg = toy.batched(labels), toy.negative_batch(n)
     rows = []
     for cfg in cfgs:
         for name, method in SI_ROWS:
+            if name not in methods:
+                continue
             model = toy.model if method is None else call("SmoothInitModelPatch", model=toy.model, method=method)[0]
             t0 = time.time()
             lat = call("EmptyLatentImage", width=64, height=64, batch_size=n)[0]
@@ -175,8 +177,8 @@ def table_smoothinit(rows, per_class, steps) -> str:
     for name, _ in SI_ROWS:
         cells = []
         for c in cfgs:
-            r = next(r for r in rows if r["cfg"] == c and r["method"] == name)
-            cells += [fmt(r["accuracy"], True), f"{r['fd']:.4f}"]
+            r = next((r for r in rows if r["cfg"] == c and r["method"] == name), None)
+            cells += [fmt(r["accuracy"], True), f"{r['fd']:.4f}"] if r else ["-", "-"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     n = rows[0]["n"]
     return (f"**SmoothInit** ({n} pictures per cell = {per_class} per class, DDIM {steps}, same seed; "
@@ -217,8 +219,7 @@ def sample_videos(toy: Toy, model, videos: list, frames: int, steps: int, cfg: f
                    denoise=1.0)[0]
         img = toy.decode(out)
         ms.append(video_metrics(img, label))
-        if j < W.N_CLASSES:
-            pics[f"{tag}/{label}"] = img.half()
+        pics[f"{tag}/{label}"] = img.half()
     return ms
 
 
@@ -229,17 +230,21 @@ ZS2_ROWS = [  # (name, group, mu, kl_lambda)
     ("both (ZS^2: mu 0.98, lambda 0.01)", "ablation", 0.98, 0.01),
     ("mu 0 + DN", "mu", 0.0, 0.01), ("mu 0.5 + DN", "mu", 0.5, 0.01), ("mu 0.9 + DN", "mu", 0.9, 0.01),
     ("mu 0.98 + DN", "mu", 0.98, 0.01), ("mu 1 + DN", "mu", 1.0, 0.01),
-    ("lambda 0.001 + TMA", "lambda", 0.98, 0.001), ("lambda 0.01 + TMA", "lambda", 0.98, 0.01),
-    ("lambda 0.1 + TMA", "lambda", 0.98, 0.1), ("lambda 1 + TMA", "lambda", 0.98, 1.0),
+    ("lambda 0.01 + TMA", "lambda", 0.98, 0.01), ("lambda 0.1 + TMA", "lambda", 0.98, 0.1),
+    ("lambda 1 + TMA", "lambda", 0.98, 1.0),
 ]
 
 
-def video_list(per_class: int, seed: int) -> list:
-    return [(k, seed + 1000 * j + k) for j in range(per_class) for k in range(W.N_CLASSES)]
+VIDEO_ORDER = (0, 4, 8, 9, 1, 5, 2, 6, 10, 3, 7, 11)  # every 3 consecutive: 3 colours, 3 shapes
 
 
-def bench_zs2(toy, per_class, frames, steps, cfg, seed, pics) -> list:
-    videos = video_list(per_class, seed)
+def video_list(n: int, seed: int) -> list:
+    """``n`` (prompt, seed) pairs: prompts in VIDEO_ORDER (repeating with new seeds past 12)."""
+    return [(VIDEO_ORDER[i % 12], seed + 1000 * (i // 12) + VIDEO_ORDER[i % 12]) for i in range(n)]
+
+
+def bench_zs2(toy, n_videos, frames, steps, cfg, seed, pics) -> list:
+    videos = video_list(n_videos, seed)
     done, rows = {}, []
     for name, group, mu, lam in ZS2_ROWS:
         key = (mu, lam)
@@ -264,10 +269,13 @@ def table_videos(rows, title: str, groups=None) -> str:
 
 
 # ------------------------------------------------------------------------------------ I4VGen
-def bench_i4vgen(toy, per_class, frames, steps, cfg, seed, pics, zs2_ref) -> list:
-    videos = video_list(per_class, seed)
+def bench_i4vgen(toy, n_videos, frames, steps, cfg, seed, pics) -> list:
+    videos = video_list(n_videos, seed)
     video_model = zs2_model(toy, 0.98, 0.01)
-    rows = [dict(zs2_ref, method="ZS^2 sampling alone (mu 0.98, lambda 0.01)")]
+    t0 = time.time()
+    ref = aggregate(sample_videos(toy, video_model, videos, frames, steps, cfg, "zs2/mu0.98/lam0.01", pics))
+    rows = [dict(ref, method="ZS^2 sampling alone (mu 0.98, lambda 0.01)")]
+    print(f"  I4VGen reference ZS^2: {ref} ({time.time() - t0:.0f}s)", flush=True)
     variants = [("static anchor video (no animation)", None), ("I4VGen, p_re 1.0", 1.0), ("I4VGen, p_re 0.8", 0.8)]
     anchors = {}
     for name, p_re in variants:
@@ -291,8 +299,7 @@ def bench_i4vgen(toy, per_class, frames, steps, cfg, seed, pics, zs2_ref) -> lis
                            latent_image=animated, denoise=p_re)[0]
             img = toy.decode(out)
             ms.append(video_metrics(img, label))
-            if j < W.N_CLASSES:
-                pics[f"i4vgen/{name}/{label}"] = img.half()
+            pics[f"i4vgen/{name}/{label}"] = img.half()
         r = dict(aggregate(ms), method=name)
         rows.append(r)
         print(f"  I4VGen {name}: {r} ({time.time() - t0:.0f}s)", flush=True)
@@ -311,70 +318,84 @@ CLAIMS = {
 }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tables", default="smoothinit,zs2,i4vgen")
-    ap.add_argument("--per-class", type=int, default=4, help="SmoothInit pictures per class per cell")
-    ap.add_argument("--videos-per-class", type=int, default=1)
-    ap.add_argument("--frames", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=25, help="DDIM steps of every sampler (AnimateDiff default 25)")
-    ap.add_argument("--low-cfg", type=float, default=2.0)
-    ap.add_argument("--cfg", type=float, default=7.5)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default=str(B.cache_dir() / "bench"))
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    from comfy_harness import boot
-    boot()
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    res_path, pic_path = out / "results.json", out / "pictures.pt"
-    results = json.loads(res_path.read_text()) if res_path.exists() else {}
-    pics = torch.load(pic_path) if pic_path.exists() else {}
-    toy = Toy()
-    tables = a.tables.split(",")
-    t_all = time.time()
-    if "smoothinit" in tables:
-        results["smoothinit"] = {"rows": bench_smoothinit(toy, a.per_class, [a.low_cfg, a.cfg], a.steps, a.seed, pics),
-                                 "per_class": a.per_class, "steps": a.steps}
-        res_path.write_text(json.dumps(results, indent=1))
-        torch.save(pics, pic_path)
-    if "zs2" in tables:
-        results["zs2"] = {"rows": bench_zs2(toy, a.videos_per_class, a.frames, a.steps, a.cfg, a.seed, pics),
-                          "frames": a.frames, "steps": a.steps, "cfg": a.cfg, "videos_per_class": a.videos_per_class}
-        res_path.write_text(json.dumps(results, indent=1))
-        torch.save(pics, pic_path)
-    if "i4vgen" in tables:
-        zs2_rows = results.get("zs2", {}).get("rows", [])
-        ref = next((r for r in zs2_rows if r["mu"] == 0.98 and r["kl_lambda"] == 0.01), None)
-        if ref is None:
-            ref = aggregate(sample_videos(toy, zs2_model(toy, 0.98, 0.01), video_list(a.videos_per_class, a.seed),
-                                          a.frames, a.steps, a.cfg, "zs2/mu0.98/lam0.01", pics))
-        results["i4vgen"] = {"rows": bench_i4vgen(toy, a.videos_per_class, a.frames, a.steps, a.cfg, a.seed, pics, ref),
-                             "frames": a.frames, "steps": a.steps, "cfg": a.cfg}
-        res_path.write_text(json.dumps(results, indent=1))
-        torch.save(pics, pic_path)
+def report(out: Path) -> str:
+    """Merge every ``results_*.json`` in ``out`` into the markdown tables."""
+    results = {}
+    for f in sorted(out.glob("results_*.json")):
+        for table, r in json.loads(f.read_text()).items():
+            if table in results:
+                results[table]["rows"] += r["rows"]
+            else:
+                results[table] = r
     md = []
     if "smoothinit" in results:
         r = results["smoothinit"]
         md.append(CLAIMS["smoothinit"] + "\n\n" + table_smoothinit(r["rows"], r["per_class"], r["steps"]))
     if "zs2" in results:
         r = results["zs2"]
-        head = (f"**ZS^2** ({r['videos_per_class'] * 12} videos of {r['frames']} frames per row, DDIM {r['steps']}, "
-                f"CFG {r['cfg']}, same seeds)")
-        md.append(CLAIMS["zs2"] + "\n\n" + table_videos(r["rows"], head + " ablation", {"ablation"}) + "\n\n"
-                  + table_videos(r["rows"], "momentum sweep (Dependency Noise lambda 0.01 on)", {"mu"}) + "\n\n"
+        head = (f"**ZS^2** ({r['rows'][0]['videos']} videos of {r['frames']} frames per row, one per prompt, DDIM "
+                f"{r['steps']}, CFG {r['cfg']}, same seeds)")
+        md.append(CLAIMS["zs2"] + "\n\n" + table_videos(r["rows"], head + ", ablation", {"ablation"}) + "\n\n"
+                  + table_videos(r["rows"], "Momentum sweep (Dependency Noise lambda 0.01 on)", {"mu"}) + "\n\n"
                   + table_videos(r["rows"], "kl_lambda sweep (TMA mu 0.98 on)", {"lambda"}))
     if "i4vgen" in results:
         r = results["i4vgen"]
-        head = (f"**I4VGen** on the ZS^2 video model (TMA 0.98 + Dependency Noise 0.01), {r['frames']} frames, "
-                f"DDIM {r['steps']}, CFG {r['cfg']}; NI-VSDS p 0.6, step sizes 10,10,10,1")
+        head = (f"**I4VGen** on the ZS^2 video model (TMA 0.98 + Dependency Noise 0.01; {r['rows'][0]['videos']} "
+                f"videos of {r['frames']} frames, DDIM {r['steps']}, CFG {r['cfg']}; NI-VSDS p 0.6, step sizes "
+                f"10,10,10,1; anchor: one KSampler picture of the image model)")
         md.append(CLAIMS["i4vgen"] + "\n\n" + table_videos(r["rows"], head))
-    text = "\n\n".join(md)
+    return "\n\n".join(md)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tables", default="smoothinit,zs2,i4vgen",
+                    help="comma-separated subset of smoothinit, zs2, i4vgen; 'report' only merges results")
+    ap.add_argument("--per-class", type=int, default=2, help="SmoothInit pictures per class per cell")
+    ap.add_argument("--cfgs", default="2.0,7.5", help="SmoothInit sampling CFGs (low, paper)")
+    ap.add_argument("--si-methods", default=",".join(n for n, _ in SI_ROWS))
+    ap.add_argument("--videos", type=int, default=6,
+                    help="videos per row (one per prompt, prompts in an order covering colours and shapes)")
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=20, help="DDIM steps of every sampler")
+    ap.add_argument("--cfg", type=float, default=7.5, help="video CFG")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=str(B.cache_dir() / "bench"))
+    a = ap.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tables = a.tables.split(",")
+    if tables != ["report"]:
+        torch.set_num_threads(a.threads)
+        from comfy_harness import boot
+        boot()
+        toy = Toy()
+        t_all = time.time()
+        for table in tables:
+            pics, res = {}, {}
+            if table == "smoothinit":
+                cfgs = [float(c) for c in a.cfgs.split(",")]
+                methods = a.si_methods.split(",")
+                tag = f"smoothinit_{'_'.join(str(c) for c in cfgs)}_{len(methods)}"
+                res["smoothinit"] = {"rows": bench_smoothinit(toy, a.per_class, cfgs, methods, a.steps, a.seed, pics),
+                                     "per_class": a.per_class, "steps": a.steps}
+            elif table == "zs2":
+                tag = "zs2"
+                res["zs2"] = {"rows": bench_zs2(toy, a.videos, a.frames, a.steps, a.cfg, a.seed, pics),
+                              "frames": a.frames, "steps": a.steps, "cfg": a.cfg}
+            elif table == "i4vgen":
+                tag = "i4vgen"
+                res["i4vgen"] = {"rows": bench_i4vgen(toy, a.videos, a.frames, a.steps, a.cfg, a.seed, pics),
+                                 "frames": a.frames, "steps": a.steps, "cfg": a.cfg}
+            else:
+                raise SystemExit(f"unknown table {table!r}")
+            (out / f"results_{tag}.json").write_text(json.dumps(res, indent=1))
+            torch.save(pics, out / f"pictures_{tag}.pt")
+        print(f"(tables {a.tables}: {time.time() - t_all:.0f}s wall)")
+    text = report(out)
     (out / "tables.md").write_text(text + "\n")
     print(text)
-    print(f"\n(total {time.time() - t_all:.0f}s wall; outputs in {out})")
 
 
 if __name__ == "__main__":

@@ -52,9 +52,9 @@ TOY_UNET = {
     "num_res_blocks": [1], "channel_mult": [1],
     "transformer_depth": [1], "transformer_depth_output": [0, 1], "transformer_depth_middle": -2,
 }
-AE_STEPS, AE_BATCH, AE_LR = 400, 16, 1e-3
-UNET_STEPS, UNET_BATCH, UNET_LR, UNET_WARMUP = 1500, 32, 4e-4, 100
-POOL = 6144             # pictures encoded once for the UNet's training
+AE_STEPS, AE_BATCH, AE_LR, AE_CROP = 300, 16, 1e-3, 32
+UNET_STEPS, UNET_BATCH, UNET_LR, UNET_WARMUP = 800, 16, 4e-4, 50
+POOL = 2048             # pictures encoded once for the UNet's training
 EMA_DECAY = 0.995
 P_EMPTY = 0.10
 
@@ -160,6 +160,10 @@ def train_ae(seed: int = SEED + 2, steps: int = AE_STEPS) -> dict:
         for group in opt.param_groups:
             group["lr"] = AE_LR * _cosine(step, steps, 30)
         x = W.sample(AE_BATCH, g).images
+        # random 32x32 crops: the autoencoder is convolutional (bounded receptive field), so crops
+        # teach it the same local code at a quarter of the cost of whole pictures
+        oy, ox = (int(v) for v in torch.randint(0, W.SIZE - AE_CROP + 1, (2,), generator=g) // 8 * 8)
+        x = x[:, :, oy:oy + AE_CROP, ox:ox + AE_CROP]
         with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision: fp32 weights, 2x faster on CPU
             z = ae.taesd_encoder(x)
             z = z + 0.1 * torch.randn(z.shape, generator=g)  # robust to small latent errors
@@ -311,28 +315,29 @@ def train_unet(ae_sd: dict, emb: dict, seed: int = SEED + 3, steps: int = UNET_S
 
 
 # ------------------------------------------------------------------------------------ stage 4
-def verify_in_comfyui(path: Path, emb: dict, per_class: int = 8, seed: int = 0) -> dict:
+def verify_in_comfyui(path: Path, emb: dict, per_class: int = 4, seed: int = 0) -> dict:
     """Load the checkpoint with CheckpointLoaderSimple and sample with CLIPTextEncode + KSampler
-    (DDIM 50, ddim_uniform, CFG 7.5) + VAEDecode; judge the pictures."""
+    (DDIM 50, ddim_uniform, CFG 7.5) + VAEDecode; judge the pictures. The 12 prompts x ``per_class``
+    pictures are one batch with one prompt per latent (a batched CONDITIONING)."""
     import checkpoints as ck
     import nodes
     with ck.registered_folder("checkpoints", path.parent):
         model, clip, vae = nodes.CheckpointLoaderSimple().load_checkpoint(path.name)[:3]
-        max_emb_err = 0.0
-        for text in ("",) + W.CAPTIONS:
-            cond = nodes.CLIPTextEncode().encode(clip, text)[0][0][0]
-            max_emb_err = max(max_emb_err, float((cond.float() - emb[text]).abs().max()))
-        neg = nodes.CLIPTextEncode().encode(clip, "")[0]
-        correct, n = 0, 0
-        for k in range(W.N_CLASSES):
-            pos = nodes.CLIPTextEncode().encode(clip, W.CAPTIONS[k])[0]
-            lat = nodes.EmptyLatentImage().generate(64, 64, per_class)[0]
-            out = nodes.KSampler().sample(model, seed + k, 50, 7.5, "ddim", "ddim_uniform", pos, neg, lat)[0]
-            img = nodes.VAEDecode().decode(vae, out)[0]
-            v = W.judge(img)
-            correct += int((v.labels == k).sum())
-            n += per_class
-    return {"comfyui_plain_accuracy": correct / n, "comfyui_samples": n, "max_embedding_error": max_emb_err}
+    max_emb_err = 0.0
+    conds = []
+    for text in ("",) + W.CAPTIONS:
+        c = nodes.CLIPTextEncode().encode(clip, text)[0]
+        conds.append(c)
+        max_emb_err = max(max_emb_err, float((c[0][0].float() - emb[text]).abs().max()))
+    labels = torch.arange(W.N_CLASSES).repeat(per_class)
+    pos = [[torch.cat([conds[1 + int(k)][0][0] for k in labels]),
+            {"pooled_output": torch.cat([conds[1 + int(k)][0][1]["pooled_output"] for k in labels])}]]
+    neg = conds[0]
+    lat = nodes.EmptyLatentImage().generate(64, 64, len(labels))[0]
+    out = nodes.KSampler().sample(model, seed, 50, 7.5, "ddim", "ddim_uniform", pos, neg, lat)[0]
+    v = W.judge(nodes.VAEDecode().decode(vae, out)[0])
+    acc = float((v.labels == labels).float().mean())
+    return {"comfyui_plain_accuracy": acc, "comfyui_samples": len(labels), "max_embedding_error": max_emb_err}
 
 
 def build(force: bool = False, verify: bool = True) -> Path:
@@ -382,7 +387,7 @@ def build(force: bool = False, verify: bool = True) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--force", action="store_true", help="rebuild every stage")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-verify", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
