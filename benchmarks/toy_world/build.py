@@ -52,7 +52,7 @@ TOY_UNET = {
     "num_res_blocks": [1], "channel_mult": [1],
     "transformer_depth": [1], "transformer_depth_output": [0, 1], "transformer_depth_middle": -2,
 }
-AE_STEPS, AE_BATCH, AE_LR, AE_CROP = 300, 16, 1e-3, 32
+AE_STEPS, AE_BATCH, AE_LR, AE_CROP = 1200, 8, 1e-3, 48
 UNET_STEPS, UNET_BATCH, UNET_LR, UNET_WARMUP = 800, 16, 4e-4, 50
 POOL = 2048             # pictures encoded once for the UNet's training
 EMA_DECAY = 0.995
@@ -166,7 +166,8 @@ def train_ae(seed: int = SEED + 2, steps: int = AE_STEPS) -> dict:
         x = x[:, :, oy:oy + AE_CROP, ox:ox + AE_CROP]
         with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision: fp32 weights, 2x faster on CPU
             z = ae.taesd_encoder(x)
-            z = z + 0.1 * torch.randn(z.shape, generator=g)  # robust to small latent errors
+            # robust to small latent errors: noise at 5 % of the latent's own scale
+            z = z + 0.05 * z.detach().float().std() * torch.randn(z.shape, generator=g)
             rec = ae.taesd_decoder(z).float()
         loss = (rec - x).abs().mean() + (rec - x).pow(2).mean() + 1e-4 * z.pow(2).mean()
         opt.zero_grad(set_to_none=True)

@@ -8,9 +8,13 @@ same pictures, bit for bit.
 * ``render(colour, shape, cx, cy, r)`` draws anti-aliased shapes (signed distance, 1 px ramp) on the
   background ``BACKGROUND``; ``sample(n, generator)`` draws classes, positions and sizes uniformly.
 * ``judge(images)`` classifies decoded pictures by image statistics (foreground = pixels far from the
-  background colour; colour = nearest reference to the mean foreground RGB; shape = fill ratio of the
-  foreground's bounding box, circle pi/4, square 1, triangle 1/2; position = foreground centroid in
-  pixels). A picture with too little foreground gets class -1 (judged wrong for every prompt).
+  background colour; colour = nearest reference to the mean foreground RGB; shape: an upright
+  triangle holds its mass low (vertical skewness of the foreground < -``TRIANGLE_SKEW``, -0.57 for a
+  sharp triangle, 0 for circles and squares), else circle or square by which template of the same
+  area at the same centroid overlaps the foreground more (IoU); position = foreground centroid in
+  pixels). Moments and templates rather than a bounding box keep it robust to the blur and stray
+  pixels of decoded pictures. A picture with too little foreground gets class -1 (judged wrong for
+  every prompt).
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ RGB = torch.tensor([[0.90, 0.10, 0.10],   # red
                     [0.15, 0.25, 0.90],   # blue
                     [0.95, 0.85, 0.10]])  # yellow
 BACKGROUND = torch.tensor([0.93, 0.93, 0.90])
-R_MIN, R_MAX = 9.0, 17.0          # shape "radius" in pixels (circle radius, half side, circumradius)
+R_MIN, R_MAX = 12.0, 20.0         # shape "radius" in pixels (circle radius, half side, circumradius)
 MARGIN = 2.0                      # pixels kept free between the shape and the border
 
 
@@ -115,7 +119,8 @@ def sample(n: int, generator: torch.Generator, labels: torch.Tensor | None = Non
 # --------------------------------------------------------------------------------------- judge
 FG_THRESHOLD = 0.25      # max-channel distance to the background that makes a pixel foreground
 MIN_AREA = 40            # pixels; less foreground than this is "no shape" (class -1)
-FILL_CUTS = (0.64, 0.89)  # fill ratio < 0.64: triangle (0.5), < 0.89: circle (0.785), else square (1)
+TRIANGLE_SKEW = 0.28     # half the size of an upright triangle's vertical skewness (-0.57, y down: mass low)
+_AREA_PER_R2 = (math.pi, 4.0, 3 * math.sqrt(3) / 4)  # circle, square, triangle area / r^2
 
 
 @dataclass
@@ -147,20 +152,17 @@ def judge(images: torch.Tensor) -> Verdict:
     cy = (m * ys).flatten(1).sum(1) / denom
     mean_rgb = (images * m[:, None]).flatten(2).sum(2) / denom[:, None]        # [N, 3]
     colour = torch.cdist(mean_rgb, RGB).argmin(1)
-    # robust bounding box: 2nd/98th percentile of foreground coordinates would need sorting per
-    # image; the generator and a good model draw clean shapes, so the plain box is used
-    shape = torch.empty(n, dtype=torch.long)
-    for i in range(n):
-        if area[i] < MIN_AREA:
-            shape[i] = -1
-            continue
-        rows = mask[i].any(1).nonzero()
-        cols = mask[i].any(0).nonzero()
-        bh = float(rows.max() - rows.min() + 1)
-        bw = float(cols.max() - cols.min() + 1)
-        fill = float(area[i]) / (bh * bw)
-        shape[i] = 2 if fill < FILL_CUTS[0] else (0 if fill < FILL_CUTS[1] else 1)
+    vy = (m * (ys - cy[:, None, None]) ** 2).flatten(1).sum(1) / denom
+    skew = (m * (ys - cy[:, None, None]) ** 3).flatten(1).sum(1) / denom / vy.clamp(min=1e-6) ** 1.5
+    iou = []
+    for s in (0, 1):  # circle and square templates of the same area at the centroid
+        r = (area.float() / _AREA_PER_R2[s]).sqrt()
+        t = render(torch.zeros(n, dtype=torch.long), torch.full((n,), s), cx, cy, r)
+        tm = (t - BACKGROUND[None, :, None, None]).abs().amax(1) > 0.5
+        iou.append((tm & mask).flatten(1).sum(1).float() / (tm | mask).flatten(1).sum(1).float().clamp(min=1))
+    shape = torch.where(skew < -TRIANGLE_SKEW, 2, torch.where(iou[1] > iou[0], 1, 0)).long()
     none = area < MIN_AREA
+    shape = torch.where(none, torch.full_like(shape, -1), shape)
     labels = torch.where(none, torch.full_like(shape, -1), colour * len(SHAPES) + shape)
     colour = torch.where(none, torch.full_like(colour, -1), colour)
     nan = torch.full_like(cx, float("nan"))
