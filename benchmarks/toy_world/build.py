@@ -53,7 +53,7 @@ TOY_UNET = {
     "transformer_depth": [1], "transformer_depth_output": [0, 1], "transformer_depth_middle": -2,
 }
 AE_STEPS, AE_BATCH, AE_LR, AE_CROP = 1200, 8, 1e-3, 48
-UNET_STEPS, UNET_BATCH, UNET_LR, UNET_WARMUP = 800, 16, 4e-4, 50
+UNET_STEPS, UNET_BATCH, UNET_LR, UNET_WARMUP = 1200, 16, 5e-4, 50
 POOL = 2048             # pictures encoded once for the UNet's training
 EMA_DECAY = 0.995
 P_EMPTY = 0.10
@@ -241,7 +241,7 @@ def eval_model(model, ae, emb, cfg: float = 7.5, per_class: int = 4, seed: int =
 
 
 def train_unet(ae_sd: dict, emb: dict, seed: int = SEED + 3, steps: int = UNET_STEPS,
-               eval_every: int = 400) -> dict:
+               eval_every: int = 600) -> dict:
     torch.manual_seed(seed)
     ae = make_taesd()
     ae.load_state_dict(ae_sd)
