@@ -32,7 +32,7 @@ def test_generator_is_seeded_and_in_range():
 
 
 def test_judge_meets_its_bar_on_fresh_pictures():
-    acc = W.judge_accuracy(n=600, seed=99)
+    acc = W.judge_accuracy(n=400, seed=99)
     assert acc["class"] >= 0.95, acc
     assert acc["pos_err_px"] < 1.0, acc
 
@@ -59,3 +59,12 @@ def test_judge_rejects_blank_and_wrong_pictures():
     assert int(W.judge(noise).labels[0]) in range(-1, 12)
     with pytest.raises(ValueError):
         W.judge(torch.zeros(3, 64, 64))
+
+
+def test_judge_survives_blur_like_a_decoder_makes():
+    """Decoded pictures have soft edges and rounded corners; the judge reads moments and same-area
+    templates, not a bounding box, so a 5x5 box blur keeps nearly every verdict."""
+    b = W.sample(120, torch.Generator().manual_seed(8))
+    blurred = torch.nn.functional.avg_pool2d(b.images, 5, stride=1, padding=2, count_include_pad=False)
+    acc = float((W.judge(blurred).labels == b.labels).float().mean())
+    assert acc >= 0.9, acc
