@@ -390,8 +390,20 @@ def main() -> None:
     ap.add_argument("--force", action="store_true", help="rebuild every stage")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-verify", action="store_true")
+    ap.add_argument("--verify-only", action="store_true",
+                    help="judge accuracy + ComfyUI verification of the cached checkpoint, into meta.json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.verify_only:
+        from comfy_harness import boot
+        boot()
+        meta_path = cache_dir() / "meta.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        meta["judge"] = W.judge_accuracy(1200)
+        meta.update(verify_in_comfyui(checkpoint_path(), torch.load(cache_dir() / "embeddings.pt")["embeddings"]))
+        meta_path.write_text(json.dumps(meta, indent=1))
+        print(json.dumps({k: v for k, v in meta.items() if k != "unet_evals"}, indent=1))
+        return
     print(build(force=a.force, verify=not a.no_verify))
 
 

@@ -4,7 +4,7 @@
 
 Writes small PNG grids (rows = methods, same seeds; columns = the 12 prompts or the 8 frames) and
 animated WEBPs (rows = methods, columns = prompts, animated over the frames) into ``docs/toy_world/``.
-Pure torch + Pillow; reads ``<bench>/pictures.pt`` (decoded pictures, fp16 [N, 3, 64, 64]).
+Pure torch + Pillow; reads ``<bench>/pictures_*.pt`` (decoded pictures, fp16 [N, 3, 64, 64]).
 """
 from __future__ import annotations
 
@@ -67,7 +67,9 @@ def main() -> None:
     ap.add_argument("--bench", default=str(B.cache_dir() / "bench"))
     ap.add_argument("--out", default=str(REPO / "docs" / "toy_world"))
     a = ap.parse_args()
-    pics = torch.load(Path(a.bench) / "pictures.pt")
+    pics = {}
+    for f in sorted(Path(a.bench).glob("pictures_*.pt")):
+        pics.update(torch.load(f))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
