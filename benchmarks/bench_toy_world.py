@@ -240,22 +240,31 @@ ZS2_ROWS = [  # (name, group, mu, kl_lambda)
 VIDEO_ORDER = (0, 4, 8, 9, 1, 5, 2, 6, 10, 3, 7, 11)  # every 3 consecutive: 3 colours, 3 shapes
 
 
+ZS2_ALIASES = {"mu 0 + DN": "Dependency Noise alone (lambda 0.01)", "mu 0.98 + DN": "both (ZS^2: mu 0.98, lambda 0.01)",
+               "lambda 0.01 + TMA": "both (ZS^2: mu 0.98, lambda 0.01)"}
+
+
 def video_list(n: int, seed: int) -> list:
     """``n`` (prompt, seed) pairs: prompts in VIDEO_ORDER (repeating with new seeds past 12)."""
     return [(VIDEO_ORDER[i % 12], seed + 1000 * (i // 12) + VIDEO_ORDER[i % 12]) for i in range(n)]
 
 
-def bench_zs2(toy, n_videos, frames, steps, cfg, seed, pics) -> list:
+def bench_zs2(toy, n_videos, frames, steps, cfg, seed, pics, only=None, on_row=None) -> list:
+    """ZS^2 rows (``only``: names of ZS2_ROWS to run, None = all); ``on_row(rows)`` after each row."""
     videos = video_list(n_videos, seed)
     done, rows = {}, []
     for name, group, mu, lam in ZS2_ROWS:
-        key = (mu, lam)
+        if only is not None and name not in only:
+            continue
+        key = (None if mu == 0.0 else mu, lam)  # TMA at mu 0 is plain self-attention
         t0 = time.time()
         if key not in done:
             tag = f"zs2/mu{mu}/lam{lam}"
             done[key] = aggregate(sample_videos(toy, zs2_model(toy, mu, lam), videos, frames, steps, cfg, tag, pics))
             print(f"  ZS2 {name}: {done[key]} ({time.time() - t0:.0f}s)", flush=True)
         rows.append(dict(done[key], method=name, group=group, mu=mu, kl_lambda=lam))
+        if on_row is not None:
+            on_row(rows)
     return rows
 
 
@@ -342,6 +351,11 @@ def report(out: Path) -> str:
         md.append(CLAIMS["smoothinit"] + "\n\n" + table_smoothinit(r["rows"], r["per_class"], r["steps"]))
     if "zs2" in results:
         r = results["zs2"]
+        by_name = {x["method"]: x for x in r["rows"]}
+        for alias, same in ZS2_ALIASES.items():  # identical runs (same model patches, seeds)
+            if alias not in by_name and same in by_name:
+                by_name[alias] = dict(by_name[same], method=alias, group=alias.split()[0])
+        r["rows"] = [by_name[n] for n, *_ in ZS2_ROWS if n in by_name]
         head = (f"**ZS^2** ({r['rows'][0]['videos']} videos of {r['frames']} frames per row, one per prompt, DDIM "
                 f"{r['steps']}, CFG {r['cfg']}, same seeds)")
         md.append(CLAIMS["zs2"] + "\n\n" + table_videos(r["rows"], head + ", ablation", {"ablation"}) + "\n\n"
@@ -373,6 +387,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="DDIM steps of every sampler")
     ap.add_argument("--cfg", type=float, default=7.5, help="video CFG")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--zs2-rows", default="", help="comma-separated ZS^2 row names to run (default all)")
     ap.add_argument("--i4vgen-no-ref", action="store_true",
                     help="I4VGen: take the ZS^2 reference row from the ZS^2 table (same seeds) instead of sampling it")
     ap.add_argument("--threads", type=int, default=1)
@@ -396,9 +411,16 @@ def main() -> None:
                 res["smoothinit"] = {"rows": bench_smoothinit(toy, a.per_class, cfgs, methods, a.steps, a.seed, pics),
                                      "per_class": a.per_class, "steps": a.steps}
             elif table == "zs2":
-                tag = "zs2"
-                res["zs2"] = {"rows": bench_zs2(toy, a.videos, a.frames, a.steps, a.cfg, a.seed, pics),
-                              "frames": a.frames, "steps": a.steps, "cfg": a.cfg}
+                only = a.zs2_rows.split(",") if a.zs2_rows else None
+                tag = "zs2" if only is None else "zs2_" + str(abs(hash(a.zs2_rows)) % 10 ** 6)
+                meta = {"frames": a.frames, "steps": a.steps, "cfg": a.cfg}
+
+                def save(rows, tag=tag, meta=meta, pics=pics):
+                    (out / f"results_{tag}.json").write_text(json.dumps({"zs2": dict(meta, rows=rows)}, indent=1))
+                    torch.save(pics, out / f"pictures_{tag}.pt")
+
+                res["zs2"] = dict(meta, rows=bench_zs2(toy, a.videos, a.frames, a.steps, a.cfg, a.seed, pics,
+                                                       only, save))
             elif table == "i4vgen":
                 tag = "i4vgen"
                 res["i4vgen"] = {"rows": bench_i4vgen(toy, a.videos, a.frames, a.steps, a.cfg, a.seed, pics,
