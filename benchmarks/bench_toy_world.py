@@ -387,7 +387,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="DDIM steps of every sampler")
     ap.add_argument("--cfg", type=float, default=7.5, help="video CFG")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--zs2-rows", default="", help="comma-separated ZS^2 row names to run (default all)")
+    ap.add_argument("--zs2-rows", default="", help="semicolon-separated ZS^2 row names to run (default all)")
     ap.add_argument("--i4vgen-no-ref", action="store_true",
                     help="I4VGen: take the ZS^2 reference row from the ZS^2 table (same seeds) instead of sampling it")
     ap.add_argument("--threads", type=int, default=1)
@@ -411,7 +411,7 @@ def main() -> None:
                 res["smoothinit"] = {"rows": bench_smoothinit(toy, a.per_class, cfgs, methods, a.steps, a.seed, pics),
                                      "per_class": a.per_class, "steps": a.steps}
             elif table == "zs2":
-                only = a.zs2_rows.split(",") if a.zs2_rows else None
+                only = a.zs2_rows.split(";") if a.zs2_rows else None
                 tag = "zs2" if only is None else "zs2_" + str(abs(hash(a.zs2_rows)) % 10 ** 6)
                 meta = {"frames": a.frames, "steps": a.steps, "cfg": a.cfg}
 
