@@ -7,8 +7,8 @@ colour, shape and position from decoded pictures. Every run goes through the rea
 shipped node classes as ComfyUI loads them: CheckpointLoaderSimple -> CLIPTextEncode -> the pack's
 nodes -> KSampler -> VAEDecode. Same seeds across the rows of a table.
 
-Tables (markdown, printed and written to ``<out>/tables.md``, raw numbers to ``<out>/results.json``,
-decoded pictures of the first seed per class to ``<out>/pictures.pt`` for ``make_pictures.py``):
+Tables (markdown, printed and written to ``<out>/tables.md``, raw numbers to ``<out>/results_*.json``,
+decoded pictures to ``<out>/pictures_*.pt`` for ``make_pictures.py``):
 
 1. SmoothInit (paper Table 1's direction): prompt accuracy and a Frechet distance between judge
    features of generated and real pictures, plain vs Forward-Inversion vs SmoothInit-30 vs
