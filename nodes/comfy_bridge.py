@@ -100,7 +100,8 @@ def make_denoiser(guider, extra_args: dict) -> Callable:
     through a CFGGuider that is inside ``sample()`` (conds processed, model loaded).
 
     ``sigma`` is a float or 0-dim tensor in the model's sigma units; cfg == 1 is one conditional
-    model call (ComfyUI's ``sampling_function`` skips the uncond pass), otherwise two.
+    model call (ComfyUI's ``sampling_function`` skips the uncond pass), otherwise two. Runs under
+    ``torch.no_grad()``.
     """
     model_options = extra_args.get("model_options", {})
     seed = extra_args.get("seed", None)
@@ -110,7 +111,11 @@ def make_denoiser(guider, extra_args: dict) -> Callable:
         guider.cfg = float(cfg)
         try:
             s = torch.full((x.shape[0],), float(sigma), device=x.device, dtype=torch.float32)
-            out = guider(x, s, model_options=model_options, seed=seed)
+            # No autograd graph in the pack's own loops, also when a script calls a node outside
+            # ComfyUI's executor (which runs nodes under inference_mode): SmoothInit-30 kept every
+            # call's graph alive there (> 5 GB).
+            with torch.no_grad():
+                out = guider(x, s, model_options=model_options, seed=seed)
         finally:
             guider.cfg = old
         return out
