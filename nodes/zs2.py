@@ -25,7 +25,8 @@ TMA_CATEGORY = "model_patches/unet"
 WRAPPER_KEY = "training_free_video.zs2_dependency_noise"
 
 _FRAMES_NOTE = ("Frames are the latent batch for image models ([F, C, H, W], e.g. Empty Latent Image with batch_size "
-                "= frames) and axis 2 for video latents ([B, C, T, H, W]).")
+                "= frames; also [F, C, 1, H, W] latents of one picture frame such as Qwen-Image's) and axis 2 "
+                "for video latents ([B, C, T, H, W]).")
 
 
 # --------------------------------------------------------------------------- shared inputs

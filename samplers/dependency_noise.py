@@ -250,13 +250,16 @@ def frames_layout(latent_shape: Sequence[int]) -> tuple[tuple[int, ...], str]:
     """Where the frames of a ComfyUI latent are: ``(noise_shape, kind)``.
 
     ``[F, C, H, W]`` (image models, frames = batch, one video) -> ``((1, F, C, H, W), "batch")``;
+    ``[F, C, 1, H, W]`` with ``F > 1`` (image models with a 5-D latent of one picture frame, e.g.
+    Qwen-Image: frames = batch, as Temporal Momentum Attention sees them) ->
+    ``((1, F, C, 1, H, W), "batch")``;
     ``[B, C, T, H, W, ...]`` (video models, frame axis 2) -> ``((B, T, C, H, W, ...), "axis2")``.
 
     Raises:
         ValueError: a latent with fewer than 4 dimensions.
     """
     s = tuple(int(v) for v in latent_shape)
-    if len(s) == 4:
+    if len(s) == 4 or (len(s) >= 5 and s[2] == 1 and s[0] > 1):
         return (1,) + s, "batch"
     if len(s) >= 5:
         return (s[0], s[2], s[1]) + s[3:], "axis2"

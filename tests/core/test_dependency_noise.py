@@ -197,6 +197,20 @@ def test_latent_layouts():
     assert cos(v[0, :, 0].flatten(), v[1, :, 0].flatten(), dim=0).abs() < 0.15    # videos independent
     assert frames_layout((6, 4, 8, 8)) == ((1, 6, 4, 8, 8), "batch")
     assert frames_layout((2, 16, 5, 4, 4)) == ((2, 5, 16, 4, 4), "axis2")
+    # one picture frame per batch entry (Qwen-Image's [B, 16, 1, H, W]): the batch holds the frames
+    assert frames_layout((6, 16, 1, 4, 4)) == ((1, 6, 16, 1, 4, 4), "batch")
+    assert frames_layout((1, 16, 1, 4, 4)) == ((1, 1, 16, 4, 4), "axis2")
+
+
+def test_single_picture_frame_5d_latent_correlates_along_the_batch():
+    """[F, C, 1, H, W] (Qwen-Image): adjacent batch entries are correlated as frames (before this,
+    each was a one-frame video and the noise was i.i.d.), and equal the 4-D frames-as-batch noise."""
+    x5 = latent_noise((8, 4, 1, 16, 16), seed=3)
+    x4 = latent_noise((8, 4, 16, 16), seed=3)
+    assert x5.shape == (8, 4, 1, 16, 16)
+    assert torch.equal(x5[:, :, 0], x4)
+    corr = torch.nn.functional.cosine_similarity(x5[1:].flatten(1), x5[:-1].flatten(1)).mean()
+    assert corr > 0.9
     with pytest.raises(ValueError, match="latent"):
         latent_noise((4, 8, 8), 0)
 
