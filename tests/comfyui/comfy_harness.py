@@ -127,6 +127,14 @@ def wan_conds(seed: int = 0, tokens: int = 8, dim: int = 32):
     return sd15_conds(seed, tokens, dim)
 
 
+def sample_custom_advanced(noise, guider, sampler, sigmas, latent: dict) -> dict:
+    """Run ComfyUI's SamplerCustomAdvanced node and return its first output (the LATENT dict), whether
+    the node answers with a V1 tuple or a V3 ``NodeOutput`` (``.result``)."""
+    import comfy_extras.nodes_custom_sampler as cs
+    out = cs.SamplerCustomAdvanced().sample(noise, guider, sampler, sigmas, latent)
+    return (out.result if hasattr(out, "result") else out)[0]
+
+
 def pack_module(pack, name: str):
     """A submodule of the loaded pack, e.g. ``pack_module(pack, "nodes.comfy_bridge")``."""
     import importlib

@@ -11,7 +11,8 @@ with tiny random-weight models:
 import pytest
 import torch
 
-from comfy_harness import count_model_calls, ksampler_start_noise, pack_module, sd15_conds, tiny_sd15
+from comfy_harness import (count_model_calls, ksampler_start_noise, pack_module, sample_custom_advanced, sd15_conds,
+                            tiny_sd15)
 
 FOLLOW = 0.0
 
@@ -79,8 +80,7 @@ def test_default_patch_runs_under_a_guider_without_cfg(mods, sd15):
         guider = cs.BasicGuider().get_guider(model, pos)[0]
         sigmas = cs.BasicScheduler().get_sigmas(model, "simple", 1, 1.0)[0]
         sampler = cs.KSamplerSelect().get_sampler("euler")[0]
-        res = cs.SamplerCustomAdvanced().sample(cs.Noise_RandomNoise(0), guider, sampler, sigmas, latent)
-        return (res.result if hasattr(res, "result") else res)[0]["samples"]
+        return sample_custom_advanced(cs.Noise_RandomNoise(0), guider, sampler, sigmas, latent)["samples"]
 
     with torch.inference_mode():
         followed = run(_patch(mods, sd15))

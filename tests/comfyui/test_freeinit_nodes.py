@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from comfy_harness import count_model_calls, pack_module, sd15_conds, tiny_sd15, tiny_wan, wan_conds
+from comfy_harness import count_model_calls, pack_module, sample_custom_advanced, sd15_conds, tiny_sd15, tiny_wan, wan_conds
 
 STEPS = 2
 
@@ -67,9 +67,7 @@ def _sca(mods, model, noise, sampler, pos, neg, latent, steps=STEPS, cfg=7.5):
     cs = mods["cs"]
     guider = cs.CFGGuider().get_guider(model, pos, neg, cfg)[0]
     sigmas = cs.BasicScheduler().get_sigmas(model, "simple", steps, 1.0)[0]
-    res = cs.SamplerCustomAdvanced().sample(noise, guider, sampler, sigmas, latent)
-    res = res.result if hasattr(res, "result") else res
-    return res[0]["samples"]
+    return sample_custom_advanced(noise, guider, sampler, sigmas, latent)["samples"]
 
 
 def _recording_sampler(mods, rec):

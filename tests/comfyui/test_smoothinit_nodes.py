@@ -9,7 +9,8 @@ import os
 import pytest
 import torch
 
-from comfy_harness import count_model_calls, ksampler_start_noise, pack_module, sd15_conds, tiny_sd15, tiny_wan, wan_conds
+from comfy_harness import (count_model_calls, ksampler_start_noise, pack_module, sample_custom_advanced, sd15_conds,
+                            tiny_sd15, tiny_wan, wan_conds)
 
 METHOD_CUSTOM = {"smoothinit": "SmoothInit (custom)", "fast_smoothinit": "Fast-SmoothInit (custom)"}
 
@@ -241,8 +242,7 @@ def test_sd15_families_run_through_sampler_custom_advanced(mods, model_type):
         guider = cs.CFGGuider().get_guider(model, pos, neg, 7.5)[0]
         sigmas = cs.BasicScheduler().get_sigmas(model, "simple", 2, 1.0)[0]
         sampler = cs.KSamplerSelect().get_sampler("euler")[0]
-        out = cs.SamplerCustomAdvanced().sample(noise, guider, sampler, sigmas, latent)[0]
-    out = out.result[0] if hasattr(out, "result") else out
+        out = sample_custom_advanced(noise, guider, sampler, sigmas, latent)
     assert bool(torch.isfinite(out["samples"]).all())
 
 
@@ -254,9 +254,8 @@ def test_wan_flow_runs_through_sampler_custom_advanced(mods, wan):
         guider = cs.CFGGuider().get_guider(wan, pos, neg, 5.0)[0]
         sigmas = cs.BasicScheduler().get_sigmas(wan, "simple", 2, 1.0)[0]
         sampler = cs.KSamplerSelect().get_sampler("euler")[0]
-        res = cs.SamplerCustomAdvanced().sample(noise, guider, sampler, sigmas, latent)
-    res = res.result if hasattr(res, "result") else res
-    assert bool(torch.isfinite(res[0]["samples"]).all())
+        res = sample_custom_advanced(noise, guider, sampler, sigmas, latent)
+    assert bool(torch.isfinite(res["samples"]).all())
 
 
 def test_ksampler_patch_img2img_and_disabled_noise(mods, sd15):
@@ -394,8 +393,7 @@ def test_patch_refuses_a_guider_that_ignores_cfg(mods, sd15):
         guider = cs.BasicGuider().get_guider(model, pos)[0]
         sigmas = cs.BasicScheduler().get_sigmas(model, "simple", 2, 1.0)[0]
         sampler = cs.KSamplerSelect().get_sampler("euler")[0]
-        res = cs.SamplerCustomAdvanced().sample(cs.Noise_RandomNoise(0), guider, sampler, sigmas, latent)
-        return (res.result if hasattr(res, "result") else res)[0]["samples"]
+        return sample_custom_advanced(cs.Noise_RandomNoise(0), guider, sampler, sigmas, latent)["samples"]
 
     with torch.inference_mode():
         with pytest.raises(ValueError, match=r"SmoothInit \(KSampler\): cfg / inversion_cfg: the sampler's guider "
