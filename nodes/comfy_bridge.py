@@ -207,8 +207,10 @@ def add_sampler_noise_wrapper(model, key: str, fn: Callable[[SamplingContext], t
     return m
 
 
-# OUTER_SAMPLE's positional arguments after ``noise`` (ComfyUI 0.3.64 CFGGuider.outer_sample).
-_OUTER_SAMPLE_SEED_INDEX = 6  # latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed
+# OUTER_SAMPLE's positional arguments after ``noise`` (ComfyUI 0.3.64 CFGGuider.outer_sample):
+# latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed
+_OUTER_SAMPLE_SAMPLER_INDEX = 1
+_OUTER_SAMPLE_SEED_INDEX = 6
 
 
 def add_outer_noise_wrapper(model, key: str, fn: Callable[[torch.Tensor, int | None], torch.Tensor]):
@@ -661,13 +663,14 @@ def add_outer_sampler_wrapper(model, key: str, wrap: Callable[[Any], Any]):
     """Clone ``model`` with an OUTER_SAMPLE wrapper that replaces the SAMPLER of every sampler node
     (KSampler, KSamplerAdvanced, SamplerCustom[Advanced]) by ``wrap(sampler)``. The pack's own loops
     (:func:`run_in_sampling`: NOISE nodes, NI-VSDS) keep their sampler. The input MODEL is not mutated."""
-    def wrapper(executor, *args, **kwargs):
+    def wrapper(executor, noise, *args, **kwargs):
+        i = _OUTER_SAMPLE_SAMPLER_INDEX
         if not _OWN_LOOP.get():
-            if len(args) >= 3:
-                args = args[:2] + (wrap(args[2]),) + args[3:]
+            if len(args) > i:
+                args = args[:i] + (wrap(args[i]),) + args[i + 1:]
             elif "sampler" in kwargs:
                 kwargs["sampler"] = wrap(kwargs["sampler"])
-        return executor(*args, **kwargs)
+        return executor(noise, *args, **kwargs)
 
     m = model.clone()
     m.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, key, wrapper)
