@@ -1,0 +1,85 @@
+"""The one module that touches ComfyUI internals.
+
+Everything else in the pack talks to ComfyUI through the functions here: model calls with CFG
+(always through ComfyUI's ``CFGGuider`` so ControlNet, area/mask conds, hooks, PREDICT_NOISE
+wrappers and AnimateDiff-Evolved's ``sampling_function`` patch all apply), ``model_sampling``,
+model patches and wrappers, progress bars, previews, interruption and ComfyUI's folders.
+Public extension points only (shared COMFY.md). The core (``samplers/``, ``attention/``) stays
+pure torch and receives a ``denoise(x, sigma, cfg) -> x0`` callable plus the model_sampling.
+
+One module per concern; this package re-exports all of them, so node code says ``bridge.name``.
+"""
+from .models import (  # noqa: F401  model facts
+    model_sampling,
+    sigma_table,
+    calculate_sigmas,
+    SCHEDULERS,
+    is_max_denoise,
+    intermediate_device,
+    throw_if_interrupted,
+    diffusion_model,
+    WrappersMP,
+    InterruptedError_,
+)
+from .calls import (  # noqa: F401  model calls
+    ModelCalls,
+    make_denoiser,
+    SamplingContext,
+    run_in_sampling,
+    _OWN_LOOP,
+)
+from .patches import (  # noqa: F401  patches
+    add_sampler_noise_wrapper,
+    _OUTER_SAMPLE_SAMPLER_INDEX,
+    _OUTER_SAMPLE_SEED_INDEX,
+    add_outer_noise_wrapper,
+)
+from .chunks import (  # noqa: F401  chunked sampling (ZS^2 long videos)
+    own_loop_active,
+    add_sampler_wrappers,
+    with_transformer_option,
+    transformer_option,
+    _controls,
+    conds_frame_slice,
+)
+from .attention import (  # noqa: F401  attention patches, cross-batch detection
+    add_attn1_patch,
+    ATTENTION_OVERRIDE_KEY,
+    attention_override,
+    add_attention_override,
+    _DIT_IMAGE_MODELS,
+    dit_image_model_family,
+    _ADE_KEY,
+    _CROSS_BATCH_MARKER,
+    _iter_patch_objects,
+    model_attends_across_batch,
+    unet_self_attention_keys,
+)
+from .folders import (  # noqa: F401  folders
+    output_directory,
+    input_directory,
+)
+from .latents import (  # noqa: F401  latent layout, progress (I4VGen)
+    latent_dimensions,
+    latent_channels,
+    latent_format_name,
+    process_latent_in,
+    iteration_progress,
+)
+from .memory import (  # noqa: F401  memory (SmoothInit)
+    soft_empty_cache,
+    sampler_cfg,
+    guider_applies_cfg,
+)
+from .video_vae import (  # noqa: F401  video VAEs (I4VGen static video)
+    causal_video_frames_fn,
+    vae_latent_channels,
+    picture_frames_for,
+    encode_still_clip,
+    decode_first_picture_frame,
+)
+from .passes import (  # noqa: F401  multi-pass samplers (FreeInit)
+    SamplerPasses,
+    MultiPassSampler,
+    add_outer_sampler_wrapper,
+)

@@ -1,0 +1,120 @@
+"""ComfyUI bridge: model calls.
+
+Part of the one package that touches ComfyUI internals (see ``__init__``)."""
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+import comfy.samplers
+import comfy.utils
+
+from .models import is_max_denoise, throw_if_interrupted
+
+# Set while run_in_sampling runs one of our own loops: the pack's noise-replacing wrappers
+# (Dependency Noise (KSampler), SmoothInit (KSampler)) on that MODEL then pass the noise through, so
+# a NOISE node's base noise or NI-VSDS's fixed eps* is never swapped or optimised a second time.
+_OWN_LOOP: contextvars.ContextVar[bool] = contextvars.ContextVar("tfv_own_sampling_loop", default=False)
+
+
+class ModelCalls:
+    """Counts model calls (NFE: 2 per CFG call, 1 when cfg == 1), drives one progress bar over
+    all of them and checks ComfyUI's interrupt before every call."""
+
+    def __init__(self, total_nfe: int):
+        self.total = max(int(total_nfe), 1)
+        self.nfe = 0
+        self.pbar = comfy.utils.ProgressBar(self.total)
+
+    def before(self) -> None:
+        throw_if_interrupted()
+
+    def after(self, n: int) -> None:
+        self.nfe += n
+        self.pbar.update_absolute(min(self.nfe, self.total), self.total)
+
+
+def make_denoiser(guider, extra_args: dict) -> Callable:
+    """``denoise(x, sigma, cfg) -> x0`` (CFG-guided denoised latent, ``x``'s shape and dtype)
+    through a CFGGuider that is inside ``sample()`` (conds processed, model loaded).
+
+    ``sigma`` is a float or 0-dim tensor in the model's sigma units; cfg == 1 is one conditional
+    model call (ComfyUI's ``sampling_function`` skips the uncond pass), otherwise two. Runs under
+    ``torch.no_grad()``.
+    """
+    model_options = extra_args.get("model_options", {})
+    seed = extra_args.get("seed", None)
+
+    def denoise(x: torch.Tensor, sigma, cfg: float) -> torch.Tensor:
+        old = guider.cfg
+        guider.cfg = float(cfg)
+        try:
+            s = torch.full((x.shape[0],), float(sigma), device=x.device, dtype=torch.float32)
+            # No autograd graph in the pack's own loops, also when a script calls a node outside
+            # ComfyUI's executor (which runs nodes under inference_mode): SmoothInit-30 kept every
+            # call's graph alive there (> 5 GB).
+            with torch.no_grad():
+                out = guider(x, s, model_options=model_options, seed=seed)
+        finally:
+            guider.cfg = old
+        return out
+
+    return denoise
+
+@dataclass
+class SamplingContext:
+    """What an initialiser or NI-VSDS needs, inside ComfyUI's ``sample()``.
+
+    noise: unit noise ``[B, C, ...]`` on the model's device; latent_image: the processed latent
+    (zeros for an empty latent); sigmas: the schedule on the device; max_denoise: ComfyUI's rule.
+    """
+    guider: Any
+    extra_args: dict
+    model_sampling: Any
+    sigmas: torch.Tensor
+    noise: torch.Tensor
+    latent_image: torch.Tensor
+    max_denoise: bool
+    model_patcher: Any = None
+    extras: dict = field(default_factory=dict)
+
+    def denoiser(self) -> Callable:
+        return make_denoiser(self.guider, self.extra_args)
+
+    def process_latent_out(self, x: torch.Tensor) -> torch.Tensor:
+        return self.guider.inner_model.process_latent_out(x.to(torch.float32))
+
+
+def run_in_sampling(model, positive, negative, cfg: float, latent: torch.Tensor, noise: torch.Tensor,
+                    sigmas: torch.Tensor, fn: Callable[[SamplingContext], Any], seed: int | None = None,
+                    denoise_mask: torch.Tensor | None = None) -> Any:
+    """Run ``fn(ctx)`` inside ``CFGGuider.sample`` of ``model`` with these conds, and return its result.
+
+    This is how the NOISE nodes and NI-VSDS get ComfyUI's full model handling (loading, ControlNet,
+    hooks, cleanup) around their own loop: a custom KSAMPLER whose sampler function calls ``fn``.
+    ``latent``/``noise``: ``[B, C, ...]`` (CPU is fine), ``sigmas``: ``[N+1]``.
+    """
+    guider = comfy.samplers.CFGGuider(model)
+    guider.set_conds(positive, negative)
+    guider.set_cfg(cfg)
+    result: dict = {}
+
+    def sampler_function(model_k, x, sigmas_dev, extra_args=None, callback=None, disable=None, **kw):
+        g = model_k.inner_model
+        ms = g.inner_model.model_sampling
+        ctx = SamplingContext(guider=g, extra_args=extra_args or {}, model_sampling=ms, sigmas=sigmas_dev,
+                              noise=model_k.noise, latent_image=model_k.latent_image,
+                              max_denoise=is_max_denoise(ms, sigmas_dev), model_patcher=model)
+        result["out"] = fn(ctx)
+        return x
+
+    token = _OWN_LOOP.set(True)
+    try:
+        guider.sample(noise, latent, comfy.samplers.KSAMPLER(sampler_function), sigmas,
+                      denoise_mask=denoise_mask, disable_pbar=True, seed=seed)
+    finally:
+        _OWN_LOOP.reset(token)
+    return result["out"]

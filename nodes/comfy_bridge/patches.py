@@ -1,0 +1,61 @@
+"""ComfyUI bridge: patches.
+
+Part of the one package that touches ComfyUI internals (see ``__init__``)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .calls import SamplingContext, _OWN_LOOP
+from .models import WrappersMP, is_max_denoise
+
+
+def add_sampler_noise_wrapper(model, key: str, fn: Callable[[SamplingContext], torch.Tensor]):
+    """Clone ``model`` with a SAMPLER_SAMPLE wrapper that replaces the initial unit noise of every
+    sampler node (KSampler, KSamplerAdvanced, SamplerCustom[Advanced]) by ``fn(ctx)``.
+
+    All-zero noise (KSamplerAdvanced ``add_noise = disable``, second stages) is left alone, and so
+    is the noise of the pack's own loops (:func:`run_in_sampling`). The input MODEL is not mutated.
+    Arguments the wrapper does not use (any ComfyUI adds later) are passed on to the executor.
+    """
+    def wrapper(executor, guider, sigmas, extra_args, callback, noise, *args, **kwargs):
+        # ComfyUI 0.3.64: sampler.sample(guider, sigmas, extra_args, callback, noise, latent_image=None,
+        # denoise_mask=None, disable_pbar=False); anything else is passed on untouched
+        latent_image = args[0] if args else kwargs.get("latent_image")
+        if (not _OWN_LOOP.get() and noise is not None and torch.count_nonzero(noise) > 0
+                and sigmas.shape[-1] > 1):
+            ms = guider.inner_model.model_sampling
+            ctx = SamplingContext(guider=guider, extra_args=extra_args, model_sampling=ms, sigmas=sigmas,
+                                  noise=noise, latent_image=latent_image,
+                                  max_denoise=is_max_denoise(ms, sigmas), model_patcher=guider.model_patcher)
+            noise = fn(ctx).to(device=noise.device, dtype=noise.dtype)
+        return executor(guider, sigmas, extra_args, callback, noise, *args, **kwargs)
+
+    m = model.clone()
+    m.add_wrapper_with_key(WrappersMP.SAMPLER_SAMPLE, key, wrapper)
+    return m
+
+# OUTER_SAMPLE's positional arguments after ``noise`` (ComfyUI 0.3.64 CFGGuider.outer_sample):
+# latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed
+_OUTER_SAMPLE_SAMPLER_INDEX = 1
+_OUTER_SAMPLE_SEED_INDEX = 6
+
+
+def add_outer_noise_wrapper(model, key: str, fn: Callable[[torch.Tensor, int | None], torch.Tensor]):
+    """Clone ``model`` with an OUTER_SAMPLE wrapper that replaces the unit noise (CPU, before the
+    model loads) by ``fn(noise, seed)`` for every sampler node; all-zero noise and the noise of the
+    pack's own loops (:func:`run_in_sampling`) are left alone. Arguments the wrapper does not use
+    are passed on to the executor unchanged."""
+    def wrapper(executor, noise, *args, **kwargs):
+        if "seed" in kwargs:
+            seed = kwargs["seed"]
+        else:
+            seed = args[_OUTER_SAMPLE_SEED_INDEX] if len(args) > _OUTER_SAMPLE_SEED_INDEX else None
+        if not _OWN_LOOP.get() and noise is not None and torch.count_nonzero(noise) > 0:
+            noise = fn(noise, seed).to(device=noise.device, dtype=noise.dtype)
+        return executor(noise, *args, **kwargs)
+
+    m = model.clone()
+    m.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, key, wrapper)
+    return m
