@@ -19,6 +19,7 @@ because ``K'_1 = K_1``, but it keeps value ``k`` = frame ``k``).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 
@@ -68,6 +69,41 @@ def _number(token: str, where: str, fix: str) -> float:
     return v
 
 
+_NUMBER_CHARS = set("0123456789.eE+-")
+_LEADING_ZERO = re.compile(r"^[+-]?0[0-9]")
+
+
+def ambiguous_number(text: str) -> str | None:
+    """Why ``text`` (a schedule) holds a number that reads two ways, or ``None``.
+
+    The rule (a decimal comma, e.g. ``"0,01"`` typed for 0.01, must never parse as two values):
+
+    * a comma with a digit directly before and directly after it (no space) is ambiguous when
+      neither number it separates contains a ``.`` or an exponent: ``"0,01"``, ``"1,5"``,
+      ``"10,20"`` (a decimal comma or two values?); ``"0.01,0.02"``, ``"0.5,1"``, ``"1e-2,2e-2"``
+      and ``"0, 1"`` are unambiguous lists;
+    * a value written with a leading zero followed by a digit (``"01"``, ``"005"``) is the fraction
+      part of a decimal comma (``"0, 01"``), never a value anyone writes.
+    """
+    for i, c in enumerate(text):
+        if c != "," or i == 0 or i + 1 >= len(text) or not (text[i - 1].isdigit() and text[i + 1].isdigit()):
+            continue
+        a, b = i, i + 1
+        while a > 0 and text[a - 1] in _NUMBER_CHARS:
+            a -= 1
+        while b < len(text) and text[b] in _NUMBER_CHARS:
+            b += 1
+        left, right = text[a:i], text[i + 1:b]
+        if not any(ch in left + right for ch in ".eE"):
+            return (f"the comma in '{left},{right}' reads as a decimal comma ({left}.{right}) or as two values "
+                    f"({left} and {right})")
+    for token in re.split(r"[,:]", text):
+        t = token.strip()
+        if _LEADING_ZERO.match(t):
+            return f"'{t}' has a leading zero (the fraction part of a decimal comma?)"
+    return None
+
+
 def parse_frame_schedule(text, *, node: str, input_name: str, minimum: float | None = None,
                          maximum: float | None = None, what: str = "value") -> FrameSchedule | None:
     """Parse a per-frame schedule typed into a node.
@@ -85,7 +121,8 @@ def parse_frame_schedule(text, *, node: str, input_name: str, minimum: float | N
     Raises:
         ValueError: ``"{node}: {input_name}: ..."`` with the offending token and the fix, for a
             non-number, a non-finite number, a value outside ``[minimum, maximum]``, more than one
-            ``:`` or a ramp mixed with commas.
+            ``:`` or a ramp mixed with commas, and for an ambiguous number (:func:`ambiguous_number`:
+            a decimal comma such as ``"0,01"``, which must not silently become the two values 0 and 1).
     """
     where = f"{node}: {input_name}"
     if text is None:
@@ -103,6 +140,10 @@ def parse_frame_schedule(text, *, node: str, input_name: str, minimum: float | N
     rule = f"each {what} must be a number" + (" " + " and ".join(bounds) if bounds else "")
     fix = (f"Write comma-separated numbers (one per frame, e.g. '0.01, 0.02, 0.05'; the last repeats) or a "
            f"linear ramp 'start:end' (e.g. '0.01:0.1'); {rule}; leave it empty to use the scalar input.")
+    why = ambiguous_number(s)
+    if why is not None:
+        raise ValueError(f"{where}: {s!r} is ambiguous: {why}. Use a dot for decimals and a comma followed by a "
+                         f"space between values, e.g. '0.01' for one value, '0, 0.01' or '0.01, 0.02' for two. {fix}")
     if ":" in s:
         parts = s.split(":")
         if len(parts) != 2 or "," in s:

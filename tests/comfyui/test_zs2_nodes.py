@@ -579,6 +579,8 @@ def test_schedule_inputs_are_optional_strings(zs2):
     ("0.01, abc", r"'abc' is not a number"),
     ("0.01, -0.02", r"lambda_i = -0.02 is out of range: each lambda_i must be a number >= 0"),
     ("0.1:0.2:0.3", r"'0.1:0.2:0.3' is not a ramp 'start:end'"),
+    ("0,01", r"'0,01' is ambiguous: the comma in '0,01' reads as a decimal comma \(0.01\) or as two values "
+             r"\(0 and 01\)\. Use a dot for decimals"),        # issue 14 edge 5: was the two values [0, 1]
 ])
 def test_lambda_schedule_errors_name_node_and_input(zs2, model, text, match):
     with pytest.raises(ValueError, match=r"^Dependency Noise: kl_lambda_schedule: " + match):
@@ -591,6 +593,8 @@ def test_lambda_schedule_errors_name_node_and_input(zs2, model, text, match):
     ("0, 0.9, x", r"'x' is not a number"),
     ("0.5, 1.5", r"mu_i = 1.5 is out of range: each mu_i must be a number >= 0 and <= 1"),
     ("-0.1:0.9", r"mu_i = -0.1 is out of range"),
+    ("0,98", r"'0,98' is ambiguous: the comma in '0,98' reads as a decimal comma"),   # was [0, 98]: out of range
+    ("0,9:0,99", r"'0,9:0,99' is ambiguous"),                                       # was "not a ramp"
 ])
 def test_momentum_schedule_errors_name_node_and_input(zs2, model, text, match):
     with pytest.raises(ValueError, match=r"^Temporal Momentum Attention: momentum_schedule: " + match):

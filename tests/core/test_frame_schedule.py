@@ -66,3 +66,38 @@ def test_bounds():
     assert parse_frame_schedule("0, 1", **kw).values == (0.0, 1.0)      # bounds are inclusive
     with pytest.raises(ValueError, match="expected text"):
         parse(0.5)
+
+
+# --------------------------------------------------------------------------- decimal commas (issue 14, edge 5)
+
+@pytest.mark.parametrize("text,pair", [
+    ("0,01", "0,01"), ("1,5", "1,5"), ("10,20", "10,20"), ("0,01, 0,02", "0,01"), ("0.5,1,2", "1,2"),
+    ("-0,5", "-0,5"), ("0,5:0,9", "0,5"), ("1,2,3", "1,2"),
+])
+def test_decimal_comma_is_refused_with_the_fix(text, pair):
+    """A comma directly between two digits, with no dot or exponent in either number, reads as a
+    decimal comma or as a separator: refused, naming node, input, the two readings and the fix
+    (before: "0,01" parsed as the two values [0, 1] with no error)."""
+    for node, name, kw in (("Dependency Noise", "kl_lambda_schedule", {"minimum": 0.0, "what": "lambda_i"}),
+                           ("Temporal Momentum Attention", "momentum_schedule",
+                            {"minimum": 0.0, "maximum": 1.0, "what": "mu_i"})):
+        with pytest.raises(ValueError) as e:
+            parse_frame_schedule(text, node=node, input_name=name, **kw)
+        msg = str(e.value)
+        assert msg.startswith(f"{node}: {name}: {text!r} is ambiguous: the comma in '{pair}' reads as a decimal comma")
+        assert "Use a dot for decimals and a comma followed by a space between values" in msg
+
+
+@pytest.mark.parametrize("text", ["0, 01", "0.01,005", "01"])
+def test_leading_zero_value_is_refused(text):
+    with pytest.raises(ValueError, match=r"^N: s: .* is ambiguous: '0+[0-9]+' has a leading zero .*Use a dot for decimals"):
+        parse_frame_schedule(text, node="N", input_name="s")
+
+
+@pytest.mark.parametrize("text,values", [
+    ("0.01,0.02", (0.01, 0.02)), ("0.5,1", (0.5, 1.0)), ("1,0.5", (1.0, 0.5)), ("1e-2,2e-2", (0.01, 0.02)),
+    ("0, 1", (0.0, 1.0)), ("0 ,1", (0.0, 1.0)), ("2", (2.0,)), ("0.01, 0.01, 2, 0.01", (0.01, 0.01, 2.0, 0.01)),
+    ("0, 0.98, 0.98, 0.9", (0.0, 0.98, 0.98, 0.9)), ("10, 20", (10.0, 20.0)), ("0.0", (0.0,)),
+])
+def test_unambiguous_lists_still_parse(text, values):
+    assert parse(text).values == values
