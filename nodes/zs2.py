@@ -234,7 +234,8 @@ class TemporalMomentumAttention:
                                                         "ignored), e.g. '0, 0.98, 0.98, 0.9', or a linear ramp "
                                                         "'start:end' from frame 1 to frame F, e.g. '0.9:0.99'. "
                                                         "Resolved to the frames of each model call; under "
-                                                        "AnimateDiff-Evolved context windows by global frame index. "
+                                                        "AnimateDiff-Evolved context windows and ZS^2 Long Video "
+                                                        "(chunks) by global frame index. "
                                                         "Empty = momentum for every frame."}),
         }}
 

@@ -30,9 +30,16 @@ WRAPPER_KEY = "training_free_video.zs2_long_video"
 STATE_KEY = "training_free_video.zs2_long_video_chunk"
 
 
-def _with_state(extra_args: dict, state: lv.ChunkState, seed) -> dict:
-    """A copy of the sampler's extra_args that carries this chunk's seam state (and chunk seed)."""
+AD_PARAMS = "ad_params"
+
+
+def _with_state(extra_args: dict, state: lv.ChunkState, seed, frames: int) -> dict:
+    """A copy of the sampler's extra_args that carries this chunk's seam state (and chunk seed), and
+    the chunk's global frame indices as AnimateDiff-style ``ad_params`` (:func:`lv.chunk_frame_params`)
+    so per-frame schedules and other packs' per-frame inputs follow the video's frame index."""
     ea = bridge.with_transformer_option(extra_args, STATE_KEY, state)
+    outer = bridge.transformer_option(extra_args.get("model_options", {}), AD_PARAMS)
+    ea = bridge.with_transformer_option(ea, AD_PARAMS, lv.chunk_frame_params(state.start, state.end, frames, outer))
     if seed is not None and state.index > 0:
         ea["seed"] = (int(seed) + state.index) % 2 ** 64   # fresh ancestral/SDE noise per chunk (chunk 0 as unpatched)
     return ea
@@ -80,7 +87,7 @@ def make_wrappers(node: str, chunk: int):
                     shown = x0[1:] if k > 0 and x0.shape[0] > 1 else x0   # preview a new frame, not the seam
                     callback(k * steps + int(i), shown, x, total)
             with bridge.conds_frame_slice(guider, frames, s, e):
-                return executor(guider, sigmas, _with_state(extra_args, state, seed), cb, noise[s:e],
+                return executor(guider, sigmas, _with_state(extra_args, state, seed, frames), cb, noise[s:e],
                                 frames_of(latent_image, s, e), frames_of(denoise_mask, s, e), disable_pbar)
 
         out, states = lv.sample_in_chunks(sample_chunk, frames, chunk, store=lambda t: t.to(store),
@@ -130,8 +137,10 @@ class ZS2LongVideo:
         "frame 1 of the next (Temporal Momentum Attention's anchor). While a chunk samples, its last frame's model "
         "input and denoised x0 are recorded at every model call; in the next chunk frame 1 gets exactly that "
         "trajectory at every call with the same sigma, so the seam is continuous. The initial noise is the full "
-        "F-frame noise (Dependency Noise continues across chunks); per-frame ControlNet hints and concat conds are "
-        "sliced per chunk. Output: one latent with all F frames (the seam is not duplicated). Works with every "
+        "F-frame noise (Dependency Noise continues across chunks); per-frame ControlNet hints, concat conds and "
+        "ConditioningSetMask masks are sliced per chunk, and every model call carries the chunk's global frame indices "
+        "as AnimateDiff-style ad_params (sub_idxs, full_length), so momentum_schedule and other packs' per-frame "
+        "inputs follow the video's frame index. Output: one latent with all F frames (the seam is not duplicated). Works with every "
         "sampler node (KSampler, KSamplerAdvanced, SamplerCustom[Advanced]); one progress bar over all chunks. "
         "Exact seam for deterministic samplers (euler, ddim, heun, dpmpp_2m, lms, uni_pc, ...); ancestral/SDE "
         "samplers draw fresh noise per chunk (seed + chunk index): the model still sees the recorded seam at every "

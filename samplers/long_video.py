@@ -68,6 +68,28 @@ def plan_chunks(frames: int, chunk: int) -> list[tuple[int, int]]:
         start = end - 1
 
 
+def chunk_frame_params(start: int, end: int, frames: int, outer: dict | None = None) -> dict:
+    """AnimateDiff-style frame indices of the chunk holding frames ``start .. end - 1`` of an
+    ``frames``-frame video, for ``transformer_options["ad_params"]``: ``{"full_length": frames,
+    "context_length": end - start, "sub_idxs": [start, ..., end - 1]}`` (global frame indices, the
+    keys AnimateDiff-Evolved exposes for its context windows; other packs' per-frame inputs, e.g.
+    IPAdapter image batches, and the pack's per-frame schedules index by them).
+
+    ``outer``: ``ad_params`` already in the sampler's options (the ``frames`` frames are themselves a
+    window of a longer video): when its ``sub_idxs`` lists ``frames`` indices, the chunk's indices are
+    those entries and ``full_length`` is ``outer``'s; its other keys are kept. Returns a new dict.
+    """
+    start, end, frames = int(start), int(end), int(frames)
+    sub, full = list(range(start, end)), frames
+    out = dict(outer) if isinstance(outer, dict) else {}
+    outer_sub = out.get("sub_idxs")
+    if outer_sub is not None and len(outer_sub) == frames:
+        sub = [int(outer_sub[i]) for i in range(start, end)]
+        full = int(out.get("full_length") or (max(int(i) for i in outer_sub) + 1))
+    out.update({"full_length": full, "context_length": end - start, "sub_idxs": sub})
+    return out
+
+
 def stitch(parts: Sequence[Tensor], plan: Sequence[tuple[int, int]], dim: int = 0) -> Tensor:
     """Join chunk outputs into one video along ``dim`` (the frame axis), dropping the seam frame
     (frame 0) of every chunk after the first. ``parts[k]`` must have ``end_k - start_k`` frames;

@@ -70,14 +70,20 @@ def conds_frame_slice(guider, frames: int, start: int, end: int):
     block, then restore it.
 
     Per-frame means a batch of exactly ``frames``: model conds (e.g. InstructPix2Pix / inpainting
-    ``concat`` latents, batched text conds) and ControlNet / T2I-Adapter hint images (one control
-    image per frame). Anything with batch 1 is shared by all frames and left alone. Without this,
-    ComfyUI would repeat/truncate them to the chunk's batch, i.e. give every chunk the first frames'
-    conditioning."""
+    ``concat`` latents, batched text conds), ControlNet / T2I-Adapter hint images (one control
+    image per frame), and tensors in the cond itself, above all ``cond["mask"]`` (ConditioningSetMask
+    with one mask per frame, ``[frames, h, w]`` after ComfyUI resized it to the latent; sliced as
+    AnimateDiff-Evolved slices a cond's tensors for its context windows). Anything with batch 1 is
+    shared by all frames and left alone. Without this, ComfyUI would repeat/truncate them to the
+    chunk's batch, i.e. give every chunk the first frames' conditioning."""
     undo = []
     try:
         for conds in getattr(guider, "conds", {}).values():
             for cond in conds or []:
+                for name, t in list(cond.items()):
+                    if isinstance(t, torch.Tensor) and t.ndim >= 1 and t.shape[0] == frames:
+                        undo.append((cond.__setitem__, (name, t)))
+                        cond[name] = t[start:end]
                 mc = cond.get("model_conds", {})
                 for name, c in list(mc.items()):
                     t = getattr(c, "cond", None)

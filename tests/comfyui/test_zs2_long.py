@@ -358,3 +358,96 @@ def test_per_frame_text_conds_are_sliced_per_chunk(zs2, long, base, conds):
     assert (a[8:] - b[8:]).flatten(1).abs().amax(1).min() > 1e-4
     plain, _ = custom_advanced(zs2_model(zs2, long, base, chunk=None), ([[emb[:8], {}]], neg), 8, noise)
     assert torch.equal(a[:8], plain)
+
+
+# --------------------------------------------------------------------------- per-frame masks, global frame indices (issue 14)
+
+def test_per_frame_cond_masks_are_sliced_per_chunk(zs2, long, base, conds):
+    """ConditioningSetMask with one mask per frame (15 frames, chunks 0..7 and 7..14): a second prompt
+    applies where its frame's mask is 1. Chunk 1 uses masks 7..14, so changing masks 8..14 changes
+    frames 8..14 only (before: every chunk got masks 0..7 and the change did nothing); chunk 0 equals
+    plain sampling of 8 frames with masks 0..7."""
+    import nodes
+    frames, noise = 15, FixedNoise(15)
+    pos, neg = conds
+    other = [[torch.randn(1, 7, 16, generator=torch.Generator().manual_seed(31)), {}]]
+    masks = torch.zeros(frames, 8 * H, 8 * W)
+    masks[::2] = 1.0                                    # even frames get the second prompt
+    changed = 1.0 - masks
+    changed[:8] = masks[:8]                             # frames 8..14 flipped
+
+    def positive(m):
+        with torch.inference_mode():
+            masked = nodes.ConditioningSetMask().append(other, m, "default", 1.0)[0]
+            return nodes.ConditioningCombine().combine(pos, masked)[0]
+
+    chunked = zs2_model(zs2, long, base, chunk=8)
+    a, _ = custom_advanced(chunked, (positive(masks), neg), frames, noise)
+    b, _ = custom_advanced(chunked, (positive(changed), neg), frames, noise)
+    assert torch.equal(a[:8], b[:8])
+    assert (a[8:] - b[8:]).flatten(1).abs().amax(1).min() > 1e-4        # every later frame follows its mask
+    plain, _ = custom_advanced(zs2_model(zs2, long, base, chunk=None), (positive(masks[:8]), neg), 8, noise)
+    assert torch.equal(a[:8], plain)
+
+
+def ad_params_probe(model, log):
+    """Clone with a DIFFUSION_MODEL wrapper that records the ``ad_params`` every network call sees
+    (what another pack's per-frame input, e.g. an IPAdapter image batch, would index by)."""
+    import comfy.patcher_extension
+    m = model.clone()
+
+    def probe(executor, *args, **kwargs):
+        to = args[5] if len(args) > 5 else kwargs.get("transformer_options", {})
+        ad = to.get("ad_params")
+        log.append(None if ad is None else {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in ad.items()})
+        return executor(*args, **kwargs)
+
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "test.ad_probe", probe)
+    return m
+
+
+def test_chunks_carry_global_frame_indices_as_ad_params(zs2, long, base, conds):
+    """Every model call of chunk k sees AnimateDiff-style ad_params with the chunk's global frame
+    indices: sub_idxs = start..end-1, full_length = F, context_length = chunk frames (before: none, so
+    other packs' per-frame inputs and schedules restarted at frame 0 in every chunk). F <= m: no
+    ad_params are added (the unpatched call)."""
+    from training_free_video.samplers.long_video import plan_chunks
+    log = []
+    ksampler(zs2_model(zs2, long, ad_params_probe(base, log), chunk=6), conds, 13)
+    plan = plan_chunks(13, 6)
+    assert len(plan) == 3 and len(log) == 3 * STEPS
+    for k, (s, e) in enumerate(plan):
+        for ad in log[k * STEPS:(k + 1) * STEPS]:
+            assert ad == {"full_length": 13, "context_length": e - s, "sub_idxs": list(range(s, e))}, (k, ad)
+    log.clear()
+    ksampler(zs2_model(zs2, long, ad_params_probe(base, log), chunk=8), conds, 8)
+    assert log == [None] * STEPS
+
+
+def test_momentum_schedule_follows_global_frame_index(zs2, long, base, conds):
+    """Temporal Momentum Attention's momentum_schedule under Long Video is resolved at the frames'
+    global indices, as kl_lambda_schedule is: with mu_1..mu_6 = 0 and mu_7.. = 0.98 (F = 11, chunks
+    0..5 and 5..10), chunk 0 is plain self-attention (equal to momentum 0) and chunk 1 (global frames
+    6..11) uses 0.98 (equal to momentum 0.98 from the same seam). Before, the schedule restarted in
+    every chunk (resolved over the chunk's own frames), so chunk 1 also ran at mu = 0."""
+    frames, noise = 11, FixedNoise(11)
+    sched = "0, 0, 0, 0, 0, 0, 0.98"
+
+    def model(mu, schedule=""):
+        with torch.inference_mode():
+            m = zs2.TemporalMomentumAttention().patch(base, mu, schedule)[0]
+            return long.ZS2LongVideo().patch(m, 6)[0]
+
+    out, _ = custom_advanced(model(0.98, sched), conds, frames, noise)
+    zero, _ = custom_advanced(model(0.0), conds, frames, noise)
+    assert torch.equal(out[:6], zero[:6])
+    assert (out[6:] - zero[6:]).flatten(1).abs().amax(1).min() > 1e-4
+    # a ramp over the whole video: chunk 0 holds global frames 1..6 of an 11-frame ramp 0.5:1, so it
+    # equals one 6-frame batch with those six values written out (before: the ramp ran over 6 frames)
+    from training_free_video.samplers.frame_schedule import parse_frame_schedule
+    mus = parse_frame_schedule("0.5:1", node="t", input_name="t").resolve(frames)
+    ramp, _ = custom_advanced(model(0.98, "0.5:1"), conds, frames, noise)
+    with torch.inference_mode():
+        first = zs2.TemporalMomentumAttention().patch(base, 0.98, ", ".join(f"{v!r}" for v in mus[:6]))[0]
+    plain, _ = custom_advanced(first, conds, 6, noise)
+    assert torch.equal(ramp[:6], plain)

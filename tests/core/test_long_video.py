@@ -191,3 +191,18 @@ def test_unmatched_sigmas_are_counted_and_left_alone():
     out = state.model_call(lambda xx: xx * 10, x, 2.0)                        # no entries left
     assert torch.equal(out, x * 10) and torch.equal(x, torch.full((3, 3), 5.0))
     assert (state.calls, state.imposed, state.unmatched) == (3, 2, 1)
+
+
+def test_chunk_frame_params_are_global_indices():
+    """ad_params of a chunk (issue 14): the chunk's global frame indices and the video length; when
+    the sampler's options already hold ad_params over the same frames (the video is itself a window
+    of a longer one), the chunk's indices are theirs and their other keys are kept."""
+    from training_free_video.samplers.long_video import chunk_frame_params
+    assert chunk_frame_params(7, 14, 64) == {"full_length": 64, "context_length": 7, "sub_idxs": list(range(7, 14))}
+    outer = {"full_length": 100, "context_length": 20, "sub_idxs": list(range(40, 60)), "other": 1}
+    assert chunk_frame_params(7, 14, 20, outer) == {"full_length": 100, "context_length": 7,
+                                                    "sub_idxs": list(range(47, 54)), "other": 1}
+    assert outer["sub_idxs"] == list(range(40, 60)) and outer["context_length"] == 20     # not modified
+    # ad_params without window indices (AnimateDiff-Evolved without context windows): the chunk's own
+    assert chunk_frame_params(0, 8, 20, {"full_length": 20, "context_length": 16, "sub_idxs": None}) == {
+        "full_length": 20, "context_length": 8, "sub_idxs": list(range(8))}
