@@ -26,10 +26,13 @@ SAMPLER_CATEGORY = "sampling/custom_sampling/samplers"
 WRAPPER_KEY = "training_free_video.freeinit"
 TAG = "freeinit"
 
-_FRAMES_NOTE = ("The 3-D FFT runs over frames, height and width: frames are the batch for image models "
-                "([F, C, H, W], e.g. Empty Latent Image batch_size = frames; independent images in one batch would "
-                "be coupled, so use batch 1 for images) and axis 2 for video latents ([B, C, T, H, W]: Wan, Hunyuan, "
-                "LTXV). One frame: the time axis has only its DC bin, which passes, so FreeInit is 2-D (spatial).")
+_FRAMES_NOTE = ("The 3-D FFT runs over frames, height and width: frames are axis 2 for video latents ([B, C, T, H, "
+                "W]: Wan, Hunyuan, LTXV) and the batch for image models ([F, C, H, W], e.g. Empty Latent Image "
+                "batch_size = frames, or Qwen-Image's [F, C, 1, H, W]) when the model attends across its batch "
+                "(Temporal Momentum Attention, an AnimateDiff motion model). Without such a model the batch is "
+                "independent images and each gets 2-D (spatial) FreeInit on its own, the same as a batch-1 run "
+                "(a temporal low-pass would pull independent images to one composition). One frame: the time axis "
+                "has only its DC bin, which passes, so FreeInit is 2-D (spatial).")
 _COST_NOTE = ("Cost: iterations x the sampler's model calls (3 x at the default; the FreeInit paper's 5 iterations "
               "are 5 x; with coarse_to_fine about (iterations + 1) / 2 x: 2 x for 3), plus two FFTs of the latent per "
               "pass. One progress bar over all passes, with a preview of each pass; Cancel stops between any two steps.")
@@ -52,7 +55,9 @@ def _inputs() -> dict:
                                      "of the previous result's spatial layout. Paper 0.25."}),
         "d_t": ("FLOAT", {"default": fi.DEFAULT_D_T, "min": 0.01, "max": 1.0, "step": 0.01,
                           "tooltip": "Temporal stop frequency in (0, 1] across frames. Larger keeps more of the "
-                                     "previous result's motion. Paper 0.25."}),
+                                     "previous result's motion. Paper 0.25. An image batch counts as frames only "
+                                     "when the model attends across it (Temporal Momentum Attention, AnimateDiff); "
+                                     "otherwise each image gets 2-D FreeInit on its own and d_t is unused."}),
         "order": ("INT", {"default": fi.DEFAULT_ORDER, "min": 1, "max": 32,
                           "tooltip": "Butterworth order n (butterworth only): larger -> closer to ideal, smaller -> "
                                      "closer to gaussian. Paper 4."}),
@@ -114,8 +119,11 @@ def make_run(node: str, settings: fi.Settings):
 
             return call.run_pass(start, pass_callback, fi.pass_sigmas(sigmas, p, k, c2f))
 
+        # an image batch is one video's frames only when the model attends across it (TMA, a motion
+        # module); otherwise independent images, each with 2-D FreeInit (samplers/freeinit.py "Frames")
         out = fi.free_init(sample, noise, call.model_sampling, sigmas[0], settings, seed=call.seed,
-                           latent=call.latent_image, max_denoise=call.max_denoise)
+                           latent=call.latent_image, max_denoise=call.max_denoise,
+                           batch_frames=call.attends_across_batch)
         bridge.throw_if_interrupted()
         return out
 

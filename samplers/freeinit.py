@@ -49,6 +49,15 @@ for every even size, centred for odd sizes; ``grid="reference"`` is the literal 
 frame (a single image, ``[1, C, H, W]``, or ``T = 1``) the time axis has only its DC bin, which the
 centred grid passes, so FreeInit acts as 2-D (spatial) FreeInit on that frame.
 
+**Frames** (:func:`to_video_layout`). Video latents ``[B, C, T, H, W]`` have their frames on axis 2.
+For image models the batch holds the frames of one video (``[F, C, H, W]``, and ``[F, C, 1, H, W]``
+latents of one picture frame per entry such as Qwen-Image's, as Dependency Noise and Temporal Momentum
+Attention see them) only when the model attends across its batch (TMA, an AnimateDiff motion
+module); the caller says so with ``batch_frames``. Otherwise the batch is independent images and each
+is filtered on its own in 2-D: over a batch of independent images the temporal low-pass (d_t 0.25 at
+4 frames keeps only the DC bin) would keep only the batch mean of the re-noised results, so every
+image would start the next pass from the same low frequencies and converge to one composition.
+
 **Coarse-to-fine sampling** (the official ``use_fast_sampling``, off by default): pass ``p`` runs
 ``max(1, int(N / iterations * (p + 1)))`` steps (:func:`pass_steps`), taken here from the sampler's
 own N-step schedule at evenly spaced indices (:func:`pass_sigmas`); 3 iterations then cost 2x plain
@@ -195,33 +204,53 @@ def low_pass_filter(thw: tuple[int, int, int], filter_type: str = "butterworth",
 
 # --------------------------------------------------------------------------- layout and mixing
 
-def to_video_layout(x: Tensor) -> Tensor:
-    """``[B, C, T, H, W]`` view of a latent: video latents (5-D) as they are; image-model latents
-    ``[F, C, H, W]`` are one video whose frames are the batch -> ``[1, C, F, H, W]``.
+def to_video_layout(x: Tensor, batch_frames: bool = True) -> Tensor:
+    """``[B, C, T, H, W]`` view of a latent, the layout the 3-D FFT runs in (over ``T, H, W``).
+
+    * ``batch_frames=True`` (the batch is one video's frames): image-model latents ``[F, C, H, W]``
+      -> ``[1, C, F, H, W]``; 5-D latents of one picture frame per batch entry ``[F, C, 1, H, W]``
+      with ``F > 1`` (Qwen-Image) -> ``[1, C, F, H, W]`` too (as Dependency Noise and Temporal
+      Momentum Attention see them);
+    * ``batch_frames=False`` (independent images): ``[B, C, H, W]`` -> ``[B, C, 1, H, W]`` (each image
+      a one-frame video: 2-D FreeInit per image); ``[B, C, 1, H, W]`` as it is;
+    * video latents ``[B, C, T, H, W]`` with ``T > 1`` as they are (frames on axis 2, per video).
 
     Raises:
         ValueError: for other ranks (e.g. audio latents).
     """
     if x.ndim == 5:
+        if batch_frames and x.shape[2] == 1 and x.shape[0] > 1:
+            return x.permute(2, 1, 0, 3, 4)
         return x
     if x.ndim == 4:
+        if not batch_frames:
+            return x.unsqueeze(2)
         return x.permute(1, 0, 2, 3).unsqueeze(0)
     raise ValueError(f"FreeInit needs an image-model latent [frames, C, H, W] or a video latent [B, C, T, H, W]; "
                      f"got a {x.ndim}-D latent of shape {tuple(x.shape)}")
 
 
-def from_video_layout(v: Tensor, ndim: int) -> Tensor:
-    """Inverse of :func:`to_video_layout` for a latent of rank ``ndim``."""
-    return v if ndim == 5 else v[0].permute(1, 0, 2, 3)
+def from_video_layout(v: Tensor, ndim: int, batch_frames: bool = True, shape=None) -> Tensor:
+    """Inverse of :func:`to_video_layout` for a latent of rank ``ndim`` (and, for 5-D latents, its
+    original ``shape``: a ``[F, C, 1, H, W]`` batch of frames comes back from ``[1, C, F, H, W]``)."""
+    if ndim == 5:
+        if shape is not None and batch_frames and int(shape[2]) == 1 and int(shape[0]) > 1:
+            return v.permute(2, 1, 0, 3, 4)
+        return v
+    if not batch_frames:
+        return v.squeeze(2)
+    return v[0].permute(1, 0, 2, 3)
 
 
-def latent_thw(shape) -> tuple[int, int, int]:
+def latent_thw(shape, batch_frames: bool = True) -> tuple[int, int, int]:
     """``(T, H, W)`` of a latent shape in the layout of :func:`to_video_layout`."""
     shape = tuple(int(s) for s in shape)
     if len(shape) == 5:
+        if batch_frames and shape[2] == 1 and shape[0] > 1:
+            return shape[0], shape[3], shape[4]
         return shape[2], shape[3], shape[4]
     if len(shape) == 4:
-        return shape[0], shape[2], shape[3]
+        return (shape[0] if batch_frames else 1), shape[2], shape[3]
     raise ValueError(f"FreeInit needs an image-model latent [frames, C, H, W] or a video latent [B, C, T, H, W]; "
                      f"got shape {shape}")
 
@@ -244,20 +273,21 @@ def frequency_mix(low: Tensor, high: Tensor, lpf: Tensor) -> Tensor:
     return torch.fft.ifftn(torch.fft.ifftshift(mixed, dim=dims), dim=dims).real
 
 
-def mix_latents(low: Tensor, high: Tensor, lpf: Tensor) -> Tensor:
-    """:func:`frequency_mix` on latents in ComfyUI's layout (frames as batch or axis 2), shape kept.
+def mix_latents(low: Tensor, high: Tensor, lpf: Tensor, batch_frames: bool = True) -> Tensor:
+    """:func:`frequency_mix` on latents in ComfyUI's layout (frames as batch or axis 2, or independent
+    images with ``batch_frames=False``; see :func:`to_video_layout`), shape kept.
 
     On a device without the FFTs torch needs (some MPS builds) the mix runs on the CPU and the result
     returns to the device of ``low``.
     """
-    lo, hi = to_video_layout(low), to_video_layout(high)
+    lo, hi = to_video_layout(low, batch_frames), to_video_layout(high, batch_frames)
     try:
         v = frequency_mix(lo, hi, lpf)
     except (RuntimeError, NotImplementedError):
         if low.device.type == "cpu":
             raise
         v = frequency_mix(lo.cpu(), hi.cpu(), lpf).to(low.device)
-    return from_video_layout(v, low.ndim)
+    return from_video_layout(v, low.ndim, batch_frames, low.shape)
 
 
 # --------------------------------------------------------------------------- re-noising
@@ -291,15 +321,15 @@ def renoised_unit_noise(model_sampling: ModelSamplingLike, sigma: SigmaLike, noi
 
 def reinit_noise(model_sampling: ModelSamplingLike, sigma: SigmaLike, noise: Tensor, x0: Tensor, fresh: Tensor,
                  lpf: Tensor, latent: Tensor | None = None, max_denoise: bool = False,
-                 min_signal: float = DEFAULT_MIN_SIGNAL) -> Tensor:
+                 min_signal: float = DEFAULT_MIN_SIGNAL, batch_frames: bool = True) -> Tensor:
     """FreeInit's noise re-initialisation: the next pass's unit noise ``[B, ...]`` (dtype of ``noise``).
 
     Low frequencies of :func:`renoised_unit_noise` (``x0`` of the previous pass re-noised with the
     initial ``noise``), high frequencies of the unit noise ``fresh``; ``lpf`` from :func:`low_pass_filter`
-    for :func:`latent_thw` of the latent.
+    for :func:`latent_thw` of the latent (with the same ``batch_frames``, see :func:`to_video_layout`).
     """
     u = renoised_unit_noise(model_sampling, sigma, noise, x0, latent, max_denoise, min_signal)
-    return mix_latents(u, fresh.to(device=noise.device), lpf).to(noise.dtype)
+    return mix_latents(u, fresh.to(device=noise.device), lpf, batch_frames).to(noise.dtype)
 
 
 def pass_seed(seed: int | None, p: int) -> int:
@@ -319,7 +349,7 @@ def fresh_noise(shape, seed: int | None, p: int) -> Tensor:
 def free_init(sample: Callable[[Tensor, int], Tensor], noise: Tensor, model_sampling: ModelSamplingLike,
               sigma: SigmaLike, settings: Settings = Settings(), seed: int | None = 0,
               latent: Tensor | None = None, max_denoise: bool = False,
-              on_reinit: Callable[[int, Tensor], None] | None = None) -> Tensor:
+              on_reinit: Callable[[int, Tensor], None] | None = None, batch_frames: bool = True) -> Tensor:
     """Run FreeInit: ``settings.iterations`` full sampling passes, returning the last pass's result.
 
     Args:
@@ -333,6 +363,12 @@ def free_init(sample: Callable[[Tensor, int], Tensor], noise: Tensor, model_samp
         seed: the sampler's seed; pass p's fresh noise is :func:`fresh_noise` ``(seed, p)``.
         on_reinit: optional ``on_reinit(p, unit_noise)`` before pass ``p >= 1`` (for tests/logging).
             Coarse-to-fine sampling is up to ``sample`` (it runs pass p over :func:`pass_sigmas`).
+        batch_frames: ``True``: the batch of an image-model latent (``[F, C, H, W]``, or ``[F, C, 1, H, W]``
+            of one picture frame per entry, e.g. Qwen-Image) is one video's frames and the low-pass runs
+            across it; ``False``: independent images, each filtered in 2-D on its own (for a model that
+            does not attend across its batch: a temporal low-pass over independent images would keep
+            only their batch mean at the low temporal frequencies, pulling them to one composition).
+            Video latents with ``T > 1`` are filtered per video either way.
     Returns:
         ``sample``'s result of the last pass. With ``iterations = 1`` exactly ``sample(noise, 0)``.
     Cost: ``iterations`` x the sampler's NFE, plus two FFTs of the latent per re-initialisation.
@@ -340,14 +376,15 @@ def free_init(sample: Callable[[Tensor, int], Tensor], noise: Tensor, model_samp
         ValueError: bad settings (:func:`validate`), or a latent that is not 4-D/5-D.
     """
     settings = validate("FreeInit", settings)
-    thw = latent_thw(noise.shape)
+    thw = latent_thw(noise.shape, batch_frames)
     x0 = sample(noise, 0)
     if settings.iterations == 1:
         return x0
     lpf = low_pass_filter(thw, settings.filter_type, settings.d_s, settings.d_t, settings.order, settings.grid)
     for p in range(1, settings.iterations):
         fresh = fresh_noise(noise.shape, seed, p)
-        start = reinit_noise(model_sampling, sigma, noise, x0, fresh, lpf, latent, max_denoise, settings.min_signal)
+        start = reinit_noise(model_sampling, sigma, noise, x0, fresh, lpf, latent, max_denoise, settings.min_signal,
+                             batch_frames)
         if on_reinit is not None:
             on_reinit(p, start)
         x0 = sample(start, p)

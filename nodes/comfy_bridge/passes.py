@@ -10,6 +10,7 @@ import torch
 
 import comfy.samplers
 
+from .attention import model_attends_across_batch
 from .calls import _OWN_LOOP
 from .models import WrappersMP, is_max_denoise
 from .patches import _OUTER_SAMPLE_SAMPLER_INDEX
@@ -27,7 +28,10 @@ class SamplerPasses:
     noise: the initial unit noise ``[B, C, ...]`` (model device) after every noise patch;
     latent_image: the processed input latent (zeros for an empty latent); sigmas: the schedule (device);
     max_denoise: ComfyUI's rule for sigmas[0]; seed: the sampler's seed (may be None);
-    callback: the sampler node's ``callback(step, x0, x, total_steps)`` (progress bar + previews) or None.
+    callback: the sampler node's ``callback(step, x0, x, total_steps)`` (progress bar + previews) or None;
+    attends_across_batch: the model mixes the samples of its batch (Temporal Momentum Attention, an
+    AnimateDiff-Evolved motion model: :func:`model_attends_across_batch`), i.e. an image-model batch is
+    one video's frames; False: the batch holds independent images.
     """
     inner: Any
     model_wrap: Any
@@ -41,6 +45,7 @@ class SamplerPasses:
     disable_pbar: bool
     max_denoise: bool
     seed: int | None
+    attends_across_batch: bool = False
 
     def run_pass(self, noise: torch.Tensor, callback=None, sigmas: torch.Tensor | None = None) -> torch.Tensor:
         """One full run of the inner sampler from unit ``noise`` over ``sigmas`` (default: the call's
@@ -63,7 +68,9 @@ class MultiPassSampler(comfy.samplers.Sampler):
         call = SamplerPasses(inner=self.inner, model_wrap=model_wrap, model_sampling=ms, sigmas=sigmas,
                              extra_args=extra_args, callback=callback, noise=noise, latent_image=latent_image,
                              denoise_mask=denoise_mask, disable_pbar=disable_pbar, max_denoise=bool(md),
-                             seed=extra_args.get("seed", None))
+                             seed=extra_args.get("seed", None),
+                             attends_across_batch=model_attends_across_batch(
+                                 getattr(model_wrap, "model_patcher", None), extra_args.get("model_options")))
         return self.run(call)
 
 

@@ -328,3 +328,70 @@ def test_coarse_to_fine_schedules_and_nfe():
     assert bool((s0[:-1] > s0[1:]).all())
     assert fi.pass_sigmas(sig, 2, 3, True) is sig
     assert fi.nfe(3, 100, 50, True) == 2 * (16 + 33 + 50) and fi.nfe(3, 100) == 300
+
+
+# --------------------------------------------------------------------------- which axis holds the frames (issue 14)
+
+def _loop_starts(eps, batch_frames=None):
+    """The start noise of every pass of a 3-pass FreeInit on a toy denoiser (x0 = 0.5 x, per sample)."""
+    ms = EpsModelSampling()
+    starts = []
+
+    def sample(n, p):
+        starts.append(n.clone())
+        return 0.5 * n
+    kw = {} if batch_frames is None else {"batch_frames": batch_frames}
+    fi.free_init(sample, eps, ms, 14.6, fi.Settings(iterations=3), seed=4, max_denoise=True, **kw)
+    return starts
+
+
+def test_one_picture_frame_per_batch_entry_is_a_video_of_the_batch():
+    """[F, C, 1, H, W] (Qwen-Image: one picture frame per batch entry) is F frames, as Dependency
+    Noise and TMA see it: every pass starts exactly as for the same frames as [F, C, H, W] (before,
+    each entry was a one-frame video: 2-D FreeInit per frame, no temporal low-pass)."""
+    eps = torch.randn(4, 16, 6, 6, generator=torch.Generator().manual_seed(2))
+    flat = _loop_starts(eps)
+    five = _loop_starts(eps.unsqueeze(2))
+    assert [tuple(s.shape) for s in five] == [(4, 16, 1, 6, 6)] * 3
+    for a, b in zip(flat, five):
+        torch.testing.assert_close(b[:, :, 0], a, rtol=0, atol=0)
+    assert fi.latent_thw((4, 16, 1, 6, 6)) == (4, 6, 6)
+    assert fi.latent_thw((4, 16, 1, 6, 6), batch_frames=False) == (1, 6, 6)
+    assert fi.latent_thw((1, 16, 1, 6, 6)) == (1, 6, 6) and fi.latent_thw((2, 16, 5, 6, 6)) == (5, 6, 6)
+    # a real video latent (T > 1) keeps its frames on axis 2 whatever batch_frames says
+    vid = torch.randn(2, 4, 5, 6, 6, generator=torch.Generator().manual_seed(3))
+    for a, b in zip(_loop_starts(vid, True), _loop_starts(vid, False)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("five_d", [False, True])
+def test_independent_images_get_2d_freeinit_each(five_d):
+    """batch_frames=False (no model attends across the batch): image i's re-initialised noise is
+    exactly the 2-D FreeInit of image i alone with its own fresh noise, so a batch of independent
+    images stays independent. With batch_frames=True the temporal low-pass at 4 frames (d_t 0.25)
+    keeps only the batch mean at low frequencies: every image's next start shares them."""
+    ms = EpsModelSampling()
+    g = torch.Generator().manual_seed(11)
+    eps, x0, fresh = (torch.randn(4, 4, 16, 16, generator=g) for _ in range(3))
+    x0 = x0 * 3.0                                   # four clearly different results
+    if five_d:
+        eps, x0, fresh = eps.unsqueeze(2), x0.unsqueeze(2), fresh.unsqueeze(2)
+    lpf = fi.low_pass_filter(fi.latent_thw(eps.shape, batch_frames=False), "butterworth")
+    assert tuple(lpf.shape) == (1, 16, 16)
+    out = fi.reinit_noise(ms, 14.6, eps, x0, fresh, lpf, None, True, batch_frames=False)
+    assert out.shape == eps.shape
+    for i in range(4):
+        one = fi.reinit_noise(ms, 14.6, eps[i:i + 1], x0[i:i + 1], fresh[i:i + 1], lpf, None, True,
+                              batch_frames=False)
+        torch.testing.assert_close(out[i:i + 1], one, rtol=1e-5, atol=1e-5)
+
+    # what each image carries into its next pass: the start minus the start from a zero result (the
+    # mix is linear): frames mode carries (almost) only the batch mean of the results to every image
+    lpf_t = fi.low_pass_filter(fi.latent_thw(eps.shape), "butterworth")
+    zero = torch.zeros_like(x0)
+    carried = lambda lp, bf: (fi.reinit_noise(ms, 14.6, eps, x0, fresh, lp, None, True, batch_frames=bf)
+                              - fi.reinit_noise(ms, 14.6, eps, zero, fresh, lp, None, True, batch_frames=bf))
+    own, coupled = carried(lpf, False), carried(lpf_t, True)
+    spread = lambda z: float((z - z.mean(0, keepdim=True)).abs().max() / z.abs().max())
+    assert spread(coupled) < 0.02                   # four different results -> one shared composition
+    assert spread(own) > 0.5                        # each image keeps its own
