@@ -309,3 +309,39 @@ def test_temporal_momentum_averages_inside_each_context_window(ad, evo_windows):
     assert any(w[0] > 0 for w in windows)  # a window starting mid-video restarts the average there
     tip = ad.zs2.TemporalMomentumAttention.INPUT_TYPES()["required"]["momentum"][1]["tooltip"]
     assert "context window" in tip and "first frame" in tip
+
+
+def test_freeinit_filters_across_the_frames_under_ade(ad, pack):
+    """FreeInit under ADE (the FreeInit paper's own setting): the motion module attends across the
+    batch, so the 16 frames are one video and pass 2 starts from the 3-D (frames, H, W) mix, not from
+    a 2-D mix per frame (issue 14: an image batch is frames only when the model couples it)."""
+    import comfy.k_diffusion.sampling as kd
+    import comfy.samplers
+    fi_nodes, core = pack_module(pack, "nodes.freeinit"), pack_module(pack, "samplers.freeinit")
+    rec = []
+
+    def fn(model, x, sigmas, extra_args=None, callback=None, disable=None):
+        rec.append({"x": x.detach().clone(), "sigma0": float(sigmas[0])})
+        out = kd.sample_euler(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable)
+        rec[-1]["out"] = out.detach().clone()
+        return out
+
+    latent = _latent()
+    with torch.inference_mode():
+        sampler = fi_nodes.FreeInitSampler().get_sampler(comfy.samplers.KSAMPLER(fn), 2, "butterworth", 0.25, 0.25,
+                                                         4, 0.068)[0]
+        guider = ad.cs.CFGGuider().get_guider(ad.evo, ad.pos, ad.neg, CFG)[0]
+        sigmas = ad.cs.BasicScheduler().get_sigmas(ad.evo, "simple", 1, 1.0)[0]
+        ad.cs.SamplerCustomAdvanced().sample(ad.cs.Noise_RandomNoise(SEED), guider, sampler, sigmas, latent)
+        eps = ad.cs.Noise_RandomNoise(SEED).generate_noise(latent)
+    assert len(rec) == 2
+    s0 = rec[0]["sigma0"]
+    ms = ad.evo.get_model_object("model_sampling")
+    fresh = core.fresh_noise(eps.shape, SEED, 1)
+    start = rec[1]["x"] / (1 + s0 ** 2) ** 0.5                         # EPS max_denoise start: x_T = b * n
+
+    def expect(frames):
+        lpf = core.low_pass_filter(core.latent_thw(eps.shape, frames), "butterworth")
+        return core.reinit_noise(ms, s0, eps, rec[0]["out"], fresh, lpf, None, True, batch_frames=frames)
+    torch.testing.assert_close(start, expect(True), rtol=1e-4, atol=1e-4)
+    assert float((start - expect(False)).abs().max()) > 1e-2
