@@ -54,7 +54,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from comfy_harness import REPO_ROOT, flux_conds, flux_vae, pack_module, tiny_flux, tiny_wan, wan21_vae, wan_conds
+from comfy_harness import (REPO_ROOT, flux_conds, flux_vae, pack_module, prompt_executor, tiny_flux, tiny_wan,
+                           wan21_vae, wan_conds)
 import workflow_api as wa
 
 WORKFLOW_DIR = REPO_ROOT / "workflows"
@@ -172,9 +173,8 @@ class _ServerStub:
 
 class Runner:
     def __init__(self):
-        import execution
         self.server = _ServerStub()
-        self.executor = execution.PromptExecutor(self.server, cache_type=execution.CacheType.CLASSIC)
+        self.executor = prompt_executor(self.server)
 
     def validate(self, api: dict):
         import execution
