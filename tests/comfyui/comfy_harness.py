@@ -21,6 +21,15 @@ def comfyui_path() -> Path:
     return Path(os.environ.get("COMFYUI_PATH") or Path.home() / "comfy" / "ComfyUI").expanduser()
 
 
+def comfyui_version() -> str | None:
+    """``__version__`` of the ComfyUI at :func:`comfyui_path` (its ``comfyui_version.py``), read as
+    text without importing ComfyUI; None when absent. For reports only, never to choose a code path."""
+    import re
+    f = comfyui_path() / "comfyui_version.py"
+    m = re.search(r"__version__\s*=\s*[\"']([^\"']+)", f.read_text()) if f.is_file() else None
+    return m.group(1) if m else None
+
+
 def comfyui_missing_reason() -> str | None:
     p = comfyui_path()
     if not (p / "main.py").is_file() or not (p / "comfy" / "model_patcher.py").is_file():
@@ -148,6 +157,28 @@ def prompt_executor(server, cache_type=None):
         return execution.PromptExecutor(server, cache_type=cache_type,
                                         cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
     return execution.PromptExecutor(server, cache_type=cache_type)
+
+
+PROGRESS_THROTTLES = ("PROGRESS_THROTTLE_MIN_INTERVAL", "PROGRESS_THROTTLE_MIN_PERCENT")
+
+
+@contextlib.contextmanager
+def unthrottled_progress():
+    """Every ``comfy.utils.ProgressBar`` update reaches the progress hook inside the block, as in
+    ComfyUI 0.3.64. Where ``comfy.utils`` throttles updates (0.33.0: an update less than
+    ``PROGRESS_THROTTLE_MIN_INTERVAL`` = 0.1 s or ``PROGRESS_THROTTLE_MIN_PERCENT`` = 0.5 % after the
+    last one sent is dropped, unless first, final or with a preview), both limits are 0 inside the
+    block, so the tests that record a bar see all its steps whatever the machine's speed (conftest.py
+    applies it to the whole session)."""
+    import comfy.utils
+    saved = {n: getattr(comfy.utils, n) for n in PROGRESS_THROTTLES if hasattr(comfy.utils, n)}
+    for n in saved:
+        setattr(comfy.utils, n, 0)
+    try:
+        yield
+    finally:
+        for n, v in saved.items():
+            setattr(comfy.utils, n, v)
 
 
 def pack_module(pack, name: str):
