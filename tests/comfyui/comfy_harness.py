@@ -125,6 +125,25 @@ def tiny_wan(seed: int = 0, shift: float = 8.0):
     return out[0] if isinstance(out, tuple) else out.result[0]
 
 
+def tiny_wan22_5b(seed: int = 0, shift: float = 8.0):
+    """A tiny Wan 2.2 5B (ti2v) ModelPatcher: ``comfy.supported_models.WAN22_T2V`` (model_base.WAN22, the
+    48-channel Wan 2.2 latent format, per-frame timesteps from a noise mask) with the Wan 2.1 DiT at dim
+    32, 2 layers, 48 input/output channels; random weights, shift applied. Latent ``[1, 48, T, H, W]``."""
+    import comfy.model_patcher
+    import comfy.supported_models
+    cfg = comfy.supported_models.WAN22_T2V({
+        "image_model": "wan2.1", "model_type": "t2v", "patch_size": (1, 2, 2), "in_dim": 48,
+        "out_dim": 48, "dim": 32, "ffn_dim": 64, "freq_dim": 32, "text_dim": 32, "text_len": 8,
+        "num_heads": 2, "num_layers": 2, "dtype": torch.float32})
+    cfg.set_inference_dtype(torch.float32, None)
+    model = cfg.get_model({}, device="cpu")
+    _init_weights(model.diffusion_model, seed)
+    mp = comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
+    import comfy_extras.nodes_model_advanced as adv
+    out = adv.ModelSamplingSD3().patch(mp, shift)
+    return out[0] if isinstance(out, tuple) else out.result[0]
+
+
 def sd15_conds(seed: int = 0, tokens: int = 7, dim: int = 16):
     g = torch.Generator().manual_seed(seed)
     pos = [[torch.randn(1, tokens, dim, generator=g), {}]]
@@ -335,6 +354,23 @@ def wan21_vae():
         init_random(m, 5)
         _CACHE["wan21_vae"] = comfy.sd.VAE(sd=m.state_dict())
     return _CACHE["wan21_vae"]
+
+
+def wan22_vae():
+    """The real Wan 2.2 VAE (48 latent channels, 16x spatial, 4x temporal; ``comfy.sd.VAE`` from a
+    full-size random ``vae2_2.WanVAE`` state dict: ComfyUI builds it with ``dim`` 160 whatever the
+    weights), built once per test session."""
+    if "wan22_vae" not in _CACHE:
+        import comfy.ldm.wan.vae2_2
+        import comfy.sd
+        from checkpoints import init_random
+        m = comfy.ldm.wan.vae2_2.WanVAE(dim=160, z_dim=48, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                                        temperal_downsample=[False, True, True])
+        init_random(m, 7)
+        vae = comfy.sd.VAE(sd=m.state_dict())
+        assert vae.latent_channels == 48
+        _CACHE["wan22_vae"] = vae
+    return _CACHE["wan22_vae"]
 
 
 def flux_vae():
