@@ -172,6 +172,16 @@ def test_nfe_per_expert_and_one_progress_bar(mods, high, low, iterations, cfg):
     assert [v for v, t in bars if t == total] == list(range(1, total + 1))
 
 
+def test_sampler_custom_advanced_split_equals_the_ksampler_advanced_split(mods, high, low):
+    """The same node in the SamplerCustomAdvanced form of the split (SplitSigmas, Disable Noise for the
+    second stage): the same video as with the two KSamplerAdvanced."""
+    with torch.inference_mode():
+        h, l = _two_experts(mods, high, low, 2)
+        _, a = _two_stage(mods, h, l)
+        b = _custom_two_stage(mods, h, l, mods["cs"].Noise_RandomNoise(SEED))
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
+
+
 def test_same_seed_same_video_and_the_models_are_not_modified(mods, high, low):
     with torch.inference_mode():
         before = [high.model_options, low.model_options]
