@@ -84,7 +84,7 @@ def test_default_patch_under_a_guider_without_cfg_stops_with_an_error(mods, sd15
         return sample_custom_advanced(cs.Noise_RandomNoise(0), guider, sampler, sigmas, latent)["samples"]
 
     with torch.inference_mode():
-        with pytest.raises(ValueError, match=r"SmoothInit \(KSampler\): cfg is 0 \(follow the sampler\).*BasicGuider"):
+        with pytest.raises(ValueError, match=r"SmoothInit \(KSampler\): cfg is 0 \(follow the sampler\).*applies no CFG"):
             run(_patch(mods, sd15))
         assert torch.isfinite(run(_patch(mods, sd15, cfg=1.0))).all()
 
