@@ -416,9 +416,9 @@ def follow_sampler_cfg(node: str, guider, inversion_cfg: float, nfe: int) -> flo
     if bridge.guider_applies_cfg(guider):
         why = (f"the sampler's CFG is {w1:g}, equal to inversion_cfg (w2 = {float(inversion_cfg):g}) -- typical of "
                f"a distilled few-step model sampled at CFG 1 (Wan 2.2 with the 4-step lightx2v LoRA)")
-        fix = (f"Set cfg to a value above inversion_cfg, e.g. the CFG the undistilled model is sampled with (Wan "
-               f"2.2 14B 3.5, Wan 2.1 6, the paper 7.5): the DDIM step then calls the model with your negative "
-               f"prompt, once per sampling, whatever CFG the sampler uses")
+        fix = ("Set cfg to a value above inversion_cfg, e.g. the CFG the undistilled model is sampled with (Wan "
+               "2.2 14B 3.5, Wan 2.1 6, the paper 7.5): the DDIM step then calls the model with your negative "
+               "prompt, once per sampling, whatever CFG the sampler uses")
     else:
         why = (f"the sampler's guider ({type(guider).__name__}) applies no CFG (no negative prompt), so following it "
                f"gives w1 = 1 = inversion_cfg")
