@@ -35,7 +35,10 @@ _FRAMES_NOTE = ("The 3-D FFT runs over frames, height and width: frames are axis
                 "has only its DC bin, which passes, so FreeInit is 2-D (spatial).")
 _COST_NOTE = ("Cost: iterations x the sampler's model calls (3 x at the default; the FreeInit paper's 5 iterations "
               "are 5 x; with coarse_to_fine about (iterations + 1) / 2 x: 2 x for 3), plus two FFTs of the latent per "
-              "pass. One progress bar over all passes, with a preview of each pass; Cancel stops between any two steps.")
+              "pass. NFE = iterations x steps x calls per step (2 with CFG, 1 at CFG 1): a 4-step distilled model at "
+              "CFG 1 (Wan 2.2 lightx2v LoRA) costs 3 x 4 x 1 = 12 model calls instead of 4 at the default, 1 + 2 + 4 "
+              "= 7 with coarse_to_fine. One progress bar over all passes, with a preview of each pass; Cancel stops "
+              "between any two steps.")
 _SKIP_NOTE = ("Noise that is all zeros (KSamplerAdvanced add_noise disabled, second stages) and iterations = 1 run "
               "the sampler once, unchanged.")
 
@@ -100,8 +103,9 @@ def make_run(node: str, settings: fi.Settings):
         if float(sigmas[-1]) > 0:
             raise ValueError(f"{node}: the sampler stops at sigma {float(sigmas[-1]):.4g} > 0 (KSamplerAdvanced "
                              f"return_with_leftover_noise / end_at_step, or split SIGMAS), so a pass does not end in a "
-                             f"finished sample to re-noise. Use FreeInit on a sampler that denoises to the end, or "
-                             f"remove it from this stage.")
+                             f"finished sample to re-noise. Use FreeInit on a sampler that denoises to the end; for two "
+                             f"samplers in a row (Wan 2.2 14B high-noise / low-noise experts) use FreeInit (KSampler, two "
+                             f"experts) on both models instead.")
         steps = int(sigmas.shape[-1]) - 1
         k, c2f = settings.iterations, settings.coarse_to_fine
         per_pass = [fi.pass_steps(steps, p, k, c2f) for p in range(k)]
@@ -202,11 +206,180 @@ class FreeInitSampler:
         return (wrap_sampler(node, sampler, settings),)
 
 
+# --------------------------------------------------------------------------- two experts (Wan 2.2 14B)
+
+_MAX_RECORDS = 4  # first-stage records kept per node (several sampler pairs may share its models)
+
+
+def _check_latent_rank(node: str, noise: torch.Tensor) -> None:
+    if noise.ndim not in (4, 5):
+        raise ValueError(f"{node}: the latent has shape {tuple(noise.shape)}; FreeInit needs an image-model latent "
+                         f"[frames, C, H, W] or a video latent [B, C, T, H, W].")
+
+
+def first_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridge.OuterCall) -> bridge.MultiPassSampler:
+    """The SAMPLER of the high-noise (first) stage: runs pass 0 of that stage and records it in
+    ``outer.extras["stage"]`` (:class:`comfy_bridge.FirstStage`) for the second stage. A sampler that
+    denoises to sigma 0 is a whole sampling: plain one-model FreeInit. Raises (ValueError naming the
+    node): a noise mask on the first stage; a latent that is not 4-D/5-D."""
+    _check_not_nested(node, sampler)
+    k, c2f = settings.iterations, settings.coarse_to_fine
+
+    def run(call: bridge.SamplerPasses) -> torch.Tensor:
+        noise, sigmas = call.noise, call.sigmas
+        if k == 1 or noise is None or sigmas.shape[-1] < 2 or not bool(torch.count_nonzero(noise)):
+            return call.run_pass(noise, call.callback)
+        if float(sigmas[-1]) == 0:
+            return make_run(node, settings)(call)
+        _check_latent_rank(node, noise)
+        if outer.denoise_mask is not None:
+            raise ValueError(f"{node}: high_noise_model: its sampler has a noise mask (Set Latent Noise Mask / "
+                             f"inpainting), which the two-expert FreeInit does not support. Remove the mask, or use "
+                             f"FreeInit (KSampler) on a one-model graph.")
+        outer.extras["stage"] = bridge.first_stage(call, outer)
+        return call.run_pass(noise, call.callback, fi.pass_sigmas(sigmas, 0, k, c2f))
+
+    return bridge.MultiPassSampler(sampler, run, TAG)
+
+
+def second_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridge.OuterCall,
+                         records: list) -> bridge.MultiPassSampler:
+    """The SAMPLER of the low-noise (second) stage: finishes pass 0 from the first stage's output, then
+    for every further pass re-noises the result with the first stage's initial noise (FreeInit's mix,
+    ALGORITHMS.md section 4), re-runs the first stage on the first model
+    (:func:`comfy_bridge.rerun_first_stage`) and this stage on its output. Returns the last pass.
+
+    Raises (ValueError naming the node and input): a sampler that adds noise or stops above sigma 0;
+    an input latent that is not the output of a first stage of the same node; a start sigma that is
+    not the first stage's last sigma.
+    """
+    _check_not_nested(node, sampler)
+    k, c2f = settings.iterations, settings.coarse_to_fine
+
+    def run(call: bridge.SamplerPasses) -> torch.Tensor:
+        noise, sigmas = call.noise, call.sigmas
+        if k == 1 or sigmas.shape[-1] < 2:
+            return call.run_pass(noise, call.callback)
+        if noise is not None and bool(torch.count_nonzero(noise)):
+            raise ValueError(f"{node}: low_noise_model: its sampler adds noise (KSamplerAdvanced add_noise enable, or "
+                             f"a NOISE other than Disable Noise), so it is not the second stage of a two-expert graph. "
+                             f"Set add_noise to disable and start_at_step to the first KSamplerAdvanced's end_at_step "
+                             f"(the stock Wan 2.2 layout); with one model use FreeInit (KSampler).")
+        if float(sigmas[-1]) > 0:
+            raise ValueError(f"{node}: low_noise_model: its sampler stops at sigma {float(sigmas[-1]):.4g} > 0; the "
+                             f"second stage must denoise to the end (end_at_step >= steps, return_with_leftover_noise "
+                             f"disable).")
+        stage = next((r for r in records if bridge.is_output_of(r, outer.latent_image)), None)
+        if stage is None:
+            raise ValueError(f"{node}: low_noise_model: the latent of its sampler is not the output of a sampler that "
+                             f"used this node's high_noise_model output, so the high-noise stage cannot be run again. "
+                             f"Connect high_noise_model to the first KSamplerAdvanced (add_noise enable, "
+                             f"return_with_leftover_noise enable) and its LATENT straight to this sampler's "
+                             f"latent_image.")
+        s_switch = float(stage.sigmas[-1])
+        if abs(float(sigmas[0]) - s_switch) > 1e-4 * max(1.0, s_switch):
+            raise ValueError(f"{node}: low_noise_model: its sampler starts at sigma {float(sigmas[0]):.4g} but the "
+                             f"high-noise stage stopped at sigma {s_switch:.4g}. Use the same steps and scheduler on "
+                             f"both KSamplerAdvanced and set start_at_step of the second to end_at_step of the first.")
+        n_high, n_low = int(stage.sigmas.shape[-1]) - 1, int(sigmas.shape[-1]) - 1
+        low_steps = [fi.pass_steps(n_low, p, k, c2f) for p in range(k)]
+        high_steps = [0] + [fi.pass_steps(n_high, p, k, c2f) for p in range(1, k)]
+        starts, t = [], 0
+        for p in range(k):
+            starts.append((t, t + high_steps[p]))   # (offset of the high stage, offset of the low stage)
+            t += high_steps[p] + low_steps[p]
+        total = t
+        callback = call.callback
+
+        def progress(offset: int):
+            def cb(step, x0, x, _total):
+                bridge.throw_if_interrupted()
+                if callback is not None:
+                    callback(offset + int(step), x0, x, total)
+            return cb
+
+        def sample(start: torch.Tensor, p: int) -> torch.Tensor:
+            bridge.throw_if_interrupted()
+            latent = None
+            if p > 0:
+                raw = bridge.rerun_first_stage(stage, start, fi.pass_sigmas(stage.sigmas, p, k, c2f),
+                                               progress(starts[p][0]))
+                bridge.resume_sampling(call)
+                latent = bridge.second_stage_latent(call, raw)
+            return call.run_pass(noise, progress(starts[p][1]), fi.pass_sigmas(sigmas, p, k, c2f), latent)
+
+        out = fi.free_init(sample, stage.noise, stage.model_sampling, stage.sigmas[0], settings, seed=stage.seed,
+                           latent=stage.latent_image, max_denoise=stage.max_denoise)
+        bridge.throw_if_interrupted()
+        return out
+
+    return bridge.MultiPassSampler(sampler, run, TAG)
+
+
+class FreeInitTwoExperts:
+    NODE_NAME = "FreeInit (KSampler, two experts)"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        req = {"high_noise_model": ("MODEL", {"tooltip": "The model of the FIRST sampler (Wan 2.2: the high-noise "
+                                                         "expert, after ModelSamplingSD3 / LoRAs): KSamplerAdvanced "
+                                                         "add_noise enable, steps 0..k, return_with_leftover_noise "
+                                                         "enable. Not modified."}),
+               "low_noise_model": ("MODEL", {"tooltip": "The model of the SECOND sampler (Wan 2.2: the low-noise "
+                                                        "expert): KSamplerAdvanced add_noise disable, steps k..N, "
+                                                        "taking the first sampler's LATENT. Not modified."})}
+        req.update(_inputs())
+        return {"required": req}
+
+    RETURN_TYPES = ("MODEL", "MODEL")
+    RETURN_NAMES = ("high_noise_model", "low_noise_model")
+    OUTPUT_TOOLTIPS = ("The high-noise expert for the first KSamplerAdvanced: it samples pass 0 of its steps and "
+                       "records them.",
+                       "The low-noise expert for the second KSamplerAdvanced: it finishes pass 0, then runs every "
+                       "further FreeInit pass (the high-noise steps on the high-noise expert, then its own steps) "
+                       "and returns the last pass.")
+    FUNCTION = "patch"
+    CATEGORY = PATCH_CATEGORY
+    DESCRIPTION = ("FreeInit (Wu et al. 2023) for the two-sampler graph of Wan 2.2 14B (two experts: KSamplerAdvanced "
+                   "#1 on the high-noise expert with return_with_leftover_noise, #2 on the low-noise expert with "
+                   "add_noise disabled). Put this node between the two models and the two samplers; nothing else "
+                   "changes. Every pass runs the high-noise steps then the low-noise steps; the video is then re-noised "
+                   "with the same initial noise, its low spatio-temporal frequencies are kept and the high ones come "
+                   "from fresh noise (seeded by the first sampler's seed and the pass). The first sampler runs pass 0 of "
+                   "its steps as usual; the second sampler runs everything else (it loads the high-noise expert again "
+                   "for each further pass), with one progress bar. Each sampler keeps its own settings (CFG, sampler); "
+                   "the schedules must join (same steps and scheduler, start_at_step = end_at_step). With both "
+                   "experts the same model the result equals FreeInit (KSampler) on one KSampler. The initial noise is "
+                   "the one after Dependency Noise / SmoothInit patches on the high-noise expert. " + _FRAMES_NOTE
+                   + " " + _COST_NOTE)
+
+    def patch(self, high_noise_model, low_noise_model, iterations, filter, d_s, d_t, order, min_signal,  # noqa: A002
+              coarse_to_fine=False):
+        node = self.NODE_NAME
+        settings = settings_from_inputs(node, iterations, filter, d_s, d_t, order, min_signal, coarse_to_fine)
+        records: list = []   # shared by both patched models: the first stages, newest first
+
+        def publish(outer: bridge.OuterCall) -> None:
+            stage = outer.extras.get("stage")
+            if stage is not None and outer.output is not None:
+                stage.output_raw = outer.output.detach().to(device=bridge.intermediate_device(), dtype=torch.float32)
+                records.insert(0, stage)
+                del records[_MAX_RECORDS:]
+
+        high = bridge.add_outer_stage_wrapper(high_noise_model, WRAPPER_KEY,
+                                              lambda s, outer: first_stage_sampler(node, s, settings, outer), publish)
+        low = bridge.add_outer_stage_wrapper(low_noise_model, WRAPPER_KEY,
+                                             lambda s, outer: second_stage_sampler(node, s, settings, outer, records))
+        return (high, low)
+
+
 NODE_CLASS_MAPPINGS = {
     "TFVFreeInitModelPatch": FreeInitModelPatch,
     "TFVFreeInitSampler": FreeInitSampler,
+    "TFVFreeInitTwoExperts": FreeInitTwoExperts,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "TFVFreeInitModelPatch": "FreeInit (KSampler)",
     "TFVFreeInitSampler": "FreeInit Sampler",
+    "TFVFreeInitTwoExperts": "FreeInit (KSampler, two experts)",
 }

@@ -76,9 +76,10 @@ def _cfg_inputs(follow_sampler: bool = False) -> dict:
         cfg = ("FLOAT", {"default": FOLLOW_SAMPLER_CFG, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
                          "tooltip": "w1: CFG of the DDIM step sigma_a -> sigma_b. 0 (default) = follow the sampler's "
                                     "own CFG (the KSampler's cfg, as the official code uses the sampling guidance "
-                                    "scale; 1 for guiders without a CFG scale); any other value is used as given "
-                                    "(paper 7.5). w1 > inversion_cfg injects the prompt. 2 model calls per step (1 if "
-                                    "exactly 1)."})
+                                    "scale); any other value is used as given (paper 7.5). w1 > inversion_cfg injects "
+                                    "the prompt (the injection is proportional to w1 - inversion_cfg), so following a "
+                                    "sampler at CFG 1 (distilled few-step models, BasicGuider) stops with an error: "
+                                    "set cfg there (e.g. 3.5). 2 model calls per step (1 if exactly 1)."})
     else:
         cfg = ("FLOAT", {"default": 7.5, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
                          "tooltip": "w1: CFG of the DDIM step sigma_a -> sigma_b (paper 7.5; set it to your sampling "
@@ -400,6 +401,33 @@ class FastSmoothInitNoise:
 
 # --------------------------------------------------------------------------- KSampler patch
 
+def follow_sampler_cfg(node: str, guider, inversion_cfg: float, nfe: int) -> float:
+    """w1 for ``cfg`` 0 ("follow the sampler"): the CFG the sampler's guider applies.
+
+    Raises ValueError naming the node and the ``cfg`` input when that equals ``inversion_cfg`` (w2):
+    Forward-Inversion's semantic injection is proportional to w1 - w2 (SmoothInit paper Sec. 3.2,
+    Thm 3.2; ALGORITHMS.md section 1: w1 = w2 makes f_s close to the identity), so following a sampler
+    at CFG 1 -- distilled few-step models (Wan 2.2 lightx2v LoRA: 4 steps at CFG 1), guidance-distilled
+    models under BasicGuider -- would cost ``nfe`` model calls and change nothing the paper intends.
+    """
+    w1 = bridge.sampler_cfg(guider)
+    if abs(w1 - float(inversion_cfg)) > 1e-9:
+        return w1
+    if bridge.guider_applies_cfg(guider):
+        why = (f"the sampler's CFG is {w1:g}, equal to inversion_cfg (w2 = {float(inversion_cfg):g}) -- typical of "
+               f"a distilled few-step model sampled at CFG 1 (Wan 2.2 with the 4-step lightx2v LoRA)")
+        fix = ("Set cfg to a value above inversion_cfg, e.g. the CFG the undistilled model is sampled with (Wan "
+               "2.2 14B 3.5, Wan 2.1 6, the paper 7.5): the DDIM step then calls the model with your negative "
+               "prompt, once per sampling, whatever CFG the sampler uses")
+    else:
+        why = (f"the sampler's guider ({type(guider).__name__}) applies no CFG (no negative prompt), so following it "
+               f"gives w1 = 1 = inversion_cfg")
+        fix = ("Sample with KSampler / CFGGuider and a negative prompt and set cfg above inversion_cfg (e.g. 3.5)")
+    raise ValueError(f"{node}: cfg is 0 (follow the sampler) but {why}. Forward-Inversion would then inject nothing "
+                     f"(SmoothInit paper Thm 3.2: the semantic injection is proportional to w1 - w2) while costing "
+                     f"{nfe} model calls. {fix}; or remove {node}.")
+
+
 _CUSTOM_METHODS = {"SmoothInit (custom)": "smoothinit", "Fast-SmoothInit (custom)": "fast_smoothinit"}
 
 
@@ -453,7 +481,8 @@ class SmoothInitModelPatch:
         def fn(ctx):
             if _ACTIVE.get():
                 return ctx.noise
-            w1 = bridge.sampler_cfg(ctx.guider) if follow else cfg
+            w1 = follow_sampler_cfg(node, ctx.guider, inversion_cfg, si.nfe(s.K, inversion_cfg, inversion_cfg)) \
+                if follow else cfg
             return optimise_in_context(ctx, node, s, w1, inversion_cfg, grid_steps, chunk_size)
 
         return (bridge.add_sampler_noise_wrapper(model, "training_free_video.smoothinit", fn),)

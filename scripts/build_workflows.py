@@ -10,6 +10,9 @@ the recorded definitions in ``scripts/external_node_defs.json``.
     python scripts/build_workflows.py            # (re)write workflows/*.json and workflows/inputs/
     python scripts/build_workflows.py --check    # exit 1 if a file differs from what would be written
 
+Files are written with ComfyUI 0.3.64's definitions (the floor); run on a newer ComfyUI, a file counts
+as current when only output slots that no link uses differ (``workflow_api.drift_view``).
+
 The API-format graph that ``POST /prompt`` takes is never stored: it is derived from these files
 (``workflow_api.ui_to_api``) by the tests and by ``scripts/e2e_server_run.py``.
 """
@@ -40,6 +43,10 @@ AD_MOTION_MODEL = "mm_sd_v15_v2.ckpt"
 WAN_UNET = "wan2.1_t2v_1.3B_fp16.safetensors"
 WAN_TE = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
 WAN_VAE = "wan_2.1_vae.safetensors"
+WAN22_HIGH = "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors"   # the stock video_wan2_2_14B_t2v template's
+WAN22_LOW = "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors"
+WAN22_5B = "wan2.2_ti2v_5B_fp16.safetensors"                       # video_wan2_2_5B_ti2v
+WAN22_VAE = "wan2.2_vae.safetensors"
 FLUX_UNET = "flux1-dev.safetensors"
 FLUX_CLIP_L = "clip_l.safetensors"
 FLUX_T5 = "t5xxl_fp16.safetensors"
@@ -679,6 +686,102 @@ def smoothinit_animatediff_sd15(g: Graph):
            "connected) gives the same noise.")
 
 
+def _wan22_14b_front(g: Graph, positive: str):
+    """The stock Wan 2.2 14B text-to-video front (video_wan2_2_14B_t2v, fp8_scaled path): two UNETLoaders
+    (high-noise and low-noise experts) with ModelSamplingSD3 shift 8 each, the umT5 text encoder, the Wan
+    2.1 VAE. Returns (high MODEL node, low MODEL node, positive, negative, vae)."""
+    hi = g.add("UNETLoader", title="Load Diffusion Model (high noise)", unet_name=WAN22_HIGH, weight_dtype="default")
+    lo = g.add("UNETLoader", title="Load Diffusion Model (low noise)", unet_name=WAN22_LOW, weight_dtype="default")
+    ms_hi = g.add("ModelSamplingSD3", model=hi["MODEL"], shift=8.0)
+    ms_lo = g.add("ModelSamplingSD3", model=lo["MODEL"], shift=8.0)
+    clip = g.add("CLIPLoader", clip_name=WAN_TE, type="wan", device="default")
+    pos = g.add("CLIPTextEncode", title="Positive prompt", color="green", clip=clip["CLIP"], text=positive)
+    neg = g.add("CLIPTextEncode", title="Negative prompt", color="red", clip=clip["CLIP"], text=NEGATIVE_WAN)
+    vae = g.add("VAELoader", vae_name=WAN_VAE)
+    return ms_hi, ms_lo, pos, neg, vae
+
+
+def _wan22_14b_samplers(g: Graph, high, low, pos, neg, steps: int = 20, switch: int = 10, cfg: float = 3.5):
+    """The stock template's two KSamplerAdvanced (euler / simple): #1 on the high-noise expert (add_noise
+    enable, steps 0..switch, return_with_leftover_noise enable), #2 on the low-noise expert (add_noise
+    disable, steps switch..end); EmptyHunyuanLatentVideo 640x640, 81 frames. Returns #2."""
+    lat = g.add("EmptyHunyuanLatentVideo", width=640, height=640, length=81, batch_size=1)
+    k1 = g.add("KSamplerAdvanced", title="KSamplerAdvanced (high noise)", model=high, add_noise="enable",
+               noise_seed=42, steps=steps, cfg=cfg, sampler_name="euler", scheduler="simple", positive=pos["CONDITIONING"],
+               negative=neg["CONDITIONING"], latent_image=lat["LATENT"], start_at_step=0, end_at_step=switch,
+               return_with_leftover_noise="enable")
+    return g.add("KSamplerAdvanced", title="KSamplerAdvanced (low noise)", model=low, add_noise="disable",
+                 noise_seed=0, steps=steps, cfg=cfg, sampler_name="euler", scheduler="simple",
+                 positive=pos["CONDITIONING"], negative=neg["CONDITIONING"], latent_image=k1["LATENT"],
+                 start_at_step=switch, end_at_step=10000, return_with_leftover_noise="disable")
+
+
+def wan22_t2v_freeinit(g: Graph):
+    hi, lo, pos, neg, vae = _wan22_14b_front(g, "a red fox trotting through tall autumn grass at sunrise, mist, "
+                                                "cinematic, detailed fur")
+    fi_ = g.add("TFVFreeInitTwoExperts", high_noise_model=hi["MODEL"], low_noise_model=lo["MODEL"], iterations=3,
+                filter="butterworth", d_s=0.25, d_t=0.25, order=4, min_signal=0.068, coarse_to_fine=False)
+    k2 = _wan22_14b_samplers(g, fi_["high_noise_model"], fi_["low_noise_model"], pos, neg)
+    _save_webp(g, k2["LATENT"], vae["VAE"], "wan22/freeinit", fps=16.0)
+    g.note("Wan 2.2 14B text-to-video (two experts) with FreeInit: the stock video_wan2_2_14B_t2v layout plus ONE "
+           "node.\n\n"
+           "FreeInit (KSampler, two experts) sits between the two models (after ModelSamplingSD3) and the two "
+           "KSamplerAdvanced; nothing else changes. KSamplerAdvanced #1 (high-noise expert, steps 0-10) runs as "
+           "usual; #2 (low-noise expert, steps 10-20) finishes that pass, then runs the other FreeInit passes: each "
+           "re-noises the video with the same initial noise, keeps its low spatio-temporal frequencies (3-D FFT, "
+           "butterworth d_s = d_t = 0.25) with fresh high ones, samples steps 0-10 on the high-noise expert and "
+           "steps 10-20 on the low-noise expert. One progress bar in #2 (10 + 2 x 20 steps).\n\n"
+           "Cost: iterations x steps x 2 (CFG) = 3 x 20 x 2 = 120 model calls instead of 40 (60 on each expert), "
+           "and the two experts are loaded again for every pass. With the 4-step lightx2v LoRAs (CFG 1, switch at "
+           "2): 3 x 4 x 1 = 12 instead of 4. coarse_to_fine shortens each stage's early passes.\n\n"
+           f"Models: {WAN22_HIGH} and {WAN22_LOW} (diffusion_models), {WAN_TE} (text_encoders), {WAN_VAE} (vae). "
+           "81 frames at 640x640, as the template.")
+
+
+def wan22_t2v_smoothinit(g: Graph):
+    hi, lo, pos, neg, vae = _wan22_14b_front(g, "a red fox trotting through tall autumn grass at sunrise, mist, "
+                                                "cinematic, detailed fur")
+    si_ = g.add("SmoothInitModelPatch", model=hi["MODEL"], method="Fast-SmoothInit-10 DiT-safe", cfg=0.0,
+                inversion_cfg=1.0, grid_steps=50)
+    k2 = _wan22_14b_samplers(g, si_["MODEL"], lo["MODEL"], pos, neg)
+    _save_webp(g, k2["LATENT"], vae["VAE"], "wan22/smoothinit", fps=16.0)
+    g.note("Wan 2.2 14B text-to-video (two experts) with Fast-SmoothInit: the stock video_wan2_2_14B_t2v layout "
+           "plus ONE node on the high-noise expert.\n\n"
+           "SmoothInit (KSampler) on the high-noise expert makes KSamplerAdvanced #1 start from optimised noise, "
+           "computed with #1's prompts, seed, CFG (cfg 0 follows its 3.5) and first sigma: 10 Forward-Inversions "
+           "(DiT-safe momentum 0.95), 30 model calls of the high-noise expert, which owns the high noise levels. "
+           "KSamplerAdvanced #2 (add_noise disable) is untouched.\n\n"
+           "With the 4-step lightx2v LoRAs the sampler's CFG is 1: following it would inject nothing (the "
+           "injection is proportional to cfg - inversion_cfg), so the node stops with an error there; set its "
+           "cfg (e.g. 3.5).\n\n"
+           f"Models: {WAN22_HIGH} and {WAN22_LOW} (diffusion_models), {WAN_TE} (text_encoders), {WAN_VAE} (vae).")
+
+
+def wan22_5b_t2v_freeinit(g: Graph):
+    unet = g.add("UNETLoader", unet_name=WAN22_5B, weight_dtype="default")
+    ms = g.add("ModelSamplingSD3", model=unet["MODEL"], shift=8.0)
+    clip = g.add("CLIPLoader", clip_name=WAN_TE, type="wan", device="default")
+    pos = g.add("CLIPTextEncode", title="Positive prompt", color="green", clip=clip["CLIP"],
+                text="a street musician playing guitar in a retro subway station, commuters passing by, the camera "
+                     "slowly moves right, cinematic")
+    neg = g.add("CLIPTextEncode", title="Negative prompt", color="red", clip=clip["CLIP"], text=NEGATIVE_WAN)
+    vae = g.add("VAELoader", vae_name=WAN22_VAE)
+    fi_ = g.add("TFVFreeInitModelPatch", model=ms["MODEL"], iterations=3, filter="butterworth", d_s=0.25, d_t=0.25,
+                order=4, min_signal=0.068, coarse_to_fine=True)
+    lat = g.add("Wan22ImageToVideoLatent", vae=vae["VAE"], width=1280, height=704, length=121, batch_size=1)
+    ks = g.add("KSampler", model=fi_["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
+               latent_image=lat["LATENT"], seed=42, steps=20, cfg=5.0, sampler_name="uni_pc", scheduler="simple",
+               denoise=1.0)
+    _save_webp(g, ks["LATENT"], vae["VAE"], "wan22/5b_freeinit", fps=24.0)
+    g.note("Wan 2.2 5B text-to-video with FreeInit: the stock video_wan2_2_5B_ti2v layout (one model, the Wan 2.2 "
+           "VAE: 48 latent channels, 16x spatial, 4x temporal; 121 frames at 1280x704 -> 31 x 44 x 80 latent) plus "
+           "FreeInit (KSampler).\n\n"
+           "3 passes with coarse_to_fine: 6 + 13 + 20 uni_pc steps at CFG 5 = 78 model calls instead of 40 (120 "
+           "without coarse_to_fine). Between passes the video is re-noised with the same initial noise and its low "
+           "spatio-temporal frequencies are kept.\n\n"
+           f"Models: {WAN22_5B} (diffusion_models), {WAN_TE} (text_encoders), {WAN22_VAE} (vae).")
+
+
 WORKFLOWS = {
     "zs2_text_to_video_sd15": zs2_text_to_video_sd15,
     "zs2_controlnet_sd15": zs2_controlnet_sd15,
@@ -695,6 +798,9 @@ WORKFLOWS = {
     "zs2_video_edit_ip2p_sd15": zs2_video_edit_ip2p_sd15,
     "zs2_lora_sd15": zs2_lora_sd15,
     "smoothinit_animatediff_sd15": smoothinit_animatediff_sd15,
+    "wan22_t2v_freeinit": wan22_t2v_freeinit,
+    "wan22_t2v_smoothinit": wan22_t2v_smoothinit,
+    "wan22_5b_t2v_freeinit": wan22_5b_t2v_freeinit,
 }
 
 
@@ -800,7 +906,9 @@ def main(argv=None) -> int:
     files = {WORKFLOWS_DIR_NAME(n): render(ui) for n, ui in build_all(info).items()}
     stale = []
     for path, text in files.items():
-        if not path.exists() or path.read_text() != text:
+        # Compared as workflow_api.drift_view sees them: a newer ComfyUI's extra unlinked output slots
+        # (0.33.0's Save nodes return their IMAGE) do not make a file stale.
+        if not path.exists() or wa.drift_view(json.loads(path.read_text())) != wa.drift_view(json.loads(text)):
             stale.append(path)
             if not args.check:
                 path.parent.mkdir(parents=True, exist_ok=True)

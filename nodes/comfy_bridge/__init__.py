@@ -83,3 +83,13 @@ from .passes import (  # noqa: F401  multi-pass samplers (FreeInit)
     MultiPassSampler,
     add_outer_sampler_wrapper,
 )
+from .experts import (  # noqa: F401  two-stage sampling with two models (FreeInit on Wan 2.2 14B)
+    OuterCall,
+    add_outer_stage_wrapper,
+    FirstStage,
+    first_stage,
+    is_output_of,
+    rerun_first_stage,
+    resume_sampling,
+    second_stage_latent,
+)

@@ -47,11 +47,14 @@ class SamplerPasses:
     seed: int | None
     attends_across_batch: bool = False
 
-    def run_pass(self, noise: torch.Tensor, callback=None, sigmas: torch.Tensor | None = None) -> torch.Tensor:
+    def run_pass(self, noise: torch.Tensor, callback=None, sigmas: torch.Tensor | None = None,
+                 latent_image: torch.Tensor | None = None) -> torch.Tensor:
         """One full run of the inner sampler from unit ``noise`` over ``sigmas`` (default: the call's
-        schedule); returns its output (model space, the clean latent when sigmas[-1] == 0)."""
+        schedule) on ``latent_image`` (processed; default: the call's); returns its output (model
+        space, the clean latent when sigmas[-1] == 0)."""
         return self.inner.sample(self.model_wrap, self.sigmas if sigmas is None else sigmas, dict(self.extra_args),
-                                 callback, noise, self.latent_image, self.denoise_mask, self.disable_pbar)
+                                 callback, noise, self.latent_image if latent_image is None else latent_image,
+                                 self.denoise_mask, self.disable_pbar)
 
 
 class MultiPassSampler(comfy.samplers.Sampler):

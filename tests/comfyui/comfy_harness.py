@@ -21,6 +21,15 @@ def comfyui_path() -> Path:
     return Path(os.environ.get("COMFYUI_PATH") or Path.home() / "comfy" / "ComfyUI").expanduser()
 
 
+def comfyui_version() -> str | None:
+    """``__version__`` of the ComfyUI at :func:`comfyui_path` (its ``comfyui_version.py``), read as
+    text without importing ComfyUI; None when absent. For reports only, never to choose a code path."""
+    import re
+    f = comfyui_path() / "comfyui_version.py"
+    m = re.search(r"__version__\s*=\s*[\"']([^\"']+)", f.read_text()) if f.is_file() else None
+    return m.group(1) if m else None
+
+
 def comfyui_missing_reason() -> str | None:
     p = comfyui_path()
     if not (p / "main.py").is_file() or not (p / "comfy" / "model_patcher.py").is_file():
@@ -116,6 +125,25 @@ def tiny_wan(seed: int = 0, shift: float = 8.0):
     return out[0] if isinstance(out, tuple) else out.result[0]
 
 
+def tiny_wan22_5b(seed: int = 0, shift: float = 8.0):
+    """A tiny Wan 2.2 5B (ti2v) ModelPatcher: ``comfy.supported_models.WAN22_T2V`` (model_base.WAN22, the
+    48-channel Wan 2.2 latent format, per-frame timesteps from a noise mask) with the Wan 2.1 DiT at dim
+    32, 2 layers, 48 input/output channels; random weights, shift applied. Latent ``[1, 48, T, H, W]``."""
+    import comfy.model_patcher
+    import comfy.supported_models
+    cfg = comfy.supported_models.WAN22_T2V({
+        "image_model": "wan2.1", "model_type": "t2v", "patch_size": (1, 2, 2), "in_dim": 48,
+        "out_dim": 48, "dim": 32, "ffn_dim": 64, "freq_dim": 32, "text_dim": 32, "text_len": 8,
+        "num_heads": 2, "num_layers": 2, "dtype": torch.float32})
+    cfg.set_inference_dtype(torch.float32, None)
+    model = cfg.get_model({}, device="cpu")
+    _init_weights(model.diffusion_model, seed)
+    mp = comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
+    import comfy_extras.nodes_model_advanced as adv
+    out = adv.ModelSamplingSD3().patch(mp, shift)
+    return out[0] if isinstance(out, tuple) else out.result[0]
+
+
 def sd15_conds(seed: int = 0, tokens: int = 7, dim: int = 16):
     g = torch.Generator().manual_seed(seed)
     pos = [[torch.randn(1, tokens, dim, generator=g), {}]]
@@ -133,6 +161,43 @@ def sample_custom_advanced(noise, guider, sampler, sigmas, latent: dict) -> dict
     import comfy_extras.nodes_custom_sampler as cs
     out = cs.SamplerCustomAdvanced().sample(noise, guider, sampler, sigmas, latent)
     return (out.result if hasattr(out, "result") else out)[0]
+
+
+def prompt_executor(server, cache_type=None):
+    """ComfyUI's ``execution.PromptExecutor`` for ``server`` with the CLASSIC cache (default). Where
+    its constructor takes ``cache_args`` (ComfyUI 0.33.0: ``execute`` reads ``cache_args["ram"]`` and
+    ``["ram_inactive"]``), it gets what ``main.py`` gives it for the classic cache (``lru`` 0, RAM
+    thresholds 0 = no RAM-pressure release)."""
+    import inspect
+    import execution
+    if cache_type is None:
+        cache_type = execution.CacheType.CLASSIC
+    if "cache_args" in inspect.signature(execution.PromptExecutor.__init__).parameters:
+        return execution.PromptExecutor(server, cache_type=cache_type,
+                                        cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
+    return execution.PromptExecutor(server, cache_type=cache_type)
+
+
+PROGRESS_THROTTLES = ("PROGRESS_THROTTLE_MIN_INTERVAL", "PROGRESS_THROTTLE_MIN_PERCENT")
+
+
+@contextlib.contextmanager
+def unthrottled_progress():
+    """Every ``comfy.utils.ProgressBar`` update reaches the progress hook inside the block, as in
+    ComfyUI 0.3.64. Where ``comfy.utils`` throttles updates (0.33.0: an update less than
+    ``PROGRESS_THROTTLE_MIN_INTERVAL`` = 0.1 s or ``PROGRESS_THROTTLE_MIN_PERCENT`` = 0.5 % after the
+    last one sent is dropped, unless first, final or with a preview), both limits are 0 inside the
+    block, so the tests that record a bar see all its steps whatever the machine's speed (conftest.py
+    applies it to the whole session)."""
+    import comfy.utils
+    saved = {n: getattr(comfy.utils, n) for n in PROGRESS_THROTTLES if hasattr(comfy.utils, n)}
+    for n in saved:
+        setattr(comfy.utils, n, 0)
+    try:
+        yield
+    finally:
+        for n, v in saved.items():
+            setattr(comfy.utils, n, v)
 
 
 def pack_module(pack, name: str):
@@ -205,12 +270,26 @@ TINY_FLUX = {"image_model": "flux", "in_channels": 16, "out_channels": 16, "vec_
              "axes_dim": [4, 14, 14], "theta": 10000, "patch_size": 2, "qkv_bias": True, "guidance_embed": True}
 
 
+def flux_unet_config(overrides: dict | None = None) -> dict:
+    """``TINY_FLUX`` (updated with ``overrides``) as the tested ComfyUI's ``FluxParams`` takes it: where
+    ``FluxParams`` has a required ``txt_ids_dims`` field (ComfyUI 0.33.0), Flux.1's value ``[]`` is
+    added (what ``comfy.model_detection`` gives a Flux.1 checkpoint)."""
+    import dataclasses
+    import comfy.ldm.flux.model
+    cfg = dict(TINY_FLUX)
+    cfg.update(overrides or {})
+    fields = {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
+    if "txt_ids_dims" in fields:
+        cfg.setdefault("txt_ids_dims", [])
+    return cfg
+
+
 def tiny_flux(seed: int = 0):
     """A tiny Flux-dev-architecture ModelPatcher (comfy.supported_models.Flux, one double and one
     single block, hidden 64, 2 heads, guidance embedding) with random weights."""
     import comfy.model_patcher
     import comfy.supported_models
-    cfg = comfy.supported_models.Flux(dict(TINY_FLUX))
+    cfg = comfy.supported_models.Flux(flux_unet_config())
     cfg.set_inference_dtype(torch.float32, None)
     model = cfg.get_model({}, device="cpu")
     _init_dit_weights(model.diffusion_model, seed)
@@ -275,6 +354,23 @@ def wan21_vae():
         init_random(m, 5)
         _CACHE["wan21_vae"] = comfy.sd.VAE(sd=m.state_dict())
     return _CACHE["wan21_vae"]
+
+
+def wan22_vae():
+    """The real Wan 2.2 VAE (48 latent channels, 16x spatial, 4x temporal; ``comfy.sd.VAE`` from a
+    full-size random ``vae2_2.WanVAE`` state dict: ComfyUI builds it with ``dim`` 160 whatever the
+    weights), built once per test session."""
+    if "wan22_vae" not in _CACHE:
+        import comfy.ldm.wan.vae2_2
+        import comfy.sd
+        from checkpoints import init_random
+        m = comfy.ldm.wan.vae2_2.WanVAE(dim=160, z_dim=48, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                                        temperal_downsample=[False, True, True])
+        init_random(m, 7)
+        vae = comfy.sd.VAE(sd=m.state_dict())
+        assert vae.latent_channels == 48
+        _CACHE["wan22_vae"] = vae
+    return _CACHE["wan22_vae"]
 
 
 def flux_vae():

@@ -69,9 +69,10 @@ def test_default_patch_uses_the_ksamplers_cfg(mods, sd15):
     torch.testing.assert_close(explicit, at75, rtol=1e-5, atol=1e-5)
 
 
-def test_default_patch_runs_under_a_guider_without_cfg(mods, sd15):
-    """BasicGuider applies no CFG scale: following it means w1 = 1 (no error); the result equals an
-    explicit cfg 1. An explicit cfg != 1 there is still refused (SmoothInit test file)."""
+def test_default_patch_under_a_guider_without_cfg_stops_with_an_error(mods, sd15):
+    """BasicGuider applies no CFG scale: following it would give w1 = 1 = inversion_cfg, a Forward-
+    Inversion that injects nothing (issue 14 part 2), so the default patch stops with an error naming the
+    node and the cfg input; an explicit cfg 1 is still run as given."""
     cs = mods["cs"]
     pos, _ = sd15_conds()
     latent = _latent()
@@ -83,9 +84,9 @@ def test_default_patch_runs_under_a_guider_without_cfg(mods, sd15):
         return sample_custom_advanced(cs.Noise_RandomNoise(0), guider, sampler, sigmas, latent)["samples"]
 
     with torch.inference_mode():
-        followed = run(_patch(mods, sd15))
-        one = run(_patch(mods, sd15, cfg=1.0))
-    torch.testing.assert_close(followed, one, rtol=0, atol=0)
+        with pytest.raises(ValueError, match=r"SmoothInit \(KSampler\): cfg is 0 \(follow the sampler\).*applies no CFG"):
+            run(_patch(mods, sd15))
+        assert torch.isfinite(run(_patch(mods, sd15, cfg=1.0))).all()
 
 
 def test_patch_cfg_widget_defaults_to_following_the_sampler(mods):

@@ -406,4 +406,5 @@ def test_nodes_are_registered_with_tooltips_and_cost(mods, pack):
         assert "model calls" in cls.DESCRIPTION and "One frame" in cls.DESCRIPTION
         assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES)
     assert fi.NODE_DISPLAY_NAME_MAPPINGS == {"TFVFreeInitModelPatch": "FreeInit (KSampler)",
-                                             "TFVFreeInitSampler": "FreeInit Sampler"}
+                                             "TFVFreeInitSampler": "FreeInit Sampler",
+                                             "TFVFreeInitTwoExperts": "FreeInit (KSampler, two experts)"}

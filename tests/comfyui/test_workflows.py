@@ -24,6 +24,14 @@ Wan graphs (the loaders' outputs are swapped, COMFY.md "Models for tests")
   * EmptyHunyuanLatentVideo width, height 832x480 -> 32x32, length 33 -> 5 (2 latent frames; the
     one-frame anchor latent keeps length 1); I4VGenStaticVideoFromLatent frames 9 -> 2;
   * KSampler steps 30 -> 2; NIVSDSAnimate steps 30 -> 3.
+Wan 2.2 graphs (the stock templates' layouts; loaders swapped as for Wan 2.1)
+  * 14B (two experts): each UNETLoader -> TFVTestTinyWanModel with its own weight seed (0: high-noise, 1:
+    low-noise expert; Wan 2.2 14B experts are Wan 2.1-architecture); KSamplerAdvanced steps 20 -> 4 and
+    the switch step 10 -> 2 (end_at_step of #1, start_at_step of #2);
+  * 5B: UNETLoader -> TFVTestTinyWan22Model (comfy_harness.tiny_wan22_5b: WAN22_T2V, 48 channels, dim 32),
+    VAELoader -> TFVTestWan22VAE: the REAL Wan 2.2 VAE architecture (48 channels, 16x spatial; full size,
+    random weights, comfy_harness.wan22_vae, built once per session); Wan22ImageToVideoLatent 1280x704, 121
+    frames -> 32x32, 5 frames (a [1, 48, 2, 2, 2] latent).
 Flux graphs (the loaders' outputs are swapped as for Wan)
   * UNETLoader -> test node TFVTestTinyFluxModel (comfy_harness.tiny_flux: Flux-dev layout, hidden 64,
     1 double + 1 single block);
@@ -54,7 +62,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from comfy_harness import REPO_ROOT, flux_conds, flux_vae, pack_module, tiny_flux, tiny_wan, wan21_vae, wan_conds
+from comfy_harness import (REPO_ROOT, flux_conds, flux_vae, pack_module, prompt_executor, tiny_flux, tiny_wan,
+                           tiny_wan22_5b, wan21_vae, wan22_vae, wan_conds)
 import workflow_api as wa
 
 WORKFLOW_DIR = REPO_ROOT / "workflows"
@@ -84,6 +93,9 @@ WAN_OVERRIDES = {
     "I4VGenStaticVideoFromLatent": {"frames": 2},
     "KSampler": {"steps": 2},
     "NIVSDSAnimate": {"steps": 3},
+    "KSamplerAdvanced": {"steps": 4, "start_at_step": lambda v: 2 if v == 10 else v,
+                         "end_at_step": lambda v: 2 if v == 10 else v},
+    "Wan22ImageToVideoLatent": {"width": 32, "height": 32, "length": 5},
 }
 FLUX_OVERRIDES = {
     "EmptySD3LatentImage": {"width": 32, "height": 32},
@@ -106,6 +118,9 @@ EXPECTED = {
     "zs2_video_edit_ip2p_sd15": {"SaveAnimatedWEBP": 8},
     "zs2_lora_sd15": {"SaveAnimatedWEBP": 8},
     "smoothinit_animatediff_sd15": {"SaveAnimatedWEBP": 16},
+    "wan22_t2v_freeinit": {"SaveAnimatedWEBP": 5},
+    "wan22_t2v_smoothinit": {"SaveAnimatedWEBP": 5},
+    "wan22_5b_t2v_freeinit": {"SaveAnimatedWEBP": 5},
 }
 # Workflows whose checkpoint is not a plain SD1.5 one: the tiny stand-in of the same format.
 CKPT_BY_WORKFLOW = {"zs2_video_edit_ip2p_sd15": TINY_IP2P_CKPT}
@@ -172,9 +187,8 @@ class _ServerStub:
 
 class Runner:
     def __init__(self):
-        import execution
         self.server = _ServerStub()
-        self.executor = execution.PromptExecutor(self.server, cache_type=execution.CacheType.CLASSIC)
+        self.executor = prompt_executor(self.server)
 
     def validate(self, api: dict):
         import execution
@@ -251,6 +265,10 @@ TEST_NODES = {
                                         "CLIPTextEncode.", "CONDITIONING", lambda seed: wan_conds(seed)[0]),
     "TFVTestWanVAE": _stand_in("Test only: the real Wan 2.1 VAE architecture with random weights in place of "
                                "VAELoader.", "VAE", wan21_vae, None),
+    "TFVTestTinyWan22Model": _stand_in("Test only: a tiny random-weight Wan 2.2 5B (ti2v, 48 channels) model in "
+                                       "place of UNETLoader.", "MODEL", tiny_wan22_5b, "weights seed"),
+    "TFVTestWan22VAE": _stand_in("Test only: the real Wan 2.2 VAE architecture (48 channels, 16x spatial) with "
+                                 "random weights in place of VAELoader.", "VAE", wan22_vae, None),
     "TFVTestTinyFluxModel": _stand_in("Test only: a tiny random-weight Flux-dev-architecture model in place of "
                                       "UNETLoader.", "MODEL", tiny_flux, "weights seed"),
     "TFVTestFluxConditioning": _stand_in("Test only: random Flux text conditioning ([1, 6, 12] + pooled [1, 8]) in "
@@ -283,10 +301,12 @@ def _apply_overrides(api: dict, table: dict) -> None:
 def _swap_wan_loaders(api: dict) -> None:
     for i, nid in enumerate(wa.find_nodes(api, "CLIPTextEncode")):
         api[nid] = {"class_type": "TFVTestWanConditioning", "inputs": {"seed": 100 + i}}
-    for nid in wa.find_nodes(api, "UNETLoader"):
-        api[nid] = {"class_type": "TFVTestTinyWanModel", "inputs": {"seed": 0}}
+    for i, nid in enumerate(wa.find_nodes(api, "UNETLoader")):   # two experts: weight seeds 0 (high), 1 (low)
+        five_b = "ti2v_5B" in str(api[nid]["inputs"].get("unet_name"))
+        api[nid] = {"class_type": "TFVTestTinyWan22Model" if five_b else "TFVTestTinyWanModel", "inputs": {"seed": i}}
     for nid in wa.find_nodes(api, "VAELoader"):
-        api[nid] = {"class_type": "TFVTestWanVAE", "inputs": {}}
+        wan22 = str(api[nid]["inputs"].get("vae_name")).startswith("wan2.2_vae")
+        api[nid] = {"class_type": "TFVTestWan22VAE" if wan22 else "TFVTestWanVAE", "inputs": {}}
     for nid in wa.find_nodes(api, "CLIPLoader"):
         users = [k for k, v in api.items() for x in v["inputs"].values() if isinstance(x, list) and x[:1] == [nid]]
         assert not users, f"CLIPLoader {nid} still used by {users}"
@@ -322,12 +342,17 @@ def test_all_expected_workflows_exist():
 
 
 def test_workflow_files_are_generated_from_the_node_definitions(pack):
-    """workflows/*.json equal what scripts/build_workflows.py writes from the current node definitions."""
+    """workflows/*.json are what scripts/build_workflows.py writes from the tested ComfyUI's node
+    definitions, compared as ``workflow_api.drift_view`` sees them: everything but the output slots
+    no link uses (a newer ComfyUI adds outputs to core nodes, e.g. 0.33.0's Save nodes return their
+    IMAGE; the files, generated with ComfyUI 0.3.64, load in both)."""
     bw = _load_build_script()
     info = bw.build_object_info()
     built = bw.build_all(info)
     stale = [n for n, ui in built.items()
-             if not (WORKFLOW_DIR / f"{n}.json").exists() or (WORKFLOW_DIR / f"{n}.json").read_text() != bw.render(ui)]
+             if not (WORKFLOW_DIR / f"{n}.json").exists()
+             or wa.drift_view(json.loads((WORKFLOW_DIR / f"{n}.json").read_text()))
+             != wa.drift_view(json.loads(bw.render(ui)))]
     assert not stale, f"stale workflow files {stale}: run python scripts/build_workflows.py"
     assert set(bw.EXAMPLE_INPUTS) == {p.name for p in (WORKFLOW_DIR / "inputs").iterdir()}
     for name, make in bw.EXAMPLE_INPUTS.items():
@@ -401,8 +426,8 @@ def placeholder_models(dirs, tmp_path):
     from checkpoints import registered_folder
     bw = _load_build_script()
     names = {"checkpoints": [bw.SD15_CKPT, bw.SD15_IP2P_CKPT], "controlnet": [bw.SD15_SCRIBBLE_CN],
-             "loras": [bw.SD15_LORA], "diffusion_models": [bw.WAN_UNET, bw.FLUX_UNET],
-             "text_encoders": [bw.WAN_TE, bw.FLUX_CLIP_L, bw.FLUX_T5], "vae": [bw.WAN_VAE, bw.FLUX_VAE]}
+             "loras": [bw.SD15_LORA], "diffusion_models": [bw.WAN_UNET, bw.FLUX_UNET, bw.WAN22_HIGH, bw.WAN22_LOW, bw.WAN22_5B],
+             "text_encoders": [bw.WAN_TE, bw.FLUX_CLIP_L, bw.FLUX_T5], "vae": [bw.WAN_VAE, bw.FLUX_VAE, bw.WAN22_VAE]}
     import folder_paths
     if "animatediff_models" in folder_paths.folder_names_and_paths:
         names["animatediff_models"] = [bw.AD_MOTION_MODEL]

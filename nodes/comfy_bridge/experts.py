@@ -1,0 +1,163 @@
+"""ComfyUI bridge: two-stage sampling with two models (Wan 2.2 14B high-noise / low-noise experts).
+
+Part of the one package that touches ComfyUI internals (see ``__init__``).
+
+The stock Wan 2.2 14B graph samples one video with two sampler nodes: KSamplerAdvanced #1 on the
+high-noise expert (add_noise enable, steps 0..k, return_with_leftover_noise) and KSamplerAdvanced #2
+on the low-noise expert (add_noise disable, steps k..N). A multi-pass method (FreeInit) that needs the
+finished video after every pass has to run the first stage again from inside the second one. This
+module records what the first sampler did (:class:`FirstStage`: its guider, sampler, schedule, unit
+noise after every noise patch, latents and seed), re-runs that first stage from another unit noise
+inside the second sampler (:func:`rerun_first_stage`, a nested ``CFGGuider.sample`` of the first
+model with every noise patch passing the noise through) and gives the second sampler its model back
+afterwards (:func:`resume_sampling`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+import comfy.model_management
+import comfy.sampler_helpers
+
+from .calls import _OWN_LOOP
+from .models import WrappersMP, intermediate_device
+from .passes import SamplerPasses
+
+# OUTER_SAMPLE's positional arguments after ``noise`` (both ComfyUI versions in use):
+# latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed (0.33.0 adds latent_shapes=)
+_LATENT, _SAMPLER, _MASK, _SEED = 0, 1, 3, 6
+
+
+@dataclass
+class OuterCall:
+    """One sampler node's sampling as its OUTER_SAMPLE wrapper sees it.
+
+    latent_image: the latent the sampler node passed (raw, before ``process_latent_in``; for a second
+    stage this is the first stage's output exactly as that node returned it); denoise_mask: the noise
+    mask or None; seed: the sampler's seed; output: the node's result (raw latent space), set after the
+    sampling returned; extras: free slots for the caller (e.g. a first-stage record to publish)."""
+    latent_image: torch.Tensor | None
+    denoise_mask: Any
+    seed: int | None
+    output: torch.Tensor | None = None
+    extras: dict = field(default_factory=dict)
+
+
+def add_outer_stage_wrapper(model, key: str, wrap: Callable[[Any, OuterCall], Any],
+                            done: Callable[[OuterCall], None] | None = None):
+    """Clone ``model`` with an OUTER_SAMPLE wrapper that replaces the SAMPLER of every sampler node by
+    ``wrap(sampler, outer)`` and, after the sampling returned, calls ``done(outer)`` with
+    ``outer.output`` set. The pack's own loops and the nested re-runs of :func:`rerun_first_stage`
+    keep their sampler. The input MODEL is not mutated."""
+    def wrapper(executor, noise, *args, **kwargs):
+        if _OWN_LOOP.get():
+            return executor(noise, *args, **kwargs)
+        args = list(args)
+
+        def get(i, name):
+            return args[i] if len(args) > i else kwargs.get(name)
+
+        outer = OuterCall(latent_image=get(_LATENT, "latent_image"), denoise_mask=get(_MASK, "denoise_mask"),
+                          seed=get(_SEED, "seed"))
+        if len(args) > _SAMPLER:
+            args[_SAMPLER] = wrap(args[_SAMPLER], outer)
+        elif "sampler" in kwargs:
+            kwargs["sampler"] = wrap(kwargs["sampler"], outer)
+        out = executor(noise, *args, **kwargs)
+        outer.output = out
+        if done is not None:
+            done(outer)
+        return out
+
+    m = model.clone()
+    m.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, key, wrapper)
+    return m
+
+
+@dataclass
+class FirstStage:
+    """What the first sampler of a two-stage graph did, enough to run it again from other noise.
+
+    guider: its guider (conds, CFG, patched model); sampler: its SAMPLER (without our wrapper);
+    sigmas: its schedule ``[k + 1]`` (device; sigmas[-1] > 0, the switch sigma); noise: its unit noise
+    ``[B, C, ...]`` after every noise patch (device); latent_image: its processed input latent;
+    latent_raw: the same before ``process_latent_in``; max_denoise: ComfyUI's rule for sigmas[0];
+    model_sampling: the first model's; seed: the sampler's seed; output_raw: the sampler node's result
+    (CPU float32, what the second sampler receives)."""
+    guider: Any
+    sampler: Any
+    sigmas: torch.Tensor
+    noise: torch.Tensor
+    latent_image: torch.Tensor
+    latent_raw: torch.Tensor | None
+    max_denoise: bool
+    model_sampling: Any
+    seed: int | None
+    output_raw: torch.Tensor | None = None
+
+
+def first_stage(call: SamplerPasses, outer: OuterCall) -> FirstStage:
+    """The :class:`FirstStage` record of a sampling (``call`` inside it, ``outer`` its OUTER view)."""
+    return FirstStage(guider=call.model_wrap, sampler=call.inner, sigmas=call.sigmas.detach().clone(),
+                      noise=call.noise.detach().clone(), latent_image=call.latent_image.detach().clone(),
+                      latent_raw=outer.latent_image, max_denoise=call.max_denoise,
+                      model_sampling=call.model_sampling, seed=call.seed)
+
+
+def is_output_of(stage: FirstStage, latent_raw: torch.Tensor | None) -> bool:
+    """True when ``latent_raw`` (a second sampler's raw input latent) is exactly ``stage``'s output."""
+    out = stage.output_raw
+    if out is None or latent_raw is None or tuple(out.shape) != tuple(latent_raw.shape):
+        return False
+    return bool(torch.equal(out, latent_raw.detach().to(device=out.device, dtype=out.dtype)))
+
+
+def rerun_first_stage(stage: FirstStage, noise: torch.Tensor, sigmas: torch.Tensor | None = None,
+                      callback=None) -> torch.Tensor:
+    """Run the recorded first stage again from unit ``noise`` ``[B, C, ...]`` (over ``sigmas``, default
+    the recorded schedule) with its own guider and sampler: a nested ``CFGGuider.sample`` that loads
+    the first model, in which the pack's noise patches (SmoothInit, Dependency Noise) pass the noise
+    through and multi-pass wrappers stay off. ``callback(step, x0, x, total)`` as ComfyUI's.
+    Returns the raw output (``process_latent_out`` applied), intermediate device, float32: what the
+    first sampler node would have returned. Call :func:`resume_sampling` afterwards."""
+    token = _OWN_LOOP.set(True)
+    try:
+        out = stage.guider.sample(noise.detach().to("cpu"), stage.latent_raw if stage.latent_raw is not None
+                                  else torch.zeros_like(noise, device="cpu"),
+                                  stage.sampler, stage.sigmas if sigmas is None else sigmas,
+                                  callback=callback, disable_pbar=True, seed=stage.seed)
+    finally:
+        _OWN_LOOP.reset(token)
+    return out.to(device=intermediate_device(), dtype=torch.float32)
+
+
+def resume_sampling(call: SamplerPasses) -> None:
+    """Give the sampling of ``call`` its model back after a nested sampling of another model: load it
+    (and the models its conds need) again -- loading the other model may have offloaded it, and
+    unloads a clone of the same weights entirely -- and make it the model's current patcher again
+    (a nested sampling's cleanup clears that on a shared base model)."""
+    guider = call.model_wrap
+    patcher = guider.model_patcher
+    models = [patcher] + list(getattr(guider, "loaded_models", None) or [])
+    try:
+        mem, minimum = comfy.sampler_helpers.estimate_memory(patcher, tuple(call.noise.shape),
+                                                            getattr(guider, "original_conds", {}) or {})
+    except Exception:  # noqa: BLE001 - an estimate only; ComfyUI's own defaults then
+        mem, minimum = 0, 0
+    comfy.model_management.load_models_gpu(models, memory_required=mem, minimum_memory_required=minimum)
+    if hasattr(patcher.model, "current_patcher"):
+        patcher.model.current_patcher = patcher
+
+
+def second_stage_latent(call: SamplerPasses, raw: torch.Tensor) -> torch.Tensor:
+    """A first stage's raw output as the second sampler's processed input latent, exactly as ComfyUI
+    prepares it between two sampler nodes (to the model's device, ``process_latent_in`` unless all
+    zeros)."""
+    guider = call.model_wrap
+    x = raw.to(call.latent_image.device)
+    if torch.count_nonzero(x) > 0:
+        x = guider.inner_model.process_latent_in(x)
+    return x
