@@ -39,6 +39,28 @@ class ModelCalls:
         self.pbar.update_absolute(min(self.nfe, self.total), self.total)
 
 
+def _options_at_sigma(model_options: dict, sigma: float) -> dict:
+    """``model_options`` for a model call at ``sigma``. Core context windows look the call's sigma up in
+    ``transformer_options["sample_sigmas"]`` (the sampler's schedule) to pick the step's windows, and
+    ComfyUI 0.3.64 raises "No sample_sigmas matched current timestep" for any other sigma (0.33.0 keeps
+    the last step). The pack's own calls off the schedule (SmoothInit's sigma_b) then get a copy whose
+    schedule has ``sigma`` in place of the schedule sigma just above it: the windows of that step
+    (step 0 for sigma_b). Without a context handler, or on the schedule, the options are unchanged."""
+    to = model_options.get("transformer_options") or {}
+    ss = to.get("sample_sigmas")
+    if model_options.get("context_handler") is None or not isinstance(ss, torch.Tensor) or ss.numel() == 0:
+        return model_options
+    s = torch.tensor(float(sigma), dtype=ss.dtype, device=ss.device)
+    if bool(torch.isclose(ss, s, rtol=1e-4).any()):
+        return model_options
+    idx = max(int((ss > s).sum()) - 1, 0)
+    sched = ss.clone()
+    sched[idx] = s
+    mo = dict(model_options)
+    mo["transformer_options"] = dict(to, sample_sigmas=sched)
+    return mo
+
+
 def make_denoiser(guider, extra_args: dict) -> Callable:
     """``denoise(x, sigma, cfg) -> x0`` (CFG-guided denoised latent, ``x``'s shape and dtype)
     through a CFGGuider that is inside ``sample()`` (conds processed, model loaded).
@@ -59,7 +81,7 @@ def make_denoiser(guider, extra_args: dict) -> Callable:
             # ComfyUI's executor (which runs nodes under inference_mode): SmoothInit-30 kept every
             # call's graph alive there (> 5 GB).
             with torch.no_grad():
-                out = guider(x, s, model_options=model_options, seed=seed)
+                out = guider(x, s, model_options=_options_at_sigma(model_options, sigma), seed=seed)
         finally:
             guider.cfg = old
         return out
