@@ -231,6 +231,14 @@ def test_static_video_and_ni_vsds_refuse_a_nested_latent(mods, ltxav):
     _nested_error(e, "NI-VSDS Animate")
 
 
+def test_frames_as_batch_patches_refuse_the_ltx2_model(mods, ltxav):
+    """ZS^2 Long Video and Temporal Momentum Attention refuse an audio+video model when patching."""
+    with pytest.raises(ValueError, match=r"^ZS\^2 Long Video \(chunks\): model:"):
+        mods["long"].ZS2LongVideo().patch(ltxav, 4)
+    with pytest.raises(ValueError, match=r"^Temporal Momentum Attention:"):
+        mods["zs2"].TemporalMomentumAttention().patch(ltxav, 0.98)
+
+
 def test_the_pack_loop_refuses_a_nested_latent_before_sampling(mods, ltxav):
     """run_in_sampling (the NOISE nodes' and NI-VSDS's loop) refuses a nested latent itself."""
     b = mods["bridge"]
