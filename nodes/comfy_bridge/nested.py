@@ -37,11 +37,11 @@ def nested_latent_shapes(samples: Any) -> list[tuple] | None:
 
 
 def _multi(shapes) -> list[tuple] | None:
-    if shapes is None:
+    if not isinstance(shapes, (list, tuple)):
         return None
     try:
         shapes = [tuple(int(s) for s in sh) for sh in shapes]
-    except TypeError:
+    except (TypeError, ValueError):
         return None
     return shapes if len(shapes) > 1 else None
 
@@ -54,19 +54,12 @@ def packed_latent_shapes(guider) -> list[tuple] | None:
     return _multi(getattr(inner, "latent_shapes", None))
 
 
-# OUTER_SAMPLE's arguments after ``noise`` in ComfyUI 0.33.0: latent_image, sampler, sigmas, denoise_mask,
-# callback, disable_pbar, seed, latent_shapes (passed by keyword by CFGGuider.sample)
-_OUTER_SAMPLE_LATENT_SHAPES_INDEX = 7
-
-
 def outer_sample_latent_shapes(args: tuple, kwargs: dict) -> list[tuple] | None:
     """In an OUTER_SAMPLE wrapper (``wrapper(executor, noise, *args, **kwargs)``): the stream shapes of
-    a packed nested latent, else None (plain latents, and ComfyUIs that pass no ``latent_shapes``)."""
-    if "latent_shapes" in kwargs:
-        return _multi(kwargs["latent_shapes"])
-    if len(args) > _OUTER_SAMPLE_LATENT_SHAPES_INDEX:
-        return _multi(args[_OUTER_SAMPLE_LATENT_SHAPES_INDEX])
-    return None
+    a packed nested latent, else None (plain latents, and ComfyUIs that pass no ``latent_shapes``).
+    ComfyUI 0.33.0's ``CFGGuider.sample`` passes them by keyword (``latent_shapes=[...]``); positional
+    arguments past the seed are left alone (another wrapper's, or a later ComfyUI's)."""
+    return _multi(kwargs.get("latent_shapes"))
 
 
 def _describe(shapes) -> str:
