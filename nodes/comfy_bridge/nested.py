@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 
 class NestedLatentError(ValueError):
     """A pack node got a nested (multi-stream) latent that it does not support."""
@@ -88,8 +86,3 @@ def refuse_packed_latent(node: str, what: str, shapes, supported: str) -> None:
     shapes = _multi(shapes)
     if shapes is not None:
         raise NestedLatentError(nested_latent_message(node, what, shapes, supported))
-
-
-def plain_tensor(x: Any) -> bool:
-    """True for an ordinary (not nested) torch tensor."""
-    return isinstance(x, torch.Tensor) and not is_nested_latent(x)
