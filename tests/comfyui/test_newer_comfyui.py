@@ -256,14 +256,12 @@ CW_FRAMES = 7       # latent frames; windows of 3 with overlap 1 (Wan node: 9 an
 
 def _context_windows(model):
     """ComfyUI's Wan context windows node (both versions; FreeNoise on where the node has it)."""
+    import comfy.context_windows as cw
     import comfy_extras.nodes_context_windows as ncw
     node = ncw.WanContextWindowsManualNode
     params = inspect.signature(node.execute).parameters
-    kw = {"context_length": 9, "context_overlap": 4, "context_schedule": "standard_static",
-          "context_stride": 1, "closed_loop": False, "fuse_method": "pyramid"}
-    import comfy.context_windows as cw
-    kw["context_schedule"] = cw.ContextSchedules.STATIC_STANDARD
-    kw["fuse_method"] = cw.ContextFuseMethods.PYRAMID
+    kw = {"context_length": 9, "context_overlap": 4, "context_schedule": cw.ContextSchedules.STATIC_STANDARD,
+          "context_stride": 1, "closed_loop": False, "fuse_method": cw.ContextFuseMethods.PYRAMID}
     if "freenoise" in params:
         kw["freenoise"] = True
     return _first(node.execute(model, **kw))
