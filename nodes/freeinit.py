@@ -33,8 +33,6 @@ _FRAMES_NOTE = ("The 3-D FFT runs over frames, height and width: frames are the 
 _COST_NOTE = ("Cost: iterations x the sampler's model calls (3 x at the default; the FreeInit paper's 5 iterations "
               "are 5 x; with coarse_to_fine about (iterations + 1) / 2 x: 2 x for 3), plus two FFTs of the latent per "
               "pass. One progress bar over all passes, with a preview of each pass; Cancel stops between any two steps.")
-NESTED_SUPPORTED = ("FreeInit filters over frames, height and width of an image-model latent [frames, C, H, W] or a "
-                    "video latent [B, C, T, H, W].")
 _SKIP_NOTE = ("Noise that is all zeros (KSamplerAdvanced add_noise disabled, second stages) and iterations = 1 run "
               "the sampler once, unchanged.")
 
@@ -78,6 +76,10 @@ def settings_from_inputs(node: str, iterations, filter, d_s, d_t, order, min_sig
                                          min_signal=min_signal, coarse_to_fine=bool(coarse_to_fine)))
 
 
+NESTED_SUPPORTED = ("FreeInit filters over frames, height and width of an image-model latent [frames, C, H, W] or a "
+                    "video latent [B, C, T, H, W].")
+
+
 def make_run(node: str, settings: fi.Settings):
     """The body of the FreeInit SAMPLER: ``run(call: bridge.SamplerPasses) -> samples``.
 
@@ -90,7 +92,8 @@ def make_run(node: str, settings: fi.Settings):
         if (settings.iterations == 1 or noise is None or sigmas.shape[-1] < 2
                 or not bool(torch.count_nonzero(noise))):
             return call.run_pass(noise, call.callback)
-        bridge.refuse_packed_latent(node, "the sampler's latent", call.latent_shapes, NESTED_SUPPORTED)
+        bridge.refuse_packed_latent(node, "the sampler's latent", bridge.packed_latent_shapes(call.model_wrap),
+                                    NESTED_SUPPORTED)
         if noise.ndim not in (4, 5):
             raise ValueError(f"{node}: the latent has shape {tuple(noise.shape)}; FreeInit needs an image-model latent "
                              f"[frames, C, H, W] or a video latent [B, C, T, H, W]. Connect an image or video latent "

@@ -12,7 +12,6 @@ import comfy.samplers
 
 from .calls import _OWN_LOOP
 from .models import WrappersMP, is_max_denoise
-from .nested import packed_latent_shapes
 from .patches import _OUTER_SAMPLE_SAMPLER_INDEX
 
 # A SAMPLER that runs its inner sampler several times inside ONE ComfyUI sampling (model loaded once,
@@ -28,9 +27,7 @@ class SamplerPasses:
     noise: the initial unit noise ``[B, C, ...]`` (model device) after every noise patch;
     latent_image: the processed input latent (zeros for an empty latent); sigmas: the schedule (device);
     max_denoise: ComfyUI's rule for sigmas[0]; seed: the sampler's seed (may be None);
-    callback: the sampler node's ``callback(step, x0, x, total_steps)`` (progress bar + previews) or None;
-    latent_shapes: the stream shapes when the latent is a packed nested latent (LTX-2 audio+video: noise
-    and latent are ``[B, 1, N]``), else None (:func:`.nested.packed_latent_shapes`).
+    callback: the sampler node's ``callback(step, x0, x, total_steps)`` (progress bar + previews) or None.
     """
     inner: Any
     model_wrap: Any
@@ -44,7 +41,6 @@ class SamplerPasses:
     disable_pbar: bool
     max_denoise: bool
     seed: int | None
-    latent_shapes: list | None = None
 
     def run_pass(self, noise: torch.Tensor, callback=None, sigmas: torch.Tensor | None = None) -> torch.Tensor:
         """One full run of the inner sampler from unit ``noise`` over ``sigmas`` (default: the call's
@@ -67,7 +63,7 @@ class MultiPassSampler(comfy.samplers.Sampler):
         call = SamplerPasses(inner=self.inner, model_wrap=model_wrap, model_sampling=ms, sigmas=sigmas,
                              extra_args=extra_args, callback=callback, noise=noise, latent_image=latent_image,
                              denoise_mask=denoise_mask, disable_pbar=disable_pbar, max_denoise=bool(md),
-                             seed=extra_args.get("seed", None), latent_shapes=packed_latent_shapes(model_wrap))
+                             seed=extra_args.get("seed", None))
         return self.run(call)
 
 
