@@ -84,6 +84,10 @@ def settings_from_inputs(node: str, iterations, filter, d_s, d_t, order, min_sig
                                          min_signal=min_signal, coarse_to_fine=bool(coarse_to_fine)))
 
 
+NESTED_SUPPORTED = ("FreeInit filters over frames, height and width of an image-model latent [frames, C, H, W] or a "
+                    "video latent [B, C, T, H, W].")
+
+
 def make_run(node: str, settings: fi.Settings):
     """The body of the FreeInit SAMPLER: ``run(call: bridge.SamplerPasses) -> samples``.
 
@@ -96,6 +100,8 @@ def make_run(node: str, settings: fi.Settings):
         if (settings.iterations == 1 or noise is None or sigmas.shape[-1] < 2
                 or not bool(torch.count_nonzero(noise))):
             return call.run_pass(noise, call.callback)
+        bridge.refuse_packed_latent(node, "the sampler's latent", bridge.packed_latent_shapes(call.model_wrap),
+                                    NESTED_SUPPORTED)
         if noise.ndim not in (4, 5):
             raise ValueError(f"{node}: the latent has shape {tuple(noise.shape)}; FreeInit needs an image-model latent "
                              f"[frames, C, H, W] or a video latent [B, C, T, H, W]. Connect an image or video latent "

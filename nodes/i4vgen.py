@@ -108,6 +108,9 @@ def _check_vae_channels(node: str, vae, latent: torch.Tensor, what: str) -> None
                          f"VAE's latent has {c}; connect the VAE that made this latent")
 
 
+_NESTED_STATIC = "The static video is built from an image latent [B, C, H, W] or a video latent [B, C, T, H, W]."
+
+
 def make_static_video(node: str, samples: torch.Tensor, frames: int, layout: str, batch_index: int,
                       model=None, vae=None) -> torch.Tensor:
     """The static video of one latent (I4VGen Sec. 3.2, ALGORITHMS.md section 2 item 2): the latent
@@ -132,6 +135,7 @@ def make_static_video(node: str, samples: torch.Tensor, frames: int, layout: str
             for frames as batch, a frame-axis output without a causal video VAE, channel counts
             that do not match the VAE or the MODEL.
     """
+    bridge.refuse_nested_latent(node, "samples", samples, _NESTED_STATIC)
     if int(frames) < 1:
         raise ValueError(f"{node}: frames must be >= 1, got {frames}")
     if samples.ndim not in (4, 5):
@@ -149,7 +153,7 @@ def make_static_video(node: str, samples: torch.Tensor, frames: int, layout: str
         _need_causal_vae(node, vae, what)
         _check_vae_channels(node, vae, one, "samples")
         held = bridge.decode_first_picture_frame(vae, one)
-        out = bridge.encode_still_clip(vae, held, int(frames))
+        out = bridge.encode_still_clip(vae, held, int(frames), node=node)
         if model is not None:
             _check_model_channels(node, model, out, "the VAE's latent")
         return out.contiguous()
@@ -299,7 +303,7 @@ class StaticVideoFromImage:
         pixels = image[int(batch_index):int(batch_index) + 1, :, :, :3]
         if _resolve_layout(node, layout, model, vae, 4) == LAYOUT_AXIS:
             _need_causal_vae(node, vae, "a static video on the frame axis")
-            out = bridge.encode_still_clip(vae, pixels, int(frames))  # the still clip, encoded once
+            out = bridge.encode_still_clip(vae, pixels, int(frames), node=node)  # the still clip, encoded once
             if model is not None:
                 _check_model_channels(node, model, out, "the VAE's latent")
             return ({"samples": out.contiguous()},)
@@ -363,6 +367,8 @@ class NIVSDSAnimate:
                 sigmas=None):
         node = "NI-VSDS Animate"
         x = latent_image["samples"]
+        bridge.refuse_nested_latent(node, "latent_image", x, "NI-VSDS animates a video latent [B, C, T, H, W] or "
+                                    "frames as batch [F, C, H, W].")
         try:
             etas = parse_step_sizes(step_sizes, name="step_sizes")
         except ValueError as e:

@@ -32,6 +32,9 @@ CATEGORY = "training_free_video/SmoothInit"
 # nested sampling inside the optimisation) does not optimise again.
 _ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("tfv_smoothinit_active", default=False)
 
+NESTED_SUPPORTED = ("Forward-Inversion / SmoothInit / Fast-SmoothInit support image-model latents [frames, C, H, W] "
+                    "and video latents [B, C, T, H, W].")
+
 _SEED_MIX = 0x9E3779B97F4A7C15  # decorrelates the perturbations from a RandomNoise of the same seed
 
 
@@ -268,6 +271,7 @@ class OptimisedNoise:
 
     def generate_noise(self, input_latent: dict) -> torch.Tensor:
         samples = input_latent["samples"]
+        bridge.refuse_nested_latent(self.node, "the sampler's latent", samples, NESTED_SUPPORTED)
         base = self.base_noise.generate_noise(input_latent)
         if not isinstance(base, torch.Tensor):
             raise ValueError(f"{self.node}: noise: the incoming NOISE returned {type(base).__name__}, not a tensor.")
@@ -485,7 +489,8 @@ class SmoothInitModelPatch:
                 if follow else cfg
             return optimise_in_context(ctx, node, s, w1, inversion_cfg, grid_steps, chunk_size)
 
-        return (bridge.add_sampler_noise_wrapper(model, "training_free_video.smoothinit", fn),)
+        return (bridge.add_sampler_noise_wrapper(model, "training_free_video.smoothinit", fn, node=node,
+                                                 supported=NESTED_SUPPORTED),)
 
 
 # --------------------------------------------------------------------------- Save / Load Noise

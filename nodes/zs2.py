@@ -88,6 +88,10 @@ def _check_noise_params(node: str, kl_lambda, random_search, linear_search, nois
             "random_search": int(random_search), "linear_search": int(linear_search), "alpha": alpha}
 
 
+NESTED_SUPPORTED = ("Dependency Noise supports image-model latents [frames, C, H, W] and video latents "
+                    "[B, C, T, H, W].")
+
+
 def make_noise(node: str, shape, seed: int, params: dict) -> torch.Tensor:
     """Unit noise (CPU float32) of ``shape`` for ``seed`` -- the single function both Dependency Noise
     nodes use, so they give identical noise for the same seed and parameters."""
@@ -109,6 +113,7 @@ class DependencyNoiseGenerator:
 
     def generate_noise(self, input_latent: dict) -> torch.Tensor:
         samples = input_latent["samples"]
+        bridge.refuse_nested_latent(self.node, "the sampler's latent", samples, NESTED_SUPPORTED)
         return make_noise(self.node, samples.shape, self.seed, self.params).to(dtype=samples.dtype)
 
 
@@ -183,7 +188,7 @@ class DependencyNoiseModelPatch:
             s = _seed_from_noise(noise) if seed is None else int(seed)
             return make_noise(node, noise.shape, s, params)
 
-        return (bridge.add_outer_noise_wrapper(model, WRAPPER_KEY, fn),)
+        return (bridge.add_outer_noise_wrapper(model, WRAPPER_KEY, fn, node=node, supported=NESTED_SUPPORTED),)
 
 
 # --------------------------------------------------------------------------- Temporal Momentum Attention

@@ -78,6 +78,23 @@ from .video_vae import (  # noqa: F401  video VAEs (I4VGen static video)
     encode_still_clip,
     decode_first_picture_frame,
 )
+from .nested import (  # noqa: F401  nested (audio+video) latents
+    NestedLatentError,
+    is_nested_latent,
+    nested_latent_shapes,
+    packed_latent_shapes,
+    outer_sample_latent_shapes,
+    nested_latent_message,
+    refuse_nested_latent,
+    refuse_packed_latent,
+)
+from .order import (  # noqa: F401  order of SAMPLER_SAMPLE wrappers (core context windows / FreeNoise)
+    RANK_CHUNKS,
+    RANK_NOISE,
+    ranked,
+    place_sampler_sample_wrappers,
+    sampler_sample_order,
+)
 from .passes import (  # noqa: F401  multi-pass samplers (FreeInit)
     SamplerPasses,
     MultiPassSampler,

@@ -12,7 +12,9 @@ import torch
 import comfy.samplers
 import comfy.utils
 
-from .models import is_max_denoise, throw_if_interrupted
+from .models import WrappersMP, is_max_denoise, throw_if_interrupted
+from .nested import NestedLatentError, nested_latent_shapes
+from .order import place_sampler_sample_wrappers, ranked
 
 # Set while run_in_sampling runs one of our own loops: the pack's noise-replacing wrappers
 # (Dependency Noise (KSampler), SmoothInit (KSampler)) on that MODEL then pass the noise through, so
@@ -37,6 +39,28 @@ class ModelCalls:
         self.pbar.update_absolute(min(self.nfe, self.total), self.total)
 
 
+def _options_at_sigma(model_options: dict, sigma: float) -> dict:
+    """``model_options`` for a model call at ``sigma``. Core context windows look the call's sigma up in
+    ``transformer_options["sample_sigmas"]`` (the sampler's schedule) to pick the step's windows, and
+    ComfyUI 0.3.64 raises "No sample_sigmas matched current timestep" for any other sigma (0.33.0 keeps
+    the last step). The pack's own calls off the schedule (SmoothInit's sigma_b) then get a copy whose
+    schedule has ``sigma`` in place of the schedule sigma just above it: the windows of that step
+    (step 0 for sigma_b). Without a context handler, or on the schedule, the options are unchanged."""
+    to = model_options.get("transformer_options") or {}
+    ss = to.get("sample_sigmas")
+    if model_options.get("context_handler") is None or not isinstance(ss, torch.Tensor) or ss.numel() == 0:
+        return model_options
+    s = torch.tensor(float(sigma), dtype=ss.dtype, device=ss.device)
+    if bool(torch.isclose(ss, s, rtol=1e-4).any()):
+        return model_options
+    idx = max(int((ss > s).sum()) - 1, 0)
+    sched = ss.clone()
+    sched[idx] = s
+    mo = dict(model_options)
+    mo["transformer_options"] = dict(to, sample_sigmas=sched)
+    return mo
+
+
 def make_denoiser(guider, extra_args: dict) -> Callable:
     """``denoise(x, sigma, cfg) -> x0`` (CFG-guided denoised latent, ``x``'s shape and dtype)
     through a CFGGuider that is inside ``sample()`` (conds processed, model loaded).
@@ -57,7 +81,7 @@ def make_denoiser(guider, extra_args: dict) -> Callable:
             # ComfyUI's executor (which runs nodes under inference_mode): SmoothInit-30 kept every
             # call's graph alive there (> 5 GB).
             with torch.no_grad():
-                out = guider(x, s, model_options=model_options, seed=seed)
+                out = guider(x, s, model_options=_options_at_sigma(model_options, sigma), seed=seed)
         finally:
             guider.cfg = old
         return out
@@ -96,18 +120,45 @@ def run_in_sampling(model, positive, negative, cfg: float, latent: torch.Tensor,
     This is how the NOISE nodes and NI-VSDS get ComfyUI's full model handling (loading, ControlNet,
     hooks, cleanup) around their own loop: a custom KSAMPLER whose sampler function calls ``fn``.
     ``latent``/``noise``: ``[B, C, ...]`` (CPU is fine), ``sigmas``: ``[N+1]``.
+
+    ``ctx.noise`` is ``noise`` itself (on the model's device, float32), as it entered sampling: a
+    SAMPLER_SAMPLE wrapper on ``model`` that edits the noise (core context windows' FreeNoise) does not
+    reach the pack's own loops, so a NOISE node gives the same noise as the pack's KSampler patch,
+    whose wrapper runs before FreeNoise (:mod:`.order`); the sampler node that later samples with the
+    NOISE applies FreeNoise once. ``ctx.model_patcher`` is the guider's model patcher, read inside
+    sampling, after ``CFGGuider.inner_set_conds`` (ComfyUI 0.33.0 may swap a dynamic patcher there).
+
+    Raises: :class:`.nested.NestedLatentError` (a ValueError) for a nested latent (LTX-2
+    audio+video); callers name their node in front of it.
     """
-    guider = comfy.samplers.CFGGuider(model)
+    shapes = nested_latent_shapes(latent)
+    if shapes is not None or nested_latent_shapes(noise) is not None:
+        raise NestedLatentError(f"the latent is a nested latent of streams {shapes or nested_latent_shapes(noise)} "
+                                f"(an audio+video model such as LTX-2); the pack's own sampling loops support plain "
+                                f"image and video latents only.")
+    result: dict = {}
+
+    def first_noise(executor, guider_, sigmas_, extra_args, callback, noise_, *args, **kwargs):
+        # outermost SAMPLER_SAMPLE wrapper: the noise before any other wrapper edits it (FreeNoise
+        # reshuffles in place, hence the copy)
+        result["noise"] = noise_.clone()
+        return executor(guider_, sigmas_, extra_args, callback, noise_, *args, **kwargs)
+
+    m = model.clone()
+    m.add_wrapper_with_key(WrappersMP.SAMPLER_SAMPLE, "training_free_video.own_loop_noise",
+                           ranked(first_noise, -1))
+    place_sampler_sample_wrappers(m)
+    guider = comfy.samplers.CFGGuider(m)
     guider.set_conds(positive, negative)
     guider.set_cfg(cfg)
-    result: dict = {}
 
     def sampler_function(model_k, x, sigmas_dev, extra_args=None, callback=None, disable=None, **kw):
         g = model_k.inner_model
         ms = g.inner_model.model_sampling
         ctx = SamplingContext(guider=g, extra_args=extra_args or {}, model_sampling=ms, sigmas=sigmas_dev,
-                              noise=model_k.noise, latent_image=model_k.latent_image,
-                              max_denoise=is_max_denoise(ms, sigmas_dev), model_patcher=model)
+                              noise=result.pop("noise", model_k.noise), latent_image=model_k.latent_image,
+                              max_denoise=is_max_denoise(ms, sigmas_dev),
+                              model_patcher=getattr(g, "model_patcher", model))
         result["out"] = fn(ctx)
         return x
 

@@ -10,6 +10,7 @@ import torch
 
 from .calls import _OWN_LOOP
 from .models import WrappersMP
+from .order import RANK_CHUNKS, place_sampler_sample_wrappers, ranked
 
 
 def own_loop_active() -> bool:
@@ -24,15 +25,15 @@ def add_sampler_wrappers(model, key: str, sampler_sample: Callable | None = None
     there, model loaded and conds processed) and/or a PREDICT_NOISE wrapper ``predict_noise(executor,
     x, timestep, model_options, seed)`` (every CFG model call; ``model_options`` is the sampler's
     ``extra_args["model_options"]``). ``outermost``: the SAMPLER_SAMPLE wrapper runs before every
-    SAMPLER_SAMPLE wrapper already on the model (ComfyUI runs them in the order they were added), so
-    e.g. chunking sees the noise before SmoothInit (KSampler) does, whichever was applied first.
+    other SAMPLER_SAMPLE wrapper, also ones added later (rank 0 of :mod:`.order`), so e.g. chunking
+    sees the noise before SmoothInit (KSampler) and core FreeNoise do, whichever was applied first.
     The input MODEL is not mutated."""
     m = model.clone()
     if sampler_sample is not None:
+        if outermost:
+            sampler_sample = ranked(sampler_sample, RANK_CHUNKS)
         m.add_wrapper_with_key(WrappersMP.SAMPLER_SAMPLE, key, sampler_sample)
-        if outermost:   # the clone owns its wrapper dicts (ModelPatcher.clone copies them)
-            w = m.wrappers[WrappersMP.SAMPLER_SAMPLE]
-            m.wrappers[WrappersMP.SAMPLER_SAMPLE] = {key: w[key], **{k: v for k, v in w.items() if k != key}}
+        place_sampler_sample_wrappers(m)   # the clone owns its wrapper dicts (ModelPatcher.clone copies them)
     if predict_noise is not None:
         m.add_wrapper_with_key(WrappersMP.PREDICT_NOISE, key, predict_noise)
     return m

@@ -1,0 +1,88 @@
+"""ComfyUI bridge: nested (multi-stream) latents, e.g. LTX-2 audio+video.
+
+Part of the one package that touches ComfyUI internals (see ``__init__``).
+
+Newer ComfyUI (0.33.0) has latents made of several streams: a ``comfy.nested_tensor.NestedTensor``
+(``is_nested`` True; ``unbind()`` gives e.g. the video latent ``[B, 128, T, H, W]`` and the audio
+latent ``[B, 8, T_a, 16]`` of LTX-2). ``CFGGuider.sample`` packs it flat, ``[B, 1, N]`` (each stream
+reshaped to ``[B, 1, -1]`` and concatenated, ``comfy.utils.pack_latents``), before any wrapper runs:
+OUTER_SAMPLE gets the stream shapes as ``latent_shapes=[...]``, and inside sampling the model
+(``guider.inner_model``) keeps them as ``latent_shapes``. ComfyUI 0.3.64 has neither; everything
+here then answers "not nested". Detected by these features, never by version.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class NestedLatentError(ValueError):
+    """A pack node got a nested (multi-stream) latent that it does not support."""
+
+
+def is_nested_latent(samples: Any) -> bool:
+    """True for a ComfyUI nested latent (``samples.is_nested``, e.g. LTX-2 audio+video); False for a
+    plain tensor (``torch.Tensor.is_nested`` is False for ordinary tensors) and on ComfyUIs without
+    nested latents."""
+    return bool(getattr(samples, "is_nested", False)) and hasattr(samples, "unbind")
+
+
+def nested_latent_shapes(samples: Any) -> list[tuple] | None:
+    """The stream shapes of a nested latent (``[(B, C, T, H, W), (B, C_a, T_a, F_a)]`` for LTX-2),
+    None for a plain tensor."""
+    if not is_nested_latent(samples):
+        return None
+    return [tuple(int(s) for s in t.shape) for t in samples.unbind()]
+
+
+def _multi(shapes) -> list[tuple] | None:
+    if not isinstance(shapes, (list, tuple)):
+        return None
+    try:
+        shapes = [tuple(int(s) for s in sh) for sh in shapes]
+    except (TypeError, ValueError):
+        return None
+    return shapes if len(shapes) > 1 else None
+
+
+def packed_latent_shapes(guider) -> list[tuple] | None:
+    """Inside ``CFGGuider.sample`` (a SAMPLER_SAMPLE wrapper, a SAMPLER, a sampler function): the
+    stream shapes when the latent being sampled is a packed nested latent (``[B, 1, N]``), else None.
+    Read from ``guider.inner_model.latent_shapes`` (set by ``CFGGuider.inner_sample``)."""
+    inner = getattr(guider, "inner_model", None)
+    return _multi(getattr(inner, "latent_shapes", None))
+
+
+def outer_sample_latent_shapes(args: tuple, kwargs: dict) -> list[tuple] | None:
+    """In an OUTER_SAMPLE wrapper (``wrapper(executor, noise, *args, **kwargs)``): the stream shapes of
+    a packed nested latent, else None (plain latents, and ComfyUIs that pass no ``latent_shapes``).
+    ComfyUI 0.33.0's ``CFGGuider.sample`` passes them by keyword (``latent_shapes=[...]``); positional
+    arguments past the seed are left alone (another wrapper's, or a later ComfyUI's)."""
+    return _multi(kwargs.get("latent_shapes"))
+
+
+def _describe(shapes) -> str:
+    return " + ".join("[" + ", ".join(str(s) for s in sh) + "]" for sh in shapes)
+
+
+def nested_latent_message(node: str, what: str, shapes, supported: str) -> str:
+    """The error text for a nested latent: names the node, the input, the stream shapes and what the
+    node supports."""
+    return (f"{node}: {what} is a nested latent of {len(shapes)} streams {_describe(shapes)} (an audio+video model "
+            f"such as LTX-2, which ComfyUI samples packed flat as [B, 1, N]); nested audio+video latents are not "
+            f"supported. {supported} Remove {node} for this model, or sample a video-only latent.")
+
+
+def refuse_nested_latent(node: str, what: str, samples: Any, supported: str) -> None:
+    """Raise :class:`NestedLatentError` (a ValueError naming ``node``, the input ``what`` and what is
+    ``supported``) if ``samples`` is a nested latent; do nothing for a plain tensor."""
+    shapes = nested_latent_shapes(samples)
+    if shapes is not None:
+        raise NestedLatentError(nested_latent_message(node, what, shapes, supported))
+
+
+def refuse_packed_latent(node: str, what: str, shapes, supported: str) -> None:
+    """Raise :class:`NestedLatentError` if ``shapes`` (from :func:`packed_latent_shapes` or
+    :func:`outer_sample_latent_shapes`) says the sampled latent is a packed nested latent."""
+    shapes = _multi(shapes)
+    if shapes is not None:
+        raise NestedLatentError(nested_latent_message(node, what, shapes, supported))
