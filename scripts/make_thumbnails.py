@@ -17,7 +17,8 @@ Two kinds of thumbnail, both made with a real ComfyUI server (``main.py --cpu``)
   AnimateDiff): the workflow, converted to the API format with the server's ``/object_info``,
   runs with ONLY these changes: the checkpoint -> the toy-world checkpoint, the resolution -> 64 px
   (the toy world's picture size), the positive prompt -> a toy-world caption ("a red circle"), the
-  negative prompt -> "", a LoadImage -> a toy-world picture of that caption. The thumbnail is the
+  negative prompt -> "", a LoadImage -> a toy-world picture of that caption, and (for CPU time)
+  steps capped at 20 and frames at 16 (``--toy-steps`` / ``--toy-frames``, 0 = as shipped). The thumbnail is the
   saved frames (up to 8, evenly spaced) in a grid, upscaled (nearest) to 512 px wide.
 * **graph** (every other workflow: Wan, Flux, AnimateDiff-Evolved, ControlNet, InstructPix2Pix,
   LoRA): the graph loaded into the real frontend in headless Chromium (``app.loadGraphData``, as
@@ -43,6 +44,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -194,8 +196,10 @@ def _toy_picture_png(k: int) -> bytes:
     return buf.getvalue()
 
 
-def toy_api(workflow: dict, info: dict, ckpt_name: str, image_name: str) -> dict:
-    """The API graph of ``workflow`` with only the toy-world changes (see the module docstring)."""
+def toy_api(workflow: dict, info: dict, ckpt_name: str, image_name: str, max_steps: int = 0,
+            max_frames: int = 0) -> dict:
+    """The API graph of ``workflow`` with only the toy-world changes (see the module docstring);
+    ``max_steps`` / ``max_frames`` (0: none) cap every sampler's step count and the latent batch."""
     from benchmarks.toy_world import world as W
     api = wa.ui_to_api(workflow, info)
     for node in api.values():
@@ -206,6 +210,12 @@ def toy_api(workflow: dict, info: dict, ckpt_name: str, image_name: str) -> dict
             inp["width"] = inp["height"] = TOY_SIZE
         elif t == "LoadImage":
             inp["image"] = image_name
+        if max_steps and isinstance(inp.get("steps"), int):
+            inp["steps"] = min(inp["steps"], max_steps)
+        if max_frames and t == "EmptyLatentImage":
+            inp["batch_size"] = min(inp["batch_size"], max_frames)
+        if max_frames and t == "I4VGenStaticVideoFromLatent" and isinstance(inp.get("frames"), int):
+            inp["frames"] = min(inp["frames"], max_frames)
         for name, prompt in (("positive", W.caption(TOY_CLASS)), ("negative", "")):
             src = inp.get(name)
             if isinstance(src, list) and api[src[0]]["class_type"] == "CLIPTextEncode":
@@ -451,7 +461,11 @@ def main(argv=None) -> int:
     ap.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser") or "chromium")
     ap.add_argument("--browse", type=Path, default=None, help="save a screenshot of the template browser here")
     ap.add_argument("--no-thumbnails", action="store_true", help="only --browse")
+    ap.add_argument("--toy-steps", type=int, default=20,
+                    help="cap on every sampler's steps in toy runs (0: as shipped; DDIM 20 suits the toy model)")
+    ap.add_argument("--toy-frames", type=int, default=16, help="cap on the frame count in toy runs (0: as shipped)")
     a = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # stop the server (finally) on kill
     from benchmarks.toy_world import build as B
     toy = (a.toy_checkpoint or B.checkpoint_path()).expanduser().resolve()
     if not toy.exists():
@@ -476,7 +490,7 @@ def main(argv=None) -> int:
             try:
                 image_name = "tfv_toy_picture.png"
                 (base / "input" / image_name).write_bytes(_toy_picture_png(TOY_CLASS))
-                frames = run_prompt(url, toy_api(wf, info, toy.name, image_name))
+                frames = run_prompt(url, toy_api(wf, info, toy.name, image_name, a.toy_steps, a.toy_frames))
                 size = save_jpeg(frames_grid(frames), thumbnail_path(path))
                 print(f"toy    {thumbnail_path(path).name}: {len(frames)} frames, {time.time() - t0:.0f} s, "
                       f"{size / 1024:.0f} KB", flush=True)
