@@ -226,10 +226,13 @@ def toy_api(workflow: dict, info: dict, ckpt_name: str, image_name: str, max_ste
 def run_prompt(url: str, api: dict, timeout: float = 900.0) -> list:
     """POST /prompt, poll /history; the PIL frames of every saved image, in save-node id order."""
     from PIL import Image, ImageSequence
-    pid = http(url + "/prompt", {"prompt": api, "client_id": uuid.uuid4().hex})["prompt_id"]
+    pid = http(url + "/prompt", {"prompt": api, "client_id": uuid.uuid4().hex}, timeout=120)["prompt_id"]
     t0 = time.time()
     while True:
-        hist = http(f"{url}/history/{pid}")
+        try:
+            hist = http(f"{url}/history/{pid}", timeout=120)
+        except OSError:  # a server busy sampling on a loaded CPU can be slow to answer: ask again
+            hist = {}
         if pid in hist and (hist[pid].get("status") or {}).get("completed") is not None:
             entry = hist[pid]
             if entry["status"].get("status_str") != "success":
@@ -237,7 +240,7 @@ def run_prompt(url: str, api: dict, timeout: float = 900.0) -> list:
             break
         if time.time() - t0 > timeout:
             raise RuntimeError(f"prompt {pid} not done after {timeout:.0f} s")
-        time.sleep(1)
+        time.sleep(2)
     saves = [k for k, v in api.items() if v["class_type"] in ("SaveAnimatedWEBP", "SaveImage")]
     frames = []
     for k in sorted(saves, key=int):
