@@ -22,7 +22,7 @@ from ..samplers import freeinit as fi
 from . import comfy_bridge as bridge
 
 PATCH_CATEGORY = "training_free_video/FreeInit"
-SAMPLER_CATEGORY = "sampling/custom_sampling/samplers"
+SAMPLER_CATEGORY = "training_free_video/FreeInit"
 WRAPPER_KEY = "training_free_video.freeinit"
 TAG = "freeinit"
 

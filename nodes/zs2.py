@@ -19,9 +19,9 @@ from ..samplers import dependency_noise as dn
 from ..samplers.frame_schedule import parse_frame_schedule
 from . import comfy_bridge as bridge
 
-NOISE_CATEGORY = "sampling/custom_sampling/noise"
-NOISE_PATCH_CATEGORY = "sampling/noise"
-TMA_CATEGORY = "model_patches/unet"
+NOISE_CATEGORY = "training_free_video/ZS2"
+NOISE_PATCH_CATEGORY = "training_free_video/ZS2"
+TMA_CATEGORY = "training_free_video/ZS2"
 WRAPPER_KEY = "training_free_video.zs2_dependency_noise"
 
 _FRAMES_NOTE = ("Frames are the latent batch for image models ([F, C, H, W], e.g. Empty Latent Image with batch_size "

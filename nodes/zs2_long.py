@@ -25,7 +25,7 @@ import torch
 from ..samplers import long_video as lv
 from . import comfy_bridge as bridge
 
-CATEGORY = "sampling/video_models"
+CATEGORY = "training_free_video/ZS2"
 WRAPPER_KEY = "training_free_video.zs2_long_video"
 STATE_KEY = "training_free_video.zs2_long_video_chunk"
 

@@ -1,0 +1,127 @@
+"""Packaging as the ComfyUI ecosystem reads it: one category tree, search aliases on every node (served
+by the server where it supports them), a thumbnail next to every shipped workflow that the server's
+template routes list and serve, the registry fields of pyproject.toml, LICENSE and the Manager entry."""
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+import urllib.request
+
+import pytest
+
+from comfy_harness import REPO_ROOT, comfyui_path
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+WORKFLOWS = sorted((REPO_ROOT / "workflows").glob("*.json"))
+# what users type into the node search (issue 13); each must find at least one node by alias
+USER_SEARCHES = ("freeinit", "consistency", "noise init", "text2video", "smooth noise", "zs2", "i4vgen",
+                 "animate image", "smoothinit", "dependency noise", "long video", "image to video")
+
+
+def _pack_nodes(pack):
+    return dict(pack.NODE_CLASS_MAPPINGS)
+
+
+def test_one_category_tree(pack):
+    CATEGORY_ROOT, METHODS = pack.nodes.search_aliases.CATEGORY_ROOT, pack.nodes.search_aliases.METHODS
+    cats = {k: cls.CATEGORY for k, cls in _pack_nodes(pack).items()}
+    bad = {k: c for k, c in cats.items() if c.split("/")[0] != CATEGORY_ROOT or c.split("/")[1:] not in
+           ([m] for m in METHODS)}
+    assert not bad, f"nodes outside {CATEGORY_ROOT}/<method>: {bad}"
+    assert {c.split("/")[1] for c in cats.values()} == set(METHODS)
+
+
+def test_every_node_has_search_aliases(pack):
+    nodes = _pack_nodes(pack)
+    for k, cls in nodes.items():
+        al = getattr(cls, "SEARCH_ALIASES", None)
+        assert isinstance(al, list) and al, f"{k}: no SEARCH_ALIASES (add it to nodes/search_aliases.py)"
+        assert all(isinstance(a, str) and a == a.strip().lower() and a for a in al), f"{k}: {al}"
+        assert len(set(al)) == len(al), f"{k}: duplicate aliases {al}"
+    for term in USER_SEARCHES:
+        assert any(term in cls.SEARCH_ALIASES for cls in nodes.values()), f"no node has the alias {term!r}"
+
+
+def test_every_workflow_has_a_small_jpeg_thumbnail():
+    from PIL import Image
+    assert WORKFLOWS
+    for wf in WORKFLOWS:
+        thumb = wf.with_suffix(".jpg")
+        assert thumb.exists(), f"{thumb.name} missing: run python scripts/make_thumbnails.py {wf.stem}"
+        assert thumb.stat().st_size < 100_000, f"{thumb.name}: {thumb.stat().st_size} bytes"
+        im = Image.open(thumb)
+        assert im.format == "JPEG" and 256 <= im.width <= 1024 and 128 <= im.height <= 1024, (thumb.name, im.size)
+    stray = sorted(p.name for p in (REPO_ROOT / "workflows").glob("*.jpg") if not p.with_suffix(".json").exists())
+    assert not stray, f"thumbnails without a workflow: {stray}"
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return r.status, r.headers.get("Content-Type", ""), r.read()
+
+
+def test_server_serves_aliases_templates_and_thumbnails(pack, tmp_path):
+    """A real ComfyUI server (main.py --cpu, this pack in a temporary --base-directory's custom_nodes/):
+    /object_info carries our aliases where the server serves SEARCH_ALIASES (its core nodes have them,
+    ComfyUI 0.33.0) and no alias key where it does not (0.3.64 ignores the attribute);
+    /workflow_templates lists every workflow under the pack's folder name, and the thumbnail URL the
+    frontend requests (/api/workflow_templates/<pack>/<name>.jpg) serves the JPEG."""
+    import nodes as comfy_nodes
+    from PIL import Image
+    import make_thumbnails as mt
+    served_by_core = hasattr(comfy_nodes.CLIPTextEncode, "SEARCH_ALIASES")
+    with mt.server(comfyui_path().resolve(), None, tmp_path / "server.log") as (url, _base):
+        info = json.loads(_get(url + "/object_info")[2])
+        for k, cls in _pack_nodes(pack).items():
+            assert info[k]["category"] == cls.CATEGORY
+            if served_by_core:
+                assert info[k]["search_aliases"] == cls.SEARCH_ALIASES, k
+            else:
+                assert "search_aliases" not in info[k], k
+        listed = json.loads(_get(url + "/workflow_templates")[2])
+        assert sorted(listed.get(mt.LINK_NAME, [])) == [wf.stem for wf in WORKFLOWS], listed.keys()
+        for wf in WORKFLOWS:
+            status, ctype, body = _get(f"{url}/api/workflow_templates/{mt.LINK_NAME}/{wf.stem}{mt.THUMB_EXT}")
+            assert status == 200 and ctype == "image/jpeg", (wf.stem, status, ctype)
+            assert body == wf.with_suffix(".jpg").read_bytes()
+            Image.open(io.BytesIO(body)).verify()
+            status, _, body = _get(f"{url}/api/workflow_templates/{mt.LINK_NAME}/{wf.name}")
+            assert json.loads(body) == json.loads(wf.read_text())
+
+
+def test_registry_fields_as_comfyui_parses_them(pack):
+    """pyproject.toml through ComfyUI's own parser of registry metadata (comfy_config, both versions)."""
+    try:
+        from comfy_config import config_parser
+    except ImportError:
+        pytest.fail("ComfyUI has no comfy_config: the registry parser moved; update this test")
+    cfg = config_parser.extract_node_configuration(str(REPO_ROOT))
+    raw = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert cfg.project.version == pack.__version__ == raw["project"]["version"]
+    assert cfg.project.supported_os == ["OS Independent"]
+    assert cfg.project.license.text == "MIT"
+    assert cfg.project.supported_comfyui_version == raw["tool"]["comfy"]["requires-comfyui"]
+    assert cfg.tool_comfy.publisher_id and cfg.tool_comfy.display_name and cfg.tool_comfy.icon
+    assert cfg.project.urls.repository and cfg.project.urls.issues
+    lic = (REPO_ROOT / "LICENSE").read_text()
+    assert lic.startswith("MIT License") and "the comfyui-training-free-video authors" in lic
+
+
+def test_readme_manager_entry_matches_pyproject():
+    raw = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    readme = (REPO_ROOT / "README.md").read_text()
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", readme, re.S)]
+    entry = next(b for b in blocks if isinstance(b, dict) and "install_type" in b)
+    assert set(entry) == {"author", "title", "id", "reference", "files", "install_type", "description"}
+    repo = raw["project"]["urls"]["Repository"]
+    assert entry["id"] == raw["project"]["name"]
+    assert entry["reference"] == repo and entry["files"] == [repo] and entry["install_type"] == "git-clone"
+    assert entry["title"] == raw["tool"]["comfy"]["DisplayName"]
+    assert entry["author"] == raw["tool"]["comfy"]["PublisherId"]
