@@ -47,6 +47,8 @@ SEARCH_ALIASES: dict[str, list[str]] = {
     # FreeInit
     "TFVFreeInitModelPatch": _FREEINIT + ["freeinit ksampler", "model patch"] + _VIDEO,
     "TFVFreeInitSampler": _FREEINIT + ["freeinit sampler", "sampler wrapper", "custom sampler"] + _VIDEO,
+    "TFVFreeInitTwoExperts": _FREEINIT + ["wan 2.2", "wan22", "two experts", "high noise", "low noise",
+                                          "ksampleradvanced"] + _VIDEO,
 }
 
 
