@@ -384,12 +384,13 @@ def test_float32_averaging_holds_at_most_one_frame_of_k_and_v(dtype, tokens):
     frames (which would be 16 frames: 8x the bound), with or without a token range; still Eq. 2."""
     x = torch.randn(16, 2, 70, 8, generator=torch.Generator().manual_seed(0)).to(dtype)
     frame = x[0].narrow(1, *(0, 70) if tokens is None else (tokens[0], tokens[1] - tokens[0])).numel()
+    kw = {} if tokens is None else {"tokens": tokens, "token_dim": 2}
     with _Allocations() as allocs:
-        out = temporal_momentum(x, 0.9, 2, tokens=tokens, token_dim=2)
+        out = temporal_momentum(x, 0.9, 2, **kw)
     f32 = [n for d, n in allocs.new if d == torch.float32]
     assert f32 and max(f32) <= frame
     assert [n for d, n in allocs.new if d == dtype] == [x.numel()]        # the result, once
-    peak, out2 = _peak_bytes(lambda: temporal_momentum(x, 0.9, 2, tokens=tokens, token_dim=2))
+    peak, out2 = _peak_bytes(lambda: temporal_momentum(x, 0.9, 2, **kw))
     assert peak - x.numel() * x.element_size() <= 2 * frame * 4
     sl = slice(None) if tokens is None else slice(*tokens)
     ref = temporal_momentum_recursive(x.double()[:, :, sl], 0.9, 2)
