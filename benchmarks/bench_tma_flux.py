@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO / "tests" / "comfyui"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_tma import MaxTensor, print_plain_vs_tma, time_plain_vs_tma  # noqa: E402
-from comfy_harness import TINY_FLUX, _init_dit_weights, boot, pack_module  # noqa: E402
+from comfy_harness import _init_dit_weights, boot, flux_unet_config, pack_module  # noqa: E402
 
 CONFIGS = {
     "tiny": dict(flux={}, size=8, tokens=6),
@@ -57,8 +57,7 @@ CONFIGS = {
 def build_model(overrides: dict):
     import comfy.model_patcher
     import comfy.supported_models
-    cfg = dict(TINY_FLUX)
-    cfg.update(overrides)
+    cfg = flux_unet_config(overrides)
     sm = comfy.supported_models.Flux(cfg)
     sm.set_inference_dtype(torch.float32, None)
     model = sm.get_model({}, device="cpu")

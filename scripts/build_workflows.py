@@ -10,6 +10,9 @@ the recorded definitions in ``scripts/external_node_defs.json``.
     python scripts/build_workflows.py            # (re)write workflows/*.json and workflows/inputs/
     python scripts/build_workflows.py --check    # exit 1 if a file differs from what would be written
 
+Files are written with ComfyUI 0.3.64's definitions (the floor); run on a newer ComfyUI, a file counts
+as current when only output slots that no link uses differ (``workflow_api.drift_view``).
+
 The API-format graph that ``POST /prompt`` takes is never stored: it is derived from these files
 (``workflow_api.ui_to_api``) by the tests and by ``scripts/e2e_server_run.py``.
 """
@@ -800,7 +803,9 @@ def main(argv=None) -> int:
     files = {WORKFLOWS_DIR_NAME(n): render(ui) for n, ui in build_all(info).items()}
     stale = []
     for path, text in files.items():
-        if not path.exists() or path.read_text() != text:
+        # Compared as workflow_api.drift_view sees them: a newer ComfyUI's extra unlinked output slots
+        # (0.33.0's Save nodes return their IMAGE) do not make a file stale.
+        if not path.exists() or wa.drift_view(json.loads(path.read_text())) != wa.drift_view(json.loads(text)):
             stale.append(path)
             if not args.check:
                 path.parent.mkdir(parents=True, exist_ok=True)

@@ -117,7 +117,8 @@ def checkpoint_state_dict(unet_sd: dict | None, clip_sd: dict, vae_sd: dict | No
         model.diffusion_model.load_state_dict(unet_sd)
     if vae_sd is None:
         vae_sd = make_taesd().state_dict()
-    sd = model.state_dict_for_saving(dict(clip_sd), dict(vae_sd))
+    import checkpoints as ck
+    sd = ck.model_state_dict_for_saving(model, dict(clip_sd), dict(vae_sd))
     return {k: v.detach().contiguous() for k, v in sd.items()}
 
 

@@ -92,6 +92,20 @@ def _sd15_model(size: str, variant: str = "sd15"):
     return cfg, model
 
 
+def model_state_dict_for_saving(model, clip_sd: dict | None = None, vae_sd: dict | None = None) -> dict:
+    """``BaseModel.state_dict_for_saving`` of ``model`` (a ``comfy.model_base.BaseModel``) with the
+    text encoder and VAE state dicts: the checkpoint layout (``model.diffusion_model.*``,
+    ``cond_stage_model.*``, ``first_stage_model.*``). Where the method takes the UNet state dict
+    first (ComfyUI 0.33.0; ``ModelPatcher.state_dict_for_saving`` passes it), the UNet's own
+    ``state_dict()`` is passed (plain float weights: nothing to cast)."""
+    import inspect
+    params = list(inspect.signature(model.state_dict_for_saving).parameters)
+    if params and params[0] == "unet_state_dict":
+        return model.state_dict_for_saving(model.diffusion_model.state_dict(), clip_state_dict=clip_sd,
+                                           vae_state_dict=vae_sd)
+    return model.state_dict_for_saving(clip_state_dict=clip_sd, vae_state_dict=vae_sd)
+
+
 def sd15_state_dict(size: str = "tiny", seed: int = 0, dtype: torch.dtype = torch.float16,
                     variant: str = "sd15") -> dict:
     """The checkpoint's tensors (``model.diffusion_model.*``, ``cond_stage_model.*``,
@@ -114,7 +128,7 @@ def sd15_state_dict(size: str = "tiny", seed: int = 0, dtype: torch.dtype = torc
     init_random(vae, seed + 2)
     vae_sd = vae.state_dict()
 
-    sd = model.state_dict_for_saving(clip_sd, vae_sd)
+    sd = model_state_dict_for_saving(model, clip_sd, vae_sd)
     out = {}
     for k, t in sd.items():
         t = t.detach()

@@ -21,6 +21,15 @@ def comfyui_path() -> Path:
     return Path(os.environ.get("COMFYUI_PATH") or Path.home() / "comfy" / "ComfyUI").expanduser()
 
 
+def comfyui_version() -> str | None:
+    """``__version__`` of the ComfyUI at :func:`comfyui_path` (its ``comfyui_version.py``), read as
+    text without importing ComfyUI; None when absent. For reports only, never to choose a code path."""
+    import re
+    f = comfyui_path() / "comfyui_version.py"
+    m = re.search(r"__version__\s*=\s*[\"']([^\"']+)", f.read_text()) if f.is_file() else None
+    return m.group(1) if m else None
+
+
 def comfyui_missing_reason() -> str | None:
     p = comfyui_path()
     if not (p / "main.py").is_file() or not (p / "comfy" / "model_patcher.py").is_file():
@@ -135,6 +144,43 @@ def sample_custom_advanced(noise, guider, sampler, sigmas, latent: dict) -> dict
     return (out.result if hasattr(out, "result") else out)[0]
 
 
+def prompt_executor(server, cache_type=None):
+    """ComfyUI's ``execution.PromptExecutor`` for ``server`` with the CLASSIC cache (default). Where
+    its constructor takes ``cache_args`` (ComfyUI 0.33.0: ``execute`` reads ``cache_args["ram"]`` and
+    ``["ram_inactive"]``), it gets what ``main.py`` gives it for the classic cache (``lru`` 0, RAM
+    thresholds 0 = no RAM-pressure release)."""
+    import inspect
+    import execution
+    if cache_type is None:
+        cache_type = execution.CacheType.CLASSIC
+    if "cache_args" in inspect.signature(execution.PromptExecutor.__init__).parameters:
+        return execution.PromptExecutor(server, cache_type=cache_type,
+                                        cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
+    return execution.PromptExecutor(server, cache_type=cache_type)
+
+
+PROGRESS_THROTTLES = ("PROGRESS_THROTTLE_MIN_INTERVAL", "PROGRESS_THROTTLE_MIN_PERCENT")
+
+
+@contextlib.contextmanager
+def unthrottled_progress():
+    """Every ``comfy.utils.ProgressBar`` update reaches the progress hook inside the block, as in
+    ComfyUI 0.3.64. Where ``comfy.utils`` throttles updates (0.33.0: an update less than
+    ``PROGRESS_THROTTLE_MIN_INTERVAL`` = 0.1 s or ``PROGRESS_THROTTLE_MIN_PERCENT`` = 0.5 % after the
+    last one sent is dropped, unless first, final or with a preview), both limits are 0 inside the
+    block, so the tests that record a bar see all its steps whatever the machine's speed (conftest.py
+    applies it to the whole session)."""
+    import comfy.utils
+    saved = {n: getattr(comfy.utils, n) for n in PROGRESS_THROTTLES if hasattr(comfy.utils, n)}
+    for n in saved:
+        setattr(comfy.utils, n, 0)
+    try:
+        yield
+    finally:
+        for n, v in saved.items():
+            setattr(comfy.utils, n, v)
+
+
 def pack_module(pack, name: str):
     """A submodule of the loaded pack, e.g. ``pack_module(pack, "nodes.comfy_bridge")``."""
     import importlib
@@ -205,12 +251,26 @@ TINY_FLUX = {"image_model": "flux", "in_channels": 16, "out_channels": 16, "vec_
              "axes_dim": [4, 14, 14], "theta": 10000, "patch_size": 2, "qkv_bias": True, "guidance_embed": True}
 
 
+def flux_unet_config(overrides: dict | None = None) -> dict:
+    """``TINY_FLUX`` (updated with ``overrides``) as the tested ComfyUI's ``FluxParams`` takes it: where
+    ``FluxParams`` has a required ``txt_ids_dims`` field (ComfyUI 0.33.0), Flux.1's value ``[]`` is
+    added (what ``comfy.model_detection`` gives a Flux.1 checkpoint)."""
+    import dataclasses
+    import comfy.ldm.flux.model
+    cfg = dict(TINY_FLUX)
+    cfg.update(overrides or {})
+    fields = {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
+    if "txt_ids_dims" in fields:
+        cfg.setdefault("txt_ids_dims", [])
+    return cfg
+
+
 def tiny_flux(seed: int = 0):
     """A tiny Flux-dev-architecture ModelPatcher (comfy.supported_models.Flux, one double and one
     single block, hidden 64, 2 heads, guidance embedding) with random weights."""
     import comfy.model_patcher
     import comfy.supported_models
-    cfg = comfy.supported_models.Flux(dict(TINY_FLUX))
+    cfg = comfy.supported_models.Flux(flux_unet_config())
     cfg.set_inference_dtype(torch.float32, None)
     model = cfg.get_model({}, device="cpu")
     _init_dit_weights(model.diffusion_model, seed)

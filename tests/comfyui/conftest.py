@@ -1,16 +1,19 @@
 """ComfyUI tests: run inside the real ComfyUI, skip (with the reason printed by -rs) when absent."""
 import pytest
 
-from comfy_harness import boot, comfyui_missing_reason
+from comfy_harness import boot, comfyui_missing_reason, unthrottled_progress
 
 
 @pytest.fixture(scope="session")
 def pack():
-    """The pack as ComfyUI loaded it from its folder (ComfyUI booted in-process on the CPU)."""
+    """The pack as ComfyUI loaded it from its folder (ComfyUI booted in-process on the CPU); progress
+    updates unthrottled for the session (``comfy_harness.unthrottled_progress``)."""
     reason = comfyui_missing_reason()
     if reason:
         pytest.skip(reason)
-    return boot()
+    loaded = boot()
+    with unthrottled_progress():
+        yield loaded
 
 
 @pytest.fixture(autouse=True)
@@ -18,12 +21,34 @@ def _needs_comfyui(pack):
     return pack
 
 
+_ADE_STATUS = {}
+
+
 @pytest.fixture(scope="session")
 def ade(pack):
     """ComfyUI-AnimateDiff-Evolved, loaded from the tested ComfyUI's custom_nodes/ when it is there;
     None otherwise (tests that need it skip with the reason, see ``ade_models``)."""
-    from ade_support import load_ade
-    return load_ade()
+    from ade_support import ade_missing_reason, load_ade
+    module = load_ade()
+    reason = ade_missing_reason()
+    _ADE_STATUS["line"] = ("imported" if module is not None and not reason
+                           else f"NOT imported: {reason or 'load_ade() returned no module'}")
+    return module
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Name the ComfyUI the session ran against and whether AnimateDiff-Evolved imported in it (the CI
+    log shows these lines next to each run's totals)."""
+    from comfy_harness import _BOOTED, comfyui_path, comfyui_version
+    reason = comfyui_missing_reason()
+    if reason:
+        terminalreporter.write_line(f"ComfyUI: none ({reason})")
+        return
+    booted = "booted" if "pack" in _BOOTED else "not booted (no ComfyUI test selected)"
+    terminalreporter.write_line(f"ComfyUI {comfyui_version()} at {comfyui_path()}: {booted}")
+    if "pack" in _BOOTED:
+        terminalreporter.write_line("ComfyUI-AnimateDiff-Evolved: "
+                                    + _ADE_STATUS.get("line", "not loaded (no test selected needs it)"))
 
 
 @pytest.fixture(scope="session")

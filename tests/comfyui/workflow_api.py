@@ -399,3 +399,15 @@ def set_inputs(api: dict, class_type: str, **values) -> dict:
 
 def deepcopy(api: dict) -> dict:
     return copy.deepcopy(api)
+
+
+def drift_view(workflow: dict) -> dict:
+    """The parts of a UI workflow that a ComfyUI version must not change for the file to be current: a
+    copy without the output slots that no link uses. Newer ComfyUIs add outputs to existing nodes
+    (0.33.0: ``SaveImage``/``SaveAnimatedWEBP`` return their IMAGE), which the frontend adds to a
+    loaded node from its definition; nodes, titles, widget values, inputs, links, linked outputs
+    (slot index, name, type) and the layout are compared as they are."""
+    wf = copy.deepcopy(workflow)
+    for n in wf.get("nodes", []):
+        n["outputs"] = [o for o in n.get("outputs", []) if o.get("links")]
+    return wf
