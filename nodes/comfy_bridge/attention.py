@@ -52,17 +52,30 @@ def add_checked_attention_override(model, make_override: Callable[[Callable | No
     fresh ``make_info(x, context)`` (``x``: the model input latent ``[B, C, ...]``; ``context``:
     ``c_crossattn`` ``[B, tokens, dim]`` or None) into a copy of the call's ``transformer_options``
     under ``info_key``; the override reads it there and counts its calls in ``info.calls``. When a
-    model call ends with ``info.calls == 0``, something placed after this node replaced the override
-    (e.g. another pack's attention patch that does not call the previous override): the wrapper
-    logs ``warning`` (``logging.warning``, which ComfyUI prints to its console and keeps in its log),
+    model call ends with ``info.calls == 0``, no earlier call of the sampling run reached the
+    override, and the override slot does not hold it (itself, or through a chain of ``.previous``
+    overrides carrying the same ``info_key``), something placed after this node replaced it (e.g.
+    another pack's attention patch that does not call the previous override): the wrapper logs
+    ``warning`` (``logging.warning``, which ComfyUI prints to its console and keeps in its log),
     followed by what now holds ``transformer_options["optimized_attention_override"]``, once per
-    sampling run (an OUTER_SAMPLE wrapper under ``key`` starts a run). The input MODEL is not mutated."""
+    sampling run (an OUTER_SAMPLE wrapper under ``key`` starts a run). A step that skips the
+    transformer blocks (a cache such as TeaCache) after the override ran is not a replacement. The
+    input MODEL is not mutated."""
     import logging
-    state = {"warned": False}
+    state = {"warned": False, "ran": False}
 
     def outer_sample(executor, *args, **kwargs):
-        state["warned"] = False
+        state["warned"] = state["ran"] = False
         return executor(*args, **kwargs)
+
+    def holds_ours(obj) -> bool:
+        for _ in range(64):
+            if obj is None:
+                return False
+            if getattr(obj, "info_key", None) == info_key:
+                return True
+            obj = getattr(obj, "previous", None)
+        return False
 
     def apply_model(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
                     **kwargs):
@@ -70,7 +83,9 @@ def add_checked_attention_override(model, make_override: Callable[[Callable | No
         info = make_info(x, c_crossattn)
         to[info_key] = info
         out = executor(x, t, c_concat, c_crossattn, control, to, **kwargs)
-        if info.calls == 0 and not state["warned"]:
+        if info.calls > 0:
+            state["ran"] = True
+        elif not state["ran"] and not state["warned"] and not holds_ours(to.get(ATTENTION_OVERRIDE_KEY)):
             state["warned"] = True
             logging.warning("%s (transformer_options['%s'] now holds %s)", warning, ATTENTION_OVERRIDE_KEY,
                             _describe(to.get(ATTENTION_OVERRIDE_KEY)))
