@@ -182,3 +182,23 @@ def test_no_warning_when_another_override_chains_tma(zs2, bridge, caplog):
     caplog.set_level(logging.WARNING)
     assert torch.equal(_sample(chained, pos), _sample(patched, pos))
     assert calls and not _tma_warnings(caplog)
+
+
+def test_no_warning_when_a_cache_skips_the_blocks_after_tma_ran(zs2, bridge, caplog):
+    """A step cache (TeaCache-style: later steps reuse the network output, so no attention runs)
+    after TMA's override ran in the run's first model call is not a replacement: no warning."""
+    import comfy.patcher_extension
+    model, (pos, _) = tiny_flux(seed=0), flux_conds(seed=0)
+    m = tma(zs2, model, 0.98).clone()
+    cache, calls = {}, []
+
+    def cached(executor, *args, **kwargs):
+        calls.append(1)
+        if "out" not in cache:
+            cache["out"] = executor(*args, **kwargs)
+        return cache["out"]
+
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "test.cache", cached)
+    caplog.set_level(logging.WARNING)
+    _sample(m, pos, steps=3)
+    assert len(calls) == 3 and not _tma_warnings(caplog)
