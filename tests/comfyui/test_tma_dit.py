@@ -1,5 +1,5 @@
-"""Temporal Momentum Attention on DiT image models in the real ComfyUI (tiny random-weight Flux and
-SD3 built with ComfyUI's own classes): joint text-image attention averages the frames' own image
+"""Temporal Momentum Attention on DiT image models in the real ComfyUI (tiny random-weight Flux, SD3
+and Qwen-Image built with ComfyUI's own classes): joint text-image attention averages the frames' own image
 tokens only (issue 14, edge 8), and a check at sampling time warns when another node placed after
 TMA replaced its attention override (edge 6)."""
 import logging
@@ -22,11 +22,50 @@ def bridge(pack):
     return pack_module(pack, "nodes.comfy_bridge")
 
 
-@pytest.fixture(scope="module", params=["flux", "sd3"])
+QWEN_TEXT_TOKENS = 7
+
+
+def tiny_qwen_image(seed: int = 0):
+    """A tiny Qwen-Image-architecture ModelPatcher (comfy.supported_models.QwenImage: 2 joint blocks,
+    2 heads of 16, text dim 12) with random weights; latents ``[F, 16, 1, H, W]``."""
+    import comfy.model_patcher
+    import comfy.supported_models
+    from comfy_harness import _init_dit_weights
+    cfg = comfy.supported_models.QwenImage({"image_model": "qwen_image", "num_layers": 2, "attention_head_dim": 16,
+                                            "num_attention_heads": 2, "joint_attention_dim": 12,
+                                            "axes_dims_rope": (4, 6, 6), "in_channels": 64, "out_channels": 16})
+    cfg.set_inference_dtype(torch.float32, None)
+    model = cfg.get_model({}, device="cpu")
+    _init_dit_weights(model.diffusion_model, seed)
+    cpu = torch.device("cpu")
+    return comfy.model_patcher.ModelPatcher(model, load_device=cpu, offload_device=cpu)
+
+
+def qwen_conds(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return tuple([[torch.randn(1, QWEN_TEXT_TOKENS, 12, generator=g), {}]] for _ in range(2))
+
+
+@pytest.fixture(scope="module", params=["flux", "sd3", "qwen"])
 def dit(request, pack):
     if request.param == "flux":
         return "flux", tiny_flux(seed=0), flux_conds(seed=0)
+    if request.param == "qwen":
+        return "qwen", tiny_qwen_image(seed=0), qwen_conds(seed=0)
     return "sd3", tiny_sd3(seed=0), sd3_conds(seed=0)
+
+
+def image_span(name, n):
+    """The frame's image tokens in a self/joint call of ``n`` tokens (8x8 latent: 16 image tokens):
+    Flux [txt 6, img], SD3 [context, img] (and x-only), Qwen-Image [txt 7, img]."""
+    if name == "qwen":
+        return QWEN_TEXT_TOKENS, QWEN_TEXT_TOKENS + (DIT_HW // 2) ** 2
+    return reference_image_span(name, n)
+
+
+def latent(name, seed):
+    x = _dit_x(seed=seed)
+    return x.unsqueeze(2) if name == "qwen" else x                       # Qwen-Image: [F, C, 1, H, W]
 
 
 def tma(zs2, model, mu, text_tokens="keep"):
@@ -46,8 +85,8 @@ def test_joint_attention_text_kv_untouched_image_kv_follow_eq2(zs2, bridge, dit)
     before, after = [], []
     inner = bridge.add_attention_override(model, capture_attention(after))      # called by TMA with K', V'
     patched = bridge.add_attention_override(tma(zs2, inner, 0.9), capture_attention(before))
-    dit_denoise(bridge, patched, conds, _dit_x(seed=11))
-    assert len(before) == len(after) == {"flux": 2, "sd3": 3}[name]
+    dit_denoise(bridge, patched, conds, latent(name, 11))
+    assert len(before) == len(after) == {"flux": 2, "sd3": 3, "qwen": 2}[name]
     ref = ReferenceTMA(0.9)
     text_differs = 0
     for b, a in zip(before, after):
@@ -55,7 +94,7 @@ def test_joint_attention_text_kv_untouched_image_kv_follow_eq2(zs2, bridge, dit)
         k2, v2 = a["args"][1:3]
         ax = 2 if b["kwargs"].get("skip_reshape") else 1
         n = q.shape[ax]
-        start, stop = reference_image_span(name, n)
+        start, stop = image_span(name, n)
         chunks = len(b["kwargs"]["transformer_options"]["cond_or_uncond"])
         for t, t2 in ((k, k2), (v, v2)):
             assert torch.equal(t.narrow(ax, 0, start), t2.narrow(ax, 0, start))          # text before
@@ -73,7 +112,7 @@ def test_text_tokens_average_is_the_previous_behaviour(zs2, bridge, dit):
     """text_tokens 'average' averages every token of joint attention (the pack before this change),
     and differs from the default 'keep'."""
     name, model, conds = dit
-    x = _dit_x(seed=12)
+    x = latent(name, 12)
     ref = ReferenceTMA(0.9)
     expected = dit_denoise(bridge, bridge.add_attention_override(model, lambda prev: ref), conds, x)
     avg = dit_denoise(bridge, tma(zs2, model, 0.9, "average"), conds, x)
