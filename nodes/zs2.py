@@ -247,7 +247,7 @@ class TemporalMomentumAttention:
                                                            "image tokens (Eq. 2: the frames' keys/values) and leaves "
                                                            "the text tokens, which differ per frame after the first "
                                                            "block, to each frame; 'average' averages the text tokens "
-                                                           "too (this pack before 0.4; required on Lumina 2, whose "
+                                                           "too (as this node did before; required on Lumina 2, whose "
                                                            "text/image token split is not known). No effect on UNets."}),
         }}
 
