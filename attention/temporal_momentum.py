@@ -23,18 +23,22 @@ self-attention cost.
 On DiT image models (Flux, SD3/MMDiT, Qwen-Image, Lumina 2, HiDream, Chroma) there is no such
 hook before the projections; :class:`TemporalMomentumAttentionOverride` instead averages the
 projected (and RoPE'd) ``K``, ``V`` that reach the attention function. Eq. 2 is linear in ``K``
-and ``V``, so this is the same equation; in joint text-image attention the text keys/values of one
-prompt are averaged with the image ones (identical across frames at the first block, where the
-average leaves them unchanged exactly).
+and ``V``, so this is the same equation. In joint text-image attention (Flux double and single
+blocks, SD3 MMDiT, Qwen-Image, HiDream) only the frame's own image tokens are averaged by default:
+after the first block the text tokens' keys/values differ per frame (the text stream has mixed with
+each frame's image), and Eq. 2 is about the frames' own keys and values. The bridge tells the
+override, per model call, where those tokens are (:class:`AttentionCallInfo`).
 
 Frames are grouped: per CFG chunk (ComfyUI batches the cond and uncond passes, and area conds,
 as consecutive chunks of the batch, listed in ``cond_or_uncond``; each chunk holds the frames of
 one video) so cond and uncond frames never mix.
 
-Precision: fp16/bf16 activations are averaged in float32 and cast back once. The average is
-computed as ``K'_i = K_1 + sum_{j>=2} W[i, j] (K_j - K_1)``, an affine combination whose weights
-sum to exactly 1 by construction (rounding the weights themselves never scales ``K``): identical
-frames (the text tokens of one prompt, a still video) come back unchanged, bit for bit.
+Precision and memory: fp16/bf16 activations are averaged in float32, frame by frame (Eq. 2's
+recursion as ``K'_i = K'_{i-1} + (1 - mu_i) (K_i - K'_{i-1})``, each step an affine combination
+whose weights sum to exactly 1 by construction: rounding never scales ``K``), and cast back once
+per frame: identical frames (the text tokens of one prompt, a still video) come back unchanged, bit
+for bit. The working memory beyond the result is two frames' tokens in float32 (one frame's K and
+V), never a full-size float32 copy of ``K``.
 """
 from __future__ import annotations
 
@@ -159,25 +163,45 @@ def averaging_dtype(dtype: torch.dtype) -> torch.dtype:
     return dtype
 
 
-def temporal_momentum(x: Tensor, momentum: float, groups: int = 1) -> Tensor:
-    """Eq. 2 along the batch axis of ``x`` ``[G * F, ...]``: ``G`` consecutive groups of ``F`` frames
-    (e.g. the CFG chunks of a ComfyUI batch), each averaged on its own.
+def _token_span(tokens, length: int) -> tuple[int, int]:
+    """``(start, stop)`` of ``tokens`` (a ``slice`` with step 1, or a ``(start, stop)`` pair) on an axis
+    of ``length`` tokens, clipped as Python slicing clips."""
+    if isinstance(tokens, slice):
+        if tokens.step not in (None, 1):
+            raise ValueError(f"temporal momentum: token slice needs step 1, got {tokens.step}")
+        start, stop, _ = tokens.indices(length)
+    else:
+        start, stop, _ = slice(int(tokens[0]), int(tokens[1])).indices(length)
+    return start, max(start, stop)
 
-    Vectorised: ``K'_i = K_1 + sum_{j>=2} W[i, j] (K_j - K_1)`` with ``W`` from :func:`momentum_weights`,
-    one ``[F, F-1] @ [G, F-1, prod(...)]`` product (never a ``F x F x tokens`` tensor). The implicit
-    weight of ``K_1`` is ``1 - sum_{j>=2} W[i, j]`` exactly, so every row sums to exactly 1 whatever
-    the rounding of ``W``, and identical frames come back unchanged bit for bit.
-    fp16/bf16 inputs are averaged in float32 (:func:`averaging_dtype`) and cast back once.
-    ``mu = 0`` returns ``x`` itself; ``mu = 1`` returns every frame equal to its group's first
-    frame (exact copies); one frame per group returns ``x`` itself.
+
+def temporal_momentum(x: Tensor, momentum: float, groups: int = 1, tokens=None, token_dim: int = 1) -> Tensor:
+    """Eq. 2 along the batch axis of ``x`` ``[G * F, ...]``: ``G`` consecutive groups of ``F`` frames
+    (e.g. the CFG chunks of a ComfyUI batch), each averaged on its own; optionally only the tokens
+    ``tokens`` of axis ``token_dim`` (the others come back unchanged).
+
+    Computed frame by frame, group by group, with Eq. 2's recursion
+    ``K'_i = K'_{i-1} + (1 - mu_i) (K_i - K'_{i-1})`` (``torch.lerp``, ``K'_1 = K_1``): every step is an
+    affine combination whose weights sum to exactly 1 whatever the rounding (nothing scales ``K``),
+    so identical frames (a still video, a prompt's text tokens) come back unchanged bit for bit,
+    ``mu_i = 1`` repeats ``K'_{i-1}`` exactly and ``mu_i = 0`` returns ``K_i`` exactly.
+    fp16/bf16 inputs are averaged in float32 (:func:`averaging_dtype`) and cast back once per frame.
+    Memory beyond the result (``x``'s shape and dtype): two frames of the averaged tokens in the
+    averaging dtype (``K'_{i-1}`` and ``K_i``), never a full-size float32 copy and never a
+    ``F x F x tokens`` tensor. ``mu = 0`` returns ``x`` itself; ``mu = 1`` returns every frame
+    equal to its group's first frame (exact copies); one frame per group returns ``x`` itself.
 
     Args:
         x: ``[G * F, ...]`` any float dtype; the result has ``x``'s shape, dtype and device.
         momentum: ``mu`` in ``[0, 1]``, or per frame ``[mu_1, ..., mu_F]`` / a ``FrameSchedule``
             (:func:`frame_momenta`; the same schedule in every group).
         groups: ``G >= 1``; must divide ``x.shape[0]``.
+        tokens: ``None`` (all of ``x``), or the tokens to average on axis ``token_dim`` of ``x``: a
+            ``slice`` (step 1) or ``(start, stop)``; the other tokens are returned unchanged.
+        token_dim: the token axis of ``x`` (``>= 1``), used with ``tokens``.
     Raises:
-        ValueError: a momentum outside ``[0, 1]``, or ``groups`` not dividing the batch.
+        ValueError: a momentum outside ``[0, 1]``, ``groups`` not dividing the batch, or a bad
+            ``token_dim``.
     """
     groups = int(groups)
     b = x.shape[0]
@@ -187,15 +211,33 @@ def temporal_momentum(x: Tensor, momentum: float, groups: int = 1) -> Tensor:
     mu = frame_momenta(momentum, frames)
     if frames == 1 or mu == 0.0:
         return x
-    xg = x.reshape(groups, frames, -1)
+    xg = x.unflatten(0, (groups, frames))                                         # a view
+    if tokens is not None:
+        if not 1 <= int(token_dim) < x.ndim:
+            raise ValueError(f"temporal momentum: token_dim must be in [1, {x.ndim - 1}], got {token_dim}")
+        start, stop = _token_span(tokens, x.shape[token_dim])
+        if stop == start:
+            return x
+        xg = xg.narrow(int(token_dim) + 1, start, stop - start)
+    out = x.clone()                                                               # the result
+    og = out.unflatten(0, (groups, frames))
+    if tokens is not None:
+        og = og.narrow(int(token_dim) + 1, start, stop - start)
     if mu == 1.0:
-        return xg[:, :1].expand(groups, frames, xg.shape[-1]).reshape(x.shape)
+        og[:, 1:] = xg[:, :1]
+        return out
+    mus = [mu] * frames if isinstance(mu, float) else mu
     acc = averaging_dtype(x.dtype)
-    w = momentum_weights(frames, mu, dtype=acc, device=x.device)[:, 1:]          # [F, F-1]
-    first = xg[:, :1].to(acc)                                                     # [G, 1, M]
-    diff = xg[:, 1:].to(acc) - first                                              # [G, F-1, M]
-    out = torch.matmul(w, diff).add_(first)                                       # [G, F, M]
-    return out.to(x.dtype).reshape(x.shape)
+    for g in range(groups):
+        run = xg[g, 0].to(acc, copy=True)                                         # K'_1 = K_1, one frame
+        frame = torch.empty_like(run)                                             # K_i, one frame
+        for i in range(1, frames):
+            w = 1.0 - float(mus[i])
+            if w != 0.0:                                                          # mu_i = 1: K'_i = K'_{i-1}
+                run.lerp_(frame.copy_(xg[g, i]), w)                               # K'_{i-1} + w (K_i - K'_{i-1})
+            og[g, i].copy_(run)                                                   # cast once
+        del run, frame
+    return out
 
 
 def temporal_momentum_recursive(x: Tensor, momentum: float, groups: int = 1) -> Tensor:
@@ -289,6 +331,23 @@ def _chunks(batch: int, transformer_options: dict | None) -> int:
     return chunks
 
 
+class AttentionCallInfo:
+    """Facts about one model call that the pack's bridge hands to a
+    :class:`TemporalMomentumAttentionOverride` through ``transformer_options[override.info_key]``
+    (a fresh object per model call).
+
+    ``image_span``: ``None`` (every token of a self/joint attention call is the frame's own, as in
+    UNets), or ``image_span(n_tokens) -> (start, stop)``: the frame's own image tokens among the
+    ``n_tokens`` tokens of a self/joint attention call (text and reference-image tokens excluded);
+    it raises ``ValueError`` when it cannot place them. ``calls``: how many attention calls reached
+    the override in this model call (0 after the call: something replaced the override).
+    """
+
+    def __init__(self, image_span=None):
+        self.image_span = image_span
+        self.calls = 0
+
+
 class TemporalMomentumAttentionOverride:
     """TMA as an attention-function override (``transformer_options["optimized_attention_override"]``),
     for DiT image models whose every attention call passes ``transformer_options`` (Flux, SD3/MMDiT,
@@ -303,24 +362,35 @@ class TemporalMomentumAttentionOverride:
     Layouts (ComfyUI's attention functions): with ``skip_reshape=True`` (Flux, Lumina) ``q``, ``k``,
     ``v`` are ``[B, heads, tokens, dim_head]``; otherwise (SD3, Qwen-Image, HiDream) tokens are axis 1
     (``[B, tokens, heads * dim_head]``, SD3 passes ``v`` as ``[B, tokens, heads, dim_head]``).
-    Only self / joint attention is averaged: ``q``, ``k``, ``v`` with the same batch and token count
-    (joint text-image attention averages the prompt's text keys/values too; they are identical over
-    the frames of a chunk at the first block). Cross-attention (token counts differ) and calls whose
-    ``k``/``v`` batch differs from ``q``'s are passed through unchanged.
+    Only self / joint attention is averaged: ``q``, ``k``, ``v`` with the same batch and token count.
+    Cross-attention (token counts differ) and calls whose ``k``/``v`` batch differs from ``q``'s are
+    passed through unchanged.
+
+    Tokens: with ``image_only`` (default) and an :class:`AttentionCallInfo` in
+    ``transformer_options[info_key]`` whose ``image_span`` is set, only the frame's own image tokens
+    ``image_span(n_tokens)`` are averaged; text (and reference-image) tokens of joint attention are
+    passed unchanged. ``image_only=False``: every token of the call is averaged (the text tokens
+    too). Without call info every token is averaged (UNet self-attention has image tokens only).
+    Every call counts itself in the call info (``calls``), so the bridge can tell that the override
+    still runs.
 
     Raises:
-        ValueError: the batch does not split into equal chunks.
+        ValueError: the batch does not split into equal chunks; ``image_span`` cannot place the
+            image tokens.
     """
 
     #: Marker read by the pack's bridge (see :class:`TemporalMomentumPatch`).
     tfv_attends_across_batch = True
 
-    def __init__(self, momentum=0.98, previous=None):
+    def __init__(self, momentum=0.98, previous=None, image_only: bool = True, info_key: str | None = None):
         self.momentum = momentum_spec(momentum)
         self.previous = previous
+        self.image_only = bool(image_only)
+        self.info_key = info_key
 
     def __repr__(self) -> str:
-        return f"TemporalMomentumAttentionOverride(momentum={self.momentum})"
+        return (f"TemporalMomentumAttentionOverride(momentum={self.momentum}, "
+                f"image_only={self.image_only})")
 
     @staticmethod
     def is_self_attention(q: Tensor, k: Tensor, v: Tensor, skip_reshape: bool = False) -> bool:
@@ -331,18 +401,33 @@ class TemporalMomentumAttentionOverride:
             return False
         return q.shape[0] == k.shape[0] == v.shape[0] and q.shape[ax] == k.shape[ax] == v.shape[ax]
 
+    def call_info(self, transformer_options: dict | None) -> AttentionCallInfo | None:
+        """This override's :class:`AttentionCallInfo` for the current model call, or None."""
+        if self.info_key is None or not transformer_options:
+            return None
+        return transformer_options.get(self.info_key)
+
     def average(self, q: Tensor, k: Tensor, v: Tensor, transformer_options: dict | None,
                 skip_reshape: bool = False):
-        """``(k', v')``: Eq. 2 over the frames of each chunk for self/joint attention, else ``(k, v)``."""
+        """``(k', v')``: Eq. 2 over the frames of each chunk for self/joint attention (the frame's
+        image tokens only when the call info places them and ``image_only``), else ``(k, v)``."""
         if self.momentum == 0.0 or not self.is_self_attention(q, k, v, skip_reshape):
             return k, v
+        ax = 2 if skip_reshape else 1
+        span = None
+        info = self.call_info(transformer_options)
+        if self.image_only and info is not None and info.image_span is not None:
+            span = info.image_span(int(q.shape[ax]))
         groups = _chunks(q.shape[0], transformer_options)
         mu = call_momentum(self.momentum, q.shape[0] // groups, transformer_options)
-        k2 = temporal_momentum(k, mu, groups)
-        v2 = k2 if v is k else temporal_momentum(v, mu, groups)
+        k2 = temporal_momentum(k, mu, groups, tokens=span, token_dim=ax)
+        v2 = k2 if v is k else temporal_momentum(v, mu, groups, tokens=span, token_dim=ax)
         return k2, v2
 
     def __call__(self, func, *args, **kwargs):
+        info = self.call_info(kwargs.get("transformer_options"))
+        if info is not None:
+            info.calls += 1
         # Every ComfyUI call site passes q, k, v positionally (wrap_attn forwards them as given).
         if len(args) >= 3:
             q, k, v = args[:3]

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import torch
 
-from ..attention.temporal_momentum import TemporalMomentumAttentionOverride, TemporalMomentumPatch
+import uuid
+
+from ..attention.temporal_momentum import (AttentionCallInfo, TemporalMomentumAttentionOverride,
+                                              TemporalMomentumPatch)
 from ..samplers import dependency_noise as dn
 from ..samplers.frame_schedule import parse_frame_schedule
 from . import comfy_bridge as bridge
@@ -23,6 +26,8 @@ NOISE_CATEGORY = "training_free_video/ZS2"
 NOISE_PATCH_CATEGORY = "training_free_video/ZS2"
 TMA_CATEGORY = "training_free_video/ZS2"
 WRAPPER_KEY = "training_free_video.zs2_dependency_noise"
+TMA_WRAPPER_KEY = "training_free_video.zs2_temporal_momentum"
+TEXT_TOKENS = ("keep", "average")
 
 _FRAMES_NOTE = ("Frames are the latent batch for image models ([F, C, H, W], e.g. Empty Latent Image with batch_size "
                 "= frames; also [F, C, 1, H, W] latents of one picture frame such as Qwen-Image's) and axis 2 "
@@ -242,6 +247,14 @@ class TemporalMomentumAttention:
                                                         "AnimateDiff-Evolved context windows and ZS^2 Long Video "
                                                         "(chunks) by global frame index. "
                                                         "Empty = momentum for every frame."}),
+            "text_tokens": (list(TEXT_TOKENS), {"default": "keep",
+                                                "tooltip": "DiT joint text-image attention (Flux, SD3, Qwen-Image, "
+                                                           "HiDream, Chroma): 'keep' averages only each frame's own "
+                                                           "image tokens (Eq. 2: the frames' keys/values) and leaves "
+                                                           "the text tokens, which differ per frame after the first "
+                                                           "block, to each frame; 'average' averages the text tokens "
+                                                           "too (as this node did before; required on Lumina 2, whose "
+                                                           "text/image token split is not known). No effect on UNets."}),
         }}
 
     RETURN_TYPES = ("MODEL",)
@@ -254,25 +267,53 @@ class TemporalMomentumAttention:
                    "each frame keeps its own queries and attends to a momentum average of the keys/values of the "
                    "frames up to it (same cost as self-attention). SD1.x/SD2.x/SDXL UNets: every attn1. DiT image "
                    "models (Flux, SD3, Qwen-Image, Lumina 2, HiDream, Chroma): every self/joint attention (the "
-                   "projected, RoPE'd keys/values; text-to-image cross-attention is left alone). Frames are grouped "
-                   "per CFG branch (cond and uncond never mix); fp16/bf16 activations are averaged in float32. With "
+                   "projected, RoPE'd keys/values; in joint text-image attention each frame's image tokens only, "
+                   "text_tokens 'average' for all; text-to-image cross-attention is left alone), with a warning in "
+                   "the log/console when a later attention patch replaced this one. Frames are grouped "
+                   "per CFG branch (cond and uncond never mix); fp16/bf16 activations are averaged in float32 frame by frame (two frames of extra memory). With "
                    "AnimateDiff-Evolved context windows only the window's frames are in a model call, so the average "
                    "runs over the window and starts afresh at its first frame. momentum_schedule gives a momentum "
                    "mu_i per frame (Eq. 2 indexed by frame). Cost: no extra model calls (the sampler's NFE). One frame = "
                    "unchanged model. Raises an error on other "
                    "models (Wan and other DiT video models already attend across frames).")
 
-    def patch(self, model, momentum, momentum_schedule=""):
+    def patch(self, model, momentum, momentum_schedule="", text_tokens="keep"):
         node = self.NODE_NAME
         mu = float(momentum)
         if not 0.0 <= mu <= 1.0:
             raise ValueError(f"{node}: momentum must be in [0, 1], got {mu}.")
+        if text_tokens not in TEXT_TOKENS:
+            raise ValueError(f"{node}: text_tokens must be one of {list(TEXT_TOKENS)}, got {text_tokens!r}.")
         schedule = parse_frame_schedule(momentum_schedule, node=node, input_name="momentum_schedule", minimum=0.0,
                                         maximum=1.0, what="mu_i")
         mu_spec = mu if schedule is None else schedule
         if check_tma_model(node, model) == "unet":
             return (bridge.add_attn1_patch(model, TemporalMomentumPatch(mu_spec)),)
-        return (bridge.add_attention_override(model, lambda prev: TemporalMomentumAttentionOverride(mu_spec, prev)),)
+        return (tma_dit_patch(node, model, mu_spec, image_only=text_tokens == "keep"),)
+
+
+def tma_dit_patch(node: str, model, mu_spec, image_only: bool = True):
+    """The TMA attention override on a DiT image model (a patched clone of ``model``): only the
+    frames' own image tokens are averaged when ``image_only`` (their place in each joint attention
+    call comes from the bridge's per-family layout), and a check at sampling time warns (log and
+    console) when another node placed after this one replaced the override."""
+    span = bridge.dit_image_token_span(model) if image_only else None
+    if image_only and span is None:
+        raise ValueError(f"{node}: text_tokens: 'keep' needs to know which tokens of the joint attention are the "
+                         f"frame's image tokens, and this model's ({bridge.diffusion_model(model).__class__.__name__}: "
+                         "Lumina 2) text/image token split is not known. Set text_tokens to 'average'.")
+    info_key = f"{TMA_WRAPPER_KEY}.{uuid.uuid4().hex}"
+
+    def make_info(x, context):
+        return AttentionCallInfo(span(x, context) if span is not None else None)
+
+    warning = (f"{node}: another attention patch placed after this node replaced its attention override, so "
+               "Temporal Momentum Attention is OFF in this sampling (the frames are sampled independently). Fix: "
+               "apply Temporal Momentum Attention after the other attention patch (e.g. a Sage/Flash attention "
+               "node), so its override calls the other one.")
+    return bridge.add_checked_attention_override(
+        model, lambda prev: TemporalMomentumAttentionOverride(mu_spec, prev, image_only=image_only, info_key=info_key),
+        key=TMA_WRAPPER_KEY, info_key=info_key, make_info=make_info, warning=warning)
 
 
 NODE_CLASS_MAPPINGS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .models import diffusion_model
+from .models import WrappersMP, diffusion_model
 
 
 def add_attn1_patch(model, patch: Callable):
@@ -34,6 +34,134 @@ def add_attention_override(model, make_override: Callable[[Callable | None], Cal
     to = m.model_options.setdefault("transformer_options", {})
     to[ATTENTION_OVERRIDE_KEY] = make_override(to.get(ATTENTION_OVERRIDE_KEY))
     return m
+
+
+def _describe(obj) -> str:
+    if obj is None:
+        return "nothing"
+    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    module = getattr(obj, "__module__", None) or type(obj).__module__
+    return f"{module}.{name}"
+
+
+def add_checked_attention_override(model, make_override: Callable[[Callable | None], Callable], *, key: str,
+                                   info_key: str, make_info: Callable, warning: str):
+    """:func:`add_attention_override`, plus a check at sampling time that the override still runs.
+
+    The clone also gets an APPLY_MODEL wrapper (under ``key``) that, around every model call, puts a
+    fresh ``make_info(x, context)`` (``x``: the model input latent ``[B, C, ...]``; ``context``:
+    ``c_crossattn`` ``[B, tokens, dim]`` or None) into a copy of the call's ``transformer_options``
+    under ``info_key``; the override reads it there and counts its calls in ``info.calls``. When a
+    model call ends with ``info.calls == 0``, no earlier call of the sampling run reached the
+    override, and the override slot does not hold it (itself, or through a chain of ``.previous``
+    overrides carrying the same ``info_key``), something placed after this node replaced it (e.g.
+    another pack's attention patch that does not call the previous override): the wrapper logs
+    ``warning`` (``logging.warning``, which ComfyUI prints to its console and keeps in its log),
+    followed by what now holds ``transformer_options["optimized_attention_override"]``, once per
+    sampling run (an OUTER_SAMPLE wrapper under ``key`` starts a run). A step that skips the
+    transformer blocks (a cache such as TeaCache) after the override ran is not a replacement. The
+    input MODEL is not mutated."""
+    import logging
+    state = {"warned": False, "ran": False}
+
+    def outer_sample(executor, *args, **kwargs):
+        state["warned"] = state["ran"] = False
+        return executor(*args, **kwargs)
+
+    def holds_ours(obj) -> bool:
+        for _ in range(64):
+            if obj is None:
+                return False
+            if getattr(obj, "info_key", None) == info_key:
+                return True
+            obj = getattr(obj, "previous", None)
+        return False
+
+    def apply_model(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
+                    **kwargs):
+        to = dict(transformer_options or {})
+        info = make_info(x, c_crossattn)
+        to[info_key] = info
+        out = executor(x, t, c_concat, c_crossattn, control, to, **kwargs)
+        if info.calls > 0:
+            state["ran"] = True
+        elif not state["ran"] and not state["warned"] and not holds_ours(to.get(ATTENTION_OVERRIDE_KEY)):
+            state["warned"] = True
+            logging.warning("%s (transformer_options['%s'] now holds %s)", warning, ATTENTION_OVERRIDE_KEY,
+                            _describe(to.get(ATTENTION_OVERRIDE_KEY)))
+        return out
+
+    m = add_attention_override(model, make_override)
+    m.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, key, outer_sample)
+    m.add_wrapper_with_key(WrappersMP.APPLY_MODEL, key, apply_model)
+    return m
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-int(a) // int(b))
+
+
+def _image_tokens(dm, x_shape) -> int:
+    """Tokens of one frame's latent in a DiT: ``ceil(H / p) * ceil(W / p)`` (times the frames of a
+    5-D latent), ``p`` the model's ``patch_size`` (ComfyUI pads the latent to a multiple of it)."""
+    p = getattr(dm, "patch_size", 2)
+    ph, pw = (p[-2], p[-1]) if isinstance(p, (tuple, list)) else (p, p)
+    n = _ceil_div(x_shape[-2], ph) * _ceil_div(x_shape[-1], pw)
+    if len(x_shape) == 5:
+        n *= int(x_shape[2])
+    return n
+
+
+# Where the frame's own image tokens sit in a DiT's self/joint attention call (ComfyUI 0.3.64 and
+# 0.33.x alike): "text_first" = [text tokens, image tokens, reference-image tokens (Flux Kontext,
+# Qwen-Image Edit)] with the text count = c_crossattn tokens (Flux/Chroma double and single blocks
+# cat(txt, img); Qwen-Image cat(txt, img)); "image_last" = [context (+ registers), image] (SD3 MMDiT
+# cat(context, x); its x-only self-attention is all image); "image_first" = [image, text] (HiDream
+# cat(img, txt) in both block types). Lumina 2 (NextDiT) is absent: its text length varies per
+# sample with the caption mask (0.3.64) and its image tokens carry padding and reference images
+# (0.33.x), so a call's shapes do not place them reliably.
+_IMAGE_TOKEN_LAYOUT = {
+    "Flux": "text_first",
+    "Chroma": "text_first",
+    "QwenImageTransformer2DModel": "text_first",
+    "MMDiT": "image_last",
+    "HiDreamImageTransformer2DModel": "image_first",
+}
+
+
+def dit_image_token_span(model) -> Callable | None:
+    """For a supported DiT image model, ``span(x, context) -> image_span``: given one model call's
+    input latent ``x`` ``[B, C, (T,) H, W]`` and ``c_crossattn`` ``context`` ``[B, tokens, dim]`` (or
+    None), ``image_span(n_tokens) -> (start, stop)`` places the frame's own image tokens among the
+    ``n_tokens`` tokens of a self/joint attention call (a call of exactly the image token count is
+    all image). ``image_span`` raises ``ValueError`` when the call's token count does not fit the
+    layout. None for models whose layout is not known (Lumina 2, UNets, others)."""
+    dm = diffusion_model(model)
+    layout = _IMAGE_TOKEN_LAYOUT.get(dit_image_model_family(model) or "")
+    if layout is None:
+        return None
+
+    def span(x, context):
+        n_img = _image_tokens(dm, tuple(x.shape))
+        n_txt = int(context.shape[1]) if context is not None and context.ndim >= 2 else 0
+
+        def image_span(n: int) -> tuple[int, int]:
+            if n == n_img:
+                return 0, n
+            if layout == "text_first":
+                start = n_txt
+            elif layout == "image_last":
+                start = n - n_img
+            else:
+                start = 0
+            if start < 0 or start + n_img > n:
+                raise ValueError(f"Temporal Momentum Attention: cannot place the {n_img} image tokens of a "
+                                 f"{list(x.shape)} latent ({layout.replace('_', ' ')}, {n_txt} text tokens) in an "
+                                 f"attention call of {n} tokens. Set text_tokens to 'average' to average every "
+                                 f"token of joint attention.")
+            return start, start + n_img
+        return image_span
+    return span
 
 # DiT image models (frames = the latent batch) whose every attention call passes transformer_options
 # in ComfyUI 0.3.64, so the attention override reaches all of them: (module, class); subclasses count

@@ -353,13 +353,27 @@ def capture_attention(calls: list):
     return make
 
 
+# The frame's own image tokens in a self/joint attention call of n tokens of the tiny DiTs on an 8x8
+# latent (patch 2: 16 image tokens) with the harness's 6 text tokens: Flux/Chroma concatenate
+# (txt, img) in double and single blocks; SD3's MMDiT (context, x), and its x-only self-attention.
+DIT_IMAGE_TOKENS, DIT_TEXT_TOKENS = (DIT_HW // 2) ** 2, 6
+
+
+def reference_image_span(name, n):
+    if n == DIT_IMAGE_TOKENS:
+        return 0, n
+    return (DIT_TEXT_TOKENS, DIT_TEXT_TOKENS + DIT_IMAGE_TOKENS) if name == "flux" else (n - DIT_IMAGE_TOKENS, n)
+
+
 class ReferenceTMA:
     """Independent reference: Eq. 2 by its explicit recursion on the projected K, V of every call whose
-    q and k have the same token count, per cond/uncond chunk (mu = 1: frame 1's K, V copied).
-    ``mu``: a number or per-frame ``[mu_1, ..., mu_F]`` (frame i uses mu_i; mu_i = 1: frame i - 1's)."""
+    q and k have the same token count, per cond/uncond chunk (mu = 1: frame 1's K, V copied), on the
+    frame's image tokens only (``image``: the model name of :func:`reference_image_span`) or, with
+    ``image=None``, on every token. ``mu``: a number or per-frame ``[mu_1, ..., mu_F]`` (frame i uses
+    mu_i; mu_i = 1: frame i - 1's)."""
 
-    def __init__(self, mu):
-        self.mu, self.calls = mu, 0
+    def __init__(self, mu, image=None):
+        self.mu, self.calls, self.image = mu, 0, image
 
     def momentum(self, t, chunks):
         f = t.shape[0] // chunks
@@ -376,12 +390,19 @@ class ReferenceTMA:
                 out.append(prev)
         return torch.stack(out)
 
+    def average(self, t, chunks, ax):
+        if self.image is None:
+            return self.momentum(t, chunks)
+        a, b = reference_image_span(self.image, t.shape[ax])
+        img = self.momentum(t.narrow(ax, a, b - a), chunks)
+        return torch.cat([t.narrow(ax, 0, a), img, t.narrow(ax, b, t.shape[ax] - b)], dim=ax)
+
     def __call__(self, func, q, k, v, *args, **kwargs):
         ax = 2 if kwargs.get("skip_reshape") else 1
         if q.shape[ax] == k.shape[ax]:
             self.calls += 1
             chunks = len(kwargs["transformer_options"]["cond_or_uncond"])
-            k, v = self.momentum(k, chunks), self.momentum(v, chunks)
+            k, v = self.average(k, chunks, ax), self.average(v, chunks, ax)
         return func(q, k, v, *args, **kwargs)
 
 
@@ -410,18 +431,21 @@ def test_dit_one_frame_equals_plain_exactly(zs2, bridge, dit):
     assert torch.equal(dit_denoise(bridge, tma(zs2, model, 0.98), conds, x), dit_denoise(bridge, model, conds, x))
 
 
+@pytest.mark.parametrize("text_tokens", ["keep", "average"])
 @pytest.mark.parametrize("mu", [0.3, 0.98, 1.0])
-def test_dit_equals_reference_eq2_on_projected_kv(zs2, bridge, dit, mu):
+def test_dit_equals_reference_eq2_on_projected_kv(zs2, bridge, dit, mu, text_tokens):
     """The patched model equals an independent Eq. 2 (explicit recursion per CFG chunk) applied to the
-    K, V of every self/joint attention call, through ComfyUI's own CFG batching."""
+    K, V of every self/joint attention call (the frame's image tokens only with text_tokens 'keep',
+    every token with 'average'), through ComfyUI's own CFG batching."""
     name, model, conds = dit
     x = _dit_x(seed=1)
-    ref = ReferenceTMA(mu)
+    ref = ReferenceTMA(mu, image=name if text_tokens == "keep" else None)
     ref_model = bridge.add_attention_override(model, lambda prev: ref)
     expected = dit_denoise(bridge, ref_model, conds, x)
     # Flux: 1 double + 1 single block; SD3.5-style tiny MMDiT: 2 joint + 1 extra image self-attention.
     assert ref.calls == {"flux": 2, "sd3": 3}[name]
-    ours = dit_denoise(bridge, tma(zs2, model, mu), conds, x)
+    with torch.inference_mode():
+        ours = dit_denoise(bridge, zs2.TemporalMomentumAttention().patch(model, mu, "", text_tokens)[0], conds, x)
     assert torch.allclose(ours, expected, atol=1e-5, rtol=1e-5), (ours - expected).abs().max()
     assert (ours - dit_denoise(bridge, model, conds, x)).abs().max() > 1e-2
 
@@ -663,7 +687,7 @@ def test_dit_momentum_schedule_equals_per_frame_reference(zs2, bridge):
     with torch.inference_mode():
         ours = dit_denoise(bridge, zs2.TemporalMomentumAttention().patch(model, 0.98, "0, 0.3, 0.9, 0.5")[0],
                            conds, x)
-    ref = ReferenceTMA([0.0, 0.3, 0.9, 0.5, 0.5, 0.5])
+    ref = ReferenceTMA([0.0, 0.3, 0.9, 0.5, 0.5, 0.5], image="flux")
     expected = dit_denoise(bridge, bridge.add_attention_override(model, lambda prev: ref), conds, x)
     assert ref.calls == 2                                   # 1 double + 1 single block
     assert torch.allclose(ours, expected, atol=1e-5, rtol=1e-5), (ours - expected).abs().max()

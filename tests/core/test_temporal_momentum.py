@@ -167,9 +167,9 @@ def test_averaging_dtype():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_rows_sum_to_exactly_one_identical_frames_unchanged(dtype):
-    """K'_i = K_1 + sum_j W[i, j] (K_j - K_1): the weights sum to exactly 1 by construction, so frames that
-    are identical (the prompt's text tokens in joint attention, a still video) come back bit for bit,
-    where the plain float32 product W @ K rescales them by the rounded row sums."""
+    """K'_i = K'_{i-1} + (1 - mu) (K_i - K'_{i-1}) (lerp): the weights sum to exactly 1 by construction, so
+    frames that are identical (a still video) come back bit for bit, where the plain float32 product
+    W @ K rescales them by the rounded row sums."""
     frames, mu = 24, 0.98
     x = (torch.randn(1, 50, 8, generator=torch.Generator().manual_seed(1)) * 3).to(dtype).expand(frames, -1, -1)
     x = x.contiguous()
@@ -340,3 +340,96 @@ def test_context_window_follows_global_frame_indices():
     n = video[0, :4]
     _, k, _ = TemporalMomentumPatch(ramp)(n, n, n, {"cond_or_uncond": [0], "ad_params": {"sub_idxs": None}})
     assert torch.allclose(k, explicit_recursion(n, ramp.resolve(4)), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- memory (issue 14, edge 7)
+
+class _Allocations(TorchDispatchMode):
+    """Every new tensor storage an op creates (views and in-place results excluded): ``(dtype, numel)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.new = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        from torch.utils._pytree import tree_leaves
+        out = func(*args, **(kwargs or {}))
+        seen = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in seen:
+                self.new.append((t.dtype, t.untyped_storage().nbytes() // t.element_size()))
+        return out
+
+
+def _peak_bytes(fn):
+    """Peak of the bytes torch's CPU allocator holds during ``fn()`` above the start (profiler memory
+    events, in order), and ``fn()``'s result."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        out = fn()
+    events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
+                    key=lambda e: e.start_ns())
+    cur = peak = 0
+    for e in events:
+        cur += e.nbytes()
+        peak = max(peak, cur)
+    return peak, out
+
+
+@pytest.mark.parametrize("tokens", [None, (6, 70)])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_float32_averaging_holds_at_most_one_frame_of_k_and_v(dtype, tokens):
+    """fp16/bf16 K [2 chunks x 8 frames, heads, tokens, dim] (Flux layout): beyond the result, the
+    averaging holds at most two frames in float32 (one frame's K and V), never a float32 copy of all
+    frames (which would be 16 frames: 8x the bound), with or without a token range; still Eq. 2."""
+    x = torch.randn(16, 2, 70, 8, generator=torch.Generator().manual_seed(0)).to(dtype)
+    frame = x[0].narrow(1, *(0, 70) if tokens is None else (tokens[0], tokens[1] - tokens[0])).numel()
+    kw = {} if tokens is None else {"tokens": tokens, "token_dim": 2}
+    with _Allocations() as allocs:
+        out = temporal_momentum(x, 0.9, 2, **kw)
+    f32 = [n for d, n in allocs.new if d == torch.float32]
+    assert f32 and max(f32) <= frame
+    assert [n for d, n in allocs.new if d == dtype] == [x.numel()]        # the result, once
+    peak, out2 = _peak_bytes(lambda: temporal_momentum(x, 0.9, 2, **kw))
+    assert peak - x.numel() * x.element_size() <= 2 * frame * 4
+    sl = slice(None) if tokens is None else slice(*tokens)
+    ref = temporal_momentum_recursive(x.double()[:, :, sl], 0.9, 2)
+    assert torch.equal(out, out2) and (out[:, :, sl].double() - ref).abs().max() < 0.02
+
+
+def test_token_range_only_those_tokens_change():
+    """``tokens`` on ``token_dim``: the tokens outside come back bit for bit (text of joint attention),
+    the tokens inside equal Eq. 2 of those tokens alone; ``(a, a)`` returns ``x`` itself."""
+    x = torch.randn(12, 30, 4, dtype=torch.float64)
+    out = temporal_momentum(x, 0.7, 2, tokens=(5, 21), token_dim=1)
+    assert torch.equal(out[:, :5], x[:, :5]) and torch.equal(out[:, 21:], x[:, 21:])
+    assert torch.allclose(out[:, 5:21], temporal_momentum_recursive(x[:, 5:21], 0.7, 2))
+    assert torch.equal(temporal_momentum(x, 1.0, 2, tokens=slice(5, 21))[:, 5:21],
+                       x[:, 5:21].reshape(2, 6, 16, 4)[:, :1].expand(2, 6, 16, 4).reshape(12, 16, 4))
+    assert temporal_momentum(x, 0.7, 2, tokens=(4, 4)) is x
+    with pytest.raises(ValueError, match="token_dim"):
+        temporal_momentum(x, 0.7, 2, tokens=(0, 3), token_dim=3)
+
+
+def test_override_call_info_image_span_and_call_count():
+    """With an AttentionCallInfo under its info_key, the override averages only the image span of
+    self/joint attention (image_only), counts every call (cross-attention too), and averages every
+    token with image_only=False."""
+    from training_free_video.attention.temporal_momentum import AttentionCallInfo
+    q = torch.randn(8, 2, 10, 4)
+    k, v = torch.randn(8, 2, 10, 4), torch.randn(8, 2, 10, 4)
+    info = AttentionCallInfo(lambda n: (3, n - 1))
+    to = {"cond_or_uncond": [1, 0], "ov": info}
+    TemporalMomentumAttentionOverride(0.8, info_key="ov")(_attend, q, k, v, 2, skip_reshape=True, transformer_options=to)
+    k2, v2 = _attend.seen[1:3]
+    assert info.calls == 1
+    for t, t2 in ((k, k2), (v, v2)):
+        assert torch.equal(t2[:, :, :3], t[:, :, :3]) and torch.equal(t2[:, :, 9:], t[:, :, 9:])
+        assert torch.allclose(t2[:, :, 3:9], temporal_momentum_recursive(t[:, :, 3:9], 0.8, 2), atol=1e-6)
+    ctx = torch.randn(8, 2, 7, 4)                                          # cross-attention: counted, untouched
+    TemporalMomentumAttentionOverride(0.8, info_key="ov")(_attend, q, ctx, ctx, 2, skip_reshape=True,
+                                                          transformer_options=to)
+    assert info.calls == 2 and _attend.seen[1] is ctx
+    TemporalMomentumAttentionOverride(0.8, image_only=False, info_key="ov")(_attend, q, k, v, 2, skip_reshape=True,
+                                                                           transformer_options=to)
+    assert torch.allclose(_attend.seen[1], temporal_momentum_recursive(k, 0.8, 2), atol=1e-6)
