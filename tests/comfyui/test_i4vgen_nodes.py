@@ -56,9 +56,10 @@ def counting(model, on_call=None):
 
     def wrapper(apply_model, args):
         log.append((float(args["timestep"].flatten()[0]), len(args["cond_or_uncond"])))
-        if on_call is not None:
+        out = apply_model(args["input"], args["timestep"], **args["c"])
+        if on_call is not None:  # after the call: ComfyUI 0.33.0 checks interrupts inside every op
             on_call(len(log))
-        return apply_model(args["input"], args["timestep"], **args["c"])
+        return out
 
     m.set_model_unet_function_wrapper(wrapper)
     return m, log
@@ -200,7 +201,7 @@ def test_interrupt_raises_and_leaves_the_pack_usable(mods, sd):
             animate(mods, counted, sd15_conds(), sv, seed=9)
     finally:
         mm.interrupt_current_processing(False)
-    assert len(log) == 3  # cancelled before the next model call, not after the loop
+    assert len(log) == 3  # cancelled after call 3, before the next model call, not after the loop
     assert torch.equal(animate(mods, sd, sd15_conds(), sv, seed=9), fresh)
 
 

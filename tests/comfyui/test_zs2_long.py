@@ -244,8 +244,10 @@ def _structure(obj):
 
 
 def test_interrupt_between_chunks_and_model_untouched(zs2, long, base, conds):
-    """Cancel during chunk 0: the run raises ComfyUI's interrupt (checked before every chunk), the
-    input MODEL is unchanged, and the next run gives the same video as an uninterrupted one."""
+    """Cancel at the end of chunk 0 (after its last model call, so that no op of ComfyUI's, which
+    checks interrupts in every op since 0.33.0, sees it first): the run raises ComfyUI's interrupt
+    (checked before every chunk) before chunk 1's first call, the input MODEL is unchanged, and the
+    next run gives the same video as an uninterrupted one."""
     import comfy.model_management
     import comfy.patcher_extension
     inner = zs2_model(zs2, long, base, chunk=None)
@@ -257,9 +259,10 @@ def test_interrupt_between_chunks_and_model_untouched(zs2, long, base, conds):
 
     def trip(executor, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 2:
+        out = executor(*args, **kwargs)
+        if calls["n"] == STEPS:                      # chunk 0's last call has returned
             comfy.model_management.interrupt_current_processing(True)
-        return executor(*args, **kwargs)
+        return out
 
     tripping = patched.clone()
     tripping.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "test.trip", trip)
