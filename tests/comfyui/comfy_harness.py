@@ -316,6 +316,30 @@ TINY_SD3 = {"in_channels": 16, "patch_size": 2, "depth": 2, "adm_in_channels": 8
             "qk_norm": "rms", "x_block_self_attn_layers": [0], "pos_embed_scaling_factor": None}
 
 
+def tiny_qwen_image(seed: int = 0, num_layers: int = 2, attention_head_dim: int = 16,
+                    axes_dims_rope: tuple = (4, 6, 6)):
+    """A tiny Qwen-Image-architecture ModelPatcher (``comfy.supported_models.QwenImage``: ``num_layers``
+    joint blocks, 2 heads of ``attention_head_dim`` (= sum of ``axes_dims_rope``), text dim 12) with
+    random weights; its latents are ``[F, 16, 1, H, W]`` (one picture frame per batch entry)."""
+    import comfy.model_patcher
+    import comfy.supported_models
+    cfg = comfy.supported_models.QwenImage({"image_model": "qwen_image", "num_layers": num_layers,
+                                            "attention_head_dim": attention_head_dim, "num_attention_heads": 2,
+                                            "joint_attention_dim": 12, "axes_dims_rope": tuple(axes_dims_rope),
+                                            "in_channels": 64, "out_channels": 16})
+    cfg.set_inference_dtype(torch.float32, None)
+    model = cfg.get_model({}, device="cpu")
+    _init_dit_weights(model.diffusion_model, seed)
+    cpu = torch.device("cpu")
+    return comfy.model_patcher.ModelPatcher(model, load_device=cpu, offload_device=cpu)
+
+
+def qwen_conds(seed: int = 0, tokens: int = 7):
+    """(positive, negative) conditioning for :func:`tiny_qwen_image`: ``[1, tokens, 12]`` each."""
+    g = torch.Generator().manual_seed(seed)
+    return tuple([[torch.randn(1, tokens, 12, generator=g), {}]] for _ in range(2))
+
+
 def tiny_sd3(seed: int = 0):
     """A tiny SD3.5-architecture ModelPatcher (comfy.supported_models.SD3: MMDiT depth 2 -> hidden
     128, 2 heads, RMS q/k norm, an extra image self-attention in block 0 as SD3.5 Medium) with

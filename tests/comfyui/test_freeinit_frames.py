@@ -9,7 +9,7 @@
 import pytest
 import torch
 
-from comfy_harness import _init_dit_weights, one_torch_thread, pack_module, sd15_conds, tiny_sd15
+from comfy_harness import one_torch_thread, pack_module, qwen_conds, sd15_conds, tiny_qwen_image, tiny_sd15
 
 STEPS = 2
 SEED = 5
@@ -36,27 +36,13 @@ def sd15(pack):
     return tiny_sd15("EPS")
 
 
-TINY_QWEN = {"image_model": "qwen_image", "in_channels": 64, "out_channels": 16, "num_layers": 1,
-             "attention_head_dim": 32, "num_attention_heads": 2, "joint_attention_dim": 12,
-             "axes_dims_rope": (8, 12, 12)}
-
-
 @pytest.fixture(scope="module")
 def qwen(pack):
-    """A tiny Qwen-Image-architecture ModelPatcher (comfy.supported_models.QwenImage: one block,
-    2 heads of 32, text dim 12) with random weights; its latents are [B, 16, 1, H, W]."""
-    import comfy.model_patcher
-    import comfy.supported_models
-    cfg = comfy.supported_models.QwenImage(dict(TINY_QWEN))
-    cfg.set_inference_dtype(torch.float32, None)
-    model = cfg.get_model({}, device="cpu")
-    _init_dit_weights(model.diffusion_model, 0)
-    return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
+    return tiny_qwen_image(seed=0, num_layers=1, attention_head_dim=32, axes_dims_rope=(8, 12, 12))
 
 
 def _qwen_conds():
-    g = torch.Generator().manual_seed(1)
-    return [[torch.randn(1, 6, 12, generator=g), {}]], [[torch.randn(1, 6, 12, generator=g), {}]]
+    return qwen_conds(seed=1, tokens=6)
 
 
 def _freeinit(mods, model, iterations=3):

@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from comfy_harness import flux_conds, pack_module, sd3_conds, tiny_flux, tiny_sd3
+from comfy_harness import flux_conds, pack_module, qwen_conds, sd3_conds, tiny_flux, tiny_qwen_image, tiny_sd3
 from test_zs2_nodes import (DIT_FRAMES, DIT_HW, _dit_x, capture_attention, dit_denoise, reference_image_span,
                             ReferenceTMA)
 
@@ -22,28 +22,7 @@ def bridge(pack):
     return pack_module(pack, "nodes.comfy_bridge")
 
 
-QWEN_TEXT_TOKENS = 7
-
-
-def tiny_qwen_image(seed: int = 0):
-    """A tiny Qwen-Image-architecture ModelPatcher (comfy.supported_models.QwenImage: 2 joint blocks,
-    2 heads of 16, text dim 12) with random weights; latents ``[F, 16, 1, H, W]``."""
-    import comfy.model_patcher
-    import comfy.supported_models
-    from comfy_harness import _init_dit_weights
-    cfg = comfy.supported_models.QwenImage({"image_model": "qwen_image", "num_layers": 2, "attention_head_dim": 16,
-                                            "num_attention_heads": 2, "joint_attention_dim": 12,
-                                            "axes_dims_rope": (4, 6, 6), "in_channels": 64, "out_channels": 16})
-    cfg.set_inference_dtype(torch.float32, None)
-    model = cfg.get_model({}, device="cpu")
-    _init_dit_weights(model.diffusion_model, seed)
-    cpu = torch.device("cpu")
-    return comfy.model_patcher.ModelPatcher(model, load_device=cpu, offload_device=cpu)
-
-
-def qwen_conds(seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    return tuple([[torch.randn(1, QWEN_TEXT_TOKENS, 12, generator=g), {}]] for _ in range(2))
+QWEN_TEXT_TOKENS = 7  # comfy_harness.qwen_conds default
 
 
 @pytest.fixture(scope="module", params=["flux", "sd3", "qwen"])
