@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "comfyui"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from allocator import allocator_peak  # noqa: E402
 from bench_tma import MaxTensor, print_plain_vs_tma, time_plain_vs_tma  # noqa: E402
 from comfy_harness import _init_dit_weights, boot, flux_unet_config, pack_module  # noqa: E402
 
@@ -73,21 +74,6 @@ def conds(cfg: dict, tokens: int):
         return [[torch.randn(1, tokens, cfg["context_in_dim"], generator=g),
                  {"pooled_output": torch.randn(1, cfg["vec_in_dim"], generator=g), "guidance": 3.5}]]
     return one(), one()
-
-
-def allocator_peak(fn):
-    """``(peak, result)``: the peak of the bytes torch's CPU allocator holds during ``fn()`` above what
-    it held before (profiler memory events in time order), and ``fn()``'s result."""
-    from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        out = fn()
-    events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
-                    key=lambda e: e.start_ns())
-    cur = peak = 0
-    for e in events:
-        cur += e.nbytes()
-        peak = max(peak, cur)
-    return peak, out
 
 
 def extra_memory(average, q, k, v, *rest):

@@ -1,4 +1,7 @@
 """Temporal Momentum Attention, ZS^2 Eq. 2 (ALGORITHMS.md section 3): pure-torch checks."""
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -6,6 +9,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from training_free_video.attention.temporal_momentum import (
     TemporalMomentumAttentionOverride, TemporalMomentumPatch, averaging_dtype, momentum_weights, temporal_momentum,
     temporal_momentum_recursive)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.allocator import allocator_peak  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -361,21 +367,6 @@ class _Allocations(TorchDispatchMode):
         return out
 
 
-def _peak_bytes(fn):
-    """Peak of the bytes torch's CPU allocator holds during ``fn()`` above the start (profiler memory
-    events, in order), and ``fn()``'s result."""
-    from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        out = fn()
-    events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
-                    key=lambda e: e.start_ns())
-    cur = peak = 0
-    for e in events:
-        cur += e.nbytes()
-        peak = max(peak, cur)
-    return peak, out
-
-
 @pytest.mark.parametrize("tokens", [None, (6, 70)])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_float32_averaging_holds_at_most_one_frame_of_k_and_v(dtype, tokens):
@@ -390,7 +381,7 @@ def test_float32_averaging_holds_at_most_one_frame_of_k_and_v(dtype, tokens):
     f32 = [n for d, n in allocs.new if d == torch.float32]
     assert f32 and max(f32) <= frame
     assert [n for d, n in allocs.new if d == dtype] == [x.numel()]        # the result, once
-    peak, out2 = _peak_bytes(lambda: temporal_momentum(x, 0.9, 2, **kw))
+    peak, out2 = allocator_peak(lambda: temporal_momentum(x, 0.9, 2, **kw))
     assert peak - x.numel() * x.element_size() <= 2 * frame * 4
     sl = slice(None) if tokens is None else slice(*tokens)
     ref = temporal_momentum_recursive(x.double()[:, :, sl], 0.9, 2)
