@@ -214,7 +214,7 @@ def bench_judge(toy: Toy, a, settings: dict, out: Path) -> None:
                 if kind != "roundtrip":
                     r["prompt"] = -1
                     r["correct"] = int(r["judged"] == -1)
-                rows.append(dict(kind=kind, item=start + i, **r))
+                rows.append(dict(method="judge", kind=kind, item=start + i, **r))
     write_part(out, "judge", "judge", "all", settings, rows, time.time() - t0)
 
 
@@ -230,28 +230,28 @@ def bench_smoothinit(toy: Toy, a, settings: dict, out: Path) -> None:
     if a.chunks:
         lo, hi = (int(x) for x in a.chunks.split(":"))
         chunks = range(lo, min(hi, a.n // a.batch))
-    for cfg in [float(c) for c in a.cfgs.split(",")]:
-        for name in SI_ROWS:
-            if a.rows and name not in a.rows:
-                continue
-            w1 = cfg if a.w1 == 0 else a.w1
-            model = toy.model
-            if name != "plain":
-                model = call("SmoothInitModelPatch", model=toy.model, method=name, cfg=a.w1)[0]
-            t0 = time.time()
-            rows = []
-            for c in chunks:
-                seed = a.seed + c
-                img = toy.decode(toy.sample(model, labels, seed, a.steps, cfg))
-                for i, r in enumerate(M.picture_rows(img, labels)):
-                    rows.append(dict(method=name, cfg=cfg, w1=w1 if name != "plain" else "", seed=seed, index=i, **r))
+    # chunk-major: after every batch each row has the same items, so a run cut short stays paired
+    models = {}
+    for c in chunks:
+        seed = a.seed + c
+        for cfg in [float(x) for x in a.cfgs.split(",")]:
+            for name in SI_ROWS:
+                if a.rows and name not in a.rows:
+                    continue
+                w1 = cfg if a.w1 == 0 else a.w1
+                if name not in models:
+                    models[name] = toy.model if name == "plain" else \
+                        call("SmoothInitModelPatch", model=toy.model, method=name, cfg=a.w1)[0]
+                t0 = time.time()
+                img = toy.decode(toy.sample(models[name], labels, seed, a.steps, cfg))
+                rows = [dict(method=name, cfg=cfg, w1=w1 if name != "plain" else "", seed=seed, index=i, **r)
+                        for i, r in enumerate(M.picture_rows(img, labels))]
                 if c == 0:
                     save_pictures(f"smoothinit/cfg{cfg}/{name}", img[:W.N_CLASSES])
                 acc = sum(r["correct"] for r in rows) / len(rows)
-                print(f"  SmoothInit cfg {cfg} {name}: chunk {c} seed {seed}, running accuracy {acc:.3f} "
-                      f"({time.time() - t0:.0f}s)", flush=True)
-            part = f"cfg{cfg}_c{chunks.start}-{chunks.stop}"
-            write_part(out, "smoothinit", name, part, settings, rows, time.time() - t0, {"cfg": cfg, "w1": w1})
+                print(f"  SmoothInit cfg {cfg} {name}: batch {c} seed {seed}, accuracy {acc:.3f}", flush=True)
+                write_part(out, "smoothinit", name, f"cfg{cfg}_c{c}", settings, rows, time.time() - t0,
+                           {"cfg": cfg, "w1": w1})
 
 
 # ------------------------------------------------------------------------------------ videos
@@ -293,34 +293,42 @@ def video_list(a) -> list:
     return [(VIDEO_ORDER[j % 12], a.seed + j, j) for j in range(lo, hi)]
 
 
-def run_videos(toy: Toy, a, settings, out, table: str, name: str, make_video, extra=None) -> None:
-    """``make_video(label, seed) -> latent`` for every video; writes the part."""
-    t0 = time.time()
-    rows = []
+def run_videos(toy: Toy, a, settings, out, table: str, rows_spec: list) -> None:
+    """rows_spec: [(name, make_video(label, seed) -> latent, extra)]. Block-major: every row samples
+    videos of a block of 12 (one per prompt) before the next block, and each (row, block) is written
+    as its own part, so a run cut short leaves every row with the same videos."""
     vids = video_list(a)
-    for label, seed, j in vids:
-        img = toy.decode(make_video(label, seed))
-        rows.append(dict(method=name, video=j, seed=seed, **M.video_row(img, label)))
-        if j < 12:
-            save_pictures(f"{table}/{name}/{label}", img)
-        if j % 6 == 5 or j == vids[-1][2]:
+    for b0 in range(0, len(vids), 12):
+        block = vids[b0:b0 + 12]
+        for name, make_video, extra in rows_spec:
+            t0 = time.time()
+            rows = []
+            for label, seed, j in block:
+                img = toy.decode(make_video(label, seed))
+                rows.append(dict(method=name, video=j, seed=seed, **M.video_row(img, label)))
+                if j < 12:
+                    save_pictures(f"{table}/{name}/{label}", img)
             acc = sum(r["acc"] for r in rows) / len(rows)
-            print(f"  {table} {name}: {len(rows)} videos, per-frame accuracy {acc:.3f} ({time.time() - t0:.0f}s)",
-                  flush=True)
-    part = f"v{vids[0][2]}-{vids[-1][2] + 1}"
-    write_part(out, table, name, part, settings, rows, time.time() - t0, extra)
+            print(f"  {table} {name}: videos {block[0][2]}-{block[-1][2]}, per-frame accuracy {acc:.3f} "
+                  f"({time.time() - t0:.0f}s)", flush=True)
+            write_part(out, table, name, f"v{block[0][2]}-{block[-1][2] + 1}", settings, rows, time.time() - t0,
+                       extra)
+
+
+def empty_video(a):
+    return call("EmptyLatentImage", width=64, height=64, batch_size=a.frames)[0]
 
 
 def bench_zs2(toy: Toy, a, settings, out) -> None:
+    spec = []
     for name, (mu, lam) in ZS2_ROWS.items():
         if a.rows and name not in a.rows:
             continue
         model = zs2_model(toy, mu, lam)
-        run_videos(toy, a, settings, out, "zs2", name,
-                   lambda label, seed, model=model: toy.sample(model, label, seed, a.steps, a.cfg,
-                                                               call("EmptyLatentImage", width=64, height=64,
-                                                                    batch_size=a.frames)[0]),
-                   {"mu": mu, "kl_lambda": lam})
+        spec.append((name, lambda label, seed, model=model: toy.sample(model, label, seed, a.steps, a.cfg,
+                                                                       empty_video(a)),
+                     {"mu": mu, "kl_lambda": lam}))
+    run_videos(toy, a, settings, out, "zs2", spec)
 
 
 def bench_i4vgen(toy: Toy, a, settings, out) -> None:
@@ -339,6 +347,7 @@ def bench_i4vgen(toy: Toy, a, settings, out) -> None:
         _, idx, _ = call("I4VGenAnchorSelect", images=[img], mode=["highest"], scores_text=[""], scores=[scores])
         return lat, int(idx)
 
+    spec = []
     for name in I4VGEN_ROWS:
         if a.rows and name not in a.rows:
             continue
@@ -358,20 +367,22 @@ def bench_i4vgen(toy: Toy, a, settings, out) -> None:
                                 cfg=a.cfg, scheduler=SCHEDULER)[0]
             return toy.sample(video_model, label, seed + 13, a.steps, a.cfg, animated, denoise=p_re)
 
-        run_videos(toy, a, settings, out, "i4vgen", name, make, {"p_re": p_re, "best_of": best_of})
+        spec.append((name, make, {"p_re": p_re, "best_of": best_of}))
+    run_videos(toy, a, settings, out, "i4vgen", spec)
 
 
 def bench_freeinit(toy: Toy, a, settings, out) -> None:
+    spec = []
     for name, (iters, c2f) in FREEINIT_ROWS.items():
         if a.rows and name not in a.rows:
             continue
         model = call("TFVFreeInitModelPatch", model=zs2_model(toy, 0.98, 0.01), iterations=iters,
                      coarse_to_fine=c2f)[0]
-        run_videos(toy, a, settings, out, "freeinit", name,
-                   lambda label, seed, model=model: toy.sample(model, label, seed, a.steps, a.cfg,
-                                                               call("EmptyLatentImage", width=64, height=64,
-                                                                    batch_size=a.frames)[0]),
-                   {"iterations": iters, "coarse_to_fine": c2f, "video_model": "ZS^2 (TMA 0.98 + DN 0.01)"})
+        spec.append((name, lambda label, seed, model=model: toy.sample(model, label, seed, a.steps, a.cfg,
+                                                                       empty_video(a)),
+                     {"iterations": iters, "coarse_to_fine": c2f, "video_model": "ZS^2 (TMA 0.98 + DN 0.01)"}))
+    if spec:
+        run_videos(toy, a, settings, out, "freeinit", spec)
     for name in FREEINIT_PICTURE_ROWS:
         if a.rows and name not in a.rows:
             continue
