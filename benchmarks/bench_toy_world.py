@@ -167,9 +167,16 @@ def git_rev() -> str:
         return ""
 
 
+_CPU = {"last": None}
+
+
 def write_part(out: Path, table: str, row: str, part: str, settings: dict, rows: list, wall: float,
                extra: dict | None = None) -> Path:
-    """Write one run's per-item CSV and its settings sidecar (``.json``)."""
+    """Write one run's per-item CSV and its settings sidecar (``.json``; with the wall time and the
+    process CPU time since the previous part, the cost on an otherwise idle core)."""
+    now = time.process_time()
+    cpu = now - (_CPU["last"] if _CPU["last"] is not None else now - wall)
+    _CPU["last"] = now
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{table}__{slug(row)}__{part}"
     keys = list(rows[0].keys())
@@ -178,6 +185,7 @@ def write_part(out: Path, table: str, row: str, part: str, settings: dict, rows:
         w.writeheader()
         w.writerows(rows)
     meta = {"settings": settings, "row": row, "part": part, "items": len(rows), "wall_s": round(wall, 1),
+            "cpu_s": round(cpu, 1),
             "threads": torch.get_num_threads(), "git": git_rev(), "machine": platform.machine(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     meta.update(extra or {})
@@ -422,6 +430,7 @@ def main() -> None:
     from comfy_harness import boot
     boot()
     toy = Toy()
+    _CPU["last"] = time.process_time()
     t_all = time.time()
     for table in a.tables.split(","):
         settings = common_settings(a, table)
