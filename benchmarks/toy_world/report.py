@@ -516,11 +516,65 @@ def coverage_section(tables: dict) -> str:
     for name in FREEINIT_PICTURE_ROWS:
         plan.append(("freeinit", name, lambda r, n=name: r["method"] == n, 120, "pictures"))
     lines = []
+    plan_rows = plan
     for table, name, sel, n_plan, unit in plan:
         done = sum(1 for r in tables.get(table, {"rows": []})["rows"] if sel(r))
         lines.append([table, name, f"{done} {unit}", n_plan, "yes" if done >= n_plan else ("partial" if done else "not run")])
     return ("## Coverage: planned n per row and what was run\n\n"
-            + table_md(["table", "row", "n run", "planned n", "at planned n"], lines))
+            + table_md(["table", "row", "n run", "planned n", "at planned n"], lines) + "\n\n"
+            + cost_section(tables, plan_rows))
+
+
+def evals_per_item(table: str, row: str, steps: int, frames: int) -> float:
+    """Image-model evaluations (one latent through the UNet) per item of a row: CFG doubles every call;
+    SmoothInit adds K x 3 (Forward-Inversion 3, Fast-SmoothInit-10 30, -30 / SmoothInit-30 90);
+    NI-VSDS p 0.6 of the steps; regeneration p_re of the steps; FreeInit iterations x (coarse-to-fine
+    (k + 1) / 2 x)."""
+    s2 = 2 * steps
+    if table == "smoothinit":
+        name = row.split(" @ ")[0]
+        return s2 + {"plain": 0, "Forward-Inversion": 3, "Fast-SmoothInit-10": 30}.get(name, 90)
+    if table == "zs2":
+        return frames * s2
+    if table == "i4vgen":
+        anchor = s2 * (4 if "best of 4" in row else 1)
+        if row.startswith("static"):
+            return anchor
+        p_re = 1.0 if "p_re 1.0" in row else 0.8
+        nivsds = 0 if "without NI-VSDS" in row else 0.6 * frames * s2
+        return anchor + nivsds + p_re * frames * s2
+    if table == "freeinit":
+        if row.startswith("pictures"):
+            return s2 * (3 if "FreeInit" in row else 1)
+        k = 5 if "5 iterations" in row else 3
+        return frames * s2 * ((k + 1) / 2 if "coarse" in row else k)
+    return float("nan")
+
+
+def cost_section(tables: dict, plan: list) -> str:
+    """CPU seconds per image-model evaluation measured from the parts' sidecars (cpu_s), and the
+    whole plan extrapolated from it."""
+    cpu, evals = 0.0, 0.0
+    for name, t in tables.items():
+        if name == "judge":
+            continue
+        s = t["settings"]
+        for p in t["parts"]:
+            if "cpu_s" not in p:
+                continue
+            cpu += p["cpu_s"]
+            evals += p["items"] * evals_per_item(name, p["row"] if name != "smoothinit" else p["row"] + " @ ",
+                                                 s["steps"], s.get("frames", 8))
+    if not evals:
+        return ""
+    per = cpu / evals
+    steps = next(t["settings"]["steps"] for k, t in tables.items() if k != "judge")
+    total = sum(n_plan * evals_per_item(table, name, steps, 8) for table, name, _sel, n_plan, _u in plan)
+    return (f"Measured cost: {1000 * per:.0f} ms of CPU per image-model evaluation (one 64x64 latent through the "
+            f"UNet; batched calls; sum of the parts' process CPU time / their evaluations). The whole plan above "
+            f"(every row at its planned n) is {total / 1e3:.0f} k evaluations = {per * total / 60:.0f} CPU minutes, "
+            f"i.e. about {per * total / 120:.0f} minutes of wall time on this 2-core machine alone with two parts "
+            f"in parallel (1 torch thread each). The committed parts took {cpu / 60:.0f} CPU minutes.")
 
 
 def claims_section(claims: list) -> str:
