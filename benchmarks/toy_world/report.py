@@ -211,6 +211,15 @@ SI_CLAIM = ("SmoothInit abstract: the noise optimisation \"significantly improve
 SI_ORDER = ["plain", "Forward-Inversion", "SmoothInit-30", "Fast-SmoothInit-10", "Fast-SmoothInit-30"]
 
 
+def reject_cell(rs: list, judge: dict) -> str:
+    """Share rejected, split by cause: blank (< MIN_AREA foreground), oversized (> MAX_AREA: larger
+    than 1.5 x the largest world shape), the rest (template or colour mismatch)."""
+    rej = [r for r in rs if r["reject"]]
+    blank = sum(r["area"] < judge["MIN_AREA"] for r in rej)
+    big = sum(r["area"] > judge["MAX_AREA"] for r in rej)
+    return f"{pct(len(rej) / len(rs))} ({blank} / {big} / {len(rej) - blank - big})"
+
+
 def smoothinit_section(t: dict, claims: list) -> str:
     rows = t["rows"]
     real = real_features()
@@ -235,7 +244,7 @@ def smoothinit_section(t: dict, claims: list) -> str:
             fd = frechet(features_of(rs), real)
             cells = [name, "-" if name == "plain" else ",".join(w1s), n, prop_cell(k, n),
                      pct(sum(r["colour_ok"] for r in rs) / n), pct(sum(r["shape_ok"] for r in rs) / n),
-                     pct(sum(r["reject"] for r in rs) / n), f"{fd:.4f}"]
+                     reject_cell(rs, t["settings"]["judge"]), f"{fd:.4f}"]
             if name == "plain" or not base:
                 cells += ["-", "-", "-"]
             else:
@@ -251,7 +260,8 @@ def smoothinit_section(t: dict, claims: list) -> str:
                                                                              else N_PICTURES_OTHER)})
             lines.append(cells)
         md += [f"**Sampling CFG {cfg}** (w1 = the noise optimiser's CFG actually used, w2 = 1)", "",
-               table_md(["method", "w1", "n", "prompt accuracy [Wilson 95 %]", "colour", "shape", "no shape",
+               table_md(["method", "w1", "n", "prompt accuracy [Wilson 95 %]", "colour", "shape",
+                         "rejected (blank / oversized / no match)",
                          "FD to data", "difference to plain [95 %]", "McNemar p (b/c)", "vs paper"], lines), ""]
     if 2.0 not in {r["cfg"] for r in rows}:
         md.append("Not rerun here: the CFG 2.0 column of the earlier n = 24 table, which was labelled w1 = 7.5 but "
