@@ -166,6 +166,6 @@ def verdict(p: float, diff: float, expected_sign: int, n: int) -> str:
 def fmt_p(p: float) -> str:
     if math.isnan(p):
         return "n/a"
-    if p < 1e-4:
+    if p < 1e-3:
         return f"{p:.1e}"
     return f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
