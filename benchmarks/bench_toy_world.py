@@ -3,34 +3,46 @@
 The toy world (``benchmarks/toy_world``): 64x64 pictures of one coloured shape, captions
 "a <colour> <shape>", a one-level SD1.5-format UNet + TAESD + CLIP-L (random, fixed) trained here
 (``python -m benchmarks.toy_world.build``, cached outside the repository) and a judge that reads
-colour, shape and position from decoded pictures. Every run goes through the real ComfyUI, with the
-shipped node classes as ComfyUI loads them: CheckpointLoaderSimple -> CLIPTextEncode -> the pack's
-nodes -> KSampler -> VAEDecode. Same seeds across the rows of a table.
+colour, shape and position from decoded pictures and can say "no shape". Every run goes through the
+real ComfyUI, with the shipped node classes as ComfyUI loads them: CheckpointLoaderSimple ->
+CLIPTextEncode -> the pack's nodes -> KSampler -> VAEDecode.
 
-Tables (markdown, printed and written to ``<out>/tables.md``, raw numbers to ``<out>/results_*.json``,
-decoded pictures to ``<out>/pictures_*.pt`` for ``make_pictures.py``):
+Each run writes its per-item results to ``<out>/<table>__<row>__<part>.csv`` with a JSON sidecar of
+the run's settings; ``python -m benchmarks.toy_world.report`` checks the settings and merges them
+into ``docs/toy_world/tables.md`` and the README's evidence section.
 
-1. SmoothInit (paper Table 1's direction): prompt accuracy and a Frechet distance between judge
-   features of generated and real pictures, plain vs Forward-Inversion vs SmoothInit-30 vs
-   Fast-SmoothInit-10/30, at a low sampling CFG and at 7.5 (the noise optimisers use w1 = 7.5, w2 = 1).
-   The images of a row are one batch with one prompt per image (a batched CONDITIONING).
-2. ZS^2 (Sec. 5): 8-frame videos (frames = the batch); per-frame prompt accuracy, share of adjacent
-   frame pairs judged the same class, mean centroid jump between adjacent frames (pixels); rows:
-   independent frames, Dependency Noise (KSampler) alone, Temporal Momentum Attention alone, both,
-   a momentum sweep and a kl_lambda sweep.
-3. I4VGen: the same video metrics for anchor (KSampler) -> Static Video From Latent -> NI-VSDS
-   Animate -> KSampler regeneration on the ZS^2-made video model vs ZS^2 sampling alone.
+Tables (``--tables``; rows ``--rows`` by name, ``;``-separated):
+
+* ``judge``: the judge on VAEEncode -> VAEDecode of fresh world pictures (agreement with the
+  generator's labels) and its reject rate on uniform noise and on shapeless blobs.
+* ``smoothinit``: pictures (one prompt per latent, batches of ``--batch``: 12 prompts x batch/12;
+  batch c has KSampler seed ``seed + c``, so the same items under every method are paired):
+  plain / Forward-Inversion / SmoothInit-30 / Fast-SmoothInit-10 / -30 at ``--cfgs``; the noise
+  optimiser's w1 follows the sampler's CFG (the node's cfg 0) unless ``--w1`` is given.
+* ``zs2``: 8-frame videos (frames = the batch; video j: prompt VIDEO_ORDER[j % 12], seed + j):
+  independent frames, Dependency Noise, TMA, both, momentum and lambda sweeps.
+* ``i4vgen``: anchor picture -> Static Video From Latent -> NI-VSDS Animate -> KSampler regeneration
+  on the ZS^2 video model; ablations: static video alone, regeneration without NI-VSDS, anchor chosen
+  by the judge's score among 4 candidates (I4VGen Anchor Select) vs the first (random) candidate.
+* ``freeinit``: FreeInit (KSampler) on the ZS^2 video model: 3 and 5 iterations, 3 coarse-to-fine;
+  and on pictures (batch 1 per call: FreeInit's FFT couples the pictures of one batch).
 
 Usage::
 
-    python benchmarks/bench_toy_world.py                       # all three tables
-    python benchmarks/bench_toy_world.py --tables smoothinit --per-class 4
+    python benchmarks/bench_toy_world.py --tables smoothinit --cfgs 7.5 --rows "plain;Forward-Inversion" --n 600
+    python benchmarks/bench_toy_world.py --tables zs2 --videos 48 --rows "independent frames"
+    python -m benchmarks.toy_world.report
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import hashlib
 import json
 import math
+import platform
+import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,9 +54,12 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "comfyui"))
 
 from benchmarks.toy_world import build as B  # noqa: E402
+from benchmarks.toy_world import metrics as M  # noqa: E402
 from benchmarks.toy_world import world as W  # noqa: E402
 
 SAMPLER, SCHEDULER = "ddim", "ddim_uniform"
+RESULTS = REPO / "docs" / "toy_world" / "results"
+VIDEO_ORDER = (0, 4, 8, 9, 1, 5, 2, 6, 10, 3, 7, 11)  # every 3 consecutive: 3 colours, 3 shapes
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -101,106 +116,171 @@ class Toy:
         img = call("VAEDecode", vae=self.vae, samples=latent)[0]       # [N, H, W, 3]
         return img.permute(0, 3, 1, 2).float().cpu()
 
-
-def features(images: torch.Tensor) -> torch.Tensor:
-    """Judge features per picture: mean foreground RGB, sqrt(area), fill ratio proxy, centroid."""
-    v = W.judge(images)
-    dist = (images - W.BACKGROUND[None, :, None, None]).abs().amax(1)
-    m = (dist > W.FG_THRESHOLD).float()
-    area = m.flatten(1).sum(1).clamp(min=1)
-    rgb = (images * m[:, None]).flatten(2).sum(2) / area[:, None]
-    cx = torch.nan_to_num(v.cx, 32.0) / 64
-    cy = torch.nan_to_num(v.cy, 32.0) / 64
-    return torch.cat([rgb, (area.sqrt() / 64)[:, None], cx[:, None], cy[:, None]], 1).double()
-
-
-def frechet(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Frechet distance between Gaussians fitted to feature sets a [N, D] and b [M, D]."""
-    mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = torch.cov(a.T), torch.cov(b.T)
-    e1, v1 = torch.linalg.eigh(s1)
-    r1 = v1 @ torch.diag(e1.clamp(min=0).sqrt()) @ v1.T
-    m = r1 @ s2 @ r1
-    tr_sqrt = torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum()
-    return float((mu1 - mu2).pow(2).sum() + torch.trace(s1) + torch.trace(s2) - 2 * tr_sqrt)
+    def sample(self, model, labels, seed: int, steps: int, cfg: float, latent=None, denoise: float = 1.0):
+        """KSampler over a batch with one prompt per latent (or one prompt for all when ``labels`` is an int)."""
+        if isinstance(labels, int):
+            pos, neg = self.cond[labels], self.negative
+            n = None
+        else:
+            pos, neg = self.batched(labels), self.negative_batch(len(labels))
+            n = len(labels)
+        if latent is None:
+            latent = call("EmptyLatentImage", width=64, height=64, batch_size=n)[0]
+        return call("KSampler", model=model, seed=seed, steps=steps, cfg=cfg, sampler_name=SAMPLER,
+                    scheduler=SCHEDULER, positive=pos, negative=neg, latent_image=latent, denoise=denoise)[0]
 
 
-_REAL = {}
+def slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", s).strip("-")
 
 
-def real_features() -> torch.Tensor:
-    if "f" not in _REAL:
-        g = torch.Generator().manual_seed(555)
-        _REAL["f"] = torch.cat([features(W.sample(200, g).images) for _ in range(10)])
-    return _REAL["f"]
+def file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
 
 
-def fmt(x, pct=False):
-    if isinstance(x, float) and math.isnan(x):
-        return "n/a"
-    return f"{100 * x:.1f} %" if pct else f"{x:.2f}"
+def common_settings(a, table: str) -> dict:
+    """Settings that every run merged into one table must share (checked by ``report``)."""
+    import comfyui_version
+    s = {"table": table, "checkpoint_sha256_16": file_sha(B.checkpoint_path()), "sampler": SAMPLER,
+         "scheduler": SCHEDULER, "steps": a.steps, "comfyui": comfyui_version.__version__,
+         "torch": torch.__version__.split("+")[0],
+         "judge": {k: getattr(W, k) for k in ("FG_THRESHOLD", "MIN_AREA", "MAX_AREA", "TRIANGLE_SKEW",
+                                               "MATCH_MIN", "COLOUR_MAX")}}
+    if table == "smoothinit":
+        s.update(batch=a.batch, seed_base=a.seed)
+    elif table in ("zs2", "i4vgen", "freeinit"):
+        s.update(frames=a.frames, video_cfg=a.cfg, seed_base=a.seed)
+    if table == "freeinit":
+        s.update(picture_cfg=7.5)
+    return s
+
+
+def git_rev() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+_CPU = {"last": None}
+
+
+def write_part(out: Path, table: str, row: str, part: str, settings: dict, rows: list, wall: float,
+               extra: dict | None = None) -> Path:
+    """Write one run's per-item CSV and its settings sidecar (``.json``; with the wall time and the
+    process CPU time since the previous part, the cost on an otherwise idle core)."""
+    now = time.process_time()
+    cpu = now - (_CPU["last"] if _CPU["last"] is not None else now - wall)
+    _CPU["last"] = now
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{table}__{slug(row)}__{part}"
+    keys = list(rows[0].keys())
+    with open(out / f"{stem}.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    meta = {"settings": settings, "row": row, "part": part, "items": len(rows), "wall_s": round(wall, 1),
+            "cpu_s": round(cpu, 1),
+            "threads": torch.get_num_threads(), "git": git_rev(), "machine": platform.machine(),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    meta.update(extra or {})
+    (out / f"{stem}.json").write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"  wrote {stem}.csv ({len(rows)} items, {wall:.0f}s)", flush=True)
+    return out / f"{stem}.csv"
+
+
+def save_pictures(key: str, img: torch.Tensor) -> None:
+    """Decoded pictures for make_pictures.py (cache, not the repository)."""
+    d = B.cache_dir() / "bench"
+    d.mkdir(parents=True, exist_ok=True)
+    f = d / f"pictures_{slug(key)}.pt"
+    torch.save({key: img.half()}, f)
+
+
+# ------------------------------------------------------------------------------------ judge
+def bench_judge(toy: Toy, a, settings: dict, out: Path) -> None:
+    t0 = time.time()
+    g = torch.Generator().manual_seed(4321)
+    rows = []
+    for kind in ("roundtrip", "noise", "blobs"):
+        for start in range(0, a.judge_n, 120):
+            k = min(120, a.judge_n - start)
+            if kind == "roundtrip":
+                b = W.sample(k, g)
+                lat = call("VAEEncode", vae=toy.vae, pixels=b.images.permute(0, 2, 3, 1))[0]
+                img, labels = toy.decode(lat), b.labels
+            elif kind == "noise":
+                img, labels = torch.rand(k, 3, 64, 64, generator=g), torch.zeros(k, dtype=torch.long)
+            else:
+                img, labels = W.blobs(k, g), torch.zeros(k, dtype=torch.long)
+            for i, r in enumerate(M.picture_rows(img, labels)):
+                if kind != "roundtrip":
+                    r["prompt"] = -1
+                    r["correct"] = int(r["judged"] == -1)
+                rows.append(dict(method="judge", kind=kind, item=start + i, **r))
+    write_part(out, "judge", "judge", "all", settings, rows, time.time() - t0)
 
 
 # ------------------------------------------------------------------------------------ SmoothInit
-SI_ROWS = [("plain", None), ("Forward-Inversion", "Forward-Inversion"), ("SmoothInit-30", "SmoothInit-30"),
-           ("Fast-SmoothInit-10", "Fast-SmoothInit-10"), ("Fast-SmoothInit-30", "Fast-SmoothInit-30")]
+SI_ROWS = ["plain", "Forward-Inversion", "SmoothInit-30", "Fast-SmoothInit-10", "Fast-SmoothInit-30"]
 
 
-def bench_smoothinit(toy: Toy, per_class: int, cfgs, methods, steps: int, seed: int, pics: dict) -> list:
-    labels = torch.arange(W.N_CLASSES).repeat(per_class)        # class k at positions k, k+12, ...
-    n = len(labels)
-    pos, neg = toy.batched(labels), toy.negative_batch(n)
-    rows = []
-    for cfg in cfgs:
-        for name, method in SI_ROWS:
-            if name not in methods:
-                continue
-            model = toy.model if method is None else call("SmoothInitModelPatch", model=toy.model, method=method)[0]
-            t0 = time.time()
-            lat = call("EmptyLatentImage", width=64, height=64, batch_size=n)[0]
-            out = call("KSampler", model=model, seed=seed, steps=steps, cfg=cfg, sampler_name=SAMPLER,
-                       scheduler=SCHEDULER, positive=pos, negative=neg, latent_image=lat, denoise=1.0)[0]
-            img = toy.decode(out)
-            v = W.judge(img)
-            acc = float((v.labels == labels).float().mean())
-            fd = frechet(features(img), real_features())
-            rows.append({"cfg": cfg, "method": name, "accuracy": acc, "fd": fd, "n": n,
-                         "colour_acc": float((v.colour == labels // 3).float().mean()),
-                         "shape_acc": float((v.shape == labels % 3).float().mean()), "wall_s": time.time() - t0})
-            pics[f"smoothinit/cfg{cfg}/{name}"] = img[:W.N_CLASSES].half()
-            print(f"  SmoothInit cfg {cfg} {name}: acc {acc:.3f} FD {fd:.4f} ({time.time() - t0:.0f}s)", flush=True)
-    return rows
-
-
-def table_smoothinit(rows, per_class, steps) -> str:
-    cfgs = sorted({r["cfg"] for r in rows})
-    head = "| method | " + " | ".join(f"accuracy @ CFG {c} | FD @ CFG {c}" for c in cfgs) + " |"
-    lines = [head, "|---|" + "---|---|" * len(cfgs)]
-    for name, _ in SI_ROWS:
-        cells = []
-        for c in cfgs:
-            r = next((r for r in rows if r["cfg"] == c and r["method"] == name), None)
-            cells += [fmt(r["accuracy"], True), f"{r['fd']:.4f}"] if r else ["-", "-"]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    n = rows[0]["n"]
-    return (f"**SmoothInit** ({n} pictures per cell = {per_class} per class, DDIM {steps}, same seed; "
-            f"noise optimisers at w1 = 7.5, w2 = 1; FD: Frechet distance of judge features to 2000 real "
-            f"pictures, lower is better)\n\n" + "\n".join(lines))
+def bench_smoothinit(toy: Toy, a, settings: dict, out: Path) -> None:
+    if a.batch % W.N_CLASSES or a.n % a.batch:
+        raise SystemExit(f"--batch must be a multiple of 12 and --n a multiple of --batch ({a.batch}, {a.n})")
+    labels = torch.arange(W.N_CLASSES).repeat(a.batch // W.N_CLASSES)
+    chunks = range(a.n // a.batch)
+    if a.chunks:
+        lo, hi = (int(x) for x in a.chunks.split(":"))
+        chunks = range(lo, min(hi, a.n // a.batch))
+    # chunk-major: after every batch each row has the same items, so a run cut short stays paired
+    models = {}
+    for c in chunks:
+        seed = a.seed + c
+        for cfg in [float(x) for x in a.cfgs.split(",")]:
+            for name in SI_ROWS:
+                if a.rows and name not in a.rows:
+                    continue
+                w1 = cfg if a.w1 == 0 else a.w1
+                if name not in models:
+                    models[name] = toy.model if name == "plain" else \
+                        call("SmoothInitModelPatch", model=toy.model, method=name, cfg=a.w1)[0]
+                t0 = time.time()
+                img = toy.decode(toy.sample(models[name], labels, seed, a.steps, cfg))
+                rows = [dict(method=name, cfg=cfg, w1=w1 if name != "plain" else "", seed=seed, index=i, **r)
+                        for i, r in enumerate(M.picture_rows(img, labels))]
+                if c == 0:
+                    save_pictures(f"smoothinit/cfg{cfg}/{name}", img[:W.N_CLASSES])
+                acc = sum(r["correct"] for r in rows) / len(rows)
+                print(f"  SmoothInit cfg {cfg} {name}: batch {c} seed {seed}, accuracy {acc:.3f}", flush=True)
+                write_part(out, "smoothinit", name, f"cfg{cfg}_c{c}", settings, rows, time.time() - t0,
+                           {"cfg": cfg, "w1": w1})
 
 
 # ------------------------------------------------------------------------------------ videos
-def video_metrics(frames_img: torch.Tensor, label: int) -> dict:
-    v = W.judge(frames_img)
-    same = (v.labels[1:] == v.labels[:-1]) & (v.labels[1:] >= 0)
-    jump = ((v.cx[1:] - v.cx[:-1]) ** 2 + (v.cy[1:] - v.cy[:-1]) ** 2).sqrt()
-    return {"acc": float((v.labels == label).float().mean()), "same": float(same.float().mean()),
-            "jump_sum": float(jump.nansum()), "jump_n": int((~jump.isnan()).sum())}
-
-
-def aggregate(ms: list) -> dict:
-    jn = sum(m["jump_n"] for m in ms)
-    return {"accuracy": sum(m["acc"] for m in ms) / len(ms), "same_class": sum(m["same"] for m in ms) / len(ms),
-            "jump_px": sum(m["jump_sum"] for m in ms) / jn if jn else float("nan"), "videos": len(ms)}
+ZS2_ROWS = {  # name: (mu, kl_lambda); None = node absent
+    "independent frames": (None, None),
+    "Dependency Noise alone (lambda 0.01)": (None, 0.01),
+    "TMA alone (mu 0.98)": (0.98, None),
+    "ZS^2: TMA mu 0.98 + DN lambda 0.01": (0.98, 0.01),
+    "mu 0.5 + DN 0.01": (0.5, 0.01),
+    "mu 0.9 + DN 0.01": (0.9, 0.01),
+    "mu 1 + DN 0.01": (1.0, 0.01),
+    "lambda 0.1 + TMA 0.98": (0.98, 0.1),
+    "lambda 1 + TMA 0.98": (0.98, 1.0),
+}
+I4VGEN_ROWS = ["static anchor video (no animation)", "regeneration without NI-VSDS (p_re 0.8)",
+               "I4VGen p_re 0.8", "I4VGen p_re 0.8, anchor by judge score (best of 4)", "I4VGen p_re 1.0"]
+FREEINIT_ROWS = {  # name: (iterations, coarse_to_fine)
+    "FreeInit 3 iterations": (3, False), "FreeInit 5 iterations": (5, False),
+    "FreeInit 3 iterations coarse-to-fine": (3, True),
+}
+FREEINIT_PICTURE_ROWS = ["pictures: plain (batch 1)", "pictures: FreeInit 3 iterations (batch 1)"]
 
 
 def zs2_model(toy: Toy, mu, kl_lambda):
@@ -212,228 +292,154 @@ def zs2_model(toy: Toy, mu, kl_lambda):
     return m
 
 
-def sample_videos(toy: Toy, model, videos: list, frames: int, steps: int, cfg: float, tag: str, pics: dict) -> list:
-    ms = []
-    for j, (label, seed) in enumerate(videos):
-        lat = call("EmptyLatentImage", width=64, height=64, batch_size=frames)[0]
-        out = call("KSampler", model=model, seed=seed, steps=steps, cfg=cfg, sampler_name=SAMPLER,
-                   scheduler=SCHEDULER, positive=toy.cond[label], negative=toy.negative, latent_image=lat,
-                   denoise=1.0)[0]
-        img = toy.decode(out)
-        ms.append(video_metrics(img, label))
-        pics[f"{tag}/{label}"] = img.half()
-    return ms
+def video_list(a) -> list:
+    """(prompt, seed) of video j: prompt VIDEO_ORDER[j % 12], seed ``a.seed + j``."""
+    lo, hi = 0, a.videos
+    if a.chunks:
+        lo, hi = (int(x) for x in a.chunks.split(":"))
+        hi = min(hi, a.videos)
+    return [(VIDEO_ORDER[j % 12], a.seed + j, j) for j in range(lo, hi)]
 
 
-ZS2_ROWS = [  # (name, group, mu, kl_lambda)
-    ("independent frames", "ablation", None, None),
-    ("Dependency Noise alone (lambda 0.01)", "ablation", None, 0.01),
-    ("TMA alone (mu 0.98)", "ablation", 0.98, None),
-    ("both (ZS^2: mu 0.98, lambda 0.01)", "ablation", 0.98, 0.01),
-    ("mu 0 + DN", "mu", 0.0, 0.01), ("mu 0.5 + DN", "mu", 0.5, 0.01), ("mu 0.9 + DN", "mu", 0.9, 0.01),
-    ("mu 0.98 + DN", "mu", 0.98, 0.01), ("mu 1 + DN", "mu", 1.0, 0.01),
-    ("lambda 0.01 + TMA", "lambda", 0.98, 0.01), ("lambda 0.1 + TMA", "lambda", 0.98, 0.1),
-    ("lambda 1 + TMA", "lambda", 0.98, 1.0),
-]
+def run_videos(toy: Toy, a, settings, out, table: str, rows_spec: list) -> None:
+    """rows_spec: [(name, make_video(label, seed) -> latent, extra)]. Block-major: every row samples
+    videos of a block of 12 (one per prompt) before the next block, and each (row, block) is written
+    as its own part, so a run cut short leaves every row with the same videos."""
+    vids = video_list(a)
+    for b0 in range(0, len(vids), 12):
+        block = vids[b0:b0 + 12]
+        for name, make_video, extra in rows_spec:
+            t0 = time.time()
+            rows = []
+            for label, seed, j in block:
+                img = toy.decode(make_video(label, seed))
+                rows.append(dict(method=name, video=j, seed=seed, **M.video_row(img, label)))
+                if j < 12:
+                    save_pictures(f"{table}/{name}/{label}", img)
+            acc = sum(r["acc"] for r in rows) / len(rows)
+            print(f"  {table} {name}: videos {block[0][2]}-{block[-1][2]}, per-frame accuracy {acc:.3f} "
+                  f"({time.time() - t0:.0f}s)", flush=True)
+            write_part(out, table, name, f"v{block[0][2]}-{block[-1][2] + 1}", settings, rows, time.time() - t0,
+                       extra)
 
 
-VIDEO_ORDER = (0, 4, 8, 9, 1, 5, 2, 6, 10, 3, 7, 11)  # every 3 consecutive: 3 colours, 3 shapes
+def empty_video(a):
+    return call("EmptyLatentImage", width=64, height=64, batch_size=a.frames)[0]
 
 
-ZS2_ALIASES = {"mu 0 + DN": "Dependency Noise alone (lambda 0.01)", "mu 0.98 + DN": "both (ZS^2: mu 0.98, lambda 0.01)",
-               "lambda 0.01 + TMA": "both (ZS^2: mu 0.98, lambda 0.01)"}
-
-
-def video_list(n: int, seed: int) -> list:
-    """``n`` (prompt, seed) pairs: prompts in VIDEO_ORDER (repeating with new seeds past 12)."""
-    return [(VIDEO_ORDER[i % 12], seed + 1000 * (i // 12) + VIDEO_ORDER[i % 12]) for i in range(n)]
-
-
-def bench_zs2(toy, n_videos, frames, steps, cfg, seed, pics, only=None, on_row=None) -> list:
-    """ZS^2 rows (``only``: names of ZS2_ROWS to run, None = all); ``on_row(rows)`` after each row."""
-    videos = video_list(n_videos, seed)
-    done, rows = {}, []
-    for name, group, mu, lam in ZS2_ROWS:
-        if only is not None and name not in only:
+def bench_zs2(toy: Toy, a, settings, out) -> None:
+    spec = []
+    for name, (mu, lam) in ZS2_ROWS.items():
+        if a.rows and name not in a.rows:
             continue
-        key = (None if mu == 0.0 else mu, lam)  # TMA at mu 0 is plain self-attention
-        t0 = time.time()
-        if key not in done:
-            tag = f"zs2/mu{mu}/lam{lam}"
-            done[key] = aggregate(sample_videos(toy, zs2_model(toy, mu, lam), videos, frames, steps, cfg, tag, pics))
-            print(f"  ZS2 {name}: {done[key]} ({time.time() - t0:.0f}s)", flush=True)
-        rows.append(dict(done[key], method=name, group=group, mu=mu, kl_lambda=lam))
-        if on_row is not None:
-            on_row(rows)
-    return rows
+        model = zs2_model(toy, mu, lam)
+        spec.append((name, lambda label, seed, model=model: toy.sample(model, label, seed, a.steps, a.cfg,
+                                                                       empty_video(a)),
+                     {"mu": mu, "kl_lambda": lam}))
+    run_videos(toy, a, settings, out, "zs2", spec)
 
 
-def table_videos(rows, title: str, groups=None) -> str:
-    lines = ["| method | per-frame prompt accuracy | adjacent pairs same class | mean centroid jump (px) |",
-             "|---|---|---|---|"]
-    for r in rows:
-        if groups and r.get("group") not in groups:
-            continue
-        lines.append(f"| {r['method']} | {fmt(r['accuracy'], True)} | {fmt(r['same_class'], True)} | "
-                     f"{fmt(r['jump_px'])} |")
-    return title + "\n\n" + "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------ I4VGen
-I4VGEN_REF = "ZS^2 sampling alone (mu 0.98, lambda 0.01)"
-
-
-def bench_i4vgen(toy, n_videos, frames, steps, cfg, seed, pics, with_ref: bool = True) -> list:
-    """I4VGen rows; ``with_ref``: also sample the ZS^2 reference (else the report takes the ZS^2
-    table's identical row: same model, prompts and seeds)."""
-    videos = video_list(n_videos, seed)
+def bench_i4vgen(toy: Toy, a, settings, out) -> None:
     video_model = zs2_model(toy, 0.98, 0.01)
-    rows = []
-    if with_ref:
+
+    def anchor(label, seed, best_of: int):
+        """Candidates: ``best_of`` pictures of the image model in one batch (seed ``seed``); candidate 0
+        is the "random" anchor; with best_of > 1 I4VGen Anchor Select keeps the highest judge score
+        (template IoU when the judged class is the prompt, else 0)."""
+        lat = toy.sample(toy.model, [label] * best_of, seed, a.steps, a.cfg)
+        if best_of == 1:
+            return lat, 0
+        v = W.judge(toy.decode(lat))
+        scores = [float(v.score[i]) if int(v.labels[i]) == label else 0.0 for i in range(best_of)]
+        img = torch.zeros(best_of, 64, 64, 3)
+        _, idx, _ = call("I4VGenAnchorSelect", images=[img], mode=["highest"], scores_text=[""], scores=[scores])
+        return lat, int(idx)
+
+    spec = []
+    for name in I4VGEN_ROWS:
+        if a.rows and name not in a.rows:
+            continue
+        best_of = 4 if "best of 4" in name else 1
+        p_re = 1.0 if "p_re 1.0" in name else 0.8
+
+        def make(label, seed, name=name, best_of=best_of, p_re=p_re):
+            lat, idx = anchor(label, seed, best_of)
+            static = call("I4VGenStaticVideoFromLatent", samples=lat, frames=a.frames, model=video_model,
+                          batch_index=idx)[0]
+            if name.startswith("static"):
+                return static
+            animated = static
+            if "without NI-VSDS" not in name:
+                animated = call("NIVSDSAnimate", model=video_model, positive=toy.cond[label],
+                                negative=toy.negative, latent_image=static, seed=seed + 7, steps=a.steps,
+                                cfg=a.cfg, scheduler=SCHEDULER)[0]
+            return toy.sample(video_model, label, seed + 13, a.steps, a.cfg, animated, denoise=p_re)
+
+        spec.append((name, make, {"p_re": p_re, "best_of": best_of}))
+    run_videos(toy, a, settings, out, "i4vgen", spec)
+
+
+def bench_freeinit(toy: Toy, a, settings, out) -> None:
+    spec = []
+    for name, (iters, c2f) in FREEINIT_ROWS.items():
+        if a.rows and name not in a.rows:
+            continue
+        model = call("TFVFreeInitModelPatch", model=zs2_model(toy, 0.98, 0.01), iterations=iters,
+                     coarse_to_fine=c2f)[0]
+        spec.append((name, lambda label, seed, model=model: toy.sample(model, label, seed, a.steps, a.cfg,
+                                                                       empty_video(a)),
+                     {"iterations": iters, "coarse_to_fine": c2f, "video_model": "ZS^2 (TMA 0.98 + DN 0.01)"}))
+    if spec:
+        run_videos(toy, a, settings, out, "freeinit", spec)
+    for name in FREEINIT_PICTURE_ROWS:
+        if a.rows and name not in a.rows:
+            continue
+        model = toy.model if "plain" in name else call("TFVFreeInitModelPatch", model=toy.model, iterations=3)[0]
         t0 = time.time()
-        ref = aggregate(sample_videos(toy, video_model, videos, frames, steps, cfg, "zs2/mu0.98/lam0.01", pics))
-        rows.append(dict(ref, method=I4VGEN_REF))
-        print(f"  I4VGen reference ZS^2: {ref} ({time.time() - t0:.0f}s)", flush=True)
-    variants = [("static anchor video (no animation)", None), ("I4VGen, p_re 1.0", 1.0), ("I4VGen, p_re 0.8", 0.8)]
-    anchors = {}
-    for name, p_re in variants:
-        t0 = time.time()
-        ms = []
-        for j, (label, s) in enumerate(videos):
-            if (label, s) not in anchors:  # anchor: one image from the image model (same model, plain)
-                lat = call("EmptyLatentImage", width=64, height=64, batch_size=1)[0]
-                anchors[(label, s)] = call("KSampler", model=toy.model, seed=s, steps=steps, cfg=cfg,
-                                           sampler_name=SAMPLER, scheduler=SCHEDULER, positive=toy.cond[label],
-                                           negative=toy.negative, latent_image=lat, denoise=1.0)[0]
-            static = call("I4VGenStaticVideoFromLatent", samples=anchors[(label, s)], frames=frames,
-                          model=video_model)[0]
-            if p_re is None:
-                out = static
-            else:
-                animated = call("NIVSDSAnimate", model=video_model, positive=toy.cond[label], negative=toy.negative,
-                                latent_image=static, seed=s + 7, steps=steps, cfg=cfg, scheduler=SCHEDULER)[0]
-                out = call("KSampler", model=video_model, seed=s + 13, steps=steps, cfg=cfg, sampler_name=SAMPLER,
-                           scheduler=SCHEDULER, positive=toy.cond[label], negative=toy.negative,
-                           latent_image=animated, denoise=p_re)[0]
-            img = toy.decode(out)
-            ms.append(video_metrics(img, label))
-            pics[f"i4vgen/{name}/{label}"] = img.half()
-        r = dict(aggregate(ms), method=name)
-        rows.append(r)
-        print(f"  I4VGen {name}: {r} ({time.time() - t0:.0f}s)", flush=True)
-    return rows
+        rows = []
+        for i in range(a.freeinit_pictures):
+            label, seed = i % W.N_CLASSES, a.seed + i
+            img = toy.decode(toy.sample(model, [label], seed, a.steps, 7.5))
+            rows.append(dict(method=name, cfg=7.5, w1="", seed=seed, index=0, **M.picture_rows(img, [label])[0]))
+        write_part(out, "freeinit", name, f"p0-{a.freeinit_pictures}", settings, rows, time.time() - t0)
 
 
 # ------------------------------------------------------------------------------------ main
-CLAIMS = {
-    "smoothinit": ("Paper (Table 1): SmoothInit / Fast-SmoothInit noise raises prompt alignment and quality "
-                   "over plain Gaussian noise, most at low CFG; Forward-Inversion alone helps less."),
-    "zs2": ("Paper (Sec. 5, Table 3 ablation): Dependency Noise and TMA each make frames more consistent, both "
-            "together most; mu near 1 gives consistency, mu = 1 (cross-frame attention to frame 1) loses motion; "
-            "small lambda = strongly correlated noise."),
-    "i4vgen": ("Paper (Tables 1-3): I4VGen (anchor -> static video -> NI-VSDS -> regeneration) improves "
-               "text alignment and temporal quality over sampling the video model directly."),
-}
-
-
-def report(out: Path) -> str:
-    """Merge every ``results_*.json`` in ``out`` into the markdown tables."""
-    results = {}
-    for f in sorted(out.glob("results_*.json")):
-        for table, r in json.loads(f.read_text()).items():
-            if table in results:
-                results[table]["rows"] += r["rows"]
-            else:
-                results[table] = r
-    md = []
-    if "smoothinit" in results:
-        r = results["smoothinit"]
-        md.append(CLAIMS["smoothinit"] + "\n\n" + table_smoothinit(r["rows"], r["per_class"], r["steps"]))
-    if "zs2" in results:
-        r = results["zs2"]
-        by_name = {x["method"]: x for x in r["rows"]}
-        for alias, same in ZS2_ALIASES.items():  # identical runs (same model patches, seeds)
-            if alias not in by_name and same in by_name:
-                by_name[alias] = dict(by_name[same], method=alias, group=alias.split()[0])
-        r["rows"] = [by_name[n] for n, *_ in ZS2_ROWS if n in by_name]
-        head = (f"**ZS^2** ({r['rows'][0]['videos']} videos of {r['frames']} frames per row, one per prompt, DDIM "
-                f"{r['steps']}, CFG {r['cfg']}, same seeds)")
-        md.append(CLAIMS["zs2"] + "\n\n" + table_videos(r["rows"], head + ", ablation", {"ablation"}) + "\n\n"
-                  + table_videos(r["rows"], "Momentum sweep (Dependency Noise lambda 0.01 on)", {"mu"}) + "\n\n"
-                  + table_videos(r["rows"], "kl_lambda sweep (TMA mu 0.98 on)", {"lambda"}))
-    if "i4vgen" in results:
-        r = results["i4vgen"]
-        if not any(x["method"] == I4VGEN_REF for x in r["rows"]) and "zs2" in results:
-            ref = next((x for x in results["zs2"]["rows"] if x["mu"] == 0.98 and x["kl_lambda"] == 0.01), None)
-            if ref is not None:
-                r["rows"].insert(0, dict(ref, method=I4VGEN_REF))
-        head = (f"**I4VGen** on the ZS^2 video model (TMA 0.98 + Dependency Noise 0.01; {r['rows'][0]['videos']} "
-                f"videos of {r['frames']} frames, DDIM {r['steps']}, CFG {r['cfg']}; NI-VSDS p 0.6, step sizes "
-                f"10,10,10,1; anchor: one KSampler picture of the image model)")
-        md.append(CLAIMS["i4vgen"] + "\n\n" + table_videos(r["rows"], head))
-    return "\n\n".join(md)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tables", default="smoothinit,zs2,i4vgen",
-                    help="comma-separated subset of smoothinit, zs2, i4vgen; 'report' only merges results")
-    ap.add_argument("--per-class", type=int, default=2, help="SmoothInit pictures per class per cell")
-    ap.add_argument("--cfgs", default="2.0,7.5", help="SmoothInit sampling CFGs (low, paper)")
-    ap.add_argument("--si-methods", default=",".join(n for n, _ in SI_ROWS))
-    ap.add_argument("--videos", type=int, default=6,
-                    help="videos per row (one per prompt, prompts in an order covering colours and shapes)")
+    ap.add_argument("--tables", default="judge,smoothinit,zs2,i4vgen,freeinit")
+    ap.add_argument("--rows", default="", help="';'-separated row names to run (default: all rows of the tables)")
+    ap.add_argument("--n", type=int, default=600, help="SmoothInit pictures per cell (multiple of --batch)")
+    ap.add_argument("--batch", type=int, default=60, help="SmoothInit pictures per KSampler call (multiple of 12)")
+    ap.add_argument("--chunks", default="", help="'lo:hi': only picture batches / videos lo..hi-1 (a part)")
+    ap.add_argument("--cfgs", default="7.5", help="SmoothInit sampling CFGs")
+    ap.add_argument("--w1", type=float, default=0.0, help="SmoothInit node cfg (w1); 0 = follow the sampler's CFG")
+    ap.add_argument("--videos", type=int, default=48, help="videos per video row")
     ap.add_argument("--frames", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=20, help="DDIM steps of every sampler")
+    ap.add_argument("--steps", type=int, default=10, help="DDIM steps of every sampler")
     ap.add_argument("--cfg", type=float, default=7.5, help="video CFG")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--zs2-rows", default="", help="semicolon-separated ZS^2 row names to run (default all)")
-    ap.add_argument("--i4vgen-no-ref", action="store_true",
-                    help="I4VGen: take the ZS^2 reference row from the ZS^2 table (same seeds) instead of sampling it")
+    ap.add_argument("--judge-n", type=int, default=600, help="pictures per kind in the judge check")
+    ap.add_argument("--freeinit-pictures", type=int, default=120)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=str(B.cache_dir() / "bench"))
+    ap.add_argument("--out", default=str(RESULTS))
     a = ap.parse_args()
+    a.rows = [r for r in a.rows.split(";") if r]
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tables = a.tables.split(",")
-    if tables != ["report"]:
-        torch.set_num_threads(a.threads)
-        from comfy_harness import boot
-        boot()
-        toy = Toy()
-        t_all = time.time()
-        for table in tables:
-            pics, res = {}, {}
-            if table == "smoothinit":
-                cfgs = [float(c) for c in a.cfgs.split(",")]
-                methods = a.si_methods.split(",")
-                tag = "smoothinit_" + "_".join(str(c) for c in cfgs) + "_" + "+".join(m.replace("-", "") for m in methods)
-                res["smoothinit"] = {"rows": bench_smoothinit(toy, a.per_class, cfgs, methods, a.steps, a.seed, pics),
-                                     "per_class": a.per_class, "steps": a.steps}
-            elif table == "zs2":
-                only = a.zs2_rows.split(";") if a.zs2_rows else None
-                tag = "zs2" if only is None else "zs2_" + str(abs(hash(a.zs2_rows)) % 10 ** 6)
-                meta = {"frames": a.frames, "steps": a.steps, "cfg": a.cfg}
-
-                def save(rows, tag=tag, meta=meta, pics=pics):
-                    (out / f"results_{tag}.json").write_text(json.dumps({"zs2": dict(meta, rows=rows)}, indent=1))
-                    torch.save(pics, out / f"pictures_{tag}.pt")
-
-                res["zs2"] = dict(meta, rows=bench_zs2(toy, a.videos, a.frames, a.steps, a.cfg, a.seed, pics,
-                                                       only, save))
-            elif table == "i4vgen":
-                tag = "i4vgen"
-                res["i4vgen"] = {"rows": bench_i4vgen(toy, a.videos, a.frames, a.steps, a.cfg, a.seed, pics,
-                                                      with_ref=not a.i4vgen_no_ref),
-                                 "frames": a.frames, "steps": a.steps, "cfg": a.cfg}
-            else:
-                raise SystemExit(f"unknown table {table!r}")
-            (out / f"results_{tag}.json").write_text(json.dumps(res, indent=1))
-            torch.save(pics, out / f"pictures_{tag}.pt")
-        print(f"(tables {a.tables}: {time.time() - t_all:.0f}s wall)")
-    text = report(out)
-    (out / "tables.md").write_text(text + "\n")
-    print(text)
+    torch.set_num_threads(a.threads)
+    from comfy_harness import boot
+    boot()
+    toy = Toy()
+    _CPU["last"] = time.process_time()
+    t_all = time.time()
+    for table in a.tables.split(","):
+        settings = common_settings(a, table)
+        fn = {"judge": bench_judge, "smoothinit": bench_smoothinit, "zs2": bench_zs2, "i4vgen": bench_i4vgen,
+              "freeinit": bench_freeinit}.get(table)
+        if fn is None:
+            raise SystemExit(f"unknown table {table!r}")
+        fn(toy, a, settings, out)
+    print(f"(tables {a.tables}: {time.time() - t_all:.0f}s wall)")
 
 
 if __name__ == "__main__":

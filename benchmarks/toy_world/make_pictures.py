@@ -92,9 +92,9 @@ def main() -> None:
             written.append(name)
     # ZS^2: 4 prompts, rows = ablation, animated; plus a frame strip for one prompt
     show = [0, 4, 8, 9]  # the first videos of bench_toy_world.VIDEO_ORDER
-    zs2_rows = [("independent", "zs2/muNone/lamNone"), ("Dependency Noise", "zs2/muNone/lam0.01"),
-                ("TMA", "zs2/mu0.98/lamNone"), ("DN + TMA (ZS^2)", "zs2/mu0.98/lam0.01"),
-                ("DN + TMA mu 1", "zs2/mu1.0/lam0.01")]
+    zs2_rows = [("independent", "zs2/independent frames"), ("Dependency Noise", "zs2/Dependency Noise alone (lambda 0.01)"),
+                ("TMA", "zs2/TMA alone (mu 0.98)"), ("DN + TMA (ZS^2)", "zs2/ZS^2: TMA mu 0.98 + DN lambda 0.01"),
+                ("DN + TMA mu 1", "zs2/mu 1 + DN 0.01")]
     zs2_rows = [(n, t) for n, t in zs2_rows if f"{t}/0" in pics]
     if zs2_rows:
         save_webp([[pics[f"{t}/{k}"].float() for k in show] for _, t in zs2_rows], [n for n, _ in zs2_rows],
@@ -104,8 +104,11 @@ def main() -> None:
                  [f"frame {f + 1}" for f in range(pics[f"{zs2_rows[0][1]}/0"].shape[0])])
         g.save(out / "zs2_frames.png")
         written.append("zs2_frames.png")
-    i4_rows = [("ZS^2 alone", "zs2/mu0.98/lam0.01"), ("static anchor", "i4vgen/static anchor video (no animation)"),
-               ("I4VGen p_re 1.0", "i4vgen/I4VGen, p_re 1.0"), ("I4VGen p_re 0.8", "i4vgen/I4VGen, p_re 0.8")]
+    i4_rows = [("ZS^2 alone", "zs2/ZS^2: TMA mu 0.98 + DN lambda 0.01"),
+               ("static anchor", "i4vgen/static anchor video (no animation)"),
+               ("no NI-VSDS", "i4vgen/regeneration without NI-VSDS (p_re 0.8)"),
+               ("I4VGen p_re 0.8", "i4vgen/I4VGen p_re 0.8"),
+               ("best-of-4 anchor", "i4vgen/I4VGen p_re 0.8, anchor by judge score (best of 4)")]
     i4_rows = [(n, t) for n, t in i4_rows if f"{t}/0" in pics]
     if len(i4_rows) > 1:
         save_webp([[pics[f"{t}/{k}"].float() for k in show] for _, t in i4_rows], [n for n, _ in i4_rows],

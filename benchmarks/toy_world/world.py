@@ -15,6 +15,11 @@ same pictures, bit for bit.
   pixels). Moments and templates rather than a bounding box keep it robust to the blur and stray
   pixels of decoded pictures. A picture with too little foreground gets class -1 (judged wrong for
   every prompt).
+* Reject option ("no shape", class -1): the judged shape's template (same area, at the centroid) must
+  match the foreground with IoU >= ``MATCH_MIN``, the mean foreground colour must lie within
+  ``COLOUR_MAX`` of the segment from the background to its reference colour (a blend of the two, as
+  anti-aliased and blurred edges are) and the foreground must not exceed ``MAX_AREA``; uniform noise, shapeless blobs, two objects and smeared frames
+  fail one of them. ``Verdict.score`` is that IoU, ``Verdict.reject`` the flag.
 """
 from __future__ import annotations
 
@@ -120,6 +125,9 @@ def sample(n: int, generator: torch.Generator, labels: torch.Tensor | None = Non
 FG_THRESHOLD = 0.25      # max-channel distance to the background that makes a pixel foreground
 MIN_AREA = 40            # pixels; less foreground than this is "no shape" (class -1)
 TRIANGLE_SKEW = 0.28     # half the size of an upright triangle's vertical skewness (-0.57, y down: mass low)
+MATCH_MIN = 0.70         # template IoU below which a picture holds "no shape" (calibration: tables.md)
+MAX_AREA = 2400          # pixels; more foreground than the largest shape (1600) by half is "no shape"
+COLOUR_MAX = 0.15        # RGB distance of the mean foreground to its background-to-colour segment
 _AREA_PER_R2 = (math.pi, 4.0, 3 * math.sqrt(3) / 4)  # circle, square, triangle area / r^2
 
 
@@ -131,10 +139,18 @@ class Verdict:
     cx: torch.Tensor       # [N] foreground centroid x in pixels (nan: none)
     cy: torch.Tensor       # [N] centroid y in pixels (nan: none)
     area: torch.Tensor     # [N] foreground pixels
+    score: torch.Tensor | None = None        # [N] IoU of the judged shape's template with the foreground
+    colour_dist: torch.Tensor | None = None  # [N] RGB distance of the mean foreground to its colour
+    reject: torch.Tensor | None = None       # [N] bool: no shape (too little foreground, no template match)
+    rgb: torch.Tensor | None = None          # [N, 3] mean foreground RGB
 
 
-def judge(images: torch.Tensor) -> Verdict:
-    """Classify pictures [N, 3, H, W] (or [N, H, W, 3], ComfyUI's IMAGE layout) in [0, 1]."""
+def judge(images: torch.Tensor, reject: bool = True) -> Verdict:
+    """Classify pictures [N, 3, H, W] (or [N, H, W, 3], ComfyUI's IMAGE layout) in [0, 1].
+
+    ``reject``: pictures whose judged shape's template matches the foreground with IoU < ``MATCH_MIN``
+    or whose mean foreground colour is farther than ``COLOUR_MAX`` from every reference colour get
+    class -1 ("no shape") as well as those with less than ``MIN_AREA`` foreground pixels."""
     if images.ndim != 4:
         raise ValueError(f"judge: images must be [N, 3, H, W] or [N, H, W, 3], got {tuple(images.shape)}")
     if images.shape[1] != 3 and images.shape[-1] == 3:
@@ -152,21 +168,65 @@ def judge(images: torch.Tensor) -> Verdict:
     cy = (m * ys).flatten(1).sum(1) / denom
     mean_rgb = (images * m[:, None]).flatten(2).sum(2) / denom[:, None]        # [N, 3]
     colour = torch.cdist(mean_rgb, RGB).argmin(1)
+    # colour test, blind to anti-aliasing/blur (edge pixels mix the colour with the background): the
+    # distance of the mean foreground to the segment from the background (30 % of the way) to its colour
+    d = RGB[colour] - BACKGROUND
+    t = (((mean_rgb - BACKGROUND) * d).sum(1) / d.pow(2).sum(1)).clamp(0.3, 1.0)
+    colour_dist = (mean_rgb - BACKGROUND - t[:, None] * d).norm(dim=1)
     vy = (m * (ys - cy[:, None, None]) ** 2).flatten(1).sum(1) / denom
     skew = (m * (ys - cy[:, None, None]) ** 3).flatten(1).sum(1) / denom / vy.clamp(min=1e-6) ** 1.5
     iou = []
-    for s in (0, 1):  # circle and square templates of the same area at the centroid
+    for s in (0, 1, 2):  # circle, square and triangle templates of the same area at the centroid
         r = (area.float() / _AREA_PER_R2[s]).sqrt()
         t = render(torch.zeros(n, dtype=torch.long), torch.full((n,), s), cx, cy, r)
         tm = (t - BACKGROUND[None, :, None, None]).abs().amax(1) > 0.5
         iou.append((tm & mask).flatten(1).sum(1).float() / (tm | mask).flatten(1).sum(1).float().clamp(min=1))
     shape = torch.where(skew < -TRIANGLE_SKEW, 2, torch.where(iou[1] > iou[0], 1, 0)).long()
+    score = torch.stack(iou, 1).gather(1, shape[:, None])[:, 0]
     none = area < MIN_AREA
+    if reject:
+        none = none | (area > MAX_AREA) | (score < MATCH_MIN) | (colour_dist > COLOUR_MAX)
     shape = torch.where(none, torch.full_like(shape, -1), shape)
     labels = torch.where(none, torch.full_like(shape, -1), colour * len(SHAPES) + shape)
     colour = torch.where(none, torch.full_like(colour, -1), colour)
     nan = torch.full_like(cx, float("nan"))
-    return Verdict(labels, colour, shape, torch.where(none, nan, cx), torch.where(none, nan, cy), area)
+    small = area < MIN_AREA
+    return Verdict(labels, colour, shape, torch.where(small, nan, cx), torch.where(small, nan, cy), area,
+                   score, colour_dist, none, mean_rgb)
+
+
+def blobs(n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` pictures [N, 3, 64, 64] that hold no shape of the world: in turn a 2.5:1 ellipse, two
+    separate discs, a smooth random blob (low-pass noise thresholded) and a ring, each in one of the
+    world's colours (so only the shape test can reject them)."""
+    coords = torch.arange(SIZE, dtype=torch.float32) + 0.5
+    ys, xs = coords[:, None], coords[None, :]
+    out = []
+    for i in range(n):
+        u = torch.rand(6, generator=generator)
+        cx, cy = 22 + 20 * float(u[0]), 22 + 20 * float(u[1])
+        kind = i % 4
+        if kind == 0:
+            a, b = 18 + 4 * float(u[2]), (18 + 4 * float(u[2])) / 2.5
+            if u[3] < 0.5:
+                a, b = b, a
+            alpha = (1 - ((xs - cx) / a) ** 2 - ((ys - cy) / b) ** 2).mul(a * b / 2).clamp(0, 1)
+        elif kind == 1:
+            r = 8 + 3 * float(u[2])
+            d1 = ((xs - 16) ** 2 + (ys - 16 - 30 * float(u[3])) ** 2).sqrt()
+            d2 = ((xs - 48) ** 2 + (ys - 48 + 30 * float(u[4])) ** 2).sqrt()
+            alpha = (r + 0.5 - torch.minimum(d1, d2)).clamp(0, 1)
+        elif kind == 2:
+            z = torch.randn(1, 1, 8, 8, generator=generator)
+            z = torch.nn.functional.interpolate(z, size=(SIZE, SIZE), mode="bicubic", align_corners=False)[0, 0]
+            alpha = ((z - z.quantile(0.7)) * 4).clamp(0, 1)
+        else:
+            d = ((xs - cx) ** 2 + (ys - cy) ** 2).sqrt()
+            alpha = (1 - (d - 13).abs() / 4).clamp(0, 1) * 1.0
+            alpha = ((alpha - 0.25) * 4).clamp(0, 1)
+        c = RGB[int(u[5] * 3.999)]
+        out.append(alpha[None] * c[:, None, None] + (1 - alpha[None]) * BACKGROUND[:, None, None])
+    return torch.stack(out)
 
 
 def judge_accuracy(n: int = 1200, seed: int = 1234) -> dict:

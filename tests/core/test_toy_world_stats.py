@@ -1,0 +1,65 @@
+"""Statistics helpers of the toy-world tables (benchmarks/toy_world/stats.py) on published values."""
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks.toy_world import stats as S  # noqa: E402
+
+
+def test_wilson_matches_the_closed_form():
+    # Wilson (1927): (p + z^2/2n +- z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)
+    for k, n in ((81, 263), (0, 10), (10, 10), (39, 48)):
+        p, z = k / n, S.Z95
+        c = (p + z * z / (2 * n)) / (1 + z * z / n)
+        h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        lo, hi = S.wilson(k, n)
+        assert lo == pytest.approx(c - h, abs=1e-9) and hi == pytest.approx(c + h, abs=1e-9)
+    assert S.wilson(81, 263) == pytest.approx((0.2553, 0.3662), abs=1e-4)
+
+
+def test_newcombe_paired_interval_reproduces_newcombe_1998():
+    # Newcombe (1998), Stat Med 17:2635, Table II, method 10 (e, f, g, h)
+    assert S.newcombe_paired(36, 12, 2, 0) == pytest.approx((0.0569, 0.3404), abs=1e-4)
+    assert S.newcombe_paired(18, 12, 2, 18) == pytest.approx((0.0562, 0.3290), abs=1e-4)
+    lo, hi = S.newcombe_paired(53, 0, 0, 1)
+    assert lo == pytest.approx(-0.0729, abs=1e-4) and hi == pytest.approx(0.0729, abs=1e-4)
+
+
+def test_exact_mcnemar_is_the_binomial_on_discordant_pairs():
+    assert S.mcnemar_exact(1, 0) == 1.0          # "79 % -> 83 %": one picture of 24
+    assert S.mcnemar_exact(10, 0) == pytest.approx(2 * 0.5 ** 10)
+    assert S.mcnemar_exact(0, 0) == 1.0
+    # two-sided sum of binomial(12, 1/2) tails at 2 and 10
+    tail = sum(math.comb(12, i) for i in range(3)) / 2 ** 12
+    assert S.mcnemar_exact(2, 10) == pytest.approx(2 * tail)
+    r = S.paired_proportions([1, 1, 1, 0, 0, 1], [1, 0, 0, 0, 1, 1])
+    assert (r.n, r.b, r.c) == (6, 2, 1) and r.diff == pytest.approx(1 / 6)
+    assert r.p == pytest.approx(1.0)
+
+
+def test_paired_values_and_wilcoxon():
+    x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    y = [0.0] * 8
+    r = S.paired_values(x, y)
+    assert r.diff == pytest.approx(4.5)
+    # exact two-sided signed-rank p with all 8 differences positive: 2 / 2^8
+    assert r.p == pytest.approx(2 / 2 ** 8)
+    assert r.low < 4.5 < r.high
+    assert S.paired_values([1, 2], [1, 2]).p == 1.0
+    assert S.paired_values([1.0, float("nan"), 3.0], [0.0, 1.0, 1.0]).n == 2
+
+
+def test_power_and_verdict():
+    # Connor (1987): discordance 0.2, difference 0.05, alpha 0.05, power 0.8
+    assert S.mcnemar_n(0.2, 0.05) == 626
+    assert S.mcnemar_n(0.1, 0.05) == 312
+    assert S.detectable_effect(48) == pytest.approx((1.959964 + 0.841621) / math.sqrt(48), rel=1e-5)
+    assert S.verdict(0.01, 0.05, +1, 600) == "agrees"
+    assert S.verdict(0.01, -0.05, +1, 600) == "disagrees"
+    assert S.verdict(0.2, 0.05, +1, 600) == "not distinguishable at n = 600"
+    with pytest.raises(ValueError):
+        S.mcnemar_n(0.01, 0.05)
