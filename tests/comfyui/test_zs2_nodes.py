@@ -375,6 +375,11 @@ class ReferenceTMA:
     def __init__(self, mu, image=None):
         self.mu, self.calls, self.image = mu, 0, image
 
+    def __deepcopy__(self, memo):
+        # ModelPatcher.clone (ComfyUI 0.3.64) deep-copies callable objects in model_options, and the
+        # pack's own loops clone the MODEL: the copy must count into this object's ``calls``.
+        return self
+
     def momentum(self, t, chunks):
         f = t.shape[0] // chunks
         mus = list(self.mu) if isinstance(self.mu, (list, tuple)) else None
