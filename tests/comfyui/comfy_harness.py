@@ -108,40 +108,34 @@ def tiny_sd15(model_type: str = "EPS", seed: int = 0):
     return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
 
 
-def tiny_wan(seed: int = 0, shift: float = 8.0):
-    """A tiny Wan 2.1 text-to-video ModelPatcher (flow, CONST) with random weights, shift applied."""
+def _tiny_wan_dit(config_class: str, channels: int, seed: int, shift: float):
+    """A tiny Wan DiT (dim 32, 2 layers, ``channels`` in/out) as ``comfy.supported_models.<config_class>``
+    with random weights and ModelSamplingSD3(shift) applied."""
     import comfy.model_patcher
     import comfy.supported_models
-    cfg = comfy.supported_models.WAN21_T2V({
-        "image_model": "wan2.1", "model_type": "t2v", "patch_size": (1, 2, 2), "in_dim": 16,
-        "out_dim": 16, "dim": 32, "ffn_dim": 64, "freq_dim": 32, "text_dim": 32, "text_len": 8,
+    import comfy_extras.nodes_model_advanced as adv
+    cfg = getattr(comfy.supported_models, config_class)({
+        "image_model": "wan2.1", "model_type": "t2v", "patch_size": (1, 2, 2), "in_dim": channels,
+        "out_dim": channels, "dim": 32, "ffn_dim": 64, "freq_dim": 32, "text_dim": 32, "text_len": 8,
         "num_heads": 2, "num_layers": 2, "dtype": torch.float32})
     cfg.set_inference_dtype(torch.float32, None)
     model = cfg.get_model({}, device="cpu")
     _init_weights(model.diffusion_model, seed)
     mp = comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
-    import comfy_extras.nodes_model_advanced as adv
     out = adv.ModelSamplingSD3().patch(mp, shift)
     return out[0] if isinstance(out, tuple) else out.result[0]
+
+
+def tiny_wan(seed: int = 0, shift: float = 8.0):
+    """A tiny Wan 2.1 text-to-video ModelPatcher (flow, CONST) with random weights, shift applied."""
+    return _tiny_wan_dit("WAN21_T2V", 16, seed, shift)
 
 
 def tiny_wan22_5b(seed: int = 0, shift: float = 8.0):
     """A tiny Wan 2.2 5B (ti2v) ModelPatcher: ``comfy.supported_models.WAN22_T2V`` (model_base.WAN22, the
     48-channel Wan 2.2 latent format, per-frame timesteps from a noise mask) with the Wan 2.1 DiT at dim
     32, 2 layers, 48 input/output channels; random weights, shift applied. Latent ``[1, 48, T, H, W]``."""
-    import comfy.model_patcher
-    import comfy.supported_models
-    cfg = comfy.supported_models.WAN22_T2V({
-        "image_model": "wan2.1", "model_type": "t2v", "patch_size": (1, 2, 2), "in_dim": 48,
-        "out_dim": 48, "dim": 32, "ffn_dim": 64, "freq_dim": 32, "text_dim": 32, "text_len": 8,
-        "num_heads": 2, "num_layers": 2, "dtype": torch.float32})
-    cfg.set_inference_dtype(torch.float32, None)
-    model = cfg.get_model({}, device="cpu")
-    _init_weights(model.diffusion_model, seed)
-    mp = comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
-    import comfy_extras.nodes_model_advanced as adv
-    out = adv.ModelSamplingSD3().patch(mp, shift)
-    return out[0] if isinstance(out, tuple) else out.result[0]
+    return _tiny_wan_dit("WAN22_T2V", 48, seed, shift)
 
 
 def sd15_conds(seed: int = 0, tokens: int = 7, dim: int = 16):
