@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from comfy_harness import one_torch_thread, pack_module, qwen_conds, sd15_conds, tiny_qwen_image, tiny_sd15
+from test_freeinit_nodes import _recording_sampler
 
 STEPS = 2
 SEED = 5
@@ -76,18 +77,6 @@ def test_image_batch_without_cross_frame_model_is_independent_images(mods, sd15)
     video4, video1 = _ksampler(mods, _freeinit(mods, tma0), 4), _ksampler(mods, _freeinit(mods, tma0), 1)
     assert diff(video1, one) < 1e-4
     assert diff(video4[:1], video1) > 1e-2
-
-
-def _recording_sampler(mods, rec):
-    kd = mods["kd"]
-
-    def fn(model, x, sigmas, extra_args=None, callback=None, disable=None):
-        rec.append({"x": x.detach().clone(), "sigma0": float(sigmas[0])})
-        out = kd.sample_euler(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable)
-        rec[-1]["out"] = out.detach().clone()
-        return out
-
-    return mods["samplers"].KSAMPLER(fn)
 
 
 def _qwen_pass_starts(mods, model):
