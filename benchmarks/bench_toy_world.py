@@ -154,6 +154,8 @@ def common_settings(a, table: str) -> dict:
         s.update(batch=a.batch, seed_base=a.seed)
     elif table in ("zs2", "i4vgen", "freeinit"):
         s.update(frames=a.frames, video_cfg=a.cfg, seed_base=a.seed)
+    if table == "i4vgen":
+        s.update(nivsds_steps=a.nivsds_steps)
     if table == "freeinit":
         s.update(picture_cfg=7.5)
     return s
@@ -371,7 +373,7 @@ def bench_i4vgen(toy: Toy, a, settings, out) -> None:
             animated = static
             if "without NI-VSDS" not in name:
                 animated = call("NIVSDSAnimate", model=video_model, positive=toy.cond[label],
-                                negative=toy.negative, latent_image=static, seed=seed + 7, steps=a.steps,
+                                negative=toy.negative, latent_image=static, seed=seed + 7, steps=a.nivsds_steps,
                                 cfg=a.cfg, scheduler=SCHEDULER)[0]
             return toy.sample(video_model, label, seed + 13, a.steps, a.cfg, animated, denoise=p_re)
 
@@ -417,6 +419,9 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=48, help="videos per video row")
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--steps", type=int, default=10, help="DDIM steps of every sampler")
+    ap.add_argument("--nivsds-steps", type=int, default=25,
+                    help="NI-VSDS Animate's own DDIM schedule (the node's default and the paper's 25 steps; its "
+                         "step sizes 10,10,10,1 overshoot on a 10-step schedule, see README)")
     ap.add_argument("--cfg", type=float, default=7.5, help="video CFG")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--judge-n", type=int, default=600, help="pictures per kind in the judge check")

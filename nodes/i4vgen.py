@@ -319,6 +319,9 @@ class NIVSDSAnimate:
                    "tau = int(N * p) + 1 sigmas of the schedule (high to low) the latent moves by "
                    "-eta_i * (1 - alphabar(sigma)) * (eps_hat - eps*), eps_hat from the CFG denoised prediction. "
                    "Cost: tau CFG model calls (NFE = tau, x2 with CFG). "
+                   "Its schedule is its own (steps need not match the sampler's): an update whose gain "
+                   "eta * a * b / (a^2 + b^2) exceeds 2 would make the latent diverge and is refused, e.g. the "
+                   "official 10,10,10,1 on a schedule of fewer than about 15 DDIM steps on SD1.5. "
                    "Follow it with a KSampler at denoise = p_re (video regeneration).")
     CATEGORY = CATEGORY
     FUNCTION = "animate"
@@ -342,7 +345,9 @@ class NIVSDSAnimate:
                                             "Drawn from its own stream, so it never equals a sampler's noise."}),
                 "steps": ("INT", {"default": 25, "min": 1, "max": 10000,
                                   "tooltip": "Steps N of the sampling schedule NI-VSDS walks (ignored when sigmas "
-                                             "is connected). AnimateDiff default: DDIM 25 steps."}),
+                                             "is connected). AnimateDiff default: DDIM 25 steps. Keep 25 even when "
+                                             "the regeneration sampler uses fewer: step sizes 10,10,10,1 overshoot "
+                                             "on short schedules and are refused there."}),
                 "cfg": ("FLOAT", {"default": 7.5, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
                                   "tooltip": "Classifier-free guidance scale of the model calls (the sampling CFG; "
                                              "AnimateDiff 7.5). 1.0 = one conditional call per update."}),
@@ -355,7 +360,8 @@ class NIVSDSAnimate:
                                            "over the highest sigmas (default 0.6: 16 of 25)."}),
                 "step_sizes": ("STRING", {"default": "10,10,10,1", "multiline": False,
                                           "tooltip": "Comma-separated step sizes eta_1, eta_2, ... of the updates; the "
-                                                     "last value repeats. AnimateDiff '10,10,10,1', LaVie '1'."}),
+                                                     "last value repeats. AnimateDiff '10,10,10,1' (for ~15+ "
+                                                     "steps; refused when an update's gain exceeds 2), LaVie '1'."}),
             },
             "optional": {
                 "sigmas": ("SIGMAS", {"tooltip": "Optional schedule (descending, in the model's sigma units, >= 2 "

@@ -23,12 +23,16 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from .sigma_space import Denoiser, ModelSamplingLike, eps_from_x0, one_minus_alphabar, unit_to_x
+from .sigma_space import (Denoiser, ModelSamplingLike, eps_from_x0, one_minus_alphabar, scaling_coefficients,
+                          unit_to_x)
 
 #: AnimateDiff's NI-VSDS step sizes in the official code (10, 10, 10, then 1 for every later update).
 DEFAULT_STEP_SIZES: tuple[float, ...] = (10.0, 10.0, 10.0, 1.0)
 #: Fraction of the sampling schedule spent on NI-VSDS (official AnimateDiff and LaVie setting).
 DEFAULT_P: float = 0.6
+#: Largest allowed update gain (see :func:`update_gains`): above 2 an update leaves the latent farther
+#: from the model's denoised prediction than it was, and the iteration diverges.
+MAX_GAIN: float = 2.0
 
 
 def parse_step_sizes(text: Union[str, Sequence[float]], name: str = "step_sizes") -> tuple[float, ...]:
@@ -95,6 +99,38 @@ def num_updates(num_sigmas: int, p: float) -> int:
     return min(int(n * p) + 1, n)
 
 
+def update_gains(model_sampling: ModelSamplingLike, sigmas: Tensor, step_sizes: Sequence[float],
+                 tau: int) -> list[float]:
+    """Gain of each NI-VSDS update: the fraction of the way to the denoised prediction it moves ``z``.
+
+    With ``x = a z + b eps*`` and ``eps_hat = (x - a x0_hat) / b`` the update is
+    ``z <- z - eta (1 - alphabar) (eps_hat - eps*) = z + g (x0_hat - z)`` with
+    ``g = eta (1 - alphabar(sigma)) a(sigma) / b(sigma) = eta a b / (a^2 + b^2)`` (at most ``eta / 2``,
+    reached where ``a = b``: sigma 1 on EPS models, 0.5 on flow models). ``g <= 1`` moves part of the way,
+    ``1 < g < 2`` overshoots but still contracts, ``g > 2`` (:data:`MAX_GAIN`) leaves ``z`` farther from
+    ``x0_hat`` than it started and repeated updates diverge. The official 10, 10, 10, 1 are tuned for a
+    25-step DDIM schedule, whose first sigmas are high (SD1.5: gains 0.85, 1.06, 1.30, 0.16); on a
+    10-step schedule the third update has gain 2.7 (measured on the toy world: ALGORITHMS.md section 2,
+    README *Evidence*).
+
+    Args:
+        model_sampling: the model's model_sampling (gives ``a``, ``b`` by its ``noise_scaling``).
+        sigmas: the descending schedule, ``[N + 1]``, in the model's sigma units.
+        step_sizes: ``eta_1, eta_2, ...`` (the last repeats).
+        tau: number of updates (:func:`num_updates`).
+    Returns:
+        ``tau`` floats, the gain of each update.
+    """
+    sig = torch.as_tensor(sigmas).detach().flatten().to(device="cpu", dtype=torch.float64)
+    like = torch.zeros((), dtype=torch.float32)
+    gains = []
+    for i in range(int(tau)):
+        a, b = scaling_coefficients(model_sampling, float(sig[i]), like)
+        a, b = float(a), float(b)
+        gains.append(step_size_at(step_sizes, i) * a * b / (a * a + b * b))
+    return gains
+
+
 def ni_vsds(denoise: Denoiser, model_sampling: ModelSamplingLike, z: Tensor, eps_star: Tensor, sigmas: Tensor,
             cfg: float, p: float = DEFAULT_P, step_sizes: Union[str, Sequence[float]] = DEFAULT_STEP_SIZES,
             callback: Optional[Callable[[dict], None]] = None) -> Tensor:
@@ -136,7 +172,9 @@ def ni_vsds(denoise: Denoiser, model_sampling: ModelSamplingLike, z: Tensor, eps
     Raises:
         ValueError: ``p`` outside ``(0, 1]``; unparsable or negative step sizes; fewer than 2 sigmas;
             a sigma ``<= 0`` among the first ``tau``, or a schedule that is not descending;
-            ``eps_star`` of another shape than ``z``.
+            ``eps_star`` of another shape than ``z``; a step size whose update gain (see
+            :func:`update_gains`) exceeds :data:`MAX_GAIN`, i.e. an update that would make the latent
+            diverge (the official step sizes on a schedule of fewer than about 15 steps).
     """
     sig = torch.as_tensor(sigmas).detach().flatten().to(device="cpu", dtype=torch.float64)
     tau = num_updates(sig.numel(), p)
@@ -149,6 +187,17 @@ def ni_vsds(denoise: Denoiser, model_sampling: ModelSamplingLike, z: Tensor, eps
     if bool((sig[:tau] <= 0).any()):
         raise ValueError(f"sigmas: the first {tau} sigmas must be > 0 for NI-VSDS, got "
                          f"{[round(float(s), 4) for s in sig[:tau]]}")
+    gains = update_gains(model_sampling, sig, etas, tau)
+    worst = max(range(tau), key=lambda i: gains[i])
+    if gains[worst] > MAX_GAIN:
+        raise ValueError(
+            f"step_sizes: update {worst + 1} of {tau} (eta {step_size_at(etas, worst):g} at sigma "
+            f"{float(sig[worst]):.4g}) has gain {gains[worst]:.2f} > {MAX_GAIN:g}: it moves the latent "
+            f"{gains[worst]:.2f} times the way to the model's denoised prediction, overshooting it, and the "
+            f"latent diverges (gains of all updates: {[round(g, 2) for g in gains]}). The official "
+            f"'10,10,10,1' assume a 25-step DDIM schedule, whose first sigmas are high. Fix: give NI-VSDS its "
+            f"own longer schedule (steps 25; it need not match the sampler's) or smaller step sizes, "
+            f"e.g. '1' (LaVie)")
 
     z = z.clone()
     eps_star = eps_star.to(device=z.device, dtype=z.dtype)

@@ -268,7 +268,7 @@ def test_ni_vsds_runs_under_context_windows(ad, evo_windows):
     m = _counted(ad, evo_windows, calls)
     with torch.inference_mode():
         out = ad.i4v.NIVSDSAnimate().animate(m, ad.pos, ad.neg, static, 7, 3, CFG, "ddim_uniform", 0.6,
-                                             "10,10,10,1")[0]
+                                             "1")[0]  # 3 steps: 10,10,10,1 would be refused (update gain > 2)
     _check_video(out["samples"])
     _windowed_calls_ok(calls)
     s = static["samples"]

@@ -41,7 +41,9 @@ def static_video(mods, model, latent, frames=4):
 
 
 def animate(mods, model, conds, latent, seed=1, steps=STEPS, cfg=7.5, scheduler="ddim_uniform", p=P,
-            step_sizes="10,10,10,1", sigmas=None):
+            step_sizes="10,10,5,1", sigmas=None):
+    """NI-VSDS Animate; step sizes 10,10,5,1 because at DDIM 10 on SD1.5 the official 10,10,10,1 are refused
+    (third update's gain 2.74 > 2, see test_official_step_sizes_refused_on_a_short_schedule)."""
     pos, neg = conds
     with torch.inference_mode():
         out = node(mods, "NIVSDSAnimate").animate(model, pos, neg, latent, seed, steps, cfg, scheduler, p, step_sizes,
@@ -112,7 +114,7 @@ def test_animates_flow_wan(mods, wan):
 def test_update_count_is_int_np_plus_one(mods, sd, steps, p):
     sv = static_video(mods, sd, image_latent(), frames=2)
     counted, log = counting(sd)
-    animate(mods, counted, sd15_conds(), sv, steps=steps, cfg=1.0, p=p)  # cfg 1: one model call per update
+    animate(mods, counted, sd15_conds(), sv, steps=steps, cfg=1.0, p=p, step_sizes="1")  # cfg 1: one call per update
     assert len(log) == min(int(steps * p) + 1, steps)
 
 
@@ -122,6 +124,19 @@ def test_sigmas_input_replaces_steps_and_scheduler(mods, sd):
     counted, log = counting(sd)
     animate(mods, counted, sd15_conds(), sv, steps=50, cfg=1.0, p=0.5, sigmas=sigmas)
     assert [s for s, _ in log] == pytest.approx([10.0, 6.0, 3.0], rel=1e-5)  # int(5 * 0.5) + 1 = 3
+
+
+def test_official_step_sizes_refused_on_a_short_schedule(mods, sd):
+    """SD1.5 DDIM 10: the third update (eta 10 at sigma 3.35) would move the latent 2.74 times the way to the
+    denoised prediction; refused before any model call, with the fix. At the node's 25 steps they run."""
+    sv = static_video(mods, sd, image_latent(), frames=2)
+    counted, log = counting(sd)
+    with pytest.raises(ValueError, match=r"update 3 of 7 \(eta 10 at sigma 3\.3\d*\) has gain 2\.7\d > 2.*steps 25") as e:
+        animate(mods, counted, sd15_conds(), sv, steps=10, step_sizes="10,10,10,1")
+    assert str(e.value).startswith("NI-VSDS Animate: step_sizes:")
+    assert log == []
+    out = animate(mods, counted, sd15_conds(), sv, steps=25, step_sizes="10,10,10,1")
+    assert len(log) == int(25 * 0.6) + 1 and torch.isfinite(out).all()
 
 
 @pytest.mark.parametrize("which", ["sd", "wan"])

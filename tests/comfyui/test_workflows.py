@@ -14,7 +14,9 @@ SD1.5 graphs
   * LoraLoader.lora_name -> a random LoRA (kohya key layout) on every transformer-block linear layer
     of that UNet and on CLIP-L's attention projections, written at test time;
   * EmptyLatentImage / ImageScale width, height 512 -> 32 (a 4x4 latent; frames = batch size unchanged);
-  * KSampler / BasicScheduler steps -> 2; NIVSDSAnimate steps 25 -> 3 (int(3 * 0.6) + 1 = 2 updates).
+  * KSampler / BasicScheduler steps -> 2; NIVSDSAnimate keeps its 25 steps and step sizes 10,10,10,1 (a
+    shorter schedule with those step sizes is refused, see samplers/ni_vsds.update_gains), p 0.6 -> 0.12
+    (int(25 * 0.12) + 1 = 4 updates: the three eta-10 updates and one eta-1 update).
 Wan graphs (the loaders' outputs are swapped, COMFY.md "Models for tests")
   * UNETLoader -> test node TFVTestTinyWanModel (comfy_harness.tiny_wan: WAN21_T2V, dim 32, 2 layers);
   * CLIPTextEncode -> test node TFVTestWanConditioning (random [1, 8, 32] text embeddings), the
@@ -86,7 +88,7 @@ SD15_OVERRIDES = {
     "ImageScale": {"width": 32, "height": 32},
     "KSampler": {"steps": 2},
     "BasicScheduler": {"steps": 2},
-    "NIVSDSAnimate": {"steps": 3},
+    "NIVSDSAnimate": {"p": 0.12},
 }
 WAN_OVERRIDES = {
     "EmptyHunyuanLatentVideo": {"width": 32, "height": 32, "length": lambda v: 1 if v == 1 else 5},

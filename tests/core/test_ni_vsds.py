@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from training_free_video.samplers.gaussian_mixture import EpsModelSampling, FlowModelSampling, GaussianMixtureWorld
-from training_free_video.samplers.ni_vsds import ni_vsds, num_updates, parse_step_sizes, step_size_at
+from training_free_video.samplers.ni_vsds import (MAX_GAIN, ni_vsds, num_updates, parse_step_sizes, step_size_at,
+                                                  update_gains)
 
 F = 8  # frames (batch rows of the analytic world)
 PROMPT = 0  # the class the denoiser is conditioned on
@@ -140,11 +141,12 @@ def test_number_of_updates_is_int_np_plus_one(space, steps, p):
     assert num_updates(len(sigmas), p) == tau
     log = []
     world.nfe = 0
-    ni_vsds(denoise, ms, z, eps, sigmas, 1.0, p=p, callback=lambda d: log.append(d["sigma"]))
+    # step size 1: the official 10,10,10,1 are refused on short schedules (see the gain tests below)
+    ni_vsds(denoise, ms, z, eps, sigmas, 1.0, p=p, step_sizes="1", callback=lambda d: log.append(d["sigma"]))
     assert world.nfe == tau  # cfg 1: one model call per update
     assert log == pytest.approx([float(s) for s in sigmas[:tau]])  # the first tau sigmas, high to low
     world.nfe = 0
-    ni_vsds(denoise, ms, z, eps, sigmas, 7.5, p=p)
+    ni_vsds(denoise, ms, z, eps, sigmas, 7.5, p=p, step_sizes="1")
     assert world.nfe == 2 * tau
 
 
@@ -152,8 +154,54 @@ def test_p_one_uses_every_step_but_never_sigma_zero():
     world, ms, z, eps, denoise, sigmas = setup("eps", steps=10)
     assert num_updates(len(sigmas), 1.0) == 10  # int(10 * 1) + 1 = 11, capped at the N = 10 steps
     world.nfe = 0
-    out = ni_vsds(denoise, ms, z, eps, sigmas, 1.0, p=1.0)
+    out = ni_vsds(denoise, ms, z, eps, sigmas, 1.0, p=1.0, step_sizes="1")
     assert world.nfe == 10 and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("space", ["eps", "flow"])
+@pytest.mark.parametrize("eta", [0.5, 3.0])
+def test_update_gain_is_the_fraction_of_the_way_to_x0(space, eta):
+    """One update moves z by g * (x0_hat - z) with g = update_gains(...): the quantity the refusal reads."""
+    world, ms, z, eps, denoise, sigmas = setup(space)
+    sigmas = sigmas[8:]  # mid-schedule (on flow models sigma_max = 1 has a = 0, i.e. gain 0)
+    log = []
+    out = ni_vsds(denoise, ms, z, eps, sigmas, 1.0, p=0.01, step_sizes=(eta,), callback=log.append)
+    (g,) = update_gains(ms, sigmas, (eta,), 1)
+    assert 0.05 < g < MAX_GAIN
+    x0 = log[0]["x0"]
+    assert torch.allclose(out - z, g * (x0 - z), atol=1e-4, rtol=1e-4)
+
+
+def test_official_step_sizes_on_a_10_step_schedule_are_refused():
+    """SD1.5 sigmas, DDIM 10: the third update (eta 10 at sigma 3.35) has gain 2.74; at DDIM 25 the largest
+    is 1.30. Applied anyway, such an update leaves z farther from the denoised prediction every time."""
+    world, ms, z, eps, denoise, _ = setup("eps")
+    s10, s25 = ddim_uniform(ms, 10), ddim_uniform(ms, 25)
+    g10 = update_gains(ms, s10, (10, 10, 10, 1), num_updates(len(s10), 0.6))
+    g25 = update_gains(ms, s25, (10, 10, 10, 1), num_updates(len(s25), 0.6))
+    assert max(g10) == pytest.approx(2.74, abs=0.01) and g10.index(max(g10)) == 2
+    assert max(g25) == pytest.approx(1.30, abs=0.01)
+    with pytest.raises(ValueError, match=r"step_sizes: update 3 of 7 \(eta 10 at sigma 3\.3\d*\) has gain 2\.74 > 2"
+                                         r".*steps 25.*'1'"):
+        ni_vsds(denoise, ms, z, eps, s10, 7.5)
+    world.nfe = 0
+    with pytest.raises(ValueError):
+        ni_vsds(denoise, ms, z, eps, s10, 7.5, step_sizes="10,10,10,1")
+    assert world.nfe == 0  # refused before any model call
+    ni_vsds(denoise, ms, z, eps, s10, 7.5, step_sizes="10,10,5,1")  # gain 1.37 at update 3: accepted
+
+    def distances(g, sigma, n=4):  # CFG 1: the exact denoiser's x0_hat is a fixed point of the update
+        zz, out = z.clone(), []
+        for _ in range(n):
+            x0 = denoise(zz + sigma * eps, sigma, 1.0)
+            out.append(float((zz - x0).norm()))
+            zz = zz + g * (x0 - zz)
+        return out
+
+    diverging = distances(g10[2], float(s10[2]))
+    contracting = distances(max(g25), float(s25[2]))
+    assert diverging[-1] > 3 * diverging[0], diverging
+    assert contracting[-1] < 0.1 * contracting[0], contracting
 
 
 def test_parse_step_sizes():
