@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import io
 import json
@@ -59,6 +58,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests" / "comfyui"))
 import workflow_api as wa  # noqa: E402
+from cdp import Browser, default_chromium  # noqa: E402
 from e2e_server_run import LINK_NAME, comfyui_path, free_port, http  # noqa: E402
 
 WORKFLOWS = REPO / "workflows"
@@ -276,9 +276,8 @@ def save_jpeg(img, path: Path) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
-# the frontend (headless Chromium over the DevTools protocol)
+# the frontend (headless Chromium over the DevTools protocol: scripts/cdp.py)
 
-JS_READY = "!!(window.comfyAPI && window.comfyAPI.app && window.comfyAPI.app.app && window.comfyAPI.app.app.graph)"
 JS_LOAD_AND_FIT = """(async () => {
   const app = window.comfyAPI.app.app;
   await app.loadGraphData(%s, true, true, null, {showMissingNodesDialog: false, showMissingModelsDialog: false});
@@ -333,88 +332,13 @@ JS_BROWSE = """(async () => {
 })()"""
 
 
-class Browser:
-    """Headless Chromium with one page on ``url`` (the ComfyUI frontend, ready)."""
+# make_thumbnails' Chromium: no first-run / background traffic; Network on for browse()'s responses
+CHROMIUM_FLAGS = ("--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync")
 
-    def __init__(self, chromium: str, width: int = 1600, height: int = 1000):
-        self.chromium, self.size = chromium, (width, height)
 
-    async def __aenter__(self):
-        import aiohttp
-        self.port = free_port()
-        self.profile = tempfile.mkdtemp(prefix="tfv_chromium_")
-        self.proc = subprocess.Popen(
-            [self.chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--remote-debugging-port={self.port}", f"--user-data-dir={self.profile}",
-             f"--window-size={self.size[0]},{self.size[1]}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.session = aiohttp.ClientSession()
-        for _ in range(200):
-            try:
-                targets = await (await self.session.get(f"http://127.0.0.1:{self.port}/json")).json()
-                if any(t["type"] == "page" for t in targets):
-                    break
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.3)
-        page = next(t for t in targets if t["type"] == "page")
-        self.ws = await self.session.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0)
-        self.n, self.responses = 0, []   # (url, HTTP status) of every response the page received
-        await self.call("Page.enable")
-        await self.call("Network.enable")
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.ws.close()
-        await self.session.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        shutil.rmtree(self.profile, ignore_errors=True)
-
-    async def call(self, method, **params):
-        self.n += 1
-        mid = self.n
-        await self.ws.send_json({"id": mid, "method": method, "params": params})
-        while True:
-            msg = await self.ws.receive_json(timeout=300)
-            if msg.get("id") == mid:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg.get("result", {})
-            if msg.get("method") == "Network.responseReceived":
-                self.responses.append((msg["params"]["response"]["url"], msg["params"]["response"]["status"]))
-
-    async def eval(self, expr):
-        r = await self.call("Runtime.evaluate", expression=expr, awaitPromise=True, returnByValue=True)
-        if "exceptionDetails" in r:
-            raise RuntimeError(json.dumps(r["exceptionDetails"])[:2000])
-        return r["result"].get("value")
-
-    async def escape(self, times: int = 2):
-        for _ in range(times):
-            for t in ("keyDown", "keyUp"):
-                await self.call("Input.dispatchKeyEvent", type=t, key="Escape", code="Escape", windowsVirtualKeyCode=27)
-            await asyncio.sleep(0.5)
-
-    async def open(self, url: str):
-        await self.call("Page.navigate", url=url)
-        t0 = time.time()
-        while not await self.eval(JS_READY):
-            if time.time() - t0 > 180:
-                raise SystemExit("frontend did not start in 180 s")
-            await asyncio.sleep(1)
-        await asyncio.sleep(3)
-        await self.escape()  # the first-run template browser / dialogs
-
-    async def screenshot(self, clip: dict | None = None) -> bytes:
-        kw = {"format": "png"}
-        if clip:
-            kw["clip"] = {**clip, "scale": 1}
-        return base64.b64decode((await self.call("Page.captureScreenshot", **kw))["data"])
+def _browser(chromium: str, width: int, height: int) -> Browser:
+    return Browser(chromium, width, height, CHROMIUM_FLAGS, network=True)
 
 
 GRAPH_VIEWPORT = (2060, 1700)
@@ -423,7 +347,7 @@ GRAPH_VIEWPORT = (2060, 1700)
 async def graph_thumbnails(url: str, files: list[Path], chromium: str) -> dict:
     from PIL import Image
     done = {}
-    async with Browser(chromium, *GRAPH_VIEWPORT) as b:
+    async with _browser(chromium, *GRAPH_VIEWPORT) as b:
         await b.open(url)
         await b.eval(JS_QUIET)
         for path in files:
@@ -437,7 +361,7 @@ async def graph_thumbnails(url: str, files: list[Path], chromium: str) -> dict:
 
 
 async def browse(url: str, out: Path, chromium: str, version: str) -> dict:
-    async with Browser(chromium, 1600, 1300) as b:
+    async with _browser(chromium, 1600, 1300) as b:
         await b.open(url)
         r = json.loads(await b.eval(JS_BROWSE % json.dumps(LINK_NAME)))
         # the thumbnails the browser fetched (both frontends fetch /api/workflow_templates/<pack>/<name>.jpg)
@@ -461,7 +385,7 @@ def main(argv=None) -> int:
     ap.add_argument("--comfyui", type=Path, default=comfyui_path())
     ap.add_argument("--toy-checkpoint", type=Path, default=None,
                     help="default: benchmarks/toy_world build.checkpoint_path()")
-    ap.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser") or "chromium")
+    ap.add_argument("--chromium", default=default_chromium())
     ap.add_argument("--browse", type=Path, default=None, help="save a screenshot of the template browser here")
     ap.add_argument("--no-thumbnails", action="store_true", help="only --browse")
     ap.add_argument("--toy-steps", type=int, default=20,
