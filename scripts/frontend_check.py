@@ -2,7 +2,7 @@
 """Check the shipped workflows in ComfyUI's REAL frontend (headless Chromium).
 
 Starts a ComfyUI server with this pack in custom_nodes/, opens its web UI in headless Chromium
-(Chrome DevTools Protocol over aiohttp's websocket client), and for each workflows/*.json:
+(the Chrome DevTools Protocol client of ``scripts/cdp.py``), and for each workflows/*.json:
 ``app.loadGraphData(file)`` then ``app.graphToPrompt()`` -- exactly what the Queue button sends --
 and compares that API graph with ``tests/comfyui/workflow_api.ui_to_api`` on the same file and the
 server's ``/object_info``. Also checks the frontend re-serialises the same widget values and links,
@@ -18,22 +18,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests" / "comfyui"))
 import workflow_api as wa  # noqa: E402
+from cdp import Browser, default_chromium  # noqa: E402
 from e2e_server_run import comfyui_path, free_port, http, running_server  # noqa: E402
 
-JS_READY = "!!(window.comfyAPI && window.comfyAPI.app && window.comfyAPI.app.app && window.comfyAPI.app.app.graph)"
 JS_LOAD = """(async () => {
   const app = window.comfyAPI.app.app;
   await app.loadGraphData(%s, true, true, null, {showMissingNodesDialog: false, showMissingModelsDialog: false});
@@ -46,117 +42,56 @@ JS_LOAD = """(async () => {
 })()"""
 
 
-class CDP:
-    def __init__(self, ws):
-        self.ws, self.n = ws, 0
-
-    async def call(self, method, **params):
-        self.n += 1
-        mid = self.n
-        await self.ws.send_json({"id": mid, "method": method, "params": params})
-        while True:
-            msg = await self.ws.receive_json(timeout=300)
-            if msg.get("id") == mid:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg.get("result", {})
-
-    async def eval(self, expr):
-        r = await self.call("Runtime.evaluate", expression=expr, awaitPromise=True, returnByValue=True)
-        if "exceptionDetails" in r:
-            raise RuntimeError(json.dumps(r["exceptionDetails"])[:2000])
-        return r["result"].get("value")
-
-
 def _strip(api: dict) -> dict:
     return {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in api.items()}
 
 
 async def check(base: str, files: list[Path], info: dict, shots: Path | None, chromium: str,
                 a_scale: float = 0.7) -> int:
-    import aiohttp
-    dport = free_port()
-    profile = tempfile.mkdtemp(prefix="tfv_chromium_")
-    proc = subprocess.Popen([chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
-                             f"--remote-debugging-port={dport}", f"--user-data-dir={profile}",
-                             "--window-size=3000,1500", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     failures = 0
-    try:
-        async with aiohttp.ClientSession() as s:
-            for _ in range(100):
-                try:
-                    targets = await (await s.get(f"http://127.0.0.1:{dport}/json")).json()
-                    if any(t["type"] == "page" for t in targets):
-                        break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.3)
-            page = next(t for t in targets if t["type"] == "page")
-            async with s.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
-                cdp = CDP(ws)
-                await cdp.call("Page.enable")
-                await cdp.call("Page.navigate", url=base)
-                t0 = time.time()
-                while not await cdp.eval(JS_READY):
-                    if time.time() - t0 > 180:
-                        raise SystemExit("frontend did not start in 180 s")
-                    await asyncio.sleep(1)
-                await asyncio.sleep(3)
-                for _ in range(2):  # close the first-run template browser / dialogs
-                    for t in ("keyDown", "keyUp"):
-                        await cdp.call("Input.dispatchKeyEvent", type=t, key="Escape", code="Escape",
-                                       windowsVirtualKeyCode=27)
-                    await asyncio.sleep(0.5)
-                for path in files:
-                    wf = json.loads(path.read_text())
-                    missing = [t for t in wa.node_types(wf) if t not in info and t not in wa.VIRTUAL_NODE_TYPES]
-                    if missing:
-                        print(f"SKIP {path.name}: server lacks {missing}")
-                        continue
-                    res = json.loads(await cdp.eval(JS_LOAD % (json.dumps(wf), a_scale)))
-                    theirs = _strip(res["output"])
-                    problems = []
-                    try:
-                        ours = _strip(wa.ui_to_api(wf, info))
-                    except wa.WorkflowFormatError as e:
-                        problems.append(f"converter: {e}")
-                        ours = theirs
-                    if ours != theirs:
-                        for k in sorted(set(ours) | set(theirs), key=int):
-                            if ours.get(k) != theirs.get(k):
-                                problems.append(f"node {k}: converter {ours.get(k)} != frontend {theirs.get(k)}")
-                    fe_nodes = {n["id"]: n for n in res["workflow"]["nodes"]}
-                    for n in wf["nodes"]:
-                        fn = fe_nodes.get(n["id"])
-                        if fn is None:
-                            problems.append(f"node {n['id']} lost by the frontend")
-                            continue
-                        if fn.get("widgets_values", []) != n["widgets_values"]:
-                            problems.append(f"node {n['id']} {n['type']}: widgets_values {n['widgets_values']} "
-                                            f"re-serialised as {fn.get('widgets_values')}")
-                    fe_links = sorted(tuple(l[:6]) for l in res["workflow"]["links"])
-                    if fe_links != sorted(tuple(l) for l in wf["links"]):
-                        problems.append(f"links differ: file {wf['links']} frontend {res['workflow']['links']}")
-                    unknown = [t for t in res["types"] if not t[2]]
-                    if unknown:
-                        problems.append(f"nodes the frontend does not know: {unknown}")
-                    if shots is not None:
-                        shots.mkdir(parents=True, exist_ok=True)
-                        img = await cdp.call("Page.captureScreenshot", format="png")
-                        (shots / f"{path.stem}.png").write_bytes(base64.b64decode(img["data"]))
-                    if problems:
-                        failures += 1
-                        print(f"FAIL {path.name}:\n  " + "\n  ".join(problems))
-                    else:
-                        print(f"OK   {path.name}: frontend graphToPrompt == converter ({len(ours)} API nodes)")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(profile, ignore_errors=True)
+    async with Browser(chromium, 3000, 1500) as b:
+        await b.open(base)
+        for path in files:
+            wf = json.loads(path.read_text())
+            missing = [t for t in wa.node_types(wf) if t not in info and t not in wa.VIRTUAL_NODE_TYPES]
+            if missing:
+                print(f"SKIP {path.name}: server lacks {missing}")
+                continue
+            res = json.loads(await b.eval(JS_LOAD % (json.dumps(wf), a_scale)))
+            theirs = _strip(res["output"])
+            problems = []
+            try:
+                ours = _strip(wa.ui_to_api(wf, info))
+            except wa.WorkflowFormatError as e:
+                problems.append(f"converter: {e}")
+                ours = theirs
+            if ours != theirs:
+                for k in sorted(set(ours) | set(theirs), key=int):
+                    if ours.get(k) != theirs.get(k):
+                        problems.append(f"node {k}: converter {ours.get(k)} != frontend {theirs.get(k)}")
+            fe_nodes = {n["id"]: n for n in res["workflow"]["nodes"]}
+            for n in wf["nodes"]:
+                fn = fe_nodes.get(n["id"])
+                if fn is None:
+                    problems.append(f"node {n['id']} lost by the frontend")
+                    continue
+                if fn.get("widgets_values", []) != n["widgets_values"]:
+                    problems.append(f"node {n['id']} {n['type']}: widgets_values {n['widgets_values']} "
+                                    f"re-serialised as {fn.get('widgets_values')}")
+            fe_links = sorted(tuple(l[:6]) for l in res["workflow"]["links"])
+            if fe_links != sorted(tuple(l) for l in wf["links"]):
+                problems.append(f"links differ: file {wf['links']} frontend {res['workflow']['links']}")
+            unknown = [t for t in res["types"] if not t[2]]
+            if unknown:
+                problems.append(f"nodes the frontend does not know: {unknown}")
+            if shots is not None:
+                shots.mkdir(parents=True, exist_ok=True)
+                (shots / f"{path.stem}.png").write_bytes(await b.screenshot())
+            if problems:
+                failures += 1
+                print(f"FAIL {path.name}:\n  " + "\n  ".join(problems))
+            else:
+                print(f"OK   {path.name}: frontend graphToPrompt == converter ({len(ours)} API nodes)")
     return failures
 
 
@@ -164,7 +99,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--comfyui", type=Path, default=comfyui_path())
     ap.add_argument("--shots", type=Path, default=None, help="save a screenshot per workflow here")
-    ap.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser") or "chromium")
+    ap.add_argument("--chromium", default=default_chromium())
     ap.add_argument("files", nargs="*", type=Path)
     a = ap.parse_args(argv)
     files = a.files or sorted((REPO / "workflows").glob("*.json"))
