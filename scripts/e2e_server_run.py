@@ -71,11 +71,10 @@ def ensure_link(root: Path) -> tuple[Path, bool]:
 
 
 @contextlib.contextmanager
-def running_server(root: Path, port: int, log_path: Path, extra=(), keep_link: bool = False):
-    """Start ``python main.py --cpu`` on loopback in ComfyUI folder ``root`` with this pack linked into
-    ``custom_nodes/``; wait for ``GET /system_stats``. Yields ``(server, link, base_url, seconds_to_up)``;
-    on exit stops the server and removes a link it created (unless ``keep_link``)."""
-    link, created = ensure_link(root)
+def comfyui_server(root: Path, port: int, log_path: Path, extra=()):
+    """Start ``python main.py --cpu`` on loopback port ``port`` in ComfyUI folder ``root`` (``extra``:
+    more main.py arguments), its output in ``log_path``; wait (600 s at most, else SystemExit) for
+    ``GET /system_stats``. Yields ``(server, base_url, seconds_to_up)``; on exit stops the server."""
     base = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
            "--disable-auto-launch", *extra]
@@ -94,7 +93,7 @@ def running_server(root: Path, port: int, log_path: Path, extra=(), keep_link: b
                 if time.time() - t_start > 600:
                     raise SystemExit(f"server did not come up in 600 s; see {log_path}")
                 time.sleep(1)
-        yield server, link, base, time.time() - t_start
+        yield server, base, time.time() - t_start
     finally:
         server.terminate()
         try:
@@ -102,6 +101,18 @@ def running_server(root: Path, port: int, log_path: Path, extra=(), keep_link: b
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+@contextlib.contextmanager
+def running_server(root: Path, port: int, log_path: Path, extra=(), keep_link: bool = False):
+    """``comfyui_server`` in ComfyUI folder ``root`` with this pack linked into ``custom_nodes/``.
+    Yields ``(server, link, base_url, seconds_to_up)``; on exit stops the server and removes a link it
+    created (unless ``keep_link``)."""
+    link, created = ensure_link(root)
+    try:
+        with comfyui_server(root, port, log_path, extra) as (server, base, t_up):
+            yield server, link, base, t_up
+    finally:
         if created and not keep_link:
             link.unlink()
 

@@ -44,7 +44,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,7 +58,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests" / "comfyui"))
 import workflow_api as wa  # noqa: E402
 from cdp import Browser, default_chromium  # noqa: E402
-from e2e_server_run import LINK_NAME, comfyui_path, free_port, http  # noqa: E402
+from e2e_server_run import LINK_NAME, comfyui_path, comfyui_server, free_port, http  # noqa: E402
 
 WORKFLOWS = REPO / "workflows"
 THUMB_EXT = ".jpg"          # what both frontends request for custom-node templates
@@ -146,33 +145,10 @@ def server(root: Path, toy_ckpt: Path | None, log_path: Path, graph_files=()):
     placeholder_models(list(graph_files), base / "models")
     for f in (WORKFLOWS / "inputs").glob("*"):
         shutil.copy(f, base / "input" / f.name)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-           "--disable-auto-launch", "--base-directory", str(base)]
-    print(f"$ cd {root} && {' '.join(cmd)}   (log: {log_path})", flush=True)
-    log = open(log_path, "w")
-    proc = subprocess.Popen(cmd, cwd=str(root), stdout=log, stderr=subprocess.STDOUT)
-    t0 = time.time()
     try:
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"server exited with {proc.returncode}; see {log_path}")
-            try:
-                http(url + "/system_stats", timeout=5)
-                break
-            except OSError:
-                if time.time() - t0 > 600:
-                    raise SystemExit(f"server did not come up in 600 s; see {log_path}")
-                time.sleep(1)
-        yield url, base
+        with comfyui_server(root, free_port(), log_path, ["--base-directory", str(base)]) as (_server, url, _t_up):
+            yield url, base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
         shutil.rmtree(base, ignore_errors=True)
 
 
