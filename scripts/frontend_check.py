@@ -2,7 +2,7 @@
 """Check the shipped workflows in ComfyUI's REAL frontend (headless Chromium).
 
 Starts a ComfyUI server with this pack in custom_nodes/, opens its web UI in headless Chromium
-(the Chrome DevTools Protocol client of ``scripts/cdp.py``), and for each workflows/*.json:
+(the Chrome DevTools Protocol client of ``scripts/chromium_cdp.py``), and for each workflows/*.json:
 ``app.loadGraphData(file)`` then ``app.graphToPrompt()`` -- exactly what the Queue button sends --
 and compares that API graph with ``tests/comfyui/workflow_api.ui_to_api`` on the same file and the
 server's ``/object_info``. Also checks the frontend re-serialises the same widget values and links,
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests" / "comfyui"))
 import workflow_api as wa  # noqa: E402
-from cdp import Browser, default_chromium  # noqa: E402
+from chromium_cdp import Browser, default_chromium  # noqa: E402
 from e2e_server_run import comfyui_path, free_port, http, running_server  # noqa: E402
 
 JS_LOAD = """(async () => {

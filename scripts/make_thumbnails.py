@@ -57,7 +57,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests" / "comfyui"))
 import workflow_api as wa  # noqa: E402
-from cdp import Browser, default_chromium  # noqa: E402
+from chromium_cdp import Browser, default_chromium  # noqa: E402
 from e2e_server_run import LINK_NAME, comfyui_path, comfyui_server, free_port, http  # noqa: E402
 
 WORKFLOWS = REPO / "workflows"
@@ -252,7 +252,7 @@ def save_jpeg(img, path: Path) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
-# the frontend (headless Chromium over the DevTools protocol: scripts/cdp.py)
+# the frontend (headless Chromium over the DevTools protocol: scripts/chromium_cdp.py)
 
 JS_LOAD_AND_FIT = """(async () => {
   const app = window.comfyAPI.app.app;
