@@ -268,6 +268,12 @@ def smoothinit_section(t: dict, claims: list) -> str:
                   "ran with w1 = 2 (the node's cfg 0 follows the sampler's CFG). Every row above records the w1 "
                   "it ran with.")
         md.append("")
+    else:
+        md.append("The CFG 2.0 column samples at CFG 2 from noise optimised at w1 = 7.5 (the paper's w1; the node's "
+                  "cfg set to 7.5 rather than following the sampler), i.e. the high-CFG semantics Forward-Inversion "
+                  "injects, then a low-CFG sample. The earlier n = 24 CFG 2.0 column (labelled w1 = 7.5, run with "
+                  "w1 = 2) is withdrawn.")
+        md.append("")
     md.append(f"Wall time of these runs: {wall(t) / 60:.0f} min (sum over parts, 1 torch thread each).")
     return "\n".join(md)
 
@@ -407,8 +413,11 @@ def i4vgen_section(t: dict, zs2: dict | None, claims: list) -> str:
           f"Video model: the toy UNet with TMA (mu 0.98) + Dependency Noise (lambda 0.01); anchor: one KSampler "
           f"picture of the image model (seed of the video; \"best of 4\": 4 candidates in one batch, I4VGen Anchor "
           f"Select keeps the highest judge score = template IoU when judged the prompt, else 0; the other rows use "
-          f"candidate 0, i.e. a random anchor); NI-VSDS Animate at its defaults (p 0.6, step sizes 10,10,10,1) "
-          f"then KSampler regeneration at denoise p_re. Same prompts and seeds as the ZS^2 table. "
+          f"candidate 0, i.e. a random anchor); NI-VSDS Animate at its defaults (p 0.6, step sizes 10,10,10,1, "
+          f"its own ddim_uniform schedule of {s.get('nivsds_steps', s['steps'])} steps: "
+          f"{int(0.6 * s.get('nivsds_steps', s['steps'])) + 1} updates) then KSampler "
+          f"regeneration at denoise p_re (the regeneration and every other sampler at {s['steps']} steps). "
+          f"Same prompts and seeds as the ZS^2 table. "
           f"{settings_line(s)}.", "", video_rows_table(groups), ""]
     if base:
         md += [video_compare_table(groups, "ZS^2 sampling alone (from the ZS^2 table)", base), ""]
@@ -535,10 +544,10 @@ def coverage_section(tables: dict) -> str:
             + cost_section(tables, plan_rows))
 
 
-def evals_per_item(table: str, row: str, steps: int, frames: int) -> float:
+def evals_per_item(table: str, row: str, steps: int, frames: int, nivsds_steps: int | None = None) -> float:
     """Image-model evaluations (one latent through the UNet) per item of a row: CFG doubles every call;
     SmoothInit adds K x 3 (Forward-Inversion 3, Fast-SmoothInit-10 30, -30 / SmoothInit-30 90);
-    NI-VSDS p 0.6 of the steps; regeneration p_re of the steps; FreeInit iterations x (coarse-to-fine
+    NI-VSDS int(0.6 N) + 1 updates of its own N = ``nivsds_steps`` (default ``steps``); regeneration p_re of the steps; FreeInit iterations x (coarse-to-fine
     (k + 1) / 2 x)."""
     s2 = 2 * steps
     if table == "smoothinit":
@@ -551,7 +560,8 @@ def evals_per_item(table: str, row: str, steps: int, frames: int) -> float:
         if row.startswith("static"):
             return anchor
         p_re = 1.0 if "p_re 1.0" in row else 0.8
-        nivsds = 0 if "without NI-VSDS" in row else 0.6 * frames * s2
+        n_ni = nivsds_steps or steps
+        nivsds = 0 if "without NI-VSDS" in row else (int(0.6 * n_ni) + 1) * frames * 2
         return anchor + nivsds + p_re * frames * s2
     if table == "freeinit":
         if row.startswith("pictures"):
@@ -574,12 +584,13 @@ def cost_section(tables: dict, plan: list) -> str:
                 continue
             cpu += p["cpu_s"]
             evals += p["items"] * evals_per_item(name, p["row"] if name != "smoothinit" else p["row"] + " @ ",
-                                                 s["steps"], s.get("frames", 8))
+                                                 s["steps"], s.get("frames", 8), s.get("nivsds_steps"))
     if not evals:
         return ""
     per = cpu / evals
     steps = next(t["settings"]["steps"] for k, t in tables.items() if k != "judge")
-    total = sum(n_plan * evals_per_item(table, name, steps, 8) for table, name, _sel, n_plan, _u in plan)
+    ni = tables.get("i4vgen", {}).get("settings", {}).get("nivsds_steps")
+    total = sum(n_plan * evals_per_item(table, name, steps, 8, ni) for table, name, _sel, n_plan, _u in plan)
     return (f"Measured cost: {1000 * per:.0f} ms of CPU per image-model evaluation (one 64x64 latent through the "
             f"UNet; batched calls; sum of the parts' process CPU time / their evaluations). The whole plan above "
             f"(every row at its planned n) is {total / 1e3:.0f} k evaluations = {per * total / 60:.0f} CPU minutes, "
