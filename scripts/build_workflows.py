@@ -529,13 +529,18 @@ def zs2_freeinit_sd15(g: Graph):
            "The same with a plain KSampler: FreeInit (KSampler) on the model.")
 
 
-def _i4vgen_flow_video(g: Graph, ms, pos, neg, vae, anchor_lat, frames: int, steps: int, cfg: float, prefix: str,
-                       fps: float):
-    """I4VGen on a flow video model (Wan) after its front (``_wan_front``), from a one-frame video latent
-    ``anchor_lat``: KSampler (anchor image, seed 42) -> Static Video From Latent (``frames`` latent frames,
-    through ``vae``) -> NI-VSDS Animate (seed 7, p 0.6, step sizes "1", its own ``steps``-step simple
-    schedule) -> KSampler regeneration at denoise = p_re 0.8 (seed 43) -> animated WEBP. Every sampler uses
-    uni_pc / simple, ``steps`` and ``cfg``."""
+def _i4vgen_flow_video(g: Graph, positive: str, anchor_latent: str, size: tuple[int, int], frames: int, steps: int,
+                       cfg: float, prefix: str, fps: float, unet_name: str = WAN_UNET, vae_name: str = WAN_VAE):
+    """I4VGen on a Wan flow video model: ``_wan_front`` (``unet_name``, ``vae_name``) -> a one-frame video
+    latent of node type ``anchor_latent`` (``size`` = width, height; its vae input, if any, connected) ->
+    KSampler (anchor image, seed 42) -> Static Video From Latent (``frames`` latent frames, through the VAE) ->
+    NI-VSDS Animate (seed 7, p 0.6, step sizes "1", its own ``steps``-step simple schedule) -> KSampler
+    regeneration at denoise = p_re 0.8 (seed 43) -> animated WEBP at ``fps``. Every sampler uses uni_pc /
+    simple, ``steps`` and ``cfg``."""
+    ms, pos, neg, vae = _wan_front(g, positive, unet_name, vae_name)
+    takes_vae = "vae" in g.object_info[anchor_latent].get("input", {}).get("required", {})
+    anchor_lat = g.add(anchor_latent, title="Anchor: one frame", width=size[0], height=size[1], length=1, batch_size=1,
+                       **({"vae": vae["VAE"]} if takes_vae else {}))
     anchor = g.add("KSampler", title="KSampler (anchor image)", model=ms["MODEL"], positive=pos["CONDITIONING"],
                    negative=neg["CONDITIONING"], latent_image=anchor_lat["LATENT"], seed=42, steps=steps, cfg=cfg,
                    sampler_name="uni_pc", scheduler="simple", denoise=1.0)
@@ -551,11 +556,8 @@ def _i4vgen_flow_video(g: Graph, ms, pos, neg, vae, anchor_lat, frames: int, ste
 
 
 def i4vgen_wan(g: Graph):
-    ms, pos, neg, vae = _wan_front(g, "a sailing boat on a calm sea at golden hour, gentle waves, cinematic")
-    anchor_lat = g.add("EmptyHunyuanLatentVideo", title="Anchor: one frame", width=832, height=480, length=1,
-                       batch_size=1)
-    _i4vgen_flow_video(g, ms, pos, neg, vae, anchor_lat, frames=9, steps=30, cfg=6.0, prefix="i4vgen/wan",
-                       fps=16.0)
+    _i4vgen_flow_video(g, "a sailing boat on a calm sea at golden hour, gentle waves, cinematic",
+                       "EmptyHunyuanLatentVideo", (832, 480), frames=9, steps=30, cfg=6.0, prefix="i4vgen/wan", fps=16.0)
     g.note("I4VGen on a native flow video model (Wan 2.1), core nodes + this pack.\n\n"
            "1. Anchor image: the video model itself generates a one-frame clip.\n"
            "2. Static Video From Latent holds it still: with the Wan VAE connected it decodes the anchor frame, "
@@ -791,12 +793,9 @@ def wan22_5b_t2v_freeinit(g: Graph):
 
 
 def wan22_5b_i4vgen(g: Graph):
-    ms, pos, neg, vae = _wan_front(g, "a hot air balloon rising over a green valley at dawn, drifting clouds, the "
-                                      "camera slowly tilts up, cinematic", WAN22_5B, WAN22_VAE)
-    anchor_lat = g.add("Wan22ImageToVideoLatent", title="Anchor: one frame", vae=vae["VAE"], width=1280, height=704,
-                       length=1, batch_size=1)
-    _i4vgen_flow_video(g, ms, pos, neg, vae, anchor_lat, frames=31, steps=20, cfg=5.0, prefix="i4vgen/wan22_5b",
-                       fps=24.0)
+    _i4vgen_flow_video(g, "a hot air balloon rising over a green valley at dawn, drifting clouds, the camera slowly "
+                          "tilts up, cinematic", "Wan22ImageToVideoLatent", (1280, 704), frames=31, steps=20, cfg=5.0,
+                       prefix="i4vgen/wan22_5b", fps=24.0, unet_name=WAN22_5B, vae_name=WAN22_VAE)
     g.note("I4VGen on Wan 2.2 5B (TI2V): the stock video_wan2_2_5B_ti2v loaders and sampler settings (uni_pc, "
            "simple, 20 steps, CFG 5, 1280x704, 121 frames at 24 fps), core nodes + this pack.\n\n"
            "1. Anchor image: the 5B makes a one-frame clip (Wan22ImageToVideoLatent length 1, a [1, 48, 1, 44, 80] "
