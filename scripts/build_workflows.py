@@ -425,13 +425,16 @@ def zs2_fast_smoothinit_sd15(g: Graph):
            "SamplerCustomAdvanced samples from the result.")
 
 
-def _wan_front(g: Graph, positive: str):
-    unet = g.add("UNETLoader", unet_name=WAN_UNET, weight_dtype="default")
+def _wan_front(g: Graph, positive: str, unet_name: str = WAN_UNET, vae_name: str = WAN_VAE):
+    """One Wan model with the stock loaders: UNETLoader -> ModelSamplingSD3 (shift 8), the umT5 text encoder
+    (positive, negative NEGATIVE_WAN), VAELoader. Wan 2.1 by default; ``WAN22_5B`` with ``WAN22_VAE`` is the
+    stock video_wan2_2_5B_ti2v front. Returns (ModelSamplingSD3 node, positive, negative, vae)."""
+    unet = g.add("UNETLoader", unet_name=unet_name, weight_dtype="default")
     ms = g.add("ModelSamplingSD3", model=unet["MODEL"], shift=8.0)
     clip = g.add("CLIPLoader", clip_name=WAN_TE, type="wan", device="default")
     pos = g.add("CLIPTextEncode", title="Positive prompt", color="green", clip=clip["CLIP"], text=positive)
     neg = g.add("CLIPTextEncode", title="Negative prompt", color="red", clip=clip["CLIP"], text=NEGATIVE_WAN)
-    vae = g.add("VAELoader", vae_name=WAN_VAE)
+    vae = g.add("VAELoader", vae_name=vae_name)
     return ms, pos, neg, vae
 
 
@@ -526,22 +529,35 @@ def zs2_freeinit_sd15(g: Graph):
            "The same with a plain KSampler: FreeInit (KSampler) on the model.")
 
 
-def i4vgen_wan(g: Graph):
-    ms, pos, neg, vae = _wan_front(g, "a sailing boat on a calm sea at golden hour, gentle waves, cinematic")
-    anchor_lat = g.add("EmptyHunyuanLatentVideo", title="Anchor: one frame", width=832, height=480, length=1,
-                       batch_size=1)
+def _i4vgen_flow_video(g: Graph, positive: str, anchor_latent: str, size: tuple[int, int], frames: int, steps: int,
+                       cfg: float, prefix: str, fps: float, unet_name: str = WAN_UNET, vae_name: str = WAN_VAE):
+    """I4VGen on a Wan flow video model: ``_wan_front`` (``unet_name``, ``vae_name``) -> a one-frame video
+    latent of node type ``anchor_latent`` (``size`` = width, height; its vae input, if any, connected) ->
+    KSampler (anchor image, seed 42) -> Static Video From Latent (``frames`` latent frames, through the VAE) ->
+    NI-VSDS Animate (seed 7, p 0.6, step sizes "1", its own ``steps``-step simple schedule) -> KSampler
+    regeneration at denoise = p_re 0.8 (seed 43) -> animated WEBP at ``fps``. Every sampler uses uni_pc /
+    simple, ``steps`` and ``cfg``."""
+    ms, pos, neg, vae = _wan_front(g, positive, unet_name, vae_name)
+    takes_vae = "vae" in g.object_info[anchor_latent].get("input", {}).get("required", {})
+    anchor_lat = g.add(anchor_latent, title="Anchor: one frame", width=size[0], height=size[1], length=1, batch_size=1,
+                       **({"vae": vae["VAE"]} if takes_vae else {}))
     anchor = g.add("KSampler", title="KSampler (anchor image)", model=ms["MODEL"], positive=pos["CONDITIONING"],
-                   negative=neg["CONDITIONING"], latent_image=anchor_lat["LATENT"], seed=42, steps=30, cfg=6.0,
+                   negative=neg["CONDITIONING"], latent_image=anchor_lat["LATENT"], seed=42, steps=steps, cfg=cfg,
                    sampler_name="uni_pc", scheduler="simple", denoise=1.0)
     static = g.add("I4VGenStaticVideoFromLatent", samples=anchor["LATENT"], model=ms["MODEL"], vae=vae["VAE"],
-                   frames=9, layout="auto", batch_index=0)
+                   frames=frames, layout="auto", batch_index=0)
     anim = g.add("NIVSDSAnimate", model=ms["MODEL"], positive=pos["CONDITIONING"], negative=neg["CONDITIONING"],
-                 latent_image=static["static_video"], seed=7, steps=30, cfg=6.0, scheduler="simple", p=0.6,
+                 latent_image=static["static_video"], seed=7, steps=steps, cfg=cfg, scheduler="simple", p=0.6,
                  step_sizes="1")
     regen = g.add("KSampler", title="KSampler (regeneration, denoise = p_re)", model=ms["MODEL"],
                   positive=pos["CONDITIONING"], negative=neg["CONDITIONING"], latent_image=anim["animated"],
-                  seed=43, steps=30, cfg=6.0, sampler_name="uni_pc", scheduler="simple", denoise=0.8)
-    _save_webp(g, regen["LATENT"], vae["VAE"], "i4vgen/wan", fps=16.0)
+                  seed=43, steps=steps, cfg=cfg, sampler_name="uni_pc", scheduler="simple", denoise=0.8)
+    _save_webp(g, regen["LATENT"], vae["VAE"], prefix, fps=fps)
+
+
+def i4vgen_wan(g: Graph):
+    _i4vgen_flow_video(g, "a sailing boat on a calm sea at golden hour, gentle waves, cinematic",
+                       "EmptyHunyuanLatentVideo", (832, 480), frames=9, steps=30, cfg=6.0, prefix="i4vgen/wan", fps=16.0)
     g.note("I4VGen on a native flow video model (Wan 2.1), core nodes + this pack.\n\n"
            "1. Anchor image: the video model itself generates a one-frame clip.\n"
            "2. Static Video From Latent holds it still: with the Wan VAE connected it decodes the anchor frame, "
@@ -758,14 +774,8 @@ def wan22_t2v_smoothinit(g: Graph):
 
 
 def wan22_5b_t2v_freeinit(g: Graph):
-    unet = g.add("UNETLoader", unet_name=WAN22_5B, weight_dtype="default")
-    ms = g.add("ModelSamplingSD3", model=unet["MODEL"], shift=8.0)
-    clip = g.add("CLIPLoader", clip_name=WAN_TE, type="wan", device="default")
-    pos = g.add("CLIPTextEncode", title="Positive prompt", color="green", clip=clip["CLIP"],
-                text="a street musician playing guitar in a retro subway station, commuters passing by, the camera "
-                     "slowly moves right, cinematic")
-    neg = g.add("CLIPTextEncode", title="Negative prompt", color="red", clip=clip["CLIP"], text=NEGATIVE_WAN)
-    vae = g.add("VAELoader", vae_name=WAN22_VAE)
+    ms, pos, neg, vae = _wan_front(g, "a street musician playing guitar in a retro subway station, commuters passing "
+                                      "by, the camera slowly moves right, cinematic", WAN22_5B, WAN22_VAE)
     fi_ = g.add("TFVFreeInitModelPatch", model=ms["MODEL"], iterations=3, filter="butterworth", d_s=0.25, d_t=0.25,
                 order=4, min_signal=0.068, coarse_to_fine=True)
     lat = g.add("Wan22ImageToVideoLatent", vae=vae["VAE"], width=1280, height=704, length=121, batch_size=1)
@@ -779,6 +789,26 @@ def wan22_5b_t2v_freeinit(g: Graph):
            "3 passes with coarse_to_fine: 6 + 13 + 20 uni_pc steps at CFG 5 = 78 model calls instead of 40 (120 "
            "without coarse_to_fine). Between passes the video is re-noised with the same initial noise and its low "
            "spatio-temporal frequencies are kept.\n\n"
+           f"Models: {WAN22_5B} (diffusion_models), {WAN_TE} (text_encoders), {WAN22_VAE} (vae).")
+
+
+def wan22_5b_i4vgen(g: Graph):
+    _i4vgen_flow_video(g, "a hot air balloon rising over a green valley at dawn, drifting clouds, the camera slowly "
+                          "tilts up, cinematic", "Wan22ImageToVideoLatent", (1280, 704), frames=31, steps=20, cfg=5.0,
+                       prefix="i4vgen/wan22_5b", fps=24.0, unet_name=WAN22_5B, vae_name=WAN22_VAE)
+    g.note("I4VGen on Wan 2.2 5B (TI2V): the stock video_wan2_2_5B_ti2v loaders and sampler settings (uni_pc, "
+           "simple, 20 steps, CFG 5, 1280x704, 121 frames at 24 fps), core nodes + this pack.\n\n"
+           "1. Anchor image: the 5B makes a one-frame clip (Wan22ImageToVideoLatent length 1, a [1, 48, 1, 44, 80] "
+           "latent; no start image).\n"
+           "2. Static Video From Latent: the Wan 2.2 VAE decodes the anchor frame, holds it for 121 picture frames "
+           "and encodes that still clip once: 31 latent frames (the VAE puts 1 frame in latent frame 0 and 4 in "
+           "each later one).\n"
+           "3. NI-VSDS Animate on its own 20-step simple schedule, p 0.6: int(20 * 0.6) + 1 = 13 updates with one "
+           "fixed noise, step sizes '1' (with shift 8 the gains are 0 to 0.18, far below the limit 2; the first "
+           "update, at sigma 1, moves nothing).\n"
+           "4. Regeneration: a stock KSampler at denoise = p_re 0.8 on the animated latent.\n\n"
+           "Cost in model calls on the 121-frame video (CFG: 2 per step): 26 (NI-VSDS) + 40 (regeneration) = 66 "
+           "instead of 40, plus 40 on the one-frame anchor.\n\n"
            f"Models: {WAN22_5B} (diffusion_models), {WAN_TE} (text_encoders), {WAN22_VAE} (vae).")
 
 
@@ -801,6 +831,7 @@ WORKFLOWS = {
     "wan22_t2v_freeinit": wan22_t2v_freeinit,
     "wan22_t2v_smoothinit": wan22_t2v_smoothinit,
     "wan22_5b_t2v_freeinit": wan22_5b_t2v_freeinit,
+    "wan22_5b_i4vgen": wan22_5b_i4vgen,
 }
 
 

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from comfy_harness import pack_module, sd15_conds, tiny_sd15, tiny_wan, wan21_vae, wan_conds
+from comfy_harness import (pack_module, sd15_conds, tiny_sd15, tiny_wan, tiny_wan22_5b, wan21_vae, wan22_vae,
+                           wan_conds)
 
 STEPS = 10
 P = 0.6
@@ -393,6 +394,28 @@ def test_static_video_from_latent_with_the_wan_vae_holds_picture_frame_0(mods, w
     assert out.shape == (1, 16, 2, 2, 2)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     assert (out[:, :, 1] - out[:, :, 0]).abs().max() > 1e-2  # not a latent repeated along the frame axis
+
+
+def test_static_video_from_latent_with_the_wan22_vae(mods, wan_vae):
+    """Wan 2.2 5B (workflows/wan22_5b_i4vgen.json): its VAE has 48 channels and 16x spatial but the same
+    causal 4x temporal compression, so the stock 121 frames are 31 latent frames, and the one-frame anchor
+    becomes the encoding of its picture frame 0 held for 4 * (T - 1) + 1 frames, in the 5B's layout."""
+    n = node(mods, "I4VGenStaticVideoFromLatent")
+    bridge, vae22, wan5b = mods["bridge"], wan22_vae(), tiny_wan22_5b()
+    assert bridge.vae_latent_channels(vae22) == 48
+    assert [bridge.picture_frames_for(vae22, t) for t in (1, 2, 9, 31)] == [1, 5, 33, 121]
+    lat = torch.randn(1, 48, 1, 2, 2, generator=torch.Generator().manual_seed(4))  # a 32x32 one-frame anchor
+    with torch.inference_mode():
+        out = n.build({"samples": lat}, 2, "auto", 0, model=wan5b, vae=vae22)[0]["samples"]
+        frame0 = vae22.decode(lat)[:, 0]
+        ref = vae22.encode(frame0.repeat(5, 1, 1, 1))
+    assert frame0.shape == (1, 32, 32, 3) and out.shape == (1, 48, 2, 2, 2)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    assert (out[:, :, 1] - out[:, :, 0]).abs().max() > 1e-2  # not a latent repeated along the frame axis
+    with pytest.raises(ValueError, match="Static Video From Latent: samples has 48 latent channels .* VAE's latent "
+                                         "has 16"):
+        with torch.inference_mode():
+            n.build({"samples": lat}, 2, "auto", 0, vae=wan_vae)  # the Wan 2.1 VAE on a 5B latent
 
 
 def test_frames_as_batch_ignores_the_vae(mods, sd, wan_vae):

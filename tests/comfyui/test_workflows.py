@@ -33,7 +33,8 @@ Wan 2.2 graphs (the stock templates' layouts; loaders swapped as for Wan 2.1)
   * 5B: UNETLoader -> TFVTestTinyWan22Model (comfy_harness.tiny_wan22_5b: WAN22_T2V, 48 channels, dim 32),
     VAELoader -> TFVTestWan22VAE: the REAL Wan 2.2 VAE architecture (48 channels, 16x spatial; full size,
     random weights, comfy_harness.wan22_vae, built once per session); Wan22ImageToVideoLatent 1280x704, 121
-    frames -> 32x32, 5 frames (a [1, 48, 2, 2, 2] latent).
+    frames -> 32x32, 5 frames (a [1, 48, 2, 2, 2] latent; wan22_5b_i4vgen's one-frame anchor keeps length 1);
+    I4VGenStaticVideoFromLatent frames 31 -> 2 and NIVSDSAnimate steps 20 -> 3 as for Wan 2.1.
 Flux graphs (the loaders' outputs are swapped as for Wan)
   * UNETLoader -> test node TFVTestTinyFluxModel (comfy_harness.tiny_flux: Flux-dev layout, hidden 64,
     1 double + 1 single block);
@@ -97,7 +98,7 @@ WAN_OVERRIDES = {
     "NIVSDSAnimate": {"steps": 3},
     "KSamplerAdvanced": {"steps": 4, "start_at_step": lambda v: 2 if v == 10 else v,
                          "end_at_step": lambda v: 2 if v == 10 else v},
-    "Wan22ImageToVideoLatent": {"width": 32, "height": 32, "length": 5},
+    "Wan22ImageToVideoLatent": {"width": 32, "height": 32, "length": lambda v: 1 if v == 1 else 5},
 }
 FLUX_OVERRIDES = {
     "EmptySD3LatentImage": {"width": 32, "height": 32},
@@ -123,6 +124,7 @@ EXPECTED = {
     "wan22_t2v_freeinit": {"SaveAnimatedWEBP": 5},
     "wan22_t2v_smoothinit": {"SaveAnimatedWEBP": 5},
     "wan22_5b_t2v_freeinit": {"SaveAnimatedWEBP": 5},
+    "wan22_5b_i4vgen": {"SaveAnimatedWEBP": 5},
 }
 # Workflows whose checkpoint is not a plain SD1.5 one: the tiny stand-in of the same format.
 CKPT_BY_WORKFLOW = {"zs2_video_edit_ip2p_sd15": TINY_IP2P_CKPT}
