@@ -24,6 +24,8 @@ Tables (``--tables``; rows ``--rows`` by name, ``;``-separated):
 * ``i4vgen``: anchor picture -> Static Video From Latent -> NI-VSDS Animate -> KSampler regeneration
   on the ZS^2 video model; ablations: static video alone, regeneration without NI-VSDS, anchor chosen
   by the judge's score among 4 candidates (I4VGen Anchor Select) vs the first (random) candidate.
+* ``i4vgen_anchor``: how much of the anchor survives NI-VSDS (two different anchors, same eps*: the
+  animated latents' difference over the static latents' difference).
 * ``freeinit``: FreeInit (KSampler) on the ZS^2 video model: 3 and 5 iterations, 3 coarse-to-fine;
   and on pictures (batch 1 per call: FreeInit's FFT couples the pictures of one batch).
 
@@ -152,9 +154,9 @@ def common_settings(a, table: str) -> dict:
                                                "MATCH_MIN", "COLOUR_MAX")}}
     if table == "smoothinit":
         s.update(batch=a.batch, seed_base=a.seed)
-    elif table in ("zs2", "i4vgen", "freeinit"):
+    elif table in ("zs2", "i4vgen", "freeinit", "i4vgen_anchor"):
         s.update(frames=a.frames, video_cfg=a.cfg, seed_base=a.seed)
-    if table == "i4vgen":
+    if table in ("i4vgen", "i4vgen_anchor"):
         s.update(nivsds_steps=a.nivsds_steps)
     if table == "freeinit":
         s.update(picture_cfg=7.5)
@@ -341,22 +343,33 @@ def bench_zs2(toy: Toy, a, settings, out) -> None:
     run_videos(toy, a, settings, out, "zs2", spec)
 
 
+def i4vgen_anchor(toy: Toy, a, label: int, seed: int, best_of: int):
+    """Anchor candidates: ``best_of`` pictures of the image model in one batch (seed ``seed``); candidate 0
+    is the "random" anchor; with best_of > 1 I4VGen Anchor Select keeps the highest judge score (template
+    IoU when the judged class is the prompt, else 0). Returns (latent batch, kept index)."""
+    lat = toy.sample(toy.model, [label] * best_of, seed, a.steps, a.cfg)
+    if best_of == 1:
+        return lat, 0
+    v = W.judge(toy.decode(lat))
+    scores = [float(v.score[i]) if int(v.labels[i]) == label else 0.0 for i in range(best_of)]
+    img = torch.zeros(best_of, 64, 64, 3)
+    _, idx, _ = call("I4VGenAnchorSelect", images=[img], mode=["highest"], scores_text=[""], scores=[scores])
+    return lat, int(idx)
+
+
+def i4vgen_static_and_animated(toy: Toy, a, video_model, label: int, seed: int, lat, idx: int, animate=True):
+    """Static Video From Latent of candidate ``idx`` and (``animate``) NI-VSDS Animate of it (seed + 7, its own
+    ``--nivsds-steps`` schedule)."""
+    static = call("I4VGenStaticVideoFromLatent", samples=lat, frames=a.frames, model=video_model, batch_index=idx)[0]
+    if not animate:
+        return static, None
+    animated = call("NIVSDSAnimate", model=video_model, positive=toy.cond[label], negative=toy.negative,
+                    latent_image=static, seed=seed + 7, steps=a.nivsds_steps, cfg=a.cfg, scheduler=SCHEDULER)[0]
+    return static, animated
+
+
 def bench_i4vgen(toy: Toy, a, settings, out) -> None:
     video_model = zs2_model(toy, 0.98, 0.01)
-
-    def anchor(label, seed, best_of: int):
-        """Candidates: ``best_of`` pictures of the image model in one batch (seed ``seed``); candidate 0
-        is the "random" anchor; with best_of > 1 I4VGen Anchor Select keeps the highest judge score
-        (template IoU when the judged class is the prompt, else 0)."""
-        lat = toy.sample(toy.model, [label] * best_of, seed, a.steps, a.cfg)
-        if best_of == 1:
-            return lat, 0
-        v = W.judge(toy.decode(lat))
-        scores = [float(v.score[i]) if int(v.labels[i]) == label else 0.0 for i in range(best_of)]
-        img = torch.zeros(best_of, 64, 64, 3)
-        _, idx, _ = call("I4VGenAnchorSelect", images=[img], mode=["highest"], scores_text=[""], scores=[scores])
-        return lat, int(idx)
-
     spec = []
     for name in I4VGEN_ROWS:
         if a.rows and name not in a.rows:
@@ -365,20 +378,40 @@ def bench_i4vgen(toy: Toy, a, settings, out) -> None:
         p_re = 1.0 if "p_re 1.0" in name else 0.8
 
         def make(label, seed, name=name, best_of=best_of, p_re=p_re):
-            lat, idx = anchor(label, seed, best_of)
-            static = call("I4VGenStaticVideoFromLatent", samples=lat, frames=a.frames, model=video_model,
-                          batch_index=idx)[0]
+            lat, idx = i4vgen_anchor(toy, a, label, seed, best_of)
+            static, animated = i4vgen_static_and_animated(toy, a, video_model, label, seed, lat, idx,
+                                                          animate="without NI-VSDS" not in name
+                                                          and not name.startswith("static"))
             if name.startswith("static"):
                 return static
-            animated = static
-            if "without NI-VSDS" not in name:
-                animated = call("NIVSDSAnimate", model=video_model, positive=toy.cond[label],
-                                negative=toy.negative, latent_image=static, seed=seed + 7, steps=a.nivsds_steps,
-                                cfg=a.cfg, scheduler=SCHEDULER)[0]
-            return toy.sample(video_model, label, seed + 13, a.steps, a.cfg, animated, denoise=p_re)
+            return toy.sample(video_model, label, seed + 13, a.steps, a.cfg, animated or static, denoise=p_re)
 
         spec.append((name, make, {"p_re": p_re, "best_of": best_of}))
     run_videos(toy, a, settings, out, "i4vgen", spec)
+
+
+def bench_i4vgen_anchor(toy: Toy, a, settings, out) -> None:
+    """How much of the anchor survives NI-VSDS. For each video, the 4 candidates of the best-of-4 row; where
+    I4VGen Anchor Select keeps a candidate other than 0 (the random anchor), both static videos go through
+    NI-VSDS Animate with the same seed (same eps*): retention = ||animated_kept - animated_0|| /
+    ||static_kept - static_0|| (1 = the animation keeps the whole difference between the anchors, 0 = the
+    output does not depend on the anchor)."""
+    video_model = zs2_model(toy, 0.98, 0.01)
+    t0, rows = time.time(), []
+    for label, seed, j in video_list(a):
+        lat, idx = i4vgen_anchor(toy, a, label, seed, 4)
+        row = dict(method="anchor retention", video=j, seed=seed, prompt=label, kept=idx, retention=float("nan"),
+                   static_diff=0.0, animated_diff=0.0)
+        if idx != 0:
+            s0, a0 = i4vgen_static_and_animated(toy, a, video_model, label, seed, lat, 0)
+            s1, a1 = i4vgen_static_and_animated(toy, a, video_model, label, seed, lat, idx)
+            ds = float((s1["samples"] - s0["samples"]).float().norm())
+            da = float((a1["samples"] - a0["samples"]).float().norm())
+            row.update(retention=da / ds, static_diff=ds, animated_diff=da)
+            print(f"  i4vgen anchor retention: video {j}, kept {idx}, retention {da / ds:.4f}", flush=True)
+        rows.append(row)
+    lo, hi = rows[0]["video"], rows[-1]["video"] + 1
+    write_part(out, "i4vgen_anchor", "anchor retention", f"v{lo}-{hi}", settings, rows, time.time() - t0)
 
 
 def bench_freeinit(toy: Toy, a, settings, out) -> None:
@@ -409,7 +442,7 @@ def bench_freeinit(toy: Toy, a, settings, out) -> None:
 # ------------------------------------------------------------------------------------ main
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tables", default="judge,smoothinit,zs2,i4vgen,freeinit")
+    ap.add_argument("--tables", default="judge,smoothinit,zs2,i4vgen,i4vgen_anchor,freeinit")
     ap.add_argument("--rows", default="", help="';'-separated row names to run (default: all rows of the tables)")
     ap.add_argument("--n", type=int, default=600, help="SmoothInit pictures per cell (multiple of --batch)")
     ap.add_argument("--batch", type=int, default=60, help="SmoothInit pictures per KSampler call (multiple of 12)")
@@ -440,7 +473,7 @@ def main() -> None:
     for table in a.tables.split(","):
         settings = common_settings(a, table)
         fn = {"judge": bench_judge, "smoothinit": bench_smoothinit, "zs2": bench_zs2, "i4vgen": bench_i4vgen,
-              "freeinit": bench_freeinit}.get(table)
+              "freeinit": bench_freeinit, "i4vgen_anchor": bench_i4vgen_anchor}.get(table)
         if fn is None:
             raise SystemExit(f"unknown table {table!r}")
         fn(toy, a, settings, out)
