@@ -72,9 +72,13 @@ def node(name: str):
 
 def call(name: str, **kwargs):
     """Call a node class from ComfyUI's registry with its declared defaults for inputs not given, under
-    ``torch.inference_mode`` as ComfyUI's executor does."""
+    ``torch.inference_mode`` as ComfyUI's executor does. Raises TypeError on an input name the node does
+    not declare."""
     inst = node(name)
     spec = type(inst).INPUT_TYPES()
+    unknown = set(kwargs) - {k for section in ("required", "optional") for k in spec.get(section, {})}
+    if unknown:  # a misspelt input would silently run at its default
+        raise TypeError(f"call({name!r}): no input named {sorted(unknown)}")
     args = {}
     for section in ("required", "optional"):
         for key, val in spec.get(section, {}).items():
