@@ -414,7 +414,11 @@ class NIVSDSAnimate:
         except ValueError as e:
             if str(e).startswith(node):
                 raise
-            raise ValueError(f"{node}: {e}") from e
+            hint = ""
+            if sigmas is not None and str(e).startswith("step_sizes: update"):
+                hint = (" The schedule here is the connected sigmas (steps and scheduler are ignored): connect a "
+                        "longer one, e.g. BasicScheduler with 25 steps, or disconnect sigmas to use steps.")
+            raise ValueError(f"{node}: {e}{hint}") from e
         out = out.to(bridge.intermediate_device())
         if not torch.isfinite(out).all():
             raise ValueError(f"{node}: the animated latent is not finite; lower step_sizes or p, or check the "

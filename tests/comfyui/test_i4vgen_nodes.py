@@ -138,6 +138,12 @@ def test_official_step_sizes_refused_on_a_short_schedule(mods, sd):
     assert log == []
     out = animate(mods, counted, sd15_conds(), sv, steps=25, step_sizes="10,10,10,1")
     assert len(log) == int(25 * 0.6) + 1 and torch.isfinite(out).all()
+    # a connected SIGMAS replaces steps: the error says so (steps=25 here is ignored)
+    short = mods["bridge"].calculate_sigmas(sd, "ddim_uniform", 10)
+    log.clear()
+    with pytest.raises(ValueError, match=r"update 3 of 7 .* gain 2\.7\d > 2.*connected sigmas.*BasicScheduler with 25"):
+        animate(mods, counted, sd15_conds(), sv, steps=25, step_sizes="10,10,10,1", sigmas=short)
+    assert log == []
 
 
 @pytest.mark.parametrize("which", ["sd", "wan"])
