@@ -711,8 +711,10 @@ def readme_block(tables, claims, jf, total) -> str:
                    f"{jf.get('noise_n', 0)}), {100 * jf.get('blobs_reject', float('nan')):.1f} % of shapeless blobs "
                    f"(n = {jf.get('blobs_n', 0)}).")
         txt.append("")
-    txt += [table_md(["paper", "claim as tested", "n", "difference", "p", "verdict"], lines), "",
-            UNTESTABLE, "",
+    txt += [table_md(["paper", "claim as tested", "n", "difference", "p", "verdict"], lines), ""]
+    if "i4vgen_anchor" in tables and "i4vgen" in tables:
+        txt += [anchor_retention_text(tables["i4vgen_anchor"], tables["i4vgen"]), ""]
+    txt += [UNTESTABLE, "",
             f"Measured wall time of the committed runs: {total / 60:.0f} min (sum over parts, 1 torch thread each, "
             "at most two parts at a time on this shared 2-core machine). Every row with its interval, test and "
             "settings: [docs/toy_world/tables.md](docs/toy_world/tables.md).", "", END]
