@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from ..samplers.ni_vsds import DEFAULT_P, ni_vsds, num_updates, parse_step_sizes
+from ..samplers.ni_vsds import DEFAULT_P, DivergingStepSizeError, ni_vsds, num_updates, parse_step_sizes
 from . import comfy_bridge as bridge
 
 CATEGORY = "training_free_video/I4VGen"
@@ -415,7 +415,7 @@ class NIVSDSAnimate:
             if str(e).startswith(node):
                 raise
             hint = ""
-            if sigmas is not None and str(e).startswith("step_sizes: update"):
+            if sigmas is not None and isinstance(e, DivergingStepSizeError):
                 hint = (" The schedule here is the connected sigmas (steps and scheduler are ignored): connect a "
                         "longer one, e.g. BasicScheduler with 25 steps, or disconnect sigmas to use steps.")
             raise ValueError(f"{node}: {e}{hint}") from e

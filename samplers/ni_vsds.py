@@ -35,6 +35,11 @@ DEFAULT_P: float = 0.6
 MAX_GAIN: float = 2.0
 
 
+class DivergingStepSizeError(ValueError):
+    """A step size whose NI-VSDS update gain exceeds :data:`MAX_GAIN` (see :func:`update_gains`): the latent
+    would diverge. Raised by :func:`ni_vsds` before any model call."""
+
+
 def parse_step_sizes(text: Union[str, Sequence[float]], name: str = "step_sizes") -> tuple[float, ...]:
     """Parse a comma-separated list of NI-VSDS step sizes, e.g. ``"10,10,10,1"``.
 
@@ -172,9 +177,10 @@ def ni_vsds(denoise: Denoiser, model_sampling: ModelSamplingLike, z: Tensor, eps
     Raises:
         ValueError: ``p`` outside ``(0, 1]``; unparsable or negative step sizes; fewer than 2 sigmas;
             a sigma ``<= 0`` among the first ``tau``, or a schedule that is not descending;
-            ``eps_star`` of another shape than ``z``; a step size whose update gain (see
-            :func:`update_gains`) exceeds :data:`MAX_GAIN`, i.e. an update that would make the latent
-            diverge (the official step sizes on a schedule of fewer than about 15 steps).
+            ``eps_star`` of another shape than ``z``.
+        DivergingStepSizeError (a ValueError): a step size whose update gain (see :func:`update_gains`)
+            exceeds :data:`MAX_GAIN`, i.e. an update that would make the latent diverge (the official step
+            sizes on a schedule of fewer than about 15 steps).
     """
     sig = torch.as_tensor(sigmas).detach().flatten().to(device="cpu", dtype=torch.float64)
     tau = num_updates(sig.numel(), p)
@@ -190,7 +196,7 @@ def ni_vsds(denoise: Denoiser, model_sampling: ModelSamplingLike, z: Tensor, eps
     gains = update_gains(model_sampling, sig, etas, tau)
     worst = max(range(tau), key=lambda i: gains[i])
     if gains[worst] > MAX_GAIN:
-        raise ValueError(
+        raise DivergingStepSizeError(
             f"step_sizes: update {worst + 1} of {tau} (eta {step_size_at(etas, worst):g} at sigma "
             f"{float(sig[worst]):.4g}) has gain {gains[worst]:.2f} > {MAX_GAIN:g}: it moves the latent "
             f"{gains[worst]:.2f} times the way to the model's denoised prediction, overshooting it, and the "
