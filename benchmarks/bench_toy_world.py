@@ -383,12 +383,12 @@ def bench_i4vgen(toy: Toy, a, settings, out) -> None:
 
         def make(label, seed, name=name, best_of=best_of, p_re=p_re):
             lat, idx = i4vgen_anchor(toy, a, label, seed, best_of)
-            static, animated = i4vgen_static_and_animated(toy, a, video_model, label, seed, lat, idx,
-                                                          animate="without NI-VSDS" not in name
-                                                          and not name.startswith("static"))
             if name.startswith("static"):
-                return static
-            return toy.sample(video_model, label, seed + 13, a.steps, a.cfg, animated or static, denoise=p_re)
+                return i4vgen_static_and_animated(toy, a, video_model, label, seed, lat, idx, animate=False)[0]
+            static, animated = i4vgen_static_and_animated(toy, a, video_model, label, seed, lat, idx,
+                                                          animate="without NI-VSDS" not in name)
+            regen_from = static if animated is None else animated
+            return toy.sample(video_model, label, seed + 13, a.steps, a.cfg, regen_from, denoise=p_re)
 
         spec.append((name, make, {"p_re": p_re, "best_of": best_of}))
     run_videos(toy, a, settings, out, "i4vgen", spec)
