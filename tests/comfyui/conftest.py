@@ -1,7 +1,7 @@
 """ComfyUI tests: run inside the real ComfyUI, skip (with the reason printed by -rs) when absent."""
 import pytest
 
-from comfy_harness import boot, comfyui_missing_reason, unthrottled_progress
+from comfy_harness import boot, comfyui_missing_reason, one_torch_thread, unthrottled_progress
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +22,15 @@ def _needs_comfyui(pack):
 
 
 _ADE_STATUS = {}
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for the whole test module (``comfy_harness.one_torch_thread``); a module opts in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``, which sets it up before the module's model
+    fixtures."""
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

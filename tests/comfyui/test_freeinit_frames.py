@@ -9,17 +9,14 @@
 import pytest
 import torch
 
-from comfy_harness import one_torch_thread, pack_module, qwen_conds, sd15_conds, tiny_qwen_image, tiny_sd15
+from comfy_harness import pack_module, qwen_conds, sd15_conds, tiny_qwen_image, tiny_sd15
 from test_freeinit_nodes import _recording_sampler
 
 STEPS = 2
 SEED = 5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread per module
 
 
 @pytest.fixture(scope="module")

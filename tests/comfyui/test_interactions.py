@@ -5,7 +5,7 @@ import logging
 import pytest
 import torch
 
-from comfy_harness import count_model_calls, one_torch_thread, pack_module, sd15_conds, tiny_sd15
+from comfy_harness import count_model_calls, pack_module, sd15_conds, tiny_sd15
 
 H = W = 8
 SEED = 77
@@ -14,10 +14,7 @@ CFG = 5.0
 FRAMES, CHUNK = 7, 4          # chunks: frames 0..3, 3..6
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread per module
 
 
 @pytest.fixture(scope="module")

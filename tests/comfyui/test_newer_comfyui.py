@@ -17,17 +17,14 @@ import inspect
 import pytest
 import torch
 
-from comfy_harness import (ksampler_start_noise, one_torch_thread, pack_module, sample_custom_advanced, sd15_conds,
+from comfy_harness import (ksampler_start_noise, pack_module, sample_custom_advanced, sd15_conds,
                            tiny_sd15, tiny_wan, wan_conds)
 
 STEPS = 2
 CFG = 7.5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread per module
 
 
 @pytest.fixture(scope="module")

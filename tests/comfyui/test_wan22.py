@@ -16,17 +16,14 @@ CFG 1 (distilled 4-step path): SmoothInit's follow-the-sampler default stops wit
 import pytest
 import torch
 
-from comfy_harness import (count_model_calls, one_torch_thread, pack_module, sample_custom_advanced, tiny_wan, wan21_vae,
+from comfy_harness import (count_model_calls, pack_module, sample_custom_advanced, tiny_wan, wan21_vae,
                           wan_conds)
 
 N, K_SWITCH, CFG, SEED = 4, 2, 3.5, 5
 LATENT_SHAPE = (1, 16, 3, 8, 8)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread per module
 
 
 @pytest.fixture(scope="module")

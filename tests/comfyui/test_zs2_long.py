@@ -4,7 +4,7 @@ KSampler and SamplerCustomAdvanced, one progress bar, interruption, errors."""
 import pytest
 import torch
 
-from comfy_harness import one_torch_thread, pack_module, sd15_conds, tiny_sd15, tiny_wan
+from comfy_harness import pack_module, sd15_conds, tiny_sd15, tiny_wan
 
 H = W = 8
 SEED = 77
@@ -12,10 +12,7 @@ STEPS = 3
 CFG = 5.0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    with one_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread per module
 
 
 @pytest.fixture(scope="module")
