@@ -383,7 +383,8 @@ def claim_video(claims, paper, text, rs, base, key, sign, scale=100.0, unit=" pt
     for a claim with no direction. The verdict is set after Holm (:func:`adjust_claims`)."""
     pv = paired_video(rs, base, key)
     d = 2 if scale == 1.0 and unit == "" else 1
-    claims.append({"paper": paper, "claim": text, "n": pv.n, "diff": shift_cell(pv, d, scale, unit),
+    claims.append({"paper": paper, "claim": text, "n": pv.n,
+                   "diff": f"{shift_cell(pv, d, scale, unit)}; mean {scale * pv.mean:+.{d}f}{unit}",
                    "test": "exact signed-rank (HL shift)", "p": pv.p, "est": pv.diff, "sign": sign,
                    "two_sided": two_sided, "full_n": videos_run(rs, base) >= N_VIDEOS})
     return pv
@@ -740,7 +741,8 @@ def claims_section(claims: list, motion_n: str) -> str:
               "distinguishable at n = ...\". " + family_text() + " Picture claims: difference of proportions with "
               "Newcombe's paired interval and the exact McNemar p; video claims: Hodges-Lehmann shift with the "
               "interval that inverts the exact signed-rank test (the interval excludes 0 exactly when that p < 0.05; "
-              "\"(\" / \")\" mark an open bound). \"At the planned n\" counts the videos or pictures run; a motion "
+              "\"(\" / \")\" mark an open bound; where most differences are 0 the shift and interval collapse to 0, "
+              "so the mean difference is given too, descriptive). \"At the planned n\" counts the videos or pictures run; a motion "
               f"metric's n is smaller ({motion_n} of 48 videos): a video drops out only with fewer than 2 shape "
               "frames (net displacement, path) or 3 (roughness).")
 
