@@ -321,7 +321,8 @@ class NIVSDSAnimate:
                    "Cost: tau CFG model calls (NFE = tau, x2 with CFG). "
                    "Its schedule is its own (steps need not match the sampler's): an update whose gain "
                    "eta * a * b / (a^2 + b^2) exceeds 2 would make the latent diverge and is refused, e.g. the "
-                   "official 10,10,10,1 on a schedule of fewer than about 15 DDIM steps on SD1.5. "
+                   "official 10,10,10,1 on SD1.5 (p 0.6) at 2-10 ddim_uniform or 3-10 normal steps; 11 steps "
+                   "and more run. "
                    "Follow it with a KSampler at denoise = p_re (video regeneration).")
     CATEGORY = CATEGORY
     FUNCTION = "animate"
@@ -347,7 +348,8 @@ class NIVSDSAnimate:
                                   "tooltip": "Steps N of the sampling schedule NI-VSDS walks (ignored when sigmas "
                                              "is connected). AnimateDiff default: DDIM 25 steps. Keep 25 even when "
                                              "the regeneration sampler uses fewer: step sizes 10,10,10,1 overshoot "
-                                             "on short schedules and are refused there."}),
+                                             "on short schedules and are refused there (SD1.5: 10 or fewer "
+                                             "ddim_uniform or normal steps)."}),
                 "cfg": ("FLOAT", {"default": 7.5, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
                                   "tooltip": "Classifier-free guidance scale of the model calls (the sampling CFG; "
                                              "AnimateDiff 7.5). 1.0 = one conditional call per update."}),

@@ -209,10 +209,9 @@ def optimise_in_context(ctx, node: str, settings: si.Preset, cfg: float, inversi
     si.validate(node, noise=noise, noise_name="noise")
     B = int(noise.shape[0])
     if (float(cfg) != 1.0 or float(inversion_cfg) != 1.0) and not bridge.guider_applies_cfg(ctx.guider):
-        raise ValueError(f"{node}: cfg / inversion_cfg: the sampler's guider ({type(ctx.guider).__name__}) does not "
-                         f"apply a CFG scale with a negative prompt (e.g. BasicGuider for guidance-distilled models, "
-                         f"DualCFGGuider), so the DDIM step's cfg cannot be set. Use a CFGGuider / KSampler with a "
-                         f"negative prompt, or set cfg and inversion_cfg to 1.")
+        raise ValueError(f"{node}: cfg / inversion_cfg: the sampler's guider ({type(ctx.guider).__name__}) "
+                         f"{bridge.guider_rule(ctx.guider)}, so the DDIM step's cfg cannot be set. Use KSampler / "
+                         f"CFGGuider with a negative prompt, or set cfg and inversion_cfg to 1.")
     conds = getattr(ctx.guider, "original_conds", {}) or {}
     _check_cond_batch(node, B, conds.get("positive"), conds.get("negative"))
     sigma_a, sigma_b = si.inversion_sigmas(bridge.sigma_table(ms), float(ctx.sigmas[0]), grid_steps)
@@ -413,6 +412,8 @@ def follow_sampler_cfg(node: str, guider, inversion_cfg: float, nfe: int) -> flo
     Thm 3.2; ALGORITHMS.md section 1: w1 = w2 makes f_s close to the identity), so following a sampler
     at CFG 1 -- distilled few-step models (Wan 2.2 lightx2v LoRA: 4 steps at CFG 1), guidance-distilled
     models under BasicGuider -- would cost ``nfe`` model calls and change nothing the paper intends.
+    A guider with a negative but its own rule (DualCFGGuider, PerpNegGuider) has no single CFG to follow
+    (w1 = 1); the message names that rule (:func:`comfy_bridge.guider_rule`).
     """
     w1 = bridge.sampler_cfg(guider)
     if abs(w1 - float(inversion_cfg)) > 1e-9:
@@ -424,9 +425,9 @@ def follow_sampler_cfg(node: str, guider, inversion_cfg: float, nfe: int) -> flo
                "2.2 14B 3.5, Wan 2.1 6, the paper 7.5): the DDIM step then calls the model with your negative "
                "prompt, once per sampling, whatever CFG the sampler uses")
     else:
-        why = (f"the sampler's guider ({type(guider).__name__}) applies no CFG (no negative prompt), so following it "
+        why = (f"the sampler's guider ({type(guider).__name__}) {bridge.guider_rule(guider)}, so following it "
                f"gives w1 = 1 = inversion_cfg")
-        fix = ("Sample with KSampler / CFGGuider and a negative prompt and set cfg above inversion_cfg (e.g. 3.5)")
+        fix = "Sample with KSampler / CFGGuider and a negative prompt and set cfg above inversion_cfg (e.g. 3.5)"
     raise ValueError(f"{node}: cfg is 0 (follow the sampler) but {why}. Forward-Inversion would then inject nothing "
                      f"(SmoothInit paper Thm 3.2: the semantic injection is proportional to w1 - w2) while costing "
                      f"{nfe} model calls. {fix}; or remove {node}.")

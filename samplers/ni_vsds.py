@@ -179,8 +179,9 @@ def ni_vsds(denoise: Denoiser, model_sampling: ModelSamplingLike, z: Tensor, eps
             a sigma ``<= 0`` among the first ``tau``, or a schedule that is not descending;
             ``eps_star`` of another shape than ``z``.
         DivergingStepSizeError (a ValueError): a step size whose update gain (see :func:`update_gains`)
-            exceeds :data:`MAX_GAIN`, i.e. an update that would make the latent diverge (the official step
-            sizes on a schedule of fewer than about 15 steps).
+            exceeds :data:`MAX_GAIN`, i.e. an update that would make the latent diverge. The official step
+            sizes at p 0.6 on SD1.5 are refused at 2-10 ``ddim_uniform`` steps (10 steps: gain 2.74) and at 3-10
+            ``normal`` steps (10: 2.07); from 11 steps on the highest gain is 1.80 / 1.89 or less.
     """
     sig = torch.as_tensor(sigmas).detach().flatten().to(device="cpu", dtype=torch.float64)
     tau = num_updates(sig.numel(), p)

@@ -20,7 +20,18 @@ video is not rewarded:
 * ``mean_cx``, ``mean_cy`` (for the diversity across seeds: the spread of a prompt's videos).
 
 Frames the judge rejects ("no shape") have no centroid: the motion numbers use the frames that hold a
-shape (nan when fewer than 2 / 3).
+shape, in order, joining the path across the rejected frames (a video with gaps is kept); a video
+has no net displacement / path / jump below 2 shape frames and no roughness below 3 (nan).
+
+Derived per-video numbers (``derived``; the report computes them from the committed CSV columns, so
+older CSVs need no rerun):
+
+* ``same_shapes``: share of adjacent pairs judged the same class among the pairs where BOTH frames
+  hold a shape (nan without such a pair); ``same_class`` counts a rejected frame as inconsistent, so it
+  mixes consistency with the reject rate (``reject``, reported on its own);
+* ``rough_step``: roughness per unit motion, ``smooth / jump`` (mean 2nd-difference norm over mean step
+  norm): 0 for a constant velocity, about sqrt(3) = 1.73 for independent random positions (Var of a
+  2nd difference is 6 sigma^2, of a step 2 sigma^2), so a row with less motion is not called smoother.
 """
 from __future__ import annotations
 
@@ -87,7 +98,7 @@ def video_row(frames: torch.Tensor, label: int) -> dict:
         flick.append(float((frames[t + 1] - prev).abs().mean()))
     fg = ~v.reject
     colour_drift = float((v.rgb[fg] - v.rgb[fg][:1]).norm(dim=1).max()) if int(fg.sum()) >= 2 else nan
-    return {
+    return derived({
         "prompt": int(label), "frames": f,
         "labels": "|".join(str(int(x)) for x in lab),
         "acc": round(float((lab == label).float().mean()), 4),
@@ -103,7 +114,32 @@ def video_row(frames: torch.Tensor, label: int) -> dict:
         "flicker": round(sum(flick) / len(flick), 5) if flick else nan,
         "mean_cx": _r(cv[:, 0].mean()) if len(cv) else nan,
         "mean_cy": _r(cv[:, 1].mean()) if len(cv) else nan,
-    }
+    })
+
+
+def same_shapes(labels) -> float:
+    """Share of adjacent frame pairs judged the same class among pairs where both frames hold a shape
+    (judged class >= 0); ``labels`` is a list of ints or the CSV's "a|b|c" string. nan without such a pair."""
+    if isinstance(labels, str):
+        labels = [int(x) for x in labels.split("|")] if labels else []
+    pairs = [(a, b) for a, b in zip(labels[:-1], labels[1:]) if a >= 0 and b >= 0]
+    return round(sum(a == b for a, b in pairs) / len(pairs), 4) if pairs else float("nan")
+
+
+def roughness_per_step(smooth: float, jump: float) -> float:
+    """``smooth / jump``: roughness per unit motion (nan when either is nan or the object never moves)."""
+    smooth, jump = float(smooth), float(jump)
+    if math.isnan(smooth) or math.isnan(jump) or jump <= 0:
+        return float("nan")
+    return round(smooth / jump, 4)
+
+
+def derived(row: dict) -> dict:
+    """``row`` with ``same_shapes`` and ``rough_step`` (see the module docstring) from its columns."""
+    out = dict(row)
+    out["same_shapes"] = same_shapes(row["labels"])
+    out["rough_step"] = roughness_per_step(row["smooth"], row["jump"])
+    return out
 
 
 def diversity(rows: list[dict]) -> float:

@@ -12,8 +12,12 @@ the ZS^2 table's video settings too.
 
 Statistics (``stats.py``): every proportion with its Wilson 95 % interval; pictures paired with the
 baseline by (cfg, seed, index): difference with Newcombe's paired interval and the exact McNemar p;
-videos paired by video index: mean difference with its t interval and the Wilcoxon signed-rank p.
-A claim is "agrees"/"disagrees" only where p < 0.05, else "not distinguishable at n = ...".
+videos paired by video index: Hodges-Lehmann shift with the interval that inverts the exact signed-rank
+test (ties mid-ranked, zeros dropped) and that test's p, so an interval excludes 0 exactly when p < 0.05.
+Video metrics derived from the CSV columns (``metrics.derived``): same class over pairs of frames that
+both hold a shape (the reject rate on its own), roughness per unit step. The closing note's claims are
+Holm-adjusted within each paper's family (all claims of that paper listed there); a claim is
+"agrees"/"disagrees" only where the Holm-adjusted p < 0.05, else "not distinguishable at n = ...".
 """
 from __future__ import annotations
 
@@ -69,6 +73,7 @@ def load(results: Path = RESULTS) -> dict:
         table = meta["settings"]["table"]
         with open(f, newline="") as fh:
             rows = [{k: _num(k, v) for k, v in r.items()} for r in csv.DictReader(fh)]
+        rows = [M.derived(r) if "labels" in r and "jump" in r else r for r in rows]  # video rows
         if len(rows) != meta["items"]:
             raise SystemExit(f"report: {f.name} holds {len(rows)} items, its sidecar says {meta['items']}")
         t = tables.setdefault(table, {"settings": meta["settings"], "parts": [], "rows": []})
@@ -130,6 +135,11 @@ def mean_cell(v, d: int = 2, scale: float = 1.0) -> str:
 
 def diff_cell(r, d: int = 1, scale: float = 100.0, unit: str = "") -> str:
     return f"{scale * r.diff:+.{d}f}{unit} [{scale * r.low:+.{d}f}, {scale * r.high:+.{d}f}]"
+
+
+def verdict_slot(k: int) -> str:
+    """Placeholder for claim ``k``'s verdict in a section's table, filled in after Holm (:func:`build`)."""
+    return f"@@verdict{k}@@"
 
 
 def table_md(head: list, rows: list) -> str:
@@ -257,18 +267,19 @@ def smoothinit_section(t: dict, claims: list) -> str:
                 pairs = [(r["correct"], base[(r["seed"], r["index"])]["correct"]) for r in rs
                          if (r["seed"], r["index"]) in base]
                 pr = S.paired_proportions([p[0] for p in pairs], [p[1] for p in pairs])
-                v = S.verdict(pr.p, pr.diff, +1, pr.n)
-                cells += [diff_cell(pr, unit=" pt") + f" (n = {pr.n})", f"{S.fmt_p(pr.p)} ({pr.b}/{pr.c})", v]
+                cells += [diff_cell(pr, unit=" pt") + f" (n = {pr.n})", f"{S.fmt_p(pr.p)} ({pr.b}/{pr.c})",
+                          verdict_slot(len(claims))]
                 claims.append({"paper": "SmoothInit", "claim": f"{name} raises prompt accuracy over plain noise "
-                               f"(CFG {cfg}, w1 {','.join(w1s)})", "n": pr.n, "diff": f"{100 * pr.diff:+.1f} pt",
-                               "p": pr.p, "verdict": v, "full_n": pr.n >= (N_PICTURES_HEADLINE if cfg == 7.5 and name in
-                                                                             ("Forward-Inversion", "Fast-SmoothInit-10")
-                                                                             else N_PICTURES_OTHER)})
+                               f"(CFG {cfg}, w1 {','.join(w1s)})", "n": pr.n, "diff": diff_cell(pr, unit=" pt"),
+                               "test": "exact McNemar (Newcombe interval)", "p": pr.p, "est": pr.diff, "sign": +1,
+                               "full_n": pr.n >= (N_PICTURES_HEADLINE if cfg == 7.5 and name in
+                                                  ("Forward-Inversion", "Fast-SmoothInit-10") else N_PICTURES_OTHER)})
             lines.append(cells)
         md += [f"**Sampling CFG {cfg}** (w1 = the noise optimiser's CFG actually used, w2 = 1)", "",
                table_md(["method", "w1", "n", "prompt accuracy [Wilson 95 %]", "colour", "shape",
                          "rejected (blank / oversized / no match)",
-                         "FD to data", "difference to plain [95 %]", "McNemar p (b/c)", "vs paper"], lines), ""]
+                         "FD to data", "difference to plain [95 %]", "McNemar p (b/c)",
+                         "vs paper (Holm, family: SmoothInit)"], lines), ""]
     if 2.0 not in {r["cfg"] for r in rows}:
         md.append("Not rerun here: the CFG 2.0 column of the earlier n = 24 table, which was labelled w1 = 7.5 but "
                   "ran with w1 = 2 (the node's cfg 0 follows the sampler's CFG). Every row above records the w1 "
@@ -285,20 +296,31 @@ def smoothinit_section(t: dict, claims: list) -> str:
 
 
 # ------------------------------------------------------------------------------------ videos
-VIDEO_METRICS = [  # key, header, digits, scale, higher-is
+VIDEO_METRICS = [  # key, header, digits, scale
     ("acc", "per-frame prompt accuracy %", 1, 100.0),
-    ("same_class", "adjacent pairs same class %", 1, 100.0),
+    ("same_shapes", "adjacent shape pairs same class %", 1, 100.0),
     ("reject", "frames with no shape %", 1, 100.0),
     ("net_disp", "net displacement px", 1, 1.0),
     ("path", "path length px", 1, 1.0),
-    ("smooth", "path roughness px (2nd diff.)", 2, 1.0),
+    ("rough_step", "roughness per unit step (sqrt 3 = 1.73: independent positions)", 2, 1.0),
     ("flicker", "flicker (unexplained change) x100", 2, 100.0),
     ("size_drift", "size drift %", 1, 100.0),
     ("colour_drift", "colour drift", 3, 1.0),
 ]
-COMPARE = [("acc", 100.0, " pt"), ("same_class", 100.0, " pt"), ("net_disp", 1.0, " px"), ("path", 1.0, " px"),
-           ("smooth", 1.0, " px"),
-           ("flicker", 100.0, "")]
+COMPARE = [("acc", 100.0, " pt"), ("same_shapes", 100.0, " pt"), ("reject", 100.0, " pt"), ("net_disp", 1.0, " px"),
+           ("path", 1.0, " px"), ("rough_step", 1.0, ""), ("flicker", 100.0, "")]
+MOTION_RULE = ("Motion metrics (net displacement, path length, roughness per unit step) use the frames that hold a "
+               "shape, in order: a video with rejected frames is kept and its path joins its shape frames across the "
+               "gaps. A video drops out of net displacement and path length only with fewer than 2 shape frames, and "
+               "out of roughness with fewer than 3 (or no motion), so the paired n of the motion cells runs from "
+               "@@motion_n@@ of 48 videos. Same class is counted over adjacent pairs in which both frames hold a "
+               "shape; the share of frames with no shape is its own column. Roughness per unit step is the mean "
+               "2nd-difference norm of the centroid over its mean step: 0 for constant velocity, about sqrt(3) = "
+               "1.73 for independent random positions, so less motion does not read as smoother motion.")
+_PAIRED_N: list = []  # paired n of every motion cell in the compare tables (filled while building)
+SHIFT_NOTE = ("Each cell: Hodges-Lehmann shift (method - baseline) [95 % interval by inverting the exact signed-rank "
+              "test], that test's two-sided p (ties mid-ranked, zero differences dropped; unadjusted: the claims in "
+              "the closing note are Holm-adjusted) and the number of paired videos n.")
 
 
 def video_rows_table(groups: list) -> str:
@@ -331,9 +353,23 @@ def video_compare_table(groups: list, base_name: str, base: list) -> str:
         cells = [name]
         for key, sc, unit in COMPARE:
             pv = paired_video(rs, base, key)
-            cells.append(f"{diff_cell(pv, 1 if sc == 100 else 2, sc, unit)}, p {S.fmt_p(pv.p)} (n {pv.n})")
+            if key in ("net_disp", "path", "rough_step") and pv.n:  # a still row has no roughness (n 0)
+                _PAIRED_N.append(pv.n)
+            if pv.n and (pv.p < S.ALPHA) == pv.contains(0.0):
+                raise SystemExit(f"report: {name} vs {base_name}, {key}: interval [{pv.low}, {pv.high}] and p "
+                                 f"{pv.p} disagree")
+            cells.append(f"{shift_cell(pv, 1 if sc == 100 else 2, sc, unit)}, p {S.fmt_p(pv.p)} (n {pv.n})")
         lines.append(cells)
-    return table_md([f"vs {base_name}"] + [f"diff. {k}" for k, _s, _u in COMPARE], lines)
+    return table_md([f"vs {base_name}"] + [f"shift {k}" for k, _s, _u in COMPARE], lines)
+
+
+def shift_cell(pv, d: int, scale: float, unit: str = "") -> str:
+    """``+x unit [lo, hi]`` with "(" / ")" where the interval is open (its bound itself rejected)."""
+    if math.isnan(pv.diff):
+        return "n/a"
+    lo = "(" if pv.low_open else "["
+    hi = ")" if pv.high_open else "]"
+    return f"{scale * pv.diff:+.{d}f}{unit} {lo}{scale * pv.low:+.{d}f}, {scale * pv.high:+.{d}f}{hi}"
 
 
 def videos_run(rs: list, base: list) -> int:
@@ -342,12 +378,40 @@ def videos_run(rs: list, base: list) -> int:
     return len({r["video"] for r in rs} & {r["video"] for r in base})
 
 
-def claim_video(claims, paper, text, rs, base, key, sign, scale=100.0, unit=" pt"):
+def claim_video(claims, paper, text, rs, base, key, sign, scale=100.0, unit=" pt", two_sided=None):
+    """A video claim: ``sign`` +1 / -1 the paper's direction; ``two_sided`` (a pair of verdict words)
+    for a claim with no direction. The verdict is set after Holm (:func:`adjust_claims`)."""
     pv = paired_video(rs, base, key)
-    v = S.verdict(pv.p, pv.diff, sign, pv.n)
-    claims.append({"paper": paper, "claim": text, "n": pv.n, "diff": f"{scale * pv.diff:+.1f}{unit}", "p": pv.p,
-                   "verdict": v, "full_n": videos_run(rs, base) >= N_VIDEOS})
+    d = 2 if scale == 1.0 and unit == "" else 1
+    claims.append({"paper": paper, "claim": text, "n": pv.n,
+                   "diff": f"{shift_cell(pv, d, scale, unit)}; mean {scale * pv.mean:+.{d}f}{unit}",
+                   "test": "exact signed-rank (HL shift)", "p": pv.p, "est": pv.diff, "sign": sign,
+                   "two_sided": two_sided, "full_n": videos_run(rs, base) >= N_VIDEOS})
     return pv
+
+
+FAMILY = {  # the family of each paper's claims for Holm: every claim of that paper in the closing note
+    "SmoothInit": "prompt accuracy of the four initialisers x two sampling CFGs vs plain noise (pictures)",
+    "ZS^2": "same class over shape pairs (DN, TMA, both), roughness per unit step (TMA, both), flicker (both), "
+            "Table 1 parity, Fig. 4 lambda and mu (videos)",
+    "I4VGen": "accuracy, same class over shape pairs, flicker vs ZS^2 sampling; best of 4 vs random anchor; "
+              "NI-VSDS motion (videos)",
+    "FreeInit": "same class over shape pairs for 3, 5 and coarse-to-fine iterations (videos)",
+}
+
+
+def adjust_claims(claims: list) -> None:
+    """Holm within each paper's family (:data:`FAMILY`), then the verdicts from the adjusted p."""
+    for paper in {c["paper"] for c in claims}:
+        fam = [c for c in claims if c["paper"] == paper]
+        for c, q in zip(fam, S.holm([c["p"] for c in fam])):
+            c["p_holm"] = q
+            c["family"] = len(fam)
+            if c.get("two_sided"):
+                yes, no = c["two_sided"]
+                c["verdict"] = yes if q < S.ALPHA else f"{no} at n = {c['n']}"
+            else:
+                c["verdict"] = S.verdict(q, c["est"], c["sign"], c["n"])
 
 
 ZS2_CLAIM = ("ZS^2 abstract: it \"utilizes the dependency noise model and temporal momentum attention to ensure "
@@ -378,39 +442,38 @@ def zs2_section(t: dict, claims: list) -> str:
     base = rows_of(t, base_name)
     md = ["## ZS^2 (videos: an image model sampling frames as the batch)", "", ZS2_CLAIM, "",
           f"{s['frames']}-frame videos, CFG {s['video_cfg']}; video j: prompt VIDEO_ORDER[j mod 12], seed "
-          f"{s['seed_base']} + j, the same for every row, so rows are paired by video (mean difference, t interval, "
-          f"Wilcoxon signed-rank p over videos; frames of one video are not independent). Consistency AND motion: a "
-          f"still video has net displacement 0 and path length 0. {settings_line(s)}.", "",
+          f"{s['seed_base']} + j, the same for every row, so rows are paired by video (frames of one video are not "
+          f"independent). Consistency AND motion: a still video has net displacement 0 and path length 0. "
+          f"{settings_line(s)}.", "", MOTION_RULE + " " + SHIFT_NOTE, "",
           video_rows_table(groups), ""]
     if base:
         md += [video_compare_table(groups, base_name, base), ""]
         both = rows_of(t, "ZS^2: TMA mu 0.98 + DN lambda 0.01")
         for name, text, key, sign in (
-                ("Dependency Noise alone (lambda 0.01)", "Dependency Noise alone makes adjacent frames more often the "
-                 "same class", "same_class", +1),
-                ("TMA alone (mu 0.98)", "TMA alone makes adjacent frames more often the same class", "same_class", +1),
-                ("ZS^2: TMA mu 0.98 + DN lambda 0.01", "DN + TMA make adjacent frames more often the same class",
-                 "same_class", +1)):
+                ("Dependency Noise alone (lambda 0.01)", "Dependency Noise alone makes adjacent shape frames more "
+                 "often the same class", "same_shapes", +1),
+                ("TMA alone (mu 0.98)", "TMA alone makes adjacent shape frames more often the same class",
+                 "same_shapes", +1),
+                ("ZS^2: TMA mu 0.98 + DN lambda 0.01", "DN + TMA make adjacent shape frames more often the same class",
+                 "same_shapes", +1)):
             rs = rows_of(t, name)
             if rs:
                 claim_video(claims, "ZS^2", text + " (vs independent frames)", rs, base, key, sign)
         for name, text, key in (
-                ("TMA alone (mu 0.98)", "TMA alone (\"animation coherence\") makes the object's path less rough "
-                 "(2nd differences of the centroid)", "smooth"),
-                ("ZS^2: TMA mu 0.98 + DN lambda 0.01", "DN + TMA make the object's path less rough", "smooth"),
+                ("TMA alone (mu 0.98)", "TMA alone (\"animation coherence\") makes the object's path less rough per "
+                 "unit motion (2nd-difference / step of the centroid)", "rough_step"),
+                ("ZS^2: TMA mu 0.98 + DN lambda 0.01", "DN + TMA make the object's path less rough per unit motion",
+                 "rough_step"),
                 ("ZS^2: TMA mu 0.98 + DN lambda 0.01", "DN + TMA lower flicker (pixel change not explained by the "
                  "object's motion)", "flicker")):
             rs = rows_of(t, name)
             if rs:
                 claim_video(claims, "ZS^2", text + " (vs independent frames)", rs, base, key, -1,
-                            100.0 if key == "flicker" else 1.0, " (x100)" if key == "flicker" else " px")
+                            100.0 if key == "flicker" else 1.0, " (x100)" if key == "flicker" else "")
         if both:
-            pv = paired_video(both, base, "acc")
-            claims.append({"paper": "ZS^2", "claim": "Table 1: per-frame prompt alignment at parity with independent "
-                           "frames (a two-sided test; parity is not proven by p >= 0.05)", "n": pv.n,
-                           "diff": f"{100 * pv.diff:+.1f} pt [{100 * pv.low:+.1f}, {100 * pv.high:+.1f}]", "p": pv.p,
-                           "verdict": ("differs from parity" if pv.p < S.ALPHA else
-                                       f"no difference detected at n = {pv.n}"), "full_n": pv.n >= N_VIDEOS})
+            claim_video(claims, "ZS^2", "Table 1: per-frame prompt alignment at parity with independent frames (a "
+                        "two-sided test; parity is not proven by p >= 0.05)", both, base, "acc", 0,
+                        two_sided=("differs from parity", "no difference detected"))
     ref_name = "ZS^2: TMA mu 0.98 + DN lambda 0.01"
     ref = rows_of(t, ref_name)
     sweep = [(n, rs) for n, rs in groups if n.startswith(("mu ", "lambda "))]
@@ -425,11 +488,8 @@ def zs2_section(t: dict, claims: list) -> str:
                  "Fig. 4: mu controls the variation in the video (path length, mu 0.5 vs 1, lambda 0.01)")):
             ra, rb = rows_of(t, a_name), rows_of(t, b_name)
             if ra and rb:
-                pv = paired_video(ra, rb, "path")
-                claims.append({"paper": "ZS^2", "claim": text + " (two-sided)", "n": pv.n,
-                               "diff": f"{pv.diff:+.1f} px [{pv.low:+.1f}, {pv.high:+.1f}]", "p": pv.p,
-                               "verdict": ("agrees" if pv.p < S.ALPHA else f"not distinguishable at n = {pv.n}"),
-                               "full_n": videos_run(ra, rb) >= N_VIDEOS})
+                claim_video(claims, "ZS^2", text + " (two-sided)", ra, rb, "path", 0, 1.0, " px",
+                            two_sided=("agrees", "not distinguishable"))
     md.append(f"Wall time of these runs: {wall(t) / 60:.0f} min.")
     return "\n".join(md)
 
@@ -477,7 +537,7 @@ def i4vgen_section(t: dict, zs2: dict | None, claims: list, anchor: dict | None 
           f"its own ddim_uniform schedule of {s.get('nivsds_steps', s['steps'])} steps: "
           f"{int(0.6 * s.get('nivsds_steps', s['steps'])) + 1} updates) then KSampler "
           f"regeneration at denoise p_re (the regeneration and every other sampler at {s['steps']} steps). "
-          f"Same prompts and seeds as the ZS^2 table. "
+          f"Same prompts and seeds as the ZS^2 table; metrics and cells as there. "
           f"{settings_line(s)}.", "", video_rows_table(groups), ""]
     if base:
         md += [video_compare_table(groups, "ZS^2 sampling alone (from the ZS^2 table)", base), ""]
@@ -485,8 +545,8 @@ def i4vgen_section(t: dict, zs2: dict | None, claims: list, anchor: dict | None 
         if full:
             claim_video(claims, "I4VGen", "I4VGen (p_re 0.8) raises per-frame prompt accuracy over ZS^2 sampling",
                         full, base, "acc", +1)
-            claim_video(claims, "I4VGen", "I4VGen (p_re 0.8) makes adjacent frames more often the same class "
-                        "than ZS^2 sampling", full, base, "same_class", +1)
+            claim_video(claims, "I4VGen", "I4VGen (p_re 0.8) makes adjacent shape frames more often the same class "
+                        "than ZS^2 sampling", full, base, "same_shapes", +1)
             claim_video(claims, "I4VGen", "I4VGen (p_re 0.8) lowers flicker below ZS^2 sampling", full, base,
                         "flicker", -1, 100.0, " (x100)")
     full = rows_of(t, "I4VGen p_re 0.8")
@@ -516,7 +576,7 @@ def freeinit_section(t: dict, zs2: dict | None, claims: list) -> str:
              [(n, rows_of(t, n)) for n in FREEINIT_ROWS if rows_of(t, n)]
     md = ["## FreeInit", "", FI_CLAIM, "",
           "FreeInit (KSampler) at its defaults (butterworth, d_s = d_t = 0.25, order 4) on the ZS^2 video model; "
-          f"same prompts and seeds as the ZS^2 table. {settings_line(t['settings'])}.", ""]
+          f"same prompts and seeds as the ZS^2 table; metrics and cells as there. {settings_line(t['settings'])}.", ""]
     if len(groups) > (1 if base else 0):
         md += [video_rows_table(groups), ""]
         if base:
@@ -524,8 +584,8 @@ def freeinit_section(t: dict, zs2: dict | None, claims: list) -> str:
             for n in FREEINIT_ROWS:
                 rs = rows_of(t, n)
                 if rs:
-                    claim_video(claims, "FreeInit", f"{n} makes adjacent frames more often the same class than ZS^2 "
-                                "sampling alone", rs, base, "same_class", +1)
+                    claim_video(claims, "FreeInit", f"{n} makes adjacent shape frames more often the same class "
+                                "than ZS^2 sampling alone", rs, base, "same_shapes", +1)
     pics = {n: [r for r in t["rows"] if r["method"] == n] for n in FREEINIT_PICTURE_ROWS}
     if all(pics.values()):
         b = {r["seed"]: r["correct"] for r in pics[FREEINIT_PICTURE_ROWS[0]]}
@@ -660,20 +720,36 @@ def cost_section(tables: dict, plan: list) -> str:
             f"in parallel (1 torch thread each). The committed parts took {cpu / 60:.0f} CPU minutes.")
 
 
-def claims_section(claims: list) -> str:
-    lines = [[c["paper"], c["claim"], c["n"], c["diff"], S.fmt_p(c["p"]), c["verdict"],
-              "yes" if c["full_n"] else "no"] for c in claims]
+def claim_lines(claims: list, planned: bool) -> list:
+    return [[c["paper"], c["claim"], c["n"], c["diff"], c["test"], S.fmt_p(c["p"]),
+             f"{S.fmt_p(c['p_holm'])} (of {c['family']})", c["verdict"]] + (["yes" if c["full_n"] else "no"]
+                                                                          if planned else []) for c in claims]
+
+
+CLAIM_HEAD = ["paper", "claim as tested", "n", "difference [95 %]", "test", "p", "Holm p (family size)", "verdict"]
+
+
+def family_text() -> str:
+    return ("Holm's correction is applied within each paper's family of claims, i.e. to all of that paper's claims "
+            "in this table: " + "; ".join(f"{k}: {v}" for k, v in FAMILY.items()) + ".")
+
+
+def claims_section(claims: list, motion_n: str) -> str:
     return ("## Closing note: the papers' claims on the toy world\n\n" + UNTESTABLE + "\n\n"
-            + table_md(["paper", "claim as tested", "n", "difference [95 % where given]", "p", "verdict",
-                        "at the planned n"], lines)
-            + "\n\n\"agrees\" / \"disagrees\" only where p < 0.05 (no correction for the number of claims); "
-              "otherwise \"not distinguishable at n = ...\". \"At the planned n\" counts the videos or pictures run; "
-              "a motion metric's n can be smaller (37-38 of 48 videos): a video with a frame judged \"no shape\" "
-              "has no centroid path.")
+            + table_md(CLAIM_HEAD + ["at the planned n"], claim_lines(claims, True))
+            + "\n\n\"agrees\" / \"disagrees\" only where the Holm-adjusted p < 0.05, otherwise \"not "
+              "distinguishable at n = ...\". " + family_text() + " Picture claims: difference of proportions with "
+              "Newcombe's paired interval and the exact McNemar p; video claims: Hodges-Lehmann shift with the "
+              "interval that inverts the exact signed-rank test (the interval excludes 0 exactly when that p < 0.05; "
+              "\"(\" / \")\" mark an open bound; where most differences are 0 the shift and interval collapse to 0, "
+              "so the mean difference is given too, descriptive). \"At the planned n\" counts the videos or pictures run; a motion "
+              f"metric's n is smaller ({motion_n} of 48 videos): a video drops out only with fewer than 2 shape "
+              "frames (net displacement, path) or 3 (roughness).")
 
 
 def build(tables: dict) -> tuple[str, str]:
     claims: list = []
+    _PAIRED_N.clear()
     parts = ["# Toy-world tables", "",
              "Generated by `python -m benchmarks.toy_world.report` from the per-item results in "
              "`docs/toy_world/results/` (one CSV per run with a JSON sidecar of its settings; runs are merged only "
@@ -692,16 +768,20 @@ def build(tables: dict) -> tuple[str, str]:
     if "freeinit" in tables:
         parts += [freeinit_section(tables["freeinit"], tables.get("zs2"), claims), ""]
     total = sum(wall(t) for t in tables.values())
-    parts += [coverage_section(tables), "", claims_section(claims), "",
+    adjust_claims(claims)
+    motion_n = f"{min(_PAIRED_N)} to {max(_PAIRED_N)}" if _PAIRED_N else "n/a"
+    parts += [coverage_section(tables), "", claims_section(claims, motion_n), "",
               f"Measured wall time of all committed runs: {total / 60:.0f} min (sum over parts; parts ran at most two "
               "at a time, 1 torch thread each, on a 2-core machine shared with other jobs)."]
     md = "\n".join(parts) + "\n"
+    md = md.replace("@@motion_n@@", motion_n)
+    for k, c in enumerate(claims):
+        md = md.replace(verdict_slot(k), f"{c['verdict']} (Holm p {S.fmt_p(c['p_holm'])})")
     readme = readme_block(tables, claims, judge_facts, total)
     return md, readme
 
 
 def readme_block(tables, claims, jf, total) -> str:
-    lines = [[c["paper"], c["claim"], c["n"], c["diff"], S.fmt_p(c["p"]), c["verdict"]] for c in claims]
     txt = [BEGIN, ""]
     if jf:
         txt.append(f"Judge on decoded pictures (VAEEncode -> VAEDecode of fresh world pictures): "
@@ -711,7 +791,7 @@ def readme_block(tables, claims, jf, total) -> str:
                    f"{jf.get('noise_n', 0)}), {100 * jf.get('blobs_reject', float('nan')):.1f} % of shapeless blobs "
                    f"(n = {jf.get('blobs_n', 0)}).")
         txt.append("")
-    txt += [table_md(["paper", "claim as tested", "n", "difference", "p", "verdict"], lines), ""]
+    txt += [table_md(CLAIM_HEAD, claim_lines(claims, False)), "", family_text(), ""]
     if "i4vgen_anchor" in tables and "i4vgen" in tables:
         txt += [anchor_retention_text(tables["i4vgen_anchor"], tables["i4vgen"]), ""]
     txt += [UNTESTABLE, "",

@@ -73,6 +73,7 @@ from .memory import (  # noqa: F401  memory (SmoothInit)
     soft_empty_cache,
     sampler_cfg,
     guider_applies_cfg,
+    guider_rule,
 )
 from .video_vae import (  # noqa: F401  video VAEs (I4VGen static video)
     causal_video_frames_fn,

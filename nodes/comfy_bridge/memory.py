@@ -19,6 +19,32 @@ def sampler_cfg(guider) -> float:
     return float(guider.cfg) if guider_applies_cfg(guider) else 1.0
 
 
+def guider_rule(guider) -> str:
+    """How the sampler's guider combines its conds, as a predicate for error messages ("the sampler's
+    guider (X) ..."). Read from the guider's conds and attributes, never its class name:
+
+    * no ``negative`` cond (BasicGuider, Flux-style): "has no negative prompt (no CFG)";
+    * a plain CFGGuider (:func:`guider_applies_cfg`): "applies CFG <cfg> to its positive and negative prompts";
+    * a negative and its own ``predict_noise`` (DualCFGGuider: cfg1/cfg2; PerpNegGuider: cfg/neg_scale;
+      any other): "has a negative prompt but combines its conds (<names>) with its own rule (<scales>), ...".
+    """
+    conds = sorted(getattr(guider, "original_conds", {}) or {})
+    if "negative" not in conds:
+        return "has no negative prompt (no CFG)"
+    if guider_applies_cfg(guider):
+        return f"applies CFG {float(guider.cfg):g} to its positive and negative prompts"
+    if hasattr(guider, "cfg1") and hasattr(guider, "cfg2"):  # ComfyUI's DualCFGGuider
+        style = "nested" if getattr(guider, "nested", False) else "regular"
+        detail = f"cfg_conds {float(guider.cfg1):g}, cfg_cond2_negative {float(guider.cfg2):g}, {style}"
+    elif hasattr(guider, "neg_scale"):  # ComfyUI's PerpNegGuider
+        detail = (f"cfg {float(guider.cfg):g}, neg_scale {float(guider.neg_scale):g}: the negative is projected "
+                  f"perpendicular to the positive")
+    else:
+        detail = "its own predict_noise"
+    return (f"has a negative prompt but combines its conds ({', '.join(conds)}) with its own rule ({detail}), not "
+            f"the plain CFG of one positive and one negative prompt that Forward-Inversion's DDIM step scales")
+
+
 def guider_applies_cfg(guider) -> bool:
     """True when ``guider.cfg`` really is the CFG scale of its model calls: a plain CFGGuider (or a
     subclass that keeps its ``predict_noise``) with a negative conditioning. False for BasicGuider

@@ -8,6 +8,8 @@ with tiny random-weight models:
 * SmoothInit never stacks perturbations along the batch of a model that attends across the batch
   (Temporal Momentum Attention, AnimateDiff-Evolved), whatever the latent's batch size.
 """
+import re
+
 import pytest
 import torch
 
@@ -84,9 +86,58 @@ def test_default_patch_under_a_guider_without_cfg_stops_with_an_error(mods, sd15
         return sample_custom_advanced(cs.Noise_RandomNoise(0), guider, sampler, sigmas, latent)["samples"]
 
     with torch.inference_mode():
-        with pytest.raises(ValueError, match=r"SmoothInit \(KSampler\): cfg is 0 \(follow the sampler\).*applies no CFG"):
+        with pytest.raises(ValueError, match=r"SmoothInit \(KSampler\): cfg is 0 \(follow the sampler\) but the "
+                                             r"sampler.s guider \(\w+\) has no negative prompt"):
             run(_patch(mods, sd15))
         assert torch.isfinite(run(_patch(mods, sd15, cfg=1.0))).all()
+
+
+def _own_rule_guider(model, which):
+    """A guider with a negative prompt and its own predict_noise (ComfyUI's own classes)."""
+    pos, neg = sd15_conds()
+    middle, _ = sd15_conds(seed=1)
+    if which == "dual":
+        import comfy_extras.nodes_custom_sampler as cs
+        guider = cs.Guider_DualCFG(model)
+        guider.set_conds(pos, middle, neg)
+        guider.set_cfg(8.0, 6.0)
+    else:
+        import comfy_extras.nodes_perpneg as pn
+        guider = pn.Guider_PerpNeg(model)
+        guider.set_conds(pos, neg, middle)
+        guider.set_cfg(8.0, 1.5)
+    return guider
+
+
+@pytest.mark.parametrize("which,rule", [("dual", r"cfg_conds 8, cfg_cond2_negative 6"),
+                                        ("perpneg", r"cfg 8, neg_scale 1\.5")])
+def test_guider_with_its_own_rule_gets_a_true_message(mods, sd15, which, rule):
+    """DualCFGGuider and PerpNegGuider HAVE a negative prompt (issue 20 item 7): the follow-the-sampler
+    error says that the guider combines its conds with its own rule (and gives that rule's scales),
+    not that it "applies no CFG (no negative prompt)"; so does the explicit-cfg refusal."""
+    cs = mods["cs"]
+    latent = _latent()
+
+    def run(model):
+        sigmas = cs.BasicScheduler().get_sigmas(model, "simple", 1, 1.0)[0]
+        sampler = cs.KSamplerSelect().get_sampler("euler")[0]
+        return sample_custom_advanced(cs.Noise_RandomNoise(0), _own_rule_guider(model, which), sampler, sigmas,
+                                      latent)["samples"]
+
+    with torch.inference_mode():
+        with pytest.raises(ValueError) as follow:
+            run(_patch(mods, sd15))
+        with pytest.raises(ValueError) as explicit:
+            run(_patch(mods, sd15, cfg=7.5))
+        assert torch.isfinite(run(_patch(mods, sd15, cfg=1.0))).all()  # cfg 1 = inversion_cfg 1: runs as given
+    for e in (follow, explicit):
+        msg = str(e.value)
+        assert "no negative" not in msg and "applies no CFG" not in msg and "does not apply a CFG" not in msg
+        assert "has a negative prompt" in msg and "own rule" in msg
+        assert re.search(rule, msg), msg
+        assert "KSampler / CFGGuider" in msg
+    assert str(follow.value).startswith("SmoothInit (KSampler): cfg is 0 (follow the sampler)")
+    assert "w1 = 1 = inversion_cfg" in str(follow.value)
 
 
 def test_patch_cfg_widget_defaults_to_following_the_sampler(mods):

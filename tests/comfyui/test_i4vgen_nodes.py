@@ -486,3 +486,37 @@ def test_node_definitions_follow_the_api_rules(mods):
     req = i4.NIVSDSAnimate.INPUT_TYPES()["required"]
     assert req["seed"][1]["control_after_generate"] and req["step_sizes"][1]["default"] == "10,10,10,1"
     assert req["p"][1]["default"] == 0.6
+
+
+def test_stated_refusal_boundary_matches_update_gains(pack, mods, sd):
+    """Issue 20 item 6: the step counts at which the docstring, the node description and the steps tooltip say
+    the official 10,10,10,1 are refused on SD1.5 (p 0.6) are exactly those where update_gains exceeds
+    MAX_GAIN on ComfyUI's own schedules (was "fewer than about 15 steps"; 11-15 steps run, gains 1.45-1.80)."""
+    import re
+    nv = pack_module(pack, "samplers.ni_vsds")
+    ms = sd.get_model_object("model_sampling")
+    official = nv.parse_step_sizes("10,10,10,1")
+
+    def highest_gain(sched, steps):
+        sig = mods["bridge"].calculate_sigmas(sd, sched, steps)
+        return max(nv.update_gains(ms, sig, official, nv.num_updates(len(sig), P)))
+
+    refused = {s: [n for n in range(1, 61) if highest_gain(s, n) > nv.MAX_GAIN] for s in ("ddim_uniform", "normal")}
+    assert refused == {"ddim_uniform": list(range(2, 11)), "normal": list(range(3, 11))}
+    cls = mods["i4"].NIVSDSAnimate
+    for text in (nv.ni_vsds.__doc__, cls.DESCRIPTION):
+        flat = " ".join(text.split()).replace("`", "")
+        stated = re.findall(r"(\d+)-(\d+) (ddim_uniform|normal)(?: or (\d+)-(\d+) (normal))?", flat)
+        ranges = {}
+        for lo, hi, s, lo2, hi2, s2 in stated:
+            ranges[s] = list(range(int(lo), int(hi) + 1))
+            if s2:
+                ranges[s2] = list(range(int(lo2), int(hi2) + 1))
+        assert ranges == refused, flat
+        assert "about 15" not in flat
+    doc = " ".join(nv.ni_vsds.__doc__.split())
+    assert f"gain {highest_gain('ddim_uniform', 10):.2f}" in doc and f"(10: {highest_gain('normal', 10):.2f})" in doc
+    above = [max(highest_gain(s, n) for n in range(11, 61)) for s in ("ddim_uniform", "normal")]
+    assert f"{above[0]:.2f} / {above[1]:.2f} or less" in doc
+    tip = cls.INPUT_TYPES()["required"]["steps"][1]["tooltip"]
+    assert "SD1.5: 10 or fewer ddim_uniform or normal steps" in tip and max(refused["normal"]) == 10

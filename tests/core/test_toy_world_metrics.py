@@ -1,6 +1,7 @@
 """The toy-world judge's reject option, the video metrics (consistency and motion) and the report's
 refusal to merge runs with different settings (benchmarks/toy_world/{world,metrics,report}.py)."""
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -55,6 +56,25 @@ def test_video_metrics_tell_motion_from_stillness_and_jitter():
     noisy[3] = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(1))
     r = M.video_row(noisy, 1)
     assert r["reject"] == pytest.approx(1 / 8) and r["same_class"] == pytest.approx(5 / 7, abs=1e-4)
+    assert r["same_shapes"] == 1.0  # over the pairs where both frames hold a shape (issue 24)
+    assert r["net_disp"] == pytest.approx(0.0, abs=0.3)  # the video with a gap is kept (7 shape frames)
+    # roughness per unit step: 0 for constant velocity, 2 for a back-and-forth jitter (|2nd diff| = 2 |step|)
+    assert moving["rough_step"] < 0.05 and jitter["rough_step"] == pytest.approx(2.0, abs=0.05)
+    assert math.isnan(still["rough_step"])  # no motion: no roughness per unit motion
+
+
+def test_same_shapes_and_roughness_per_step_from_csv_columns():
+    assert M.same_shapes("0|0|-1|0|-1|-1|0|0") == 1.0  # pairs (0,0) and (0,0): both consistent
+    assert M.same_shapes("0|1|-1|-1") == 0.0 and math.isnan(M.same_shapes("-1|0|-1|2"))
+    assert M.same_shapes([3, 3, 4, 4]) == pytest.approx(2 / 3, abs=1e-4)
+    assert M.roughness_per_step(3.4, 2.0) == pytest.approx(1.7)
+    assert math.isnan(M.roughness_per_step(float("nan"), 1.0)) and math.isnan(M.roughness_per_step(0.0, 0.0))
+    # independent random positions: about sqrt(3)
+    import numpy as np
+    pos = np.random.default_rng(0).normal(size=(20000, 2))
+    step = np.linalg.norm(np.diff(pos, axis=0), axis=1).mean()
+    second = np.linalg.norm(pos[2:] - 2 * pos[1:-1] + pos[:-2], axis=1).mean()
+    assert M.roughness_per_step(second, step) == pytest.approx(math.sqrt(3), abs=0.03)
 
 
 def test_diversity_is_the_spread_of_a_prompts_videos():
@@ -88,3 +108,13 @@ def test_report_refuses_to_merge_runs_with_different_settings(tmp_path):
     _part(tmp_path, "d", s, [row])  # the same item twice
     with pytest.raises(SystemExit, match="twice"):
         R.load(tmp_path)
+
+
+def test_report_from_the_committed_results_states_what_the_code_does():
+    """Issue 24 item 4: the regenerated text has no hand-typed n range, no "0.050" next to a verdict, no
+    unfilled slot; every claim is Holm-adjusted within its paper's family and its interval matches its test."""
+    tables = R.load()
+    md, block = R.build(tables)
+    assert "37-38" not in md and "@@" not in md and "@@" not in block
+    assert "| 0.050 |" not in md and "p 0.050 " not in md
+    assert "fewer than 2 shape frames" in md and "Holm" in block

@@ -45,12 +45,60 @@ def test_paired_values_and_wilcoxon():
     x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
     y = [0.0] * 8
     r = S.paired_values(x, y)
-    assert r.diff == pytest.approx(4.5)
+    assert r.diff == pytest.approx(4.5) and r.mean == pytest.approx(4.5)  # HL shift, mean
     # exact two-sided signed-rank p with all 8 differences positive: 2 / 2^8
     assert r.p == pytest.approx(2 / 2 ** 8)
-    assert r.low < 4.5 < r.high
+    assert r.low < 4.5 < r.high and not r.contains(0.0)
     assert S.paired_values([1, 2], [1, 2]).p == 1.0
     assert S.paired_values([1.0, float("nan"), 3.0], [0.0, 1.0, 1.0]).n == 2
+
+
+def _brute_signed_rank_p(d):
+    """Enumerate all 2^n sign flips of the mid-ranked non-zero |d| (the definition)."""
+    import itertools
+
+    import numpy as np
+    from scipy import stats
+    d = np.asarray(d, dtype=float)
+    d = d[d != 0]
+    r = stats.rankdata(np.abs(d))
+    t = r[d > 0].sum()
+    sums = np.array([sum(r[k] for k in range(len(d)) if s[k]) for s in itertools.product((0, 1), repeat=len(d))])
+    return min(1.0, 2 * min((sums <= t + 1e-9).mean(), (sums >= t - 1e-9).mean()))
+
+
+def test_signed_rank_p_is_exact_with_ties_and_zeros():
+    import numpy as np
+    from scipy import stats
+    rng = np.random.default_rng(0)
+    for n in (6, 11, 20):  # no ties: scipy's exact Wilcoxon
+        d = rng.normal(0.4, 1.0, n)
+        assert S.signed_rank_p(d) == pytest.approx(stats.wilcoxon(d, method="exact").pvalue, rel=1e-9)
+    for _ in range(6):  # ties and zeros (scipy's exact method refuses zeros): full enumeration
+        d = rng.integers(-3, 4, 12).astype(float)
+        assert S.signed_rank_p(d) == pytest.approx(_brute_signed_rank_p(d), rel=1e-9)
+    assert S.signed_rank_p([0.0, 0.0]) == 1.0
+
+
+def test_hodges_lehmann_interval_agrees_with_the_test():
+    """The interval holds 0 exactly when the exact signed-rank p >= 0.05 (issue 24: seven t intervals
+    disagreed with the Wilcoxon p), also with ties and zeros."""
+    import numpy as np
+    rng = np.random.default_rng(1)
+    for k in range(60):
+        n = int(rng.integers(8, 49))
+        d = rng.normal(0.35, 1.0, n) if k % 2 else rng.integers(-2, 4, n).astype(float) / 7
+        r = S.paired_values(d, np.zeros(n))
+        assert r.contains(0.0) == (r.p >= S.ALPHA), (d, r)
+        assert r.low <= r.diff <= r.high
+    assert S.hodges_lehmann([1.0, 2.0, 3.0])[0] == pytest.approx(2.0)
+
+
+def test_holm_and_p_formatting():
+    assert S.holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert S.holm([0.2, 0.2]) == pytest.approx([0.4, 0.4]) and S.holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])
+    assert S.fmt_p(0.0499) == "0.0499" and S.fmt_p(0.0502) == "0.0502"  # never "0.050" for p != 0.05
+    assert S.fmt_p(0.038) == "0.038" and S.fmt_p(0.5) == "0.50" and S.fmt_p(2e-5) == "2.0e-05"
 
 
 def test_power_and_verdict():
