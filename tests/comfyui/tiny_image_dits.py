@@ -153,8 +153,8 @@ def krea2_conds(seed: int = 0, tokens: int = 6):
 def tiny_flux2(seed: int = 0, klein: bool = False):
     """Flux 2's architecture (``comfy.supported_models.Flux2``: the Flux class with global modulation,
     SiLU MLP, no biases, patch 1 over 128 latent channels, text position ids on axis 3, reference
-    images by index): 1 double and 1 single block, hidden 64, 2 heads. ``klein``: Klein's variant
-    (no guidance embedding, as the distilled Klein checkpoints). Raises :class:`Missing` without Flux 2."""
+    images by index): 1 double and 1 single block, hidden 64, 2 heads. ``klein``: without the guidance
+    embedding (the Klein templates use CFGGuider, no FluxGuidance). Raises :class:`Missing` without Flux 2."""
     import dataclasses
     import comfy.ldm.flux.model
     import comfy.supported_models
