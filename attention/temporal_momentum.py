@@ -402,6 +402,9 @@ class TemporalMomentumAttentionOverride:
     Only self / joint attention is averaged: ``q``, ``k``, ``v`` with the same batch and token count.
     Cross-attention (token counts differ), calls whose ``k``/``v`` batch differs from ``q``'s and calls
     whose batch is not the call info's ``batch`` (one frame per sample) are passed through unchanged.
+    With call info (DiT families, none of which has cross-attention), a call whose ``k``/``v`` have
+    more tokens than ``q`` is a KV-cache call (:meth:`kv_cache_call`): its first ``q``-count tokens are
+    the call's own and are treated as above, the appended (cached) tokens pass unchanged.
 
     Tokens: with ``image_only`` (default) and an :class:`AttentionCallInfo` in
     ``transformer_options[info_key]`` whose ``image_span`` is set, only the frame's own image tokens
@@ -438,6 +441,17 @@ class TemporalMomentumAttentionOverride:
             return False
         return q.shape[0] == k.shape[0] == v.shape[0] and q.shape[ax] == k.shape[ax] == v.shape[ax]
 
+    @staticmethod
+    def kv_cache_call(q: Tensor, k: Tensor, v: Tensor, ax: int) -> bool:
+        """A self/joint attention call whose ``k``, ``v`` carry tokens appended after the call's own
+        (ComfyUI's FluxKVCache appends the reference images' cached K, V to the text and image tokens
+        of Flux 2 / Klein edits after the first step): same batch, more K/V than query tokens. Only
+        recognised for DiT calls with call info (no DiT family TMA supports has cross-attention)."""
+        if min(q.ndim, k.ndim, v.ndim) <= ax:
+            return False
+        return (q.shape[0] == k.shape[0] == v.shape[0] and k.shape[ax] == v.shape[ax] > q.shape[ax]
+                and q.shape[:ax] == k.shape[:ax])
+
     def call_info(self, transformer_options: dict | None) -> AttentionCallInfo | None:
         """This override's :class:`AttentionCallInfo` for the current model call, or None."""
         if self.info_key is None or not transformer_options:
@@ -448,13 +462,16 @@ class TemporalMomentumAttentionOverride:
                 skip_reshape: bool = False):
         """``(k', v')``: Eq. 2 over the frames of each chunk for self/joint attention (the frame's
         image tokens only when the call info places them and ``image_only``), else ``(k, v)``."""
-        if self.momentum == 0.0 or not self.is_self_attention(q, k, v, skip_reshape):
+        if self.momentum == 0.0:
             return k, v
         ax = 2 if skip_reshape else 1
-        span = None
         info = self.call_info(transformer_options)
+        cached = info is not None and info.batch is not None and self.kv_cache_call(q, k, v, ax)
+        if not cached and not self.is_self_attention(q, k, v, skip_reshape):
+            return k, v
         if info is not None and info.batch is not None and q.shape[0] != info.batch:
             return k, v                                                           # not one frame per sample
+        span = (0, int(q.shape[ax])) if cached else None                          # the call's own tokens
         if self.image_only and info is not None and info.image_span is not None:
             span = info.image_span(int(q.shape[ax]))
         groups = _chunks(q.shape[0], transformer_options)

@@ -338,3 +338,45 @@ def test_dependency_noise_and_tma_under_the_turbo_templates_settings(zs2, pack, 
     dep, ind = _adjacent_correlation(video), _adjacent_correlation(independent)
     print(f"{turbo}: adjacent-frame correlation {dep:.4f} (dependency noise) vs {ind:.4f} (independent noise)")
     assert dep > ind + 0.1, (dep, ind)
+
+
+def test_klein_kv_cache_edit_keeps_tma_on(zs2, bridge, pack):
+    """Klein image edit with ComfyUI's FluxKVCache (image_flux2_klein_9b_kv_image_edit): from the second
+    model call on, the reference image's K, V come from the cache, appended after the call's own
+    [text, image] tokens, so K/V have more tokens than Q. TMA still averages the frame's image tokens
+    there (it used to pass such calls as cross-attention: TMA silently off after the first step) and
+    leaves the text and the cached reference tokens untouched."""
+    import comfy_extras.nodes_custom_sampler as cs
+    import nodes
+    try:
+        model = tid.tiny_flux2(seed=0, klein=True)
+    except tid.Missing as e:
+        pytest.skip(str(e))
+    if "FluxKVCache" not in nodes.NODE_CLASS_MAPPINGS:
+        pytest.skip("this ComfyUI has no FluxKVCache node")
+    pos, _ = tid.flux2_conds(guidance=None, reference_latent=_ref((128, 2, 2)))
+    before, after = [], []
+    with torch.inference_mode():
+        cached = _node_out(nodes.NODE_CLASS_MAPPINGS["FluxKVCache"].execute(model))
+        inner = bridge.add_attention_override(cached, capture_attention(after))
+        patched = bridge.add_attention_override(zs2.TemporalMomentumAttention().patch(inner, 0.9)[0],
+                                                capture_attention(before))
+        lat = {"samples": torch.zeros(FRAMES, 128, 4, 4)}
+        guider = cs.CFGGuider().get_guider(patched, pos, pos, 1.0)[0]
+        sigmas = cs.BasicScheduler().get_sigmas(patched, "simple", 2, 1.0)[0]
+        from comfy_harness import sample_custom_advanced
+        sample_custom_advanced(cs.RandomNoise().get_noise(1)[0], guider, cs.KSamplerSelect().get_sampler("euler")[0],
+                               sigmas, lat)
+    ref = ReferenceTMA(0.9)
+    with_cache = 0
+    for b, a in zip(before, after):
+        q, k = b["args"][0], b["args"][1]
+        k2 = a["args"][1]
+        if k.shape[2] == q.shape[2]:
+            continue
+        with_cache += 1
+        assert q.shape[2] == 512 + 16 and k.shape[2] == 512 + 16 + 4      # [text, image] + cached reference
+        assert torch.equal(k[:, :, :512], k2[:, :, :512]) and torch.equal(k[:, :, 528:], k2[:, :, 528:])
+        chunks = len(b["kwargs"]["transformer_options"]["cond_or_uncond"])
+        assert torch.allclose(k2[:, :, 512:528], ref.momentum(k[:, :, 512:528], chunks), atol=1e-5, rtol=1e-5)
+    assert with_cache == 2                                                  # double + single block of step 2
