@@ -12,22 +12,12 @@ import pytest
 import torch
 
 from comfy_harness import pack_module, qwen_conds, tiny_qwen_image
-from test_zs2_nodes import ReferenceTMA, capture_attention, dit_denoise
+from test_zs2_nodes import ReferenceTMA, bridge, capture_attention, dit_denoise, zs2  # noqa: F401  (fixtures)
 import tiny_image_dits as tid
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 FRAMES = 4
-
-
-@pytest.fixture(scope="module")
-def zs2(pack):
-    return pack_module(pack, "nodes.zs2")
-
-
-@pytest.fixture(scope="module")
-def bridge(pack):
-    return pack_module(pack, "nodes.comfy_bridge")
 
 
 def _latent(shape, seed):
