@@ -1,6 +1,6 @@
 """Temporal Momentum Attention on the image DiTs users run now, each a tiny random-weight model of the
 real ComfyUI class (``tiny_image_dits``): HiDream I1 and E1 (edit, issue 20 item 5), Lumina 2, Z-Image
-(and Z-Image Omni with a reference image), Krea 2, Flux 2, Klein (Flux 2 without guidance, with a
+(its pixel-space variant, and Z-Image Omni with a reference image), Krea 2, Flux 2, Klein (Flux 2 without guidance, with a
 reference image) and Qwen-Image 2512 (Qwen-Image's class). The property tests of ``test_tma_dit``
 for Flux, per family: text (and reference-image, pad) K/V untouched in ``keep`` and the frame's own
 image K/V by Eq. 2, every token in ``average``, identical frames unchanged, mu = 0 equals plain, the
@@ -34,6 +34,7 @@ FAMILIES = {
     "hidream_e1": (tid.tiny_hidream, lambda: tid.hidream_conds(image_cond=_ref((16, 8, 8))), (16, 8, 8)),
     "lumina2": (tid.tiny_lumina2, lambda: tid.lumina2_conds(neg_tokens=4), (16, 8, 8)),
     "z_image": (tid.tiny_z_image, lambda: tid.lumina2_conds(), (16, 8, 8)),
+    "z_image_pixel": (tid.tiny_z_image_pixel, lambda: tid.lumina2_conds(), (3, 32, 32)),
     "z_image_omni": (tid.tiny_z_image, lambda: tid.lumina2_conds(reference_latent=_ref((16, 4, 4))), (16, 8, 8)),
     "krea2": (tid.tiny_krea2, lambda: tid.krea2_conds(), (16, 1, 8, 8)),
     "flux2": (tid.tiny_flux2, lambda: tid.flux2_conds(), (128, 4, 4)),
@@ -88,7 +89,7 @@ def expected_tokens(name, k, n, batch, frames_batch):
             return ar(16)
         assert n in (6 + 16, 4 + 16)                                        # [caption 6 (negative: 4), image 16]
         return ar(n - 16, n)
-    if name == "z_image":                                                   # groups padded to 32 tokens
+    if name in ("z_image", "z_image_pixel"):                                # groups padded to 32 tokens (pixel: 8x8 patches)
         if k == 0:
             assert n == 32
             return None
