@@ -371,3 +371,26 @@ def test_klein_kv_cache_edit_keeps_tma_on(zs2, bridge, pack):
         chunks = len(b["kwargs"]["transformer_options"]["cond_or_uncond"])
         assert torch.allclose(k2[:, :, 512:528], ref.momentum(k[:, :, 512:528], chunks), atol=1e-5, rtol=1e-5)
     assert with_cache == 2                                                  # double + single block of step 2
+
+
+def test_nextdit_call_that_does_not_fit_its_phase_is_a_clear_error(bridge, pack):
+    """Lumina 2 / Z-Image: the call's place in NextDiT's order gives its phase; a call whose token count
+    does not fit that phase (e.g. another node changed the model's calls) stops with an error naming the
+    fix instead of averaging the wrong tokens. Caption-refiner calls have no image tokens."""
+    tm = pack_module(pack, "attention.temporal_momentum")
+    for build in (tid.tiny_lumina2, tid.tiny_z_image):
+        try:
+            model = build(seed=0)
+        except tid.Missing:
+            continue
+        x, ctx = torch.zeros(2, 16, 8, 8), torch.zeros(2, 6, 12)
+        info = tm.AttentionCallInfo()
+        span = bridge.dit_image_token_span(model)(x, ctx, {"num_tokens": 6}, info)
+        info.calls = 1
+        assert span(32 if build is tid.tiny_z_image else 6) == (0, 0)       # caption refiner (Z-Image: padded)
+        info.calls = 2                                                       # noise refiner: the image alone
+        with pytest.raises(ValueError, match="Set text_tokens to 'average'"):
+            span(17)
+        info.calls = 3                                                       # main layer
+        with pytest.raises(ValueError, match="cannot place the 16 image tokens"):
+            span(20)
