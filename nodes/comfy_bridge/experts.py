@@ -21,6 +21,7 @@ import torch
 
 import comfy.model_management
 import comfy.sampler_helpers
+import comfy.samplers
 
 from .calls import _OWN_LOOP
 from .models import WrappersMP, intermediate_device
@@ -118,19 +119,42 @@ def is_output_of(stage: FirstStage, latent_raw: torch.Tensor | None) -> bool:
     return bool(torch.equal(out, latent_raw.detach().to(device=out.device, dtype=out.dtype)))
 
 
+class _PinnedNoise(comfy.samplers.Sampler):
+    """A SAMPLER that runs ``inner`` from ``noise`` (unit noise ``[B, C, ...]``) whatever noise the
+    sampling hands it. A re-run's start noise is already past every noise edit of the recorded first
+    sampling (FreeNoise of ComfyUI's context windows, AnimateDiff-Evolved, the pack's noise patches),
+    so edits that run again in the nested ``CFGGuider.sample`` (OUTER_SAMPLE / SAMPLER_SAMPLE wrappers)
+    must not reach it -- the same as one-model FreeInit, whose passes call the sampler below every
+    wrapper. Raises RuntimeError when a wrapper changed the noise's shape (a chunking patch)."""
+
+    def __init__(self, inner, noise: torch.Tensor):
+        self.inner, self.noise = inner, noise
+
+    def max_denoise(self, model_wrap, sigmas):
+        return self.inner.max_denoise(model_wrap, sigmas)
+
+    def sample(self, model_wrap, sigmas, extra_args, callback, noise, *args, **kwargs):
+        if tuple(noise.shape) != tuple(self.noise.shape):
+            raise RuntimeError(f"re-run of the first sampling: a patch changed the noise from "
+                               f"{tuple(self.noise.shape)} to {tuple(noise.shape)}")
+        return self.inner.sample(model_wrap, sigmas, extra_args, callback,
+                                 self.noise.to(device=noise.device, dtype=noise.dtype), *args, **kwargs)
+
+
 def rerun_first_stage(stage: FirstStage, noise: torch.Tensor, sigmas: torch.Tensor | None = None,
                       callback=None) -> torch.Tensor:
     """Run the recorded first stage again from unit ``noise`` ``[B, C, ...]`` (over ``sigmas``, default
     the recorded schedule) with its own guider and sampler: a nested ``CFGGuider.sample`` that loads
     the first model, in which the pack's noise patches (SmoothInit, Dependency Noise) pass the noise
-    through and multi-pass wrappers stay off. ``callback(step, x0, x, total)`` as ComfyUI's.
+    through, multi-pass wrappers stay off and the sampler starts from ``noise`` itself, whatever other
+    noise edits run again (:class:`_PinnedNoise`). ``callback(step, x0, x, total)`` as ComfyUI's.
     Returns the raw output (``process_latent_out`` applied), intermediate device, float32: what the
     first sampler node would have returned. Call :func:`resume_sampling` afterwards."""
     token = _OWN_LOOP.set(True)
     try:
-        out = stage.guider.sample(noise.detach().to("cpu"), stage.latent_raw if stage.latent_raw is not None
+        out = stage.guider.sample(noise.detach().to("cpu", copy=True), stage.latent_raw if stage.latent_raw is not None
                                   else torch.zeros_like(noise, device="cpu"),
-                                  stage.sampler, stage.sigmas if sigmas is None else sigmas,
+                                  _PinnedNoise(stage.sampler, noise.detach()), stage.sigmas if sigmas is None else sigmas,
                                   callback=callback, disable_pbar=True, seed=stage.seed)
     finally:
         _OWN_LOOP.reset(token)

@@ -108,3 +108,26 @@ def test_sd15_base_refiner_batch_is_not_coupled(mods, sd_base, sd_refiner):
     print(f"SD1.5 base+refiner, image 0 of batch 4 vs batch 1: {gap:.3g} (FreeInit effect {_gap(one, plain):.3g})")
     assert _gap(one, plain) > 1.0
     assert gap < 1e-4 * max(1.0, float(one.abs().max()))   # float rounding of batch 4 vs 1 (values ~500)
+
+
+# --------------------------------------------------------------------------- 2. FreeNoise (0.33.0 context windows)
+
+def test_freenoise_is_not_reapplied_on_the_reruns(mods, wan_high):
+    """Core context windows with FreeNoise (ComfyUI 0.33.0: 7 latent frames, windows of 3, overlap 1) on
+    both experts, the same model: the two-sampler FreeInit video equals FreeInit (KSampler) on one
+    KSampler, where FreeNoise shuffles the initial noise once (was 24.4 apart: every re-run of the first
+    stage went through the SAMPLER_SAMPLE wrappers again and FreeNoise reshuffled the pass's noise)."""
+    from test_newer_comfyui import CW_FRAMES, _context_windows, _has_freenoise
+    cw = _context_windows(wan_high)
+    if not _has_freenoise(cw):
+        pytest.skip("this ComfyUI's core context windows have no FreeNoise (added in 0.33.0)")
+    latent = torch.zeros(1, 16, CW_FRAMES, 4, 4)
+    with torch.inference_mode():
+        h, l = _two_experts(mods, cw, cw)
+        two = _split(mods, h, l, wan_conds(), latent, 3.5)
+        one = _ksampler(mods, _freeinit(mods, cw), wan_conds(), latent, 3.5)
+        plain = _ksampler(mods, cw, wan_conds(), latent, 3.5)
+    gap = _gap(two, one)
+    print(f"FreeNoise on: two same-model experts vs one-model FreeInit: {gap:.3g} (FreeInit effect {_gap(one, plain):.3g})")
+    assert _gap(one, plain) > 1.0
+    assert gap < 1e-4
