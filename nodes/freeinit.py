@@ -311,7 +311,7 @@ def second_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridg
                 raw = bridge.rerun_first_stage(stage, start, fi.pass_sigmas(stage.sigmas, p, k, c2f),
                                                progress(starts[p][0]))
                 bridge.resume_sampling(call)
-                latent = bridge.second_stage_latent(call, raw)
+                latent = bridge.second_stage_latent(call, raw, outer.latent_image)
             return call.run_pass(noise, progress(starts[p][1]), fi.pass_sigmas(sigmas, p, k, c2f), latent)
 
         # an image batch is one video's frames only when either expert attends across it (as make_run)

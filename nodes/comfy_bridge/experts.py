@@ -112,11 +112,16 @@ def first_stage(call: SamplerPasses, outer: OuterCall) -> FirstStage:
 
 
 def is_output_of(stage: FirstStage, latent_raw: torch.Tensor | None) -> bool:
-    """True when ``latent_raw`` (a second sampler's raw input latent) is exactly ``stage``'s output."""
+    """True when ``latent_raw`` (a second sampler's raw input latent) is exactly ``stage``'s output as
+    the first sampler node returned it: compared in ``latent_raw``'s dtype, since a node may hand the
+    LATENT on in a narrower dtype than the float32 sampling result (KSampler[Advanced] casts it to
+    ``intermediate_dtype()``: float16 under ComfyUI's ``--fp16-intermediates``)."""
     out = stage.output_raw
     if out is None or latent_raw is None or tuple(out.shape) != tuple(latent_raw.shape):
         return False
-    return bool(torch.equal(out, latent_raw.detach().to(device=out.device, dtype=out.dtype)))
+    if not latent_raw.is_floating_point():
+        return False
+    return bool(torch.equal(out.to(dtype=latent_raw.dtype), latent_raw.detach().to(device=out.device)))
 
 
 class _PinnedNoise(comfy.samplers.Sampler):
@@ -179,12 +184,15 @@ def resume_sampling(call: SamplerPasses) -> None:
         patcher.model.current_patcher = patcher
 
 
-def second_stage_latent(call: SamplerPasses, raw: torch.Tensor) -> torch.Tensor:
+def second_stage_latent(call: SamplerPasses, raw: torch.Tensor, received: torch.Tensor | None = None) -> torch.Tensor:
     """A first stage's raw output as the second sampler's processed input latent, exactly as ComfyUI
-    prepares it between two sampler nodes (to the model's device, ``process_latent_in`` unless all
-    zeros)."""
+    prepares it between two sampler nodes: rounded to the dtype of ``received`` (the LATENT the second
+    sampler node got from the first: float16 under ``--fp16-intermediates``), to the model's device
+    and float32, ``process_latent_in`` unless all zeros."""
     guider = call.model_wrap
-    x = raw.to(call.latent_image.device)
+    if received is not None and received.is_floating_point():
+        raw = raw.to(dtype=received.dtype)
+    x = raw.to(device=call.latent_image.device, dtype=torch.float32)
     if torch.count_nonzero(x) > 0:
         x = guider.inner_model.process_latent_in(x)
     return x

@@ -131,3 +131,47 @@ def test_freenoise_is_not_reapplied_on_the_reruns(mods, wan_high):
     print(f"FreeNoise on: two same-model experts vs one-model FreeInit: {gap:.3g} (FreeInit effect {_gap(one, plain):.3g})")
     assert _gap(one, plain) > 1.0
     assert gap < 1e-4
+
+
+# --------------------------------------------------------------------------- 3. --fp16-intermediates (0.33.0)
+
+@pytest.fixture
+def fp16_intermediates(mods):
+    """ComfyUI's ``--fp16-intermediates`` set in-process for one test (restored after it)."""
+    mm = mods["mm"]
+    if not hasattr(mm, "intermediate_dtype") or not hasattr(mm.args, "fp16_intermediates"):
+        pytest.skip("this ComfyUI has no --fp16-intermediates (added in 0.33.0)")
+    before = mm.args.fp16_intermediates
+    mm.args.fp16_intermediates = True
+    try:
+        assert mm.intermediate_dtype() == torch.float16
+        yield
+    finally:
+        mm.args.fp16_intermediates = before
+
+
+def test_fp16_intermediates_two_expert_graph_runs(mods, wan_high, wan_low, fp16_intermediates):
+    """With --fp16-intermediates sampler #1's LATENT reaches sampler #2 as float16: the graph runs (it was
+    refused as "not the output of a sampler that used this node's high_noise_model"), every pass's
+    switch latent rounded to float16 as in the stock graph, and a latent from another sampler is still
+    refused."""
+    pos, neg = wan_conds()
+    latent = torch.zeros(1, 16, 3, 8, 8)
+    ka = mods["nodes"].KSamplerAdvanced()
+    with torch.inference_mode():
+        h, l = _two_experts(mods, wan_high, wan_low)
+        half = _split(mods, h, l, (pos, neg), latent.half(), 3.5)
+        other = ka.sample(wan_high, "enable", SEED + 7, N, 3.5, "euler", "simple", pos, neg, {"samples": latent.half()},
+                          0, K_SWITCH, "enable")[0]
+        assert other["samples"].dtype == torch.float16
+        with pytest.raises(ValueError, match=NODE + r": low_noise_model: the latent of its sampler is not the output"):
+            ka.sample(l, "disable", 0, N, 3.5, "euler", "simple", pos, neg, other, K_SWITCH, 10000, "disable")
+        mods["mm"].args.fp16_intermediates = False
+        full = _split(mods, h, l, (pos, neg), latent, 3.5)
+        plain = _split(mods, wan_high, wan_low, (pos, neg), latent, 3.5)
+    gap = _gap(half.float(), full)
+    print(f"--fp16-intermediates vs float32 intermediates: {gap:.3g} (FreeInit effect {_gap(full, plain):.3g}, "
+          f"values up to {float(full.abs().max()):.3g})")
+    assert half.dtype == torch.float16
+    assert _gap(full, plain) > 1.0
+    assert gap < 2e-3 * max(1.0, float(full.abs().max()))   # float16 rounding at the switch of each pass
