@@ -175,3 +175,24 @@ def test_fp16_intermediates_two_expert_graph_runs(mods, wan_high, wan_low, fp16_
     assert half.dtype == torch.float16
     assert _gap(full, plain) > 1.0
     assert gap < 2e-3 * max(1.0, float(full.abs().max()))   # float16 rounding at the switch of each pass
+
+
+# --------------------------------------------------------------------------- 4. ZS^2 Long Video (chunks)
+
+@pytest.mark.parametrize("where", ["both", "high", "low"])
+def test_long_video_chunks_are_refused_with_a_node_error(mods, sd_base, sd_refiner, where):
+    """ZS^2 Long Video (chunks) on an expert (5 frames in chunks of 3): the two-expert FreeInit cannot
+    re-run the first sampler chunk by chunk, so it stops with an error naming the node, the input, ZS^2
+    Long Video and the fix (was a bare "RuntimeError: The size of tensor a (3) must match ... (5)");
+    with chunk_frames >= the frame count the graph runs."""
+    long = mods["long"].ZS2LongVideo()
+    h_in = long.patch(sd_base, 3)[0] if where in ("both", "high") else sd_base
+    l_in = long.patch(sd_refiner, 3)[0] if where in ("both", "low") else sd_refiner
+    which = "high_noise_model" if where in ("both", "high") else "low_noise_model"
+    with torch.inference_mode():
+        h, l = _two_experts(mods, h_in, l_in, 2)
+        with pytest.raises(ValueError, match=NODE + ": " + which + r": ZS\^2 Long Video \(chunks\) .*chunk_frames"):
+            _split(mods, h, l, sd15_conds(), torch.zeros(5, 4, 8, 8), 7.5)
+        h, l = _two_experts(mods, long.patch(sd_base, 5)[0], long.patch(sd_refiner, 5)[0], 2)
+        out = _split(mods, h, l, sd15_conds(), torch.zeros(5, 4, 8, 8), 7.5)
+    assert out.shape == (5, 4, 8, 8) and torch.isfinite(out).all()
