@@ -167,21 +167,23 @@ def rerun_first_stage(stage: FirstStage, noise: torch.Tensor, sigmas: torch.Tens
 
 
 def resume_sampling(call: SamplerPasses) -> None:
-    """Give the sampling of ``call`` its model back after a nested sampling of another model: load it
-    (and the models its conds need) again -- loading the other model may have offloaded it, and
-    unloads a clone of the same weights entirely -- and make it the model's current patcher again
-    (a nested sampling's cleanup clears that on a shared base model)."""
+    """Give the sampling of ``call`` its model back after a nested sampling of another model.
+
+    Loads it again through ComfyUI's ``prepare_sampling`` on copies of the guider's conds -- loading
+    the other model may have offloaded it, and unloads a clone of the same weights entirely -- so the
+    memory estimate is ComfyUI's own: its PREPARE_SAMPLING wrappers (core context windows budget one
+    window) and the conds' ControlNet / GLIGEN models load with it. Makes it the model's current
+    patcher again (a nested sampling's cleanup clears that on a shared base model) and prepares the
+    ControlNets of its conds again for this model and schedule (``pre_run_control``: the nested
+    sampling's cleanup reset any ControlNet its conds share with this sampling)."""
     guider = call.model_wrap
     patcher = guider.model_patcher
-    models = [patcher] + list(getattr(guider, "loaded_models", None) or [])
-    try:
-        mem, minimum = comfy.sampler_helpers.estimate_memory(patcher, tuple(call.noise.shape),
-                                                            getattr(guider, "original_conds", {}) or {})
-    except Exception:  # noqa: BLE001 - an estimate only; ComfyUI's own defaults then
-        mem, minimum = 0, 0
-    comfy.model_management.load_models_gpu(models, memory_required=mem, minimum_memory_required=minimum)
+    conds = {k: [c.copy() for c in v] for k, v in (getattr(guider, "original_conds", None) or {}).items()}
+    comfy.sampler_helpers.prepare_sampling(patcher, tuple(call.noise.shape), conds, guider.model_options)
     if hasattr(patcher.model, "current_patcher"):
         patcher.model.current_patcher = patcher
+    for processed in (getattr(guider, "conds", None) or {}).values():
+        comfy.samplers.pre_run_control(guider.inner_model, processed)
 
 
 def second_stage_latent(call: SamplerPasses, raw: torch.Tensor, received: torch.Tensor | None = None) -> torch.Tensor:

@@ -196,3 +196,60 @@ def test_long_video_chunks_are_refused_with_a_node_error(mods, sd_base, sd_refin
         h, l = _two_experts(mods, long.patch(sd_base, 5)[0], long.patch(sd_refiner, 5)[0], 2)
         out = _split(mods, h, l, sd15_conds(), torch.zeros(5, 4, 8, 8), 7.5)
     assert out.shape == (5, 4, 8, 8) and torch.isfinite(out).all()
+
+
+# --------------------------------------------------------------------------- reload of the low-noise model
+
+def test_low_noise_reload_goes_through_prepare_sampling(mods, wan_high, wan_low):
+    """Every pass after the first reloads the low-noise expert through ComfyUI's prepare_sampling, so its
+    PREPARE_SAMPLING wrappers (core context windows' per-window estimate) and the conds' ControlNet
+    models count: the wrapper sees one call per pass (was 1 of 3: the reload estimated without it)."""
+    seen = []
+
+    def prepare(executor, model, noise_shape, *args, **kwargs):
+        seen.append(tuple(noise_shape))
+        return executor(model, noise_shape, *args, **kwargs)
+
+    low = wan_low.clone()
+    low.add_wrapper_with_key(mods["pe"].WrappersMP.PREPARE_SAMPLING, "test.prepare", prepare)
+    with torch.inference_mode():
+        h, l = _two_experts(mods, wan_high, low, 3)
+        _split(mods, h, l, wan_conds(), torch.zeros(1, 16, 3, 8, 8), 3.5)
+    assert seen == [(1, 16, 3, 8, 8)] * 3
+
+
+def _tiny_controlnet(seed=0):
+    """A ControlNet (``comfy.controlnet.ControlNet``) matching ``tiny_sd15``'s UNet, random weights (zero
+    convs too, so it changes the result); ComfyUI's loader cannot detect 2 heads of 16 channels."""
+    import comfy.cldm.cldm
+    import comfy.controlnet
+    from checkpoints import init_random
+    from comfy_harness import TINY_SD15_UNET
+    cfg = dict(TINY_SD15_UNET)
+    cfg.pop("out_channels")
+    net = comfy.cldm.cldm.ControlNet(hint_channels=3, dtype=torch.float32, device="cpu", **cfg)
+    init_random(net, seed + 3)
+    return comfy.controlnet.ControlNet(net, load_device=torch.device("cpu"))
+
+
+def test_controlnet_shared_by_both_samplers_survives_the_reruns(mods, sd_base, sd_refiner):
+    """One ControlNet (applied over 0-60 % of the schedule) in the conds of both samplers, as in a graph
+    where the same conditioning feeds both KSamplerAdvanced: the nested re-run of the first stage cleans
+    that ControlNet up (ComfyUI's cleanup_models); the second stage prepares it again for its own model
+    and schedule. Both experts the same model: the video equals one-model FreeInit."""
+    import nodes
+    cn = _tiny_controlnet()
+    pos, neg = sd15_conds()
+    hint = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(3))
+    pos, neg = nodes.ControlNetApplyAdvanced().apply_controlnet(pos, neg, cn, hint, 1.0, 0.0, 0.6)[:2]
+    latent = torch.zeros(1, 4, 8, 8)
+    with torch.inference_mode():
+        h, l = _two_experts(mods, sd_base, sd_base, 2)
+        two = _split(mods, h, l, (pos, neg), latent, 7.5)
+        one = _ksampler(mods, _freeinit(mods, sd_base, 2), (pos, neg), latent, 7.5)
+        no_cn = _ksampler(mods, _freeinit(mods, sd_base, 2), sd15_conds(), latent, 7.5)
+    gap = _gap(two, one)
+    print(f"shared ControlNet: two same-model experts vs one-model FreeInit: {gap:.3g} "
+          f"(ControlNet effect {_gap(one, no_cn):.3g}, values up to {float(one.abs().max()):.3g})")
+    assert _gap(one, no_cn) > 1e-2
+    assert gap < 1e-4 * max(1.0, float(one.abs().max()))
