@@ -215,7 +215,7 @@ class FreeInitSampler:
 
 # --------------------------------------------------------------------------- two experts (Wan 2.2 14B)
 
-_MAX_RECORDS = 4  # first-stage records kept per node (several sampler pairs may share its models)
+_MAX_RECORDS = 4  # first-stage records kept per node (several sampler pairs may share its models), on the intermediate device
 
 
 def _check_latent_rank(node: str, noise: torch.Tensor) -> None:
@@ -338,8 +338,9 @@ def second_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridg
             return call.run_pass(noise, progress(starts[p][1]), fi.pass_sigmas(sigmas, p, k, c2f), latent)
 
         # an image batch is one video's frames only when either expert attends across it (as make_run)
-        out = fi.free_init(sample, stage.noise, stage.model_sampling, stage.sigmas[0], settings, seed=stage.seed,
-                           latent=stage.latent_image, max_denoise=stage.max_denoise,
+        dev = call.latent_image.device   # the record is kept on the intermediate device
+        out = fi.free_init(sample, stage.noise.to(dev), stage.model_sampling, stage.sigmas[0].to(dev), settings,
+                           seed=stage.seed, latent=stage.latent_image.to(dev), max_denoise=stage.max_denoise,
                            batch_frames=stage.attends_across_batch or call.attends_across_batch)
         bridge.throw_if_interrupted()
         return out
@@ -394,8 +395,7 @@ class FreeInitTwoExperts:
         def publish(outer: bridge.OuterCall) -> None:
             stage = outer.extras.get("stage")
             if stage is not None and outer.output is not None:
-                stage.output_raw = outer.output.detach().to(device=bridge.intermediate_device(), dtype=torch.float32)
-                records.insert(0, stage)
+                records.insert(0, bridge.store_first_stage(stage, outer.output))
                 del records[_MAX_RECORDS:]
 
         high = bridge.add_outer_stage_wrapper(high_noise_model, WRAPPER_KEY,

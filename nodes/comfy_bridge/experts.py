@@ -83,12 +83,13 @@ class FirstStage:
     """What the first sampler of a two-stage graph did, enough to run it again from other noise.
 
     guider: its guider (conds, CFG, patched model); sampler: its SAMPLER (without our wrapper);
-    sigmas: its schedule ``[k + 1]`` (device; sigmas[-1] > 0, the switch sigma); noise: its unit noise
-    ``[B, C, ...]`` after every noise patch (device); latent_image: its processed input latent;
+    sigmas: its schedule ``[k + 1]`` (sigmas[-1] > 0, the switch sigma); noise: its unit noise
+    ``[B, C, ...]`` after every noise patch; latent_image: its processed input latent;
     latent_raw: the same before ``process_latent_in``; max_denoise: ComfyUI's rule for sigmas[0];
     model_sampling: the first model's; seed: the sampler's seed; attends_across_batch: the first model
     mixes the samples of its batch (:attr:`SamplerPasses.attends_across_batch`); output_raw: the sampler
-    node's result (CPU float32, what the second sampler receives)."""
+    node's result (float32, what the second sampler receives). Tensors on the model device while the
+    first sampler runs, on the intermediate device once kept (:func:`store_first_stage`)."""
     guider: Any
     sampler: Any
     sigmas: torch.Tensor
@@ -109,6 +110,20 @@ def first_stage(call: SamplerPasses, outer: OuterCall) -> FirstStage:
                       latent_raw=outer.latent_image, max_denoise=call.max_denoise,
                       model_sampling=call.model_sampling, seed=call.seed,
                       attends_across_batch=call.attends_across_batch)
+
+
+def store_first_stage(stage: FirstStage, output: torch.Tensor) -> FirstStage:
+    """``stage`` as a node keeps it between its two sampler nodes (and while its outputs are cached,
+    across queue items): ``output_raw`` = the first sampler's result ``output`` (float32), and the
+    noise, latents and schedule moved to the intermediate device (CPU), so a kept record holds no
+    VRAM. The second sampler moves what it uses back to its device."""
+    dev = intermediate_device()
+    stage.output_raw = output.detach().to(device=dev, dtype=torch.float32)
+    stage.noise, stage.latent_image, stage.sigmas = (t.to(dev) for t in (stage.noise, stage.latent_image,
+                                                                          stage.sigmas))
+    if stage.latent_raw is not None:
+        stage.latent_raw = stage.latent_raw.detach().to(dev)
+    return stage
 
 
 def is_output_of(stage: FirstStage, latent_raw: torch.Tensor | None) -> bool:
