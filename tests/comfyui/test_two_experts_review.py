@@ -33,23 +33,15 @@ def mods(pack):
 
 
 @pytest.fixture(scope="module")
-def wan_high(pack):
-    return tiny_wan(0)
+def wan(pack):
+    """Two tiny Wan 2.1-architecture experts (high-noise, low-noise): two weight seeds."""
+    return tiny_wan(0), tiny_wan(1)
 
 
 @pytest.fixture(scope="module")
-def wan_low(pack):
-    return tiny_wan(1)
-
-
-@pytest.fixture(scope="module")
-def sd_base(pack):
-    return tiny_sd15(seed=0)
-
-
-@pytest.fixture(scope="module")
-def sd_refiner(pack):
-    return tiny_sd15(seed=1)
+def sd(pack):
+    """A tiny SD1.5 base and refiner: two weight seeds."""
+    return tiny_sd15(seed=0), tiny_sd15(seed=1)
 
 
 def _two_experts(mods, h, l, iterations=3):
@@ -82,9 +74,10 @@ def _gap(a, b) -> float:
 
 # --------------------------------------------------------------------------- 1. independent images
 
-def test_wan_batch_of_stills_is_not_coupled(mods, wan_high, wan_low):
+def test_wan_batch_of_stills_is_not_coupled(mods, wan):
     """Wan 2.2 14B stills (EmptyHunyuanLatentVideo length 1, batch 2: [2, 16, 1, H, W]): image 0 of the
     batch equals the batch-1 run (was 3.77 apart: the temporal low-pass ran across the two stills)."""
+    wan_high, wan_low = wan
     with torch.inference_mode():
         h, l = _two_experts(mods, wan_high, wan_low)
         two = _split(mods, h, l, wan_conds(), torch.zeros(2, 16, 1, 8, 8), 3.5)
@@ -96,9 +89,10 @@ def test_wan_batch_of_stills_is_not_coupled(mods, wan_high, wan_low):
     assert gap < 1e-3
 
 
-def test_sd15_base_refiner_batch_is_not_coupled(mods, sd_base, sd_refiner):
+def test_sd15_base_refiner_batch_is_not_coupled(mods, sd):
     """An SD1.5 base + refiner split, batch 4 ([4, 4, H, W], no model attending across the batch): image 0
     equals the batch-1 run (was 403 apart on the tiny SD1.5)."""
+    sd_base, sd_refiner = sd
     with torch.inference_mode():
         h, l = _two_experts(mods, sd_base, sd_refiner)
         four = _split(mods, h, l, sd15_conds(), torch.zeros(4, 4, 8, 8), 7.5)
@@ -112,11 +106,12 @@ def test_sd15_base_refiner_batch_is_not_coupled(mods, sd_base, sd_refiner):
 
 # --------------------------------------------------------------------------- 2. FreeNoise (0.33.0 context windows)
 
-def test_freenoise_is_not_reapplied_on_the_reruns(mods, wan_high):
+def test_freenoise_is_not_reapplied_on_the_reruns(mods, wan):
     """Core context windows with FreeNoise (ComfyUI 0.33.0: 7 latent frames, windows of 3, overlap 1) on
     both experts, the same model: the two-sampler FreeInit video equals FreeInit (KSampler) on one
     KSampler, where FreeNoise shuffles the initial noise once (was 24.4 apart: every re-run of the first
     stage went through the SAMPLER_SAMPLE wrappers again and FreeNoise reshuffled the pass's noise)."""
+    wan_high = wan[0]
     from test_newer_comfyui import CW_FRAMES, _context_windows, _has_freenoise
     cw = _context_windows(wan_high)
     if not _has_freenoise(cw):
@@ -150,11 +145,12 @@ def fp16_intermediates(mods):
         mm.args.fp16_intermediates = before
 
 
-def test_fp16_intermediates_two_expert_graph_runs(mods, wan_high, wan_low, fp16_intermediates):
+def test_fp16_intermediates_two_expert_graph_runs(mods, wan, fp16_intermediates):
     """With --fp16-intermediates sampler #1's LATENT reaches sampler #2 as float16: the graph runs (it was
     refused as "not the output of a sampler that used this node's high_noise_model"), every pass's
     switch latent rounded to float16 as in the stock graph, and a latent from another sampler is still
     refused."""
+    wan_high, wan_low = wan
     pos, neg = wan_conds()
     latent = torch.zeros(1, 16, 3, 8, 8)
     ka = mods["nodes"].KSamplerAdvanced()
@@ -180,11 +176,12 @@ def test_fp16_intermediates_two_expert_graph_runs(mods, wan_high, wan_low, fp16_
 # --------------------------------------------------------------------------- 4. ZS^2 Long Video (chunks)
 
 @pytest.mark.parametrize("where", ["both", "high", "low"])
-def test_long_video_chunks_are_refused_with_a_node_error(mods, sd_base, sd_refiner, where):
+def test_long_video_chunks_are_refused_with_a_node_error(mods, sd, where):
     """ZS^2 Long Video (chunks) on an expert (5 frames in chunks of 3): the two-expert FreeInit cannot
     re-run the first sampler chunk by chunk, so it stops with an error naming the node, the input, ZS^2
     Long Video and the fix (was a bare "RuntimeError: The size of tensor a (3) must match ... (5)");
     with chunk_frames >= the frame count the graph runs."""
+    sd_base, sd_refiner = sd
     long = mods["long"].ZS2LongVideo()
     h_in = long.patch(sd_base, 3)[0] if where in ("both", "high") else sd_base
     l_in = long.patch(sd_refiner, 3)[0] if where in ("both", "low") else sd_refiner
@@ -200,10 +197,11 @@ def test_long_video_chunks_are_refused_with_a_node_error(mods, sd_base, sd_refin
 
 # --------------------------------------------------------------------------- reload of the low-noise model
 
-def test_low_noise_reload_goes_through_prepare_sampling(mods, wan_high, wan_low):
+def test_low_noise_reload_goes_through_prepare_sampling(mods, wan):
     """Every pass after the first reloads the low-noise expert through ComfyUI's prepare_sampling, so its
     PREPARE_SAMPLING wrappers (core context windows' per-window estimate) and the conds' ControlNet
     models count: the wrapper sees one call per pass (was 1 of 3: the reload estimated without it)."""
+    wan_high, wan_low = wan
     seen = []
 
     def prepare(executor, model, noise_shape, *args, **kwargs):
@@ -232,11 +230,12 @@ def _tiny_controlnet(seed=0):
     return comfy.controlnet.ControlNet(net, load_device=torch.device("cpu"))
 
 
-def test_controlnet_shared_by_both_samplers_survives_the_reruns(mods, sd_base, sd_refiner):
+def test_controlnet_shared_by_both_samplers_survives_the_reruns(mods, sd):
     """One ControlNet (applied over 0-60 % of the schedule) in the conds of both samplers, as in a graph
     where the same conditioning feeds both KSamplerAdvanced: the nested re-run of the first stage cleans
     that ControlNet up (ComfyUI's cleanup_models); the second stage prepares it again for its own model
     and schedule. Both experts the same model: the video equals one-model FreeInit."""
+    sd_base = sd[0]
     import nodes
     cn = _tiny_controlnet()
     pos, neg = sd15_conds()
