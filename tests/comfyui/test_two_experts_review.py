@@ -9,8 +9,10 @@ checks), in the real ComfyUI with tiny random-weight models.
 3. ``--fp16-intermediates`` (0.33.0): the first stage's output reaches sampler #2 as float16; the graph
    runs (the same video as without the flag, to float16 rounding) and a foreign latent is still refused.
 4. ZS^2 Long Video (chunks) on either expert stops with an error naming both nodes and the fix.
-Checks: the first-stage records live on the intermediate device, at most 4 per node; the low-noise
-model's reload goes through PREPARE_SAMPLING (context windows' estimate, ControlNet models).
+Checks: the low-noise model's reload goes through prepare_sampling (PREPARE_SAMPLING wrappers such as
+context windows' estimate, ControlNet models) and prepares a ControlNet shared by both samplers' conds
+again (the nested re-run's cleanup reset it); AnimateDiff-Evolved's Sample Settings, which redraw the
+noise on every sampling, do not reach the re-runs (as FreeNoise in 2).
 """
 import pytest
 import torch
