@@ -227,14 +227,14 @@ class _Capture:
 
 
 @pytest.fixture(scope="module")
-def runner(pack, tdir, tmp_path_factory):
+def runner(pack, tmp_path_factory):
     import folder_paths
     import nodes
     import test_workflows as tw
     missing = [t for p in TWIN_FILES for t in wa.node_types(json.loads(p.read_text()))
                if t not in nodes.NODE_CLASS_MAPPINGS and t not in wa.VIRTUAL_NODE_TYPES]
     if missing:
-        pytest.skip(f"this ComfyUI lacks {sorted(set(missing))}")
+        pytest.skip(f"this ComfyUI lacks the nodes {sorted(set(missing))} that the twins use")
     root = tmp_path_factory.mktemp("tfv_twins")
     (root / "in").mkdir()
     (root / "out").mkdir()
@@ -321,7 +321,7 @@ NFE_REPORT: dict = {}
 
 @pytest.mark.parametrize("template_state", [False, True], ids=["stock-switch-off", "stock-switch-on"])
 @pytest.mark.parametrize("path", TWIN_FILES, ids=lambda p: p.stem)
-def test_twin_runs_in_every_switch_state_and_ab_off_is_the_stock_result(path, template_state, runner, tdir):
+def test_twin_runs_in_every_switch_state_and_ab_off_is_the_stock_result(runner, path, template_state, tdir):
     stock_ui, twin_ui = _stock(tdir, path), json.loads(path.read_text())
     light = _set_template_switch(stock_ui, path, template_state)
     _set_template_switch(twin_ui, path, template_state)
