@@ -76,6 +76,16 @@ def _stock(tdir: Path, path: Path) -> dict:
     return json.loads(src.read_text())
 
 
+def test_twin_files_are_what_the_script_builds_from_the_installed_templates(tdir):
+    """workflows/template_*.json are current: a template update shows up here, fixed by one
+    ``python scripts/build_workflows.py``."""
+    import build_workflows as bw
+    built = bt.build_all(bw.build_object_info(), tdir)
+    stale = [n for n, ui in built.items() if wa.drift_view(json.loads((REPO_ROOT / "workflows" / f"{n}.json").read_text()))
+             != wa.drift_view(json.loads(bw.render(ui)))]
+    assert not stale, f"stale twins {stale}: run python scripts/build_workflows.py"
+
+
 # ---------------------------------------------------------------------------------------------
 # 1. Diff against the installed stock template
 # ---------------------------------------------------------------------------------------------
