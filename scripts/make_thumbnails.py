@@ -213,6 +213,26 @@ def card(name: str, row: Card):
     return img
 
 
+README_PICTURE = REPO / "docs" / "before_after.png"
+README_TOY = Toy("zs2_frames.png", 0, 3, tuple(range(8)),
+                 ("without", "with ZS²"), "8 frames, same seeds")
+
+
+def readme_picture(toy: Toy = README_TOY, scale: int = 2):
+    """The README's first picture: the two rows of ``toy`` (every column), ``scale`` x nearest, labelled."""
+    from PIL import Image, ImageDraw
+    before, after = toy_tiles(toy)
+    t, gap, lab_w, pad = 64 * scale, 4, 170, 10
+    img = Image.new("RGB", (lab_w + len(before) * (t + gap) + pad, 2 * (t + gap) + 2 * pad), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    for r, (label, tiles) in enumerate(zip(toy.labels, (before, after))):
+        y = pad + r * (t + gap)
+        d.text((pad, y + t // 2), label, font=_fit(d, label, 28, lab_w - 2 * pad), fill=(20, 20, 20), anchor="lm")
+        for j, tl in enumerate(tiles):
+            img.paste(tl.resize((t, t), Image.NEAREST), (lab_w + j * (t + gap), y))
+    return img
+
+
 def thumbnail_path(workflow: Path) -> Path:
     return workflow.with_suffix(THUMB_EXT)
 
@@ -337,7 +357,12 @@ def main(argv=None) -> int:
     ap.add_argument("--chromium", default=default_chromium())
     ap.add_argument("--browse", type=Path, default=None, help="save a screenshot of the template browser here")
     ap.add_argument("--no-thumbnails", action="store_true", help="only --browse")
+    ap.add_argument("--readme-picture", action="store_true",
+                    help=f"also write {README_PICTURE.relative_to(REPO)} (the README's toy before/after)")
     a = ap.parse_args(argv)
+    if a.readme_picture:
+        readme_picture().save(README_PICTURE, optimize=True)
+        print(f"wrote {README_PICTURE.relative_to(REPO)}", flush=True)
     files = ([WORKFLOWS / f"{Path(n).stem}.json" for n in a.names] if a.names
              else sorted(WORKFLOWS.glob("*.json")))
     missing = [p.stem for p in files if p.stem not in CARDS]
