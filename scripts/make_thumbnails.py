@@ -174,7 +174,8 @@ def card(name: str, row: Card):
     pad = 22
     # band: family | method
     d.rectangle((0, 0, W, 64), fill=_family_colour(row.family))
-    d.text((pad, 32), row.family, font=_fit(d, row.family, 40, W - 2 * pad), fill=FG, anchor="lm")
+    # right-aligned: the template browser draws its "Node graph" badge over the card's top-left corner
+    d.text((W - pad, 32), row.family, font=_fit(d, row.family, 40, W - 2 * pad - 200), fill=FG, anchor="rm")
     method = row.method.replace("^2", "²")
     d.text((pad, 104), method, font=_fit(d, method, 46, W - 2 * pad), fill=FG, anchor="lm")
     y = 140
