@@ -118,6 +118,13 @@ CARDS = {
                             I4V_TOY),
     "i4vgen_animatediff_sd15": Card("SD1.5 AnimateDiff", "I4VGen", 82, 50,
                                     "NI-VSDS 32 + regeneration 50; + 50 for 4 anchors", I4V_TOY),
+    # twins of the stock templates (scripts/build_template_twins.py; ComfyUI 0.33.0): the stock graph + one switch
+    "template_wan22_14b_t2v_freeinit": Card("Wan 2.2 14B", "Stock T2V + FreeInit (A/B)", 120, 40,
+                                            "the stock template, one switch; Lightning: 12 vs 4"),
+    "template_wan22_14b_i2v_freeinit": Card("Wan 2.2 14B", "Stock I2V + FreeInit (A/B)", 120, 40,
+                                            "the stock template, one switch; Lightning: 12 vs 4"),
+    "template_wan22_5b_ti2v_freeinit": Card("Wan 2.2 5B", "Stock TI2V + FreeInit (A/B)", 120, 40,
+                                            "the stock template, one switch"),
     "i4vgen_real_image_sd15": Card("SD1.5", "I4VGen from your image", 82, 50, "NI-VSDS 32 + regeneration 50",
                                    I4V_TOY),
 }
