@@ -92,6 +92,11 @@ def test_every_loader_names_its_files_download_and_folder(path, pack, loader_fol
     for node in all_nodes(ui):
         if node["type"] in ("Note", "MarkdownNote") or node["type"] in wa.VIRTUAL_NODE_TYPES:
             continue
+        if node["type"] not in live and node["type"] not in bw.external_defs()[0]:
+            needs = ui.get("extra", {}).get("training_free_video", {}).get("needs")
+            if needs:   # a template twin on an older ComfyUI
+                pytest.skip(f"{path.name} needs {needs}: {node['type']} is not in this ComfyUI")
+            raise KeyError(f"{path.name}: node type {node['type']} is not registered")
         info = wa.node_info(node["type"]) if node["type"] in live else bw.external_defs()[0][node["type"]]
         files = _model_widgets(node, info)
         models = node.get("properties", {}).get("models", [])
