@@ -40,6 +40,12 @@ PACK_CNR_ID = "comfyui-training-free-video"
 SAMPLERS = ("KSamplerAdvanced", "KSampler", "SamplerCustom", "CFGGuider", "BasicGuider")
 
 
+def _pack_version() -> str:
+    """``properties.ver`` of the pack's nodes, as build_workflows writes it (pyproject.toml's version)."""
+    import build_workflows
+    return build_workflows.pack_version()
+
+
 @dataclass
 class Twin:
     """One twin: ``source`` template, the pack ``node`` inserted and its widget values, ``ab_input`` the
@@ -150,7 +156,8 @@ class Editor:
         custom = class_type.startswith("TFV")
         node = {"id": self._node_id(), "type": class_type, "pos": list(pos), "size": [320, 60 + 26 * len(values)],
                 "flags": {}, "order": len(g["nodes"]), "mode": 0, "inputs": inputs, "outputs": outputs,
-                "properties": {"cnr_id": PACK_CNR_ID if custom else "comfy-core", "Node name for S&R": class_type},
+                "properties": ({"cnr_id": PACK_CNR_ID, "ver": _pack_version()} if custom else {"cnr_id": "comfy-core"})
+                | {"Node name for S&R": class_type},
                 "widgets_values": values}
         if title:
             node["title"] = title

@@ -58,6 +58,66 @@ CONTROL_FRAMES = "tfv_scribble_ball_8f.webp"  # written to workflows/inputs/ by 
 SD15_IP2P_CKPT = "instruct-pix2pix-00-22000.safetensors"  # timbrooks/instruct-pix2pix release
 SD15_LORA = "your_sd15_lora.safetensors"  # placeholder: any SD1.5 LoRA in ComfyUI/models/loras
 EDIT_FRAMES = "tfv_summer_park_8f.webp"  # written to workflows/inputs/ by this script
+
+# Where each model file comes from: ``properties.models`` of every loader that loads it (the frontend's
+# missing-models dialog offers these downloads). Entries of the stock templates (comfyui-workflow-templates
+# 0.11.44, the loaders' properties.models; hash/hash_type where a stock template gives them) are copied as
+# they are there, with the template named; the others point at the model's official release.
+_WAN21_REPACK = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/"
+_WAN22_REPACK = "https://huggingface.co/Comfy-Org/Wan_2.2_ComfyUI_Repackaged/resolve/main/split_files/"
+MODEL_SOURCES = {
+    # official releases (no stock template has these files)
+    SD15_CKPT: {"url": "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main/"
+                       "v1-5-pruned-emaonly.safetensors",  # the SD1.5 archive of the runwayml release
+                "directory": "checkpoints"},
+    SD15_SCRIBBLE_CN: {"url": "https://huggingface.co/lllyasviel/ControlNet-v1-1/resolve/main/"
+                              "control_v11p_sd15_scribble.pth", "directory": "controlnet"},  # ControlNet 1.1
+    SD15_IP2P_CKPT: {"url": "https://huggingface.co/timbrooks/instruct-pix2pix/resolve/main/"
+                            "instruct-pix2pix-00-22000.safetensors", "directory": "checkpoints"},
+    AD_MOTION_MODEL: {"url": "https://huggingface.co/guoyww/animatediff/resolve/main/mm_sd_v15_v2.ckpt",
+                      "directory": "animatediff_models"},  # AnimateDiff v2 (guoyww), AnimateDiff-Evolved's folder
+    # wan2.1_flf2v_720_f16 (the stock entries with hashes)
+    WAN_TE: {"url": _WAN21_REPACK + "text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors?download=true",
+             "hash": "c3355d30191f1f066b26d93fba017ae9809dce6c627dda5f6a66eaa651204f68", "hash_type": "SHA256",
+             "directory": "text_encoders"},
+    WAN_VAE: {"url": _WAN21_REPACK + "vae/wan_2.1_vae.safetensors?download=true",
+              "hash": "2fc39d31359a4b0a64f55876d8ff7fa8d780956ae2cb13463b0223e15148976b", "hash_type": "SHA256",
+              "directory": "vae"},
+    # text_to_video_wan
+    WAN_UNET: {"url": _WAN21_REPACK + "diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors?download=true",
+               "directory": "diffusion_models"},
+    # video_wan2_2_14B_t2v, video_wan2_2_5B_ti2v
+    WAN22_HIGH: {"url": _WAN22_REPACK + "diffusion_models/" + WAN22_HIGH, "directory": "diffusion_models"},
+    WAN22_LOW: {"url": _WAN22_REPACK + "diffusion_models/" + WAN22_LOW, "directory": "diffusion_models"},
+    WAN22_5B: {"url": _WAN22_REPACK + "diffusion_models/" + WAN22_5B, "directory": "diffusion_models"},
+    WAN22_VAE: {"url": _WAN22_REPACK + "vae/" + WAN22_VAE, "directory": "vae"},
+    # flux_dev_full_text_to_image (FLUX.1 [dev]: non-commercial licence; the official release,
+    # black-forest-labs/FLUX.1-dev, is a gated repository: accept its licence on Hugging Face first)
+    FLUX_UNET: {"url": "https://huggingface.co/Comfy-Org/flux1-dev/resolve/main/flux1-dev.safetensors",
+                "directory": "diffusion_models"},
+    FLUX_CLIP_L: {"url": "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors",
+                  "directory": "text_encoders"},
+    FLUX_T5: {"url": "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp16.safetensors",
+              "directory": "text_encoders"},
+    FLUX_VAE: {"url": "https://huggingface.co/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/split_files/vae/"
+                      "ae.safetensors", "directory": "vae"},
+}
+PLACEHOLDER_MODELS = {SD15_LORA}  # the user's own file: no download
+GATED_MODELS = {FLUX_UNET: "https://huggingface.co/black-forest-labs/FLUX.1-dev"}  # official page (licence)
+
+
+def model_entries(widget_values) -> list[dict]:
+    """``properties.models`` for a node: one ``{name, url, [hash, hash_type,] directory}`` per widget value
+    that is a file of MODEL_SOURCES, in widget order (the stock templates' key order)."""
+    return [{"name": v, **MODEL_SOURCES[v]} for v in widget_values if isinstance(v, str) and v in MODEL_SOURCES]
+
+
+def pack_version() -> str:
+    """The pack's version from pyproject.toml (what ``properties.ver`` of this pack's nodes says)."""
+    import re  # (tomllib is Python 3.11+; the pack supports 3.10)
+    return re.search(r'^version\s*=\s*"([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
+
+
 NEGATIVE_SD15 = "blurry, low quality, deformed, watermark, text"
 NEGATIVE_WAN = ("Bright tones, overexposed, static, blurred details, subtitles, worst quality, low quality, "
                 "JPEG compression residue, ugly, deformed, still picture, cluttered background")
@@ -235,13 +295,20 @@ class Graph:
             for prefix, cid in self.object_info.get("_cnr_ids", {}).items():
                 if n.type.startswith(prefix):
                     cnr = cid
+            props = {"cnr_id": cnr}
+            if cnr == PACK_CNR_ID:
+                props["ver"] = pack_version()
+            props["Node name for S&R"] = n.type
+            models = model_entries(values)
+            if models:
+                props["models"] = models
             node = {
                 "id": n.id, "type": n.type, "pos": pos[n.id], "size": sizes[n.id], "flags": {},
                 "order": order[n.id], "mode": 0,
                 "inputs": inputs_ui[n.id],
                 "outputs": [{"name": name, "type": t, "links": out_links.get((n.id, i), []), "slot_index": i}
                             for i, (name, t) in enumerate(zip(n.out_names, n.out_types))],
-                "properties": {"cnr_id": cnr, "Node name for S&R": n.type},
+                "properties": props,
                 "widgets_values": values,
             }
             if n.title:
@@ -484,7 +551,9 @@ def zs2_text_to_video_flux(g: Graph):
            "noise (lambda 0.01).\n\n"
            "The usual Flux graph: BasicGuider (no negative prompt, CFG 1) with FluxGuidance 3.5, euler / simple, 20 "
            "steps. Also works with SD3, Qwen-Image, Lumina 2, HiDream and Chroma models.\n\n"
-           f"Models: {FLUX_UNET} (diffusion_models), {FLUX_CLIP_L} and {FLUX_T5} (text_encoders), {FLUX_VAE} (vae).")
+           f"Models: {FLUX_UNET} (diffusion_models), {FLUX_CLIP_L} and {FLUX_T5} (text_encoders), {FLUX_VAE} (vae). "
+           f"FLUX.1 [dev] is a gated model under a non-commercial licence: accept it on its official page "
+           f"({GATED_MODELS[FLUX_UNET]}) before downloading.")
 
 
 def wan_t2v_freeinit(g: Graph):

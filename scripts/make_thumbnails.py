@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Write the template-browser thumbnail ``workflows/<name>.jpg`` of every shipped workflow.
+"""Write the template-browser thumbnail ``workflows/<name>.jpg`` of every shipped workflow: a card that
+says, at the size the browser shows it, what the workflow gives.
 
 ComfyUI's template browser (Workflow -> Browse Templates -> Custom Nodes -> this pack) lists each
 ``workflows/<name>.json`` (server route ``GET /workflow_templates``) and shows the image
@@ -8,92 +9,249 @@ ComfyUI's template browser (Workflow -> Browse Templates -> Custom Nodes -> this
 ``-1`` index suffix (that suffix is for core templates only), and the server serves the pack's
 ``workflows/`` folder as static files. So the thumbnail is a JPEG of the same name.
 
-Two kinds of thumbnail, both made with a real ComfyUI server (``main.py --cpu``) in a temporary
-``--base-directory`` (this repo and the ComfyUI's other custom nodes linked into its
-``custom_nodes/``; the ComfyUI folder is never written):
+Each card (CARD_SIZE, Pillow, a TrueType font: DejaVu Sans when installed, else Pillow's bundled
+font) shows, from one row of ``CARDS``:
 
-* **toy run** (SD1.5 workflows whose nodes all run on the toy-world checkpoint of
-  ``benchmarks/toy_world``: CheckpointLoaderSimple, no LoRA / ControlNet / InstructPix2Pix /
-  AnimateDiff): the workflow, converted to the API format with the server's ``/object_info``,
-  runs with ONLY these changes: the checkpoint -> the toy-world checkpoint, the resolution -> 64 px
-  (the toy world's picture size), the positive prompt -> a toy-world caption ("a red circle"), the
-  negative prompt -> "", a LoadImage -> a toy-world picture of that caption, and (for CPU time)
-  steps capped at 20 and frames at 16 (``--toy-steps`` / ``--toy-frames``, 0 = as shipped). The thumbnail is the
-  saved frames (up to 8, evenly spaced) in a grid, upscaled (nearest) to 512 px wide.
-* **graph** (every other workflow: Wan, Flux, AnimateDiff-Evolved, ControlNet, InstructPix2Pix,
-  LoRA): the graph loaded into the real frontend in headless Chromium (``app.loadGraphData``, as
-  scripts/frontend_check.py), fitted to the canvas, screenshotted and scaled to 512 px wide.
+* the model family (coloured band) and the method;
+* the cost in model calls of the workflow as shipped against the stock graph without the method (same
+  model, steps and CFG; a CFG step is 2 calls), as two bars;
+* where the toy world has one, a before/after of the toy model with the same seed: tiles cut from the
+  committed pictures of ``docs/toy_world/`` (``benchmarks/toy_world/make_pictures.py`` grids; rows are
+  methods with the same seeds), else the row's one-line summary.
 
-    python scripts/make_thumbnails.py                          # all workflows (COMFYUI_PATH server)
+A new workflow needs one row in ``CARDS`` (``main`` refuses a workflow without one).
+
+    python scripts/make_thumbnails.py                          # every workflow (no ComfyUI needed)
     python scripts/make_thumbnails.py wan22_t2v_freeinit       # only these
     python scripts/make_thumbnails.py --browse /tmp/tfv_browse # + screenshot of the template browser
 
-``--browse DIR`` opens Browse Templates, selects this pack's section and saves
-``DIR/template_browser_<ComfyUI version>.png``. Needs ``chromium`` (Debian package) for graph
-thumbnails and ``--browse``; the toy checkpoint (``python -m benchmarks.toy_world.build``) for toy
-runs (without it those workflows fall back to graph thumbnails, with a warning).
-Exit status 1 when a workflow failed.
+``--browse DIR`` starts the ComfyUI at ``--comfyui`` (``main.py --cpu``, a temporary
+``--base-directory``), opens Browse Templates in headless Chromium, selects this pack's section and saves
+``DIR/template_browser_<ComfyUI version>.png``; exit status 1 when a listed workflow's thumbnail was not
+fetched.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import io
 import json
-import os
 import shutil
-import signal
 import sys
 import tempfile
-import time
 import urllib.parse
-import urllib.request
-import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
-sys.path.insert(0, str(REPO / "tests" / "comfyui"))
-import workflow_api as wa  # noqa: E402
 from chromium_cdp import Browser, default_chromium  # noqa: E402
 from e2e_server_run import LINK_NAME, comfyui_path, comfyui_server, free_port, http  # noqa: E402
 
 WORKFLOWS = REPO / "workflows"
+TOY_PICTURES = REPO / "docs" / "toy_world"
 THUMB_EXT = ".jpg"          # what both frontends request for custom-node templates
-THUMB_WIDTH = 640
-JPEG_QUALITY = 82
-TOY_SIZE = 64               # benchmarks/toy_world/world.py SIZE
-MAX_FRAMES = 8
-# Node types a toy run supports: everything else (LoRA files, ControlNet, InstructPix2Pix,
-# AnimateDiff-Evolved, Wan/Flux loaders) needs weights the toy world does not have.
-TOY_NODE_TYPES = frozenset({
-    "CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "KSamplerAdvanced",
-    "VAEDecode", "VAEEncode", "SaveAnimatedWEBP", "SaveImage", "PreviewImage", "LoadImage", "ImageScale",
-    "RandomNoise", "BasicScheduler", "KSamplerSelect", "CFGGuider", "SamplerCustomAdvanced", "Note",
-    "MarkdownNote",
-    # the pack
-    "DependencyNoise", "DependencyNoiseModelPatch", "TemporalMomentumAttention", "ZS2LongVideo",
-    "ForwardInversionNoise", "SmoothInitNoise", "FastSmoothInitNoise", "SmoothInitModelPatch",
-    "TFVFreeInitModelPatch", "TFVFreeInitSampler", "I4VGenAnchorSelect", "I4VGenStaticVideoFromLatent",
-    "I4VGenStaticVideoFromImage", "NIVSDSAnimate",
-})
-TOY_CLASS = 0               # world.caption(0) == "a red circle"
+CARD_SIZE = (640, 480)
+JPEG_QUALITY = 88
+
+
+# ----------------------------------------------------------------------------------------------
+# the cards: one row per workflow
+
+@dataclass(frozen=True)
+class Toy:
+    """A before/after from a ``docs/toy_world`` grid: rows ``before`` and ``after`` (same seeds), the
+    tiles of ``cols`` (frames of one video, or prompts); ``labels`` name the two rows on the card."""
+    picture: str
+    before: int
+    after: int
+    cols: tuple
+    labels: tuple
+    what: str                # what the tiles are
+
+
+ZS2_TOY = Toy("zs2_frames.png", 0, 3, (0, 2, 4, 6), ("without", "with ZS^2"), "frames 1, 3, 5, 7 of one video")
+SMOOTH_TOY = Toy("smoothinit_cfg7.5.png", 0, 3, (0, 3, 6, 9), ("without", "with FSI-10"),
+                 "4 prompts, CFG 7.5 (FSI: Fast-SmoothInit)")
+I4V_TOY = Toy("i4vgen_frames.png", 0, 3, (0, 2, 4, 6), ("ZS^2 only", "with I4VGen"), "frames 1, 3, 5, 7 of one video")
+
+
+@dataclass(frozen=True)
+class Card:
+    family: str              # model family (band colour: FAMILY_COLOURS)
+    method: str
+    calls: int               # model calls of the shipped workflow (per video)
+    stock: int               # the same graph without the method
+    note: str                # what the cost counts / what it gives, one short line
+    toy: Toy | None = None
+
+
+CARDS = {
+    "zs2_text_to_video_sd15": Card("SD1.5", "ZS^2 text-to-video", 100, 100, "TMA + Dependency Noise: no extra calls",
+                                   ZS2_TOY),
+    "zs2_long_video_sd15": Card("SD1.5", "ZS^2 long video, 64 frames", 900, 800,
+                                "9 chunks of 8 frames: 72 frame-evaluations/step vs 64", ZS2_TOY),
+    "zs2_controlnet_sd15": Card("SD1.5", "ZS^2 + ControlNet", 100, 100, "one control image per frame", ZS2_TOY),
+    "zs2_lora_sd15": Card("SD1.5", "ZS^2 + your LoRA", 100, 100, "any SD1.5 LoRA (placeholder name)", ZS2_TOY),
+    "zs2_video_edit_ip2p_sd15": Card("SD1.5 IP2P", "ZS^2 video editing", 60, 60,
+                                     "InstructPix2Pix edits 8 frames as one video", ZS2_TOY),
+    "zs2_text_to_video_flux": Card("Flux.1 dev", "ZS^2 text-to-video", 20, 20, "TMA + Dependency Noise, CFG 1",
+                                   ZS2_TOY),
+    "zs2_fast_smoothinit_sd15": Card("SD1.5", "ZS^2 + Fast-SmoothInit", 130, 100,
+                                     "30 calls for the optimised noise", SMOOTH_TOY),
+    "zs2_freeinit_sd15": Card("SD1.5", "ZS^2 + FreeInit", 300, 100, "3 passes, low frequencies kept"),
+    "smoothinit_t2i_sd15": Card("SD1.5", "Fast-SmoothInit image", 130, 100, "30 calls for the optimised noise",
+                                SMOOTH_TOY),
+    "smoothinit_animatediff_sd15": Card("SD1.5 AnimateDiff", "Fast-SmoothInit video", 130, 100,
+                                        "30 calls for the optimised noise", SMOOTH_TOY),
+    "wan_t2v_fast_smoothinit": Card("Wan 2.1 1.3B", "Fast-SmoothInit", 90, 60, "30 calls, DiT-safe preset",
+                                    SMOOTH_TOY),
+    "wan22_t2v_smoothinit": Card("Wan 2.2 14B", "Fast-SmoothInit", 70, 40, "30 calls on the high-noise expert",
+                                 SMOOTH_TOY),
+    "wan_t2v_freeinit": Card("Wan 2.1 1.3B", "FreeInit", 180, 60, "3 passes (coarse-to-fine: 2x)"),
+    "wan22_t2v_freeinit": Card("Wan 2.2 14B", "FreeInit, two experts", 120, 40, "3 passes over both experts"),
+    "wan22_5b_t2v_freeinit": Card("Wan 2.2 5B", "FreeInit", 78, 40, "3 passes, coarse-to-fine"),
+    "i4vgen_wan": Card("Wan 2.1 1.3B", "I4VGen", 98, 60, "NI-VSDS 38 + regeneration 60; + 60 one-frame anchor",
+                       I4V_TOY),
+    "wan22_5b_i4vgen": Card("Wan 2.2 5B", "I4VGen", 66, 40, "NI-VSDS 26 + regeneration 40; + 40 one-frame anchor",
+                            I4V_TOY),
+    "i4vgen_animatediff_sd15": Card("SD1.5 AnimateDiff", "I4VGen", 82, 50,
+                                    "NI-VSDS 32 + regeneration 50; + 50 for 4 anchors", I4V_TOY),
+    # twins of the stock templates (scripts/build_template_twins.py; ComfyUI 0.33.0): the stock graph + one switch
+    "template_wan22_14b_t2v_freeinit": Card("Wan 2.2 14B", "Stock T2V + FreeInit (A/B)", 120, 40,
+                                            "the stock template, one switch; Lightning: 12 vs 4"),
+    "template_wan22_14b_i2v_freeinit": Card("Wan 2.2 14B", "Stock I2V + FreeInit (A/B)", 120, 40,
+                                            "the stock template, one switch; Lightning: 12 vs 4"),
+    "template_wan22_5b_ti2v_freeinit": Card("Wan 2.2 5B", "Stock TI2V + FreeInit (A/B)", 120, 40,
+                                            "the stock template, one switch"),
+    "i4vgen_real_image_sd15": Card("SD1.5", "I4VGen from your image", 82, 50, "NI-VSDS 32 + regeneration 50",
+                                   I4V_TOY),
+}
+
+FAMILY_COLOURS = {"SD1.5": (46, 94, 170), "Wan": (150, 60, 150), "Flux": (40, 130, 90)}
+BG, FG, DIM = (24, 26, 30), (240, 240, 240), (170, 174, 182)
+BAR_STOCK, BAR_METHOD = (110, 116, 128), (235, 160, 50)
+FONT_FILES = ("DejaVuSans-Bold.ttf", "DejaVuSans.ttf")   # found by Pillow in the system font folders
+
+
+def font(size: int, bold: bool = True):
+    """A TrueType font of ``size`` px: DejaVu Sans (bold) when installed, else Pillow's bundled font."""
+    from PIL import ImageFont
+    for name in (FONT_FILES if bold else FONT_FILES[1:]):
+        for path in (name, f"/usr/share/fonts/truetype/dejavu/{name}"):
+            with contextlib.suppress(OSError):
+                return ImageFont.truetype(path, size)
+    return ImageFont.load_default(size)
+
+
+def _fit(draw, text: str, size: int, width: int, bold: bool = True):
+    """The largest font (down to 60 % of ``size``) in which ``text`` fits ``width`` pixels."""
+    for s in range(size, int(size * 0.6) - 1, -1):
+        f = font(s, bold)
+        if draw.textlength(text, font=f) <= width:
+            return f
+    return font(int(size * 0.6), bold)
+
+
+def _family_colour(family: str):
+    return next((c for k, c in FAMILY_COLOURS.items() if family.startswith(k)), (90, 90, 90))
+
+
+def toy_tiles(toy: Toy):
+    """(before tiles, after tiles): the [64 x 64] PIL tiles of the two rows of the toy picture, cut at
+    the positions ``benchmarks/toy_world/make_pictures.grid`` draws them."""
+    from PIL import Image
+    from benchmarks.toy_world import make_pictures as MP
+    im = Image.open(TOY_PICTURES / toy.picture).convert("RGB")
+    tile, top = 64, 14      # grid(): 64-px tiles below a 14-px header row
+
+    def cut(row: int, col: int):
+        x, y = MP.LABEL_W + col * (tile + MP.GAP), top + row * (tile + MP.GAP)
+        return im.crop((x, y, x + tile, y + tile))
+    return [cut(toy.before, c) for c in toy.cols], [cut(toy.after, c) for c in toy.cols]
+
+
+def card(name: str, row: Card):
+    """The thumbnail of workflow ``name`` (a PIL image of CARD_SIZE)."""
+    from PIL import Image, ImageDraw
+    W, H = CARD_SIZE
+    img = Image.new("RGB", CARD_SIZE, BG)
+    d = ImageDraw.Draw(img)
+    pad = 22
+    # band: family | method
+    d.rectangle((0, 0, W, 64), fill=_family_colour(row.family))
+    # right-aligned: the template browser draws its "Node graph" badge over the card's top-left corner
+    d.text((W - pad, 32), row.family, font=_fit(d, row.family, 40, W - 2 * pad - 200), fill=FG, anchor="rm")
+    method = row.method.replace("^2", "²")
+    d.text((pad, 104), method, font=_fit(d, method, 46, W - 2 * pad), fill=FG, anchor="lm")
+    y = 140
+    if row.toy is not None:
+        before, after = toy_tiles(row.toy)
+        t, gap, lab_w = 80, 6, 196
+        for r, (label, tiles) in enumerate(zip(row.toy.labels, (before, after))):
+            label = label.replace("^2", "²")
+            yy = y + r * (t + gap)
+            d.text((pad, yy + t // 2), label, font=_fit(d, label, 28, lab_w - 8), fill=FG if r else DIM, anchor="lm")
+            for j, tl in enumerate(tiles):
+                img.paste(tl.resize((t, t), Image.NEAREST), (pad + lab_w + j * (t + gap), yy))
+        y += 2 * (t + gap) + 2
+        caption = f"toy model, same seed: {row.toy.what}"
+        d.text((pad, y + 12), caption, font=_fit(d, caption, 20, W - 2 * pad, bold=False), fill=DIM, anchor="lm")
+        y += 34
+    else:
+        y += 20
+        d.text((pad, y + 30), row.note, font=_fit(d, row.note, 30, W - 2 * pad, bold=False), fill=FG, anchor="lm")
+        y += 100
+    # cost: two bars, model calls of the workflow against stock
+    y = max(y, H - 128)
+    d.text((pad, y + 14), "model calls", font=font(24), fill=DIM, anchor="lm")
+    top = max(row.calls, row.stock)
+    bar_x, bar_w, bar_h = pad + 170, W - 2 * pad - 170 - 130, 28
+    for k, (label, v, colour) in enumerate((("stock", row.stock, BAR_STOCK), ("this", row.calls, BAR_METHOD))):
+        yy = y + 34 + k * (bar_h + 8)
+        d.text((pad, yy + bar_h // 2), label, font=font(26), fill=FG if k else DIM, anchor="lm")
+        d.rectangle((bar_x, yy, bar_x + max(4, round(bar_w * v / top)), yy + bar_h), fill=colour)
+        d.text((bar_x + bar_w + 10, yy + bar_h // 2), f"{v}", font=font(28), fill=FG, anchor="lm")
+    ratio = row.calls / row.stock
+    d.text((W - pad, y + 14), "same" if ratio == 1 else f"x{ratio:.2f}".rstrip("0").rstrip("."), font=font(28),
+           fill=BAR_METHOD if ratio > 1 else FG, anchor="rm")
+    if row.toy is not None:   # the note goes under the bars when the picture took the middle
+        d.text((pad, H - 14), row.note, font=_fit(d, row.note, 20, W - 2 * pad, bold=False), fill=DIM, anchor="lm")
+    return img
+
+
+README_PICTURE = REPO / "docs" / "before_after.png"
+README_TOY = Toy("zs2_frames.png", 0, 3, tuple(range(8)),
+                 ("without", "with ZS²"), "8 frames, same seeds")
+
+
+def readme_picture(toy: Toy = README_TOY, scale: int = 2):
+    """The README's first picture: the two rows of ``toy`` (every column), ``scale`` x nearest, labelled."""
+    from PIL import Image, ImageDraw
+    before, after = toy_tiles(toy)
+    t, gap, lab_w, pad = 64 * scale, 4, 170, 10
+    img = Image.new("RGB", (lab_w + len(before) * (t + gap) + pad, 2 * (t + gap) + 2 * pad), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    for r, (label, tiles) in enumerate(zip(toy.labels, (before, after))):
+        y = pad + r * (t + gap)
+        d.text((pad, y + t // 2), label, font=_fit(d, label, 28, lab_w - 2 * pad), fill=(20, 20, 20), anchor="lm")
+        for j, tl in enumerate(tiles):
+            img.paste(tl.resize((t, t), Image.NEAREST), (lab_w + j * (t + gap), y))
+    return img
 
 
 def thumbnail_path(workflow: Path) -> Path:
     return workflow.with_suffix(THUMB_EXT)
 
 
-def fits_toy(workflow: dict) -> bool:
-    types = set(wa.node_types(workflow))
-    return "CheckpointLoaderSimple" in types and types <= TOY_NODE_TYPES
+def save_jpeg(img, path: Path) -> int:
+    img.convert("RGB").save(path, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    return path.stat().st_size
 
 
 # ----------------------------------------------------------------------------------------------
-# the server
-
+# the server (--browse; test_packaging)
 
 # Model files a graph names, by loader node and widget position -> models/ subfolder. For a graph
 # screenshot the server lists EMPTY files of these names so the frontend does not mark the loaders
@@ -152,143 +310,9 @@ def server(root: Path, toy_ckpt: Path | None, log_path: Path, graph_files=()):
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _get_bytes(url: str, timeout: float = 60.0) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read()
-
-
 # ----------------------------------------------------------------------------------------------
-# toy runs
+# the template browser (headless Chromium over the DevTools protocol: scripts/chromium_cdp.py)
 
-
-def _toy_picture_png(k: int) -> bytes:
-    import torch
-    from PIL import Image
-    from benchmarks.toy_world import world as W
-    b = W.sample(1, torch.Generator().manual_seed(5), labels=torch.tensor([k]))
-    arr = (b.images[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def toy_api(workflow: dict, info: dict, ckpt_name: str, image_name: str, max_steps: int = 0,
-            max_frames: int = 0) -> dict:
-    """The API graph of ``workflow`` with only the toy-world changes (see the module docstring);
-    ``max_steps`` / ``max_frames`` (0: none) cap every sampler's step count and the latent batch."""
-    from benchmarks.toy_world import world as W
-    api = wa.ui_to_api(workflow, info)
-    for node in api.values():
-        inp, t = node["inputs"], node["class_type"]
-        if t == "CheckpointLoaderSimple":
-            inp["ckpt_name"] = ckpt_name
-        elif t in ("EmptyLatentImage", "ImageScale"):
-            inp["width"] = inp["height"] = TOY_SIZE
-        elif t == "LoadImage":
-            inp["image"] = image_name
-        if max_steps and isinstance(inp.get("steps"), int):
-            inp["steps"] = min(inp["steps"], max_steps)
-        if max_frames and t == "EmptyLatentImage":
-            inp["batch_size"] = min(inp["batch_size"], max_frames)
-        if max_frames and t == "I4VGenStaticVideoFromLatent" and isinstance(inp.get("frames"), int):
-            inp["frames"] = min(inp["frames"], max_frames)
-        for name, prompt in (("positive", W.caption(TOY_CLASS)), ("negative", "")):
-            src = inp.get(name)
-            if isinstance(src, list) and api[src[0]]["class_type"] == "CLIPTextEncode":
-                api[src[0]]["inputs"]["text"] = prompt
-    return api
-
-
-def run_prompt(url: str, api: dict, timeout: float = 900.0) -> list:
-    """POST /prompt, poll /history; the PIL frames of every saved image, in save-node id order."""
-    from PIL import Image, ImageSequence
-    pid = http(url + "/prompt", {"prompt": api, "client_id": uuid.uuid4().hex}, timeout=120)["prompt_id"]
-    t0 = time.time()
-    while True:
-        try:
-            hist = http(f"{url}/history/{pid}", timeout=120)
-        except OSError:  # a server busy sampling on a loaded CPU can be slow to answer: ask again
-            hist = {}
-        if pid in hist and (hist[pid].get("status") or {}).get("completed") is not None:
-            entry = hist[pid]
-            if entry["status"].get("status_str") != "success":
-                raise RuntimeError(json.dumps(entry["status"].get("messages"))[-2000:])
-            break
-        if time.time() - t0 > timeout:
-            raise RuntimeError(f"prompt {pid} not done after {timeout:.0f} s")
-        time.sleep(2)
-    saves = [k for k, v in api.items() if v["class_type"] in ("SaveAnimatedWEBP", "SaveImage")]
-    frames = []
-    for k in sorted(saves, key=int):
-        for im in entry["outputs"].get(k, {}).get("images", []):
-            q = urllib.parse.urlencode({"filename": im["filename"], "subfolder": im["subfolder"], "type": im["type"]})
-            pic = Image.open(io.BytesIO(_get_bytes(f"{url}/view?{q}")))
-            frames += [f.convert("RGB").copy() for f in ImageSequence.Iterator(pic)]
-    if not frames:
-        raise RuntimeError("the run saved no image")
-    return frames
-
-
-def frames_grid(frames: list):
-    """Up to MAX_FRAMES frames (evenly spaced) in one row of 4 per line, nearest-upscaled to
-    THUMB_WIDTH pixels wide."""
-    from PIL import Image
-    n = len(frames)
-    pick = [frames[round(i * (n - 1) / (min(n, MAX_FRAMES) - 1))] for i in range(min(n, MAX_FRAMES))] if n > 1 else frames
-    cols = min(4, len(pick))
-    rows = -(-len(pick) // cols)
-    w, h = pick[0].size
-    pad = 2
-    grid = Image.new("RGB", (cols * w + (cols - 1) * pad, rows * h + (rows - 1) * pad), (32, 32, 32))
-    for i, f in enumerate(pick):
-        grid.paste(f, ((i % cols) * (w + pad), (i // cols) * (h + pad)))
-    scale = THUMB_WIDTH / grid.width
-    return grid.resize((THUMB_WIDTH, round(grid.height * scale)), Image.NEAREST)
-
-
-def save_jpeg(img, path: Path) -> int:
-    img.convert("RGB").save(path, format="JPEG", quality=JPEG_QUALITY, optimize=True)
-    return path.stat().st_size
-
-
-# ----------------------------------------------------------------------------------------------
-# the frontend (headless Chromium over the DevTools protocol: scripts/chromium_cdp.py)
-
-JS_LOAD_AND_FIT = """(async () => {
-  const app = window.comfyAPI.app.app;
-  await app.loadGraphData(%s, true, true, null, {showMissingNodesDialog: false, showMissingModelsDialog: false});
-  await new Promise(r => setTimeout(r, 500));
-  // the 4:3 part of the page clear of the side bar (left), menus (top) and zoom controls (bottom)
-  let W = window.innerWidth - 80, H = window.innerHeight - 110 - 90;
-  if (W > H * 4 / 3) W = Math.round(H * 4 / 3); else H = Math.round(W * 3 / 4);
-  const c = app.canvas, clip = {x: 60, y: 110, width: W, height: H};
-  let x0 = 1e9, y0 = 1e9, x1 = -1e9, y1 = -1e9;
-  for (const n of app.graph._nodes) {
-    x0 = Math.min(x0, n.pos[0]); y0 = Math.min(y0, n.pos[1] - 36);
-    x1 = Math.max(x1, n.pos[0] + n.size[0]); y1 = Math.max(y1, n.pos[1] + n.size[1]);
-  }
-  const r = c.canvas.getBoundingClientRect();
-  const pad = 16, s = Math.min((clip.width - 2 * pad) / (x1 - x0), (clip.height - 2 * pad) / (y1 - y0));
-  c.ds.scale = s;   // screen = (graph + offset) * scale, relative to the canvas element
-  c.ds.offset = [(clip.x - r.x + (clip.width - s * (x1 - x0)) / 2) / s - x0,
-                 (clip.y - r.y + (clip.height - s * (y1 - y0)) / 2) / s - y0];
-  c.setDirty(true, true);
-  await new Promise(r => setTimeout(r, 1000));
-  return JSON.stringify({n: app.graph._nodes.length, clip});
-})()"""
-# Menus, toasts and the minimap are drawn over the canvas: hidden (CSS) or outside the clip.
-JS_QUIET = """(async () => {
-  const st = document.createElement('style');
-  st.textContent = '.p-toast, .p-toast-message, .minimap-main-container {display: none !important;}';
-  document.head.appendChild(st);
-  const app = window.comfyAPI.app.app;
-  for (const [k, v] of [['Comfy.Minimap.Visible', false], ['LiteGraph.Canvas.MinFontSizeForLOD', 0]]) {
-    try { await app.extensionManager.setting.set(k, v); } catch (e) {}   // settings one version lacks
-  }
-  app.canvas.show_info = false;      // the FPS / node-count text drawn on the canvas
-  app.canvas.low_quality_zoom_threshold = 0;
-  return true;
-})()"""
 JS_BROWSE = """(async () => {
   const app = window.comfyAPI.app.app;
   await app.extensionManager.command.execute('Comfy.BrowseTemplates');
@@ -317,25 +341,6 @@ def _browser(chromium: str, width: int, height: int) -> Browser:
     return Browser(chromium, width, height, CHROMIUM_FLAGS, network=True)
 
 
-GRAPH_VIEWPORT = (2060, 1700)
-
-
-async def graph_thumbnails(url: str, files: list[Path], chromium: str) -> dict:
-    from PIL import Image
-    done = {}
-    async with _browser(chromium, *GRAPH_VIEWPORT) as b:
-        await b.open(url)
-        await b.eval(JS_QUIET)
-        for path in files:
-            r = json.loads(await b.eval(JS_LOAD_AND_FIT % json.dumps(json.loads(path.read_text()))))
-            n = r["n"]
-            img = Image.open(io.BytesIO(await b.screenshot(r["clip"])))
-            img = img.resize((THUMB_WIDTH, round(img.height * THUMB_WIDTH / img.width)), Image.LANCZOS)
-            done[path] = save_jpeg(img, thumbnail_path(path))
-            print(f"graph  {thumbnail_path(path).name}: {n} nodes, {done[path] / 1024:.0f} KB", flush=True)
-    return done
-
-
 async def browse(url: str, out: Path, chromium: str, version: str) -> dict:
     async with _browser(chromium, 1600, 1300) as b:
         await b.open(url)
@@ -352,66 +357,41 @@ async def browse(url: str, out: Path, chromium: str, version: str) -> dict:
         return r
 
 
-# ----------------------------------------------------------------------------------------------
-
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("names", nargs="*", help="workflow names (default: every workflows/*.json)")
     ap.add_argument("--comfyui", type=Path, default=comfyui_path())
-    ap.add_argument("--toy-checkpoint", type=Path, default=None,
-                    help="default: benchmarks/toy_world build.checkpoint_path()")
     ap.add_argument("--chromium", default=default_chromium())
     ap.add_argument("--browse", type=Path, default=None, help="save a screenshot of the template browser here")
     ap.add_argument("--no-thumbnails", action="store_true", help="only --browse")
-    ap.add_argument("--toy-steps", type=int, default=20,
-                    help="cap on every sampler's steps in toy runs (0: as shipped; DDIM 20 suits the toy model)")
-    ap.add_argument("--toy-frames", type=int, default=16, help="cap on the frame count in toy runs (0: as shipped)")
+    ap.add_argument("--readme-picture", action="store_true",
+                    help=f"also write {README_PICTURE.relative_to(REPO)} (the README's toy before/after)")
     a = ap.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # stop the server (finally) on kill
-    from benchmarks.toy_world import build as B
-    toy = (a.toy_checkpoint or B.checkpoint_path()).expanduser().resolve()
-    if not toy.exists():
-        print(f"WARNING: no toy-world checkpoint at {toy}; every thumbnail will be a graph screenshot", flush=True)
-        toy = None
+    if a.readme_picture:
+        readme_picture().save(README_PICTURE, optimize=True)
+        print(f"wrote {README_PICTURE.relative_to(REPO)}", flush=True)
     files = ([WORKFLOWS / f"{Path(n).stem}.json" for n in a.names] if a.names
              else sorted(WORKFLOWS.glob("*.json")))
-    if a.no_thumbnails:
-        files = []
-    root = a.comfyui.expanduser().resolve()
-    log_path = Path(tempfile.gettempdir()) / f"tfv_thumbs_server_{os.getpid()}.log"
-    failures = 0
-    toy_files, graph = [], []
-    for path in files:
-        (toy_files if toy is not None and fits_toy(json.loads(path.read_text())) else graph).append(path)
-    with server(root, toy, log_path, graph) as (url, base):
-        info = http(url + "/object_info", timeout=120)
+    missing = [p.stem for p in files if p.stem not in CARDS]
+    if missing:
+        print(f"no CARDS row for {missing}: add one (family, method, calls, stock, note, toy)", flush=True)
+        return 1
+    for path in [] if a.no_thumbnails else files:
+        size = save_jpeg(card(path.stem, CARDS[path.stem]), thumbnail_path(path))
+        print(f"card   {thumbnail_path(path).name}: {size / 1024:.0f} KB", flush=True)
+    if a.browse is None:
+        return 0
+    log_path = Path(tempfile.gettempdir()) / "tfv_thumbs_server.log"
+    with server(a.comfyui.expanduser().resolve(), None, log_path, sorted(WORKFLOWS.glob("*.json"))) as (url, _b):
         version = http(url + "/system_stats")["system"].get("comfyui_version", "unknown")
-        for path in toy_files:
-            wf = json.loads(path.read_text())
-            t0 = time.time()
-            try:
-                image_name = "tfv_toy_picture.png"
-                (base / "input" / image_name).write_bytes(_toy_picture_png(TOY_CLASS))
-                frames = run_prompt(url, toy_api(wf, info, toy.name, image_name, a.toy_steps, a.toy_frames))
-                size = save_jpeg(frames_grid(frames), thumbnail_path(path))
-                print(f"toy    {thumbnail_path(path).name}: {len(frames)} frames, {time.time() - t0:.0f} s, "
-                      f"{size / 1024:.0f} KB", flush=True)
-            except Exception as e:  # noqa: BLE001 -- reported, counted, next workflow
-                failures += 1
-                print(f"FAIL   {path.name}: {e}", flush=True)
-        if graph:
-            asyncio.run(graph_thumbnails(url, graph, a.chromium))
-        if a.browse is not None:
-            r = asyncio.run(browse(url, a.browse, a.chromium, version))
-            listed = sorted(http(url + "/workflow_templates").get(LINK_NAME, []))
-            shown = sorted(Path(f).stem for f in r.get("fetched", []))
-            print(f"template browser (ComfyUI {version}): section clicked {r['clicked']}, {len(shown)} thumbnails "
-                  f"fetched (HTTP 200) for {len(listed)} workflows listed by the server; not fetched: "
-                  f"{sorted(set(listed) - set(shown))}, failed: {r.get('failed')}; {r['screenshot']}")
-            if not r["clicked"] or shown != listed:
-                failures += 1
-    return 1 if failures else 0
+        r = asyncio.run(browse(url, a.browse, a.chromium, version))
+        listed = sorted(http(url + "/workflow_templates").get(LINK_NAME, []))
+    shown = sorted(Path(f).stem for f in r.get("fetched", []))
+    print(f"template browser (ComfyUI {version}): section clicked {r['clicked']}, {len(shown)} thumbnails "
+          f"fetched (HTTP 200) for {len(listed)} workflows listed by the server; not fetched: "
+          f"{sorted(set(listed) - set(shown))}, failed: {r.get('failed')}; {r['screenshot']}")
+    return 0 if r["clicked"] and shown == listed else 1
 
 
 if __name__ == "__main__":
