@@ -164,8 +164,9 @@ def averaging_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _token_span(tokens, length: int) -> tuple[int, int]:
-    """``(start, stop)`` of ``tokens`` (a ``slice`` with step 1, or a ``(start, stop)`` pair) on an axis
-    of ``length`` tokens, clipped as Python slicing clips."""
+    """``(start, stop)`` of ``tokens`` (a ``slice`` with step 1, or a ``(start, stop)`` pair; the first two
+    values of a ``(start, stop, period, width)`` grid) on an axis of ``length`` tokens, clipped as Python
+    slicing clips."""
     if isinstance(tokens, slice):
         if tokens.step not in (None, 1):
             raise ValueError(f"temporal momentum: token slice needs step 1, got {tokens.step}")
@@ -173,6 +174,31 @@ def _token_span(tokens, length: int) -> tuple[int, int]:
     else:
         start, stop, _ = slice(int(tokens[0]), int(tokens[1])).indices(length)
     return start, max(start, stop)
+
+
+def _token_grid(tokens, start: int, stop: int) -> tuple[int, int] | None:
+    """``(period, width)`` of a grid selection ``(start, stop, period, width)`` (tokens ``start..stop`` in
+    rows of ``period`` tokens, the first ``width`` of each row selected), or None for a plain span.
+
+    Raises:
+        ValueError: ``period`` does not divide the span, or ``width`` is not in ``[0, period]``."""
+    if isinstance(tokens, slice) or len(tokens) == 2:
+        return None
+    period, width = int(tokens[2]), int(tokens[3])
+    if period < 1 or (stop - start) % period != 0 or not 0 <= width <= period:
+        raise ValueError(f"temporal momentum: a token grid needs rows of period {period} dividing the "
+                         f"{stop - start} tokens {start}..{stop} and 0 <= width {width} <= period")
+    return period, width
+
+
+def _select_tokens(t: Tensor, dim: int, start: int, stop: int, grid) -> Tensor:
+    """A view of ``t``'s tokens ``start..stop`` on axis ``dim`` (with ``grid = (period, width)``: those
+    tokens as rows of ``period``, the first ``width`` of each row; the view then has one more axis)."""
+    t = t.narrow(dim, start, stop - start)
+    if grid is None:
+        return t
+    period, width = grid
+    return t.unflatten(dim, ((stop - start) // period, period)).narrow(dim + 1, 0, width)
 
 
 def temporal_momentum(x: Tensor, momentum: float, groups: int = 1, tokens=None, token_dim: int = 1) -> Tensor:
@@ -197,11 +223,14 @@ def temporal_momentum(x: Tensor, momentum: float, groups: int = 1, tokens=None, 
             (:func:`frame_momenta`; the same schedule in every group).
         groups: ``G >= 1``; must divide ``x.shape[0]``.
         tokens: ``None`` (all of ``x``), or the tokens to average on axis ``token_dim`` of ``x``: a
-            ``slice`` (step 1) or ``(start, stop)``; the other tokens are returned unchanged.
+            ``slice`` (step 1), ``(start, stop)``, or a grid ``(start, stop, period, width)``: the tokens
+            ``start..stop`` read as rows of ``period`` tokens, of which the first ``width`` are averaged
+            (an image whose rows also hold other tokens, e.g. HiDream E1's target and reference
+            side by side); the other tokens are returned unchanged.
         token_dim: the token axis of ``x`` (``>= 1``), used with ``tokens``.
     Raises:
-        ValueError: a momentum outside ``[0, 1]``, ``groups`` not dividing the batch, or a bad
-            ``token_dim``.
+        ValueError: a momentum outside ``[0, 1]``, ``groups`` not dividing the batch, a bad
+            ``token_dim`` or token grid.
     """
     groups = int(groups)
     b = x.shape[0]
@@ -216,13 +245,14 @@ def temporal_momentum(x: Tensor, momentum: float, groups: int = 1, tokens=None, 
         if not 1 <= int(token_dim) < x.ndim:
             raise ValueError(f"temporal momentum: token_dim must be in [1, {x.ndim - 1}], got {token_dim}")
         start, stop = _token_span(tokens, x.shape[token_dim])
-        if stop == start:
+        grid = _token_grid(tokens, start, stop)
+        if stop == start or (grid is not None and grid[1] == 0):
             return x
-        xg = xg.narrow(int(token_dim) + 1, start, stop - start)
+        xg = _select_tokens(xg, int(token_dim) + 1, start, stop, grid)
     out = x.clone()                                                               # the result
     og = out.unflatten(0, (groups, frames))
     if tokens is not None:
-        og = og.narrow(int(token_dim) + 1, start, stop - start)
+        og = _select_tokens(og, int(token_dim) + 1, start, stop, grid)
     if mu == 1.0:
         og[:, 1:] = xg[:, :1]
         return out
@@ -337,14 +367,21 @@ class AttentionCallInfo:
     (a fresh object per model call).
 
     ``image_span``: ``None`` (every token of a self/joint attention call is the frame's own, as in
-    UNets), or ``image_span(n_tokens) -> (start, stop)``: the frame's own image tokens among the
-    ``n_tokens`` tokens of a self/joint attention call (text and reference-image tokens excluded);
-    it raises ``ValueError`` when it cannot place them. ``calls``: how many attention calls reached
-    the override in this model call (0 after the call: something replaced the override).
+    UNets), or ``image_span(n_tokens) -> tokens``: the frame's own image tokens among the
+    ``n_tokens`` tokens of a self/joint attention call (text and reference-image tokens excluded), as
+    ``(start, stop)`` or a grid ``(start, stop, period, width)`` (see :func:`temporal_momentum`);
+    ``(a, a)`` for a call with no image tokens (a text-only refiner); it raises ``ValueError`` when it
+    cannot place them. It may read ``calls`` (the call's index is ``calls - 1`` when it runs).
+    ``batch``: the batch of the model's attention calls that hold one frame per sample (the latent
+    batch; None: not checked); self-attention calls of another batch (e.g. Krea 2's text fusion over
+    ``batch x text tokens`` samples) are not over frames and pass unchanged. ``calls``: how many
+    attention calls reached the override in this model call (0 after the call: something replaced
+    the override).
     """
 
-    def __init__(self, image_span=None):
+    def __init__(self, image_span=None, batch: int | None = None):
         self.image_span = image_span
+        self.batch = batch
         self.calls = 0
 
 
@@ -363,8 +400,11 @@ class TemporalMomentumAttentionOverride:
     ``v`` are ``[B, heads, tokens, dim_head]``; otherwise (SD3, Qwen-Image, HiDream) tokens are axis 1
     (``[B, tokens, heads * dim_head]``, SD3 passes ``v`` as ``[B, tokens, heads, dim_head]``).
     Only self / joint attention is averaged: ``q``, ``k``, ``v`` with the same batch and token count.
-    Cross-attention (token counts differ) and calls whose ``k``/``v`` batch differs from ``q``'s are
-    passed through unchanged.
+    Cross-attention (token counts differ), calls whose ``k``/``v`` batch differs from ``q``'s and calls
+    whose batch is not the call info's ``batch`` (one frame per sample) are passed through unchanged.
+    With call info (DiT families, none of which has cross-attention), a call whose ``k``/``v`` have
+    more tokens than ``q`` is a KV-cache call (:meth:`kv_cache_call`): its first ``q``-count tokens are
+    the call's own and are treated as above, the appended (cached) tokens pass unchanged.
 
     Tokens: with ``image_only`` (default) and an :class:`AttentionCallInfo` in
     ``transformer_options[info_key]`` whose ``image_span`` is set, only the frame's own image tokens
@@ -401,6 +441,17 @@ class TemporalMomentumAttentionOverride:
             return False
         return q.shape[0] == k.shape[0] == v.shape[0] and q.shape[ax] == k.shape[ax] == v.shape[ax]
 
+    @staticmethod
+    def kv_cache_call(q: Tensor, k: Tensor, v: Tensor, ax: int) -> bool:
+        """A self/joint attention call whose ``k``, ``v`` carry tokens appended after the call's own
+        (ComfyUI's FluxKVCache appends the reference images' cached K, V to the text and image tokens
+        of Flux 2 / Klein edits after the first step): same batch, more K/V than query tokens. Only
+        recognised for DiT calls with call info (no DiT family TMA supports has cross-attention)."""
+        if min(q.ndim, k.ndim, v.ndim) <= ax:
+            return False
+        return (q.shape[0] == k.shape[0] == v.shape[0] and k.shape[ax] == v.shape[ax] > q.shape[ax]
+                and q.shape[:ax] == k.shape[:ax])
+
     def call_info(self, transformer_options: dict | None) -> AttentionCallInfo | None:
         """This override's :class:`AttentionCallInfo` for the current model call, or None."""
         if self.info_key is None or not transformer_options:
@@ -411,11 +462,16 @@ class TemporalMomentumAttentionOverride:
                 skip_reshape: bool = False):
         """``(k', v')``: Eq. 2 over the frames of each chunk for self/joint attention (the frame's
         image tokens only when the call info places them and ``image_only``), else ``(k, v)``."""
-        if self.momentum == 0.0 or not self.is_self_attention(q, k, v, skip_reshape):
+        if self.momentum == 0.0:
             return k, v
         ax = 2 if skip_reshape else 1
-        span = None
         info = self.call_info(transformer_options)
+        cached = info is not None and info.batch is not None and self.kv_cache_call(q, k, v, ax)
+        if not cached and not self.is_self_attention(q, k, v, skip_reshape):
+            return k, v
+        if info is not None and info.batch is not None and q.shape[0] != info.batch:
+            return k, v                                                           # not one frame per sample
+        span = (0, int(q.shape[ax])) if cached else None                          # the call's own tokens
         if self.image_only and info is not None and info.image_span is not None:
             span = info.image_span(int(q.shape[ax]))
         groups = _chunks(q.shape[0], transformer_options)

@@ -200,7 +200,7 @@ class DependencyNoiseModelPatch:
 
 def check_tma_model(node: str, model) -> str:
     """How TMA patches this MODEL: ``"unet"`` (SD1.x/SD2.x/SDXL: an attn1 patch on every UNet
-    self-attention) or ``"dit"`` (Flux, SD3, Qwen-Image, Lumina 2, HiDream, Chroma: an attention
+    self-attention) or ``"dit"`` (Flux, Flux 2, SD3, Qwen-Image, Lumina 2, Z-Image, HiDream, Chroma, Krea 2: an attention
     override); a clear ValueError for anything else (video UNets, video DiTs such as Wan)."""
     dm = bridge.diffusion_model(model)
     kind = type(dm).__name__
@@ -214,8 +214,8 @@ def check_tma_model(node: str, model) -> str:
         return "dit"
     raise ValueError(f"{node}: model: this {kind} has no UNet self-attention (BasicTransformerBlock attn1) and is not "
                      "a supported DiT image model, so Temporal Momentum Attention cannot apply. It supports "
-                     "SD1.x/SD2.x/SDXL UNets and the DiT image models Flux, SD3, Qwen-Image, Lumina 2, HiDream and "
-                     "Chroma (frames as the batch); DiT video models (Wan, Hunyuan, LTXV, ...) already attend across "
+                     "SD1.x/SD2.x/SDXL UNets and the DiT image models Flux, Flux 2 (Klein), SD3, Qwen-Image, Lumina 2, "
+                     "Z-Image, HiDream, Chroma and Krea 2 (frames as the batch); DiT video models (Wan, Hunyuan, LTXV, ...) already attend across "
                      "frames: remove this node for them.")
 
 
@@ -226,7 +226,8 @@ class TemporalMomentumAttention:
     def INPUT_TYPES(cls):
         return {"required": {
             "model": ("MODEL", {"tooltip": "An image model: SD1.x / SD2.x / SDXL (UNet) or a DiT image model (Flux, "
-                                           "SD3, Qwen-Image, Lumina 2, HiDream, Chroma); frames are the latent "
+                                           "Flux 2, SD3, Qwen-Image, Lumina 2, Z-Image, HiDream, Chroma, Krea 2); "
+                                           "frames are the latent "
                                            "batch. Not modified (a patched copy is returned)."}),
             "momentum": ("FLOAT", {"default": 0.98, "min": 0.0, "max": 1.0, "step": 0.001,
                                    "tooltip": "mu of Eq. 2: frame i attends to keys/values K'_i = mu*K'_(i-1) + "
@@ -248,13 +249,15 @@ class TemporalMomentumAttention:
                                                         "(chunks) by global frame index. "
                                                         "Empty = momentum for every frame."}),
             "text_tokens": (list(TEXT_TOKENS), {"default": "keep",
-                                                "tooltip": "DiT joint text-image attention (Flux, SD3, Qwen-Image, "
-                                                           "HiDream, Chroma): 'keep' averages only each frame's own "
-                                                           "image tokens (Eq. 2: the frames' keys/values) and leaves "
-                                                           "the text tokens, which differ per frame after the first "
-                                                           "block, to each frame; 'average' averages the text tokens "
-                                                           "too (as this node did before; required on Lumina 2, whose "
-                                                           "text/image token split is not known). No effect on UNets."}),
+                                                "tooltip": "DiT joint text-image attention (Flux, Flux 2, SD3, "
+                                                           "Qwen-Image, Lumina 2, Z-Image, HiDream, Chroma, Krea 2): "
+                                                           "'keep' averages only each frame's own image tokens (Eq. 2: "
+                                                           "the frames' keys/values) and leaves the text tokens, which "
+                                                           "differ per frame after the first block, to each frame, and "
+                                                           "reference-image tokens (Kontext, Qwen-Image Edit, HiDream "
+                                                           "E1, Z-Image Omni) and pad tokens untouched; 'average' "
+                                                           "averages every token of the call (text and references "
+                                                           "too, as this node did before). No effect on UNets."}),
         }}
 
     RETURN_TYPES = ("MODEL",)
@@ -266,7 +269,7 @@ class TemporalMomentumAttention:
     DESCRIPTION = ("ZS^2 Temporal Momentum Attention (Sec. 4.1, Eq. 2) on every self-attention, at every step: "
                    "each frame keeps its own queries and attends to a momentum average of the keys/values of the "
                    "frames up to it (same cost as self-attention). SD1.x/SD2.x/SDXL UNets: every attn1. DiT image "
-                   "models (Flux, SD3, Qwen-Image, Lumina 2, HiDream, Chroma): every self/joint attention (the "
+                   "models (Flux, Flux 2, SD3, Qwen-Image, Lumina 2, Z-Image, HiDream, Chroma, Krea 2): every self/joint attention (the "
                    "projected, RoPE'd keys/values; in joint text-image attention each frame's image tokens only, "
                    "text_tokens 'average' for all; text-to-image cross-attention is left alone), with a warning in "
                    "the log/console when a later attention patch replaced this one. Frames are grouped "
@@ -300,12 +303,16 @@ def tma_dit_patch(node: str, model, mu_spec, image_only: bool = True):
     span = bridge.dit_image_token_span(model) if image_only else None
     if image_only and span is None:
         raise ValueError(f"{node}: text_tokens: 'keep' needs to know which tokens of the joint attention are the "
-                         f"frame's image tokens, and this model's ({bridge.diffusion_model(model).__class__.__name__}: "
-                         "Lumina 2) text/image token split is not known. Set text_tokens to 'average'.")
+                         f"frame's image tokens, and this model's ({bridge.diffusion_model(model).__class__.__name__}) "
+                         "text/image token split is not known. Set text_tokens to 'average'.")
     info_key = f"{TMA_WRAPPER_KEY}.{uuid.uuid4().hex}"
+    batch = bridge.dit_attention_batch(model)
 
-    def make_info(x, context):
-        return AttentionCallInfo(span(x, context) if span is not None else None)
+    def make_info(x, context, conds):
+        info = AttentionCallInfo(batch=batch(x))
+        if span is not None:
+            info.image_span = span(x, context, conds, info)
+        return info
 
     warning = (f"{node}: another attention patch placed after this node replaced its attention override, so "
                "Temporal Momentum Attention is OFF in this sampling (the frames are sampled independently). Fix: "

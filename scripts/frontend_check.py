@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+WORKFLOWS = REPO / "workflows"
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests" / "comfyui"))
 import workflow_api as wa  # noqa: E402
@@ -47,7 +48,7 @@ def _strip(api: dict) -> dict:
 
 
 async def check(base: str, files: list[Path], info: dict, shots: Path | None, chromium: str,
-                a_scale: float = 0.7) -> int:
+                a_scale: float = 0.7, save_prompts: Path | None = None) -> int:
     failures = 0
     async with Browser(chromium, 3000, 1500) as b:
         await b.open(base)
@@ -59,18 +60,25 @@ async def check(base: str, files: list[Path], info: dict, shots: Path | None, ch
                 continue
             res = json.loads(await b.eval(JS_LOAD % (json.dumps(wf), a_scale)))
             theirs = _strip(res["output"])
+            if save_prompts is not None:
+                save_prompts.mkdir(parents=True, exist_ok=True)
+                (save_prompts / f"{path.stem}.prompt.json").write_text(
+                    json.dumps(theirs, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
             problems = []
+            # Files saved by a frontend (the stock templates, with subgraphs) are converted as the
+            # frontend reads them; this pack's own files must match their definitions exactly.
+            stock = bool(wa.subgraph_definitions(wf)) or WORKFLOWS not in path.resolve().parents
             try:
-                ours = _strip(wa.ui_to_api(wf, info))
+                ours = _strip(wa.ui_to_api(wf, info, strict=not stock))
             except wa.WorkflowFormatError as e:
                 problems.append(f"converter: {e}")
                 ours = theirs
             if ours != theirs:
-                for k in sorted(set(ours) | set(theirs), key=int):
+                for k in sorted(set(ours) | set(theirs), key=wa.exec_id_key):
                     if ours.get(k) != theirs.get(k):
                         problems.append(f"node {k}: converter {ours.get(k)} != frontend {theirs.get(k)}")
             fe_nodes = {n["id"]: n for n in res["workflow"]["nodes"]}
-            for n in wf["nodes"]:
+            for n in ([] if stock else wf["nodes"]):
                 fn = fe_nodes.get(n["id"])
                 if fn is None:
                     problems.append(f"node {n['id']} lost by the frontend")
@@ -79,9 +87,10 @@ async def check(base: str, files: list[Path], info: dict, shots: Path | None, ch
                     problems.append(f"node {n['id']} {n['type']}: widgets_values {n['widgets_values']} "
                                     f"re-serialised as {fn.get('widgets_values')}")
             fe_links = sorted(tuple(l[:6]) for l in res["workflow"]["links"])
-            if fe_links != sorted(tuple(l) for l in wf["links"]):
+            if not stock and fe_links != sorted(tuple(l) for l in wf["links"]):
                 problems.append(f"links differ: file {wf['links']} frontend {res['workflow']['links']}")
-            unknown = [t for t in res["types"] if not t[2]]
+            defs = wa.subgraph_definitions(wf)
+            unknown = [t for t in res["types"] if not t[2] and t[1] not in defs]
             if unknown:
                 problems.append(f"nodes the frontend does not know: {unknown}")
             if shots is not None:
@@ -100,6 +109,8 @@ def main(argv=None) -> int:
     ap.add_argument("--comfyui", type=Path, default=comfyui_path())
     ap.add_argument("--shots", type=Path, default=None, help="save a screenshot per workflow here")
     ap.add_argument("--chromium", default=default_chromium())
+    ap.add_argument("--save-prompts", type=Path, default=None,
+                    help="write the frontend's graphToPrompt output of each file here (<stem>.prompt.json)")
     ap.add_argument("files", nargs="*", type=Path)
     a = ap.parse_args(argv)
     files = a.files or sorted((REPO / "workflows").glob("*.json"))
@@ -108,7 +119,7 @@ def main(argv=None) -> int:
     log_path = Path(tempfile.gettempdir()) / f"tfv_frontend_server_{port}.log"
     with running_server(root, port, log_path) as (_server, _link, base, _t_up):
         info = http(base + "/object_info", timeout=120)
-        failures = asyncio.run(check(base, files, info, a.shots, a.chromium))
+        failures = asyncio.run(check(base, files, info, a.shots, a.chromium, save_prompts=a.save_prompts))
     print("frontend check:", "FAILED" if failures else "OK")
     return 1 if failures else 0
 

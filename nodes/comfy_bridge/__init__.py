@@ -48,8 +48,6 @@ from .attention import (  # noqa: F401  attention patches, cross-batch detection
     attention_override,
     add_attention_override,
     add_checked_attention_override,
-    dit_image_token_span,
-    _IMAGE_TOKEN_LAYOUT,
     _DIT_IMAGE_MODELS,
     dit_image_model_family,
     _ADE_KEY,
@@ -57,6 +55,11 @@ from .attention import (  # noqa: F401  attention patches, cross-batch detection
     _iter_patch_objects,
     model_attends_across_batch,
     unet_self_attention_keys,
+)
+from .dit_tokens import (  # noqa: F401  where a DiT's image tokens are (TMA text_tokens keep)
+    dit_image_token_span,
+    dit_attention_batch,
+    _IMAGE_TOKEN_LAYOUT,
 )
 from .folders import (  # noqa: F401  folders
     output_directory,

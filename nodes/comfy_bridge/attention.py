@@ -49,8 +49,9 @@ def add_checked_attention_override(model, make_override: Callable[[Callable | No
     """:func:`add_attention_override`, plus a check at sampling time that the override still runs.
 
     The clone also gets an APPLY_MODEL wrapper (under ``key``) that, around every model call, puts a
-    fresh ``make_info(x, context)`` (``x``: the model input latent ``[B, C, ...]``; ``context``:
-    ``c_crossattn`` ``[B, tokens, dim]`` or None) into a copy of the call's ``transformer_options``
+    fresh ``make_info(x, context, conds)`` (``x``: the model input latent ``[B, C, ...]``; ``context``:
+    ``c_crossattn`` ``[B, tokens, dim]`` or None; ``conds``: the call's other model inputs, e.g.
+    ``attention_mask``, ``ref_latents``, ``image_cond``) into a copy of the call's ``transformer_options``
     under ``info_key``; the override reads it there and counts its calls in ``info.calls``. When a
     model call ends with ``info.calls == 0``, no earlier call of the sampling run reached the
     override, and the override slot does not hold it (itself, or through a chain of ``.previous``
@@ -80,7 +81,7 @@ def add_checked_attention_override(model, make_override: Callable[[Callable | No
     def apply_model(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
                     **kwargs):
         to = dict(transformer_options or {})
-        info = make_info(x, c_crossattn)
+        info = make_info(x, c_crossattn, kwargs)
         to[info_key] = info
         out = executor(x, t, c_concat, c_crossattn, control, to, **kwargs)
         if info.calls > 0:
@@ -97,75 +98,10 @@ def add_checked_attention_override(model, make_override: Callable[[Callable | No
     return m
 
 
-def _ceil_div(a: int, b: int) -> int:
-    return -(-int(a) // int(b))
-
-
-def _image_tokens(dm, x_shape) -> int:
-    """Tokens of one frame's latent in a DiT: ``ceil(H / p) * ceil(W / p)`` (times the frames of a
-    5-D latent), ``p`` the model's ``patch_size`` (ComfyUI pads the latent to a multiple of it)."""
-    p = getattr(dm, "patch_size", 2)
-    ph, pw = (p[-2], p[-1]) if isinstance(p, (tuple, list)) else (p, p)
-    n = _ceil_div(x_shape[-2], ph) * _ceil_div(x_shape[-1], pw)
-    if len(x_shape) == 5:
-        n *= int(x_shape[2])
-    return n
-
-
-# Where the frame's own image tokens sit in a DiT's self/joint attention call (ComfyUI 0.3.64 and
-# 0.33.x alike): "text_first" = [text tokens, image tokens, reference-image tokens (Flux Kontext,
-# Qwen-Image Edit)] with the text count = c_crossattn tokens (Flux/Chroma double and single blocks
-# cat(txt, img); Qwen-Image cat(txt, img)); "image_last" = [context (+ registers), image] (SD3 MMDiT
-# cat(context, x); its x-only self-attention is all image); "image_first" = [image, text] (HiDream
-# cat(img, txt) in both block types). Lumina 2 (NextDiT) is absent: its text length varies per
-# sample with the caption mask (0.3.64) and its image tokens carry padding and reference images
-# (0.33.x), so a call's shapes do not place them reliably.
-_IMAGE_TOKEN_LAYOUT = {
-    "Flux": "text_first",
-    "Chroma": "text_first",
-    "QwenImageTransformer2DModel": "text_first",
-    "MMDiT": "image_last",
-    "HiDreamImageTransformer2DModel": "image_first",
-}
-
-
-def dit_image_token_span(model) -> Callable | None:
-    """For a supported DiT image model, ``span(x, context) -> image_span``: given one model call's
-    input latent ``x`` ``[B, C, (T,) H, W]`` and ``c_crossattn`` ``context`` ``[B, tokens, dim]`` (or
-    None), ``image_span(n_tokens) -> (start, stop)`` places the frame's own image tokens among the
-    ``n_tokens`` tokens of a self/joint attention call (a call of exactly the image token count is
-    all image). ``image_span`` raises ``ValueError`` when the call's token count does not fit the
-    layout. None for models whose layout is not known (Lumina 2, UNets, others)."""
-    dm = diffusion_model(model)
-    layout = _IMAGE_TOKEN_LAYOUT.get(dit_image_model_family(model) or "")
-    if layout is None:
-        return None
-
-    def span(x, context):
-        n_img = _image_tokens(dm, tuple(x.shape))
-        n_txt = int(context.shape[1]) if context is not None and context.ndim >= 2 else 0
-
-        def image_span(n: int) -> tuple[int, int]:
-            if n == n_img:
-                return 0, n
-            if layout == "text_first":
-                start = n_txt
-            elif layout == "image_last":
-                start = n - n_img
-            else:
-                start = 0
-            if start < 0 or start + n_img > n:
-                raise ValueError(f"Temporal Momentum Attention: cannot place the {n_img} image tokens of a "
-                                 f"{list(x.shape)} latent ({layout.replace('_', ' ')}, {n_txt} text tokens) in an "
-                                 f"attention call of {n} tokens. Set text_tokens to 'average' to average every "
-                                 f"token of joint attention.")
-            return start, start + n_img
-        return image_span
-    return span
-
 # DiT image models (frames = the latent batch) whose every attention call passes transformer_options
-# in ComfyUI 0.3.64, so the attention override reaches all of them: (module, class); subclasses count
-# (Chroma Radiance, Flux ControlNet). Video DiTs (Wan, Hunyuan video, LTXV, ...) are not listed.
+# (ComfyUI 0.3.64 and 0.33.x; Krea 2 exists in 0.33.x only), so the attention override reaches all of
+# them: (module, class); subclasses count (Chroma Radiance, Flux ControlNet, Flux 2 and Klein are the
+# Flux class, Z-Image is NextDiT). Video DiTs (Wan, Hunyuan video, LTXV, ...) are not listed.
 _DIT_IMAGE_MODELS = (
     ("comfy.ldm.flux.model", "Flux"),
     ("comfy.ldm.chroma.model", "Chroma"),
@@ -173,13 +109,15 @@ _DIT_IMAGE_MODELS = (
     ("comfy.ldm.qwen_image.model", "QwenImageTransformer2DModel"),
     ("comfy.ldm.lumina.model", "NextDiT"),
     ("comfy.ldm.hidream.model", "HiDreamImageTransformer2DModel"),
+    ("comfy.ldm.krea2.model", "SingleStreamDiT"),
 )
 
 
 def dit_image_model_family(model) -> str | None:
-    """Class name of the supported DiT image model family of a MODEL (``"Flux"``, ``"MMDiT"`` for
-    SD3, ``"Chroma"``, ``"QwenImageTransformer2DModel"``, ``"NextDiT"`` for Lumina 2,
-    ``"HiDreamImageTransformer2DModel"``), or None (UNets, video DiTs, anything else)."""
+    """Class name of the supported DiT image model family of a MODEL (``"Flux"`` also for Flux 2 and
+    Klein, ``"MMDiT"`` for SD3, ``"Chroma"``, ``"QwenImageTransformer2DModel"``, ``"NextDiT"`` for
+    Lumina 2 and Z-Image, ``"HiDreamImageTransformer2DModel"``, ``"SingleStreamDiT"`` for Krea 2), or
+    None (UNets, video DiTs, anything else)."""
     import importlib
     dm = diffusion_model(model)
     for module, name in _DIT_IMAGE_MODELS:

@@ -692,12 +692,13 @@ def test_converter_bypass_prefers_same_slot_then_type(object_info):
     assert api["4"]["inputs"]["negative"] == ["2", 0]
 
 
-def test_converter_rejects_unknown_nodes_and_subgraphs(object_info):
+def test_converter_rejects_unknown_nodes_and_group_nodes(object_info):
+    """(Subgraphs are converted: tests/comfyui/test_workflow_converter.py.)"""
     with pytest.raises(wa.WorkflowFormatError, match="unknown node type"):
         wa.ui_to_api(_ui([_n(1, "NoSuchNode")], []), object_info)
     wf = _ui([_n(1, "Note", widgets=["x"])], [])
-    wf["definitions"] = {"subgraphs": [{"id": "x"}]}
-    with pytest.raises(wa.WorkflowFormatError, match="subgraphs"):
+    wf["extra"] = {"groupNodes": {"g": {}}}
+    with pytest.raises(wa.WorkflowFormatError, match="group nodes"):
         wa.ui_to_api(wf, object_info)
 
 

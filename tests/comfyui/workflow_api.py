@@ -23,7 +23,17 @@ ComfyUI 0.3.64) so that the API graph the tests run is the one a user's "Queue" 
   node (or at nothing) is removed, as the frontend does.
 * Array widget values are wrapped as ``{"__value__": [...]}``.
 
-Subgraphs and legacy group nodes are not supported (a clear error says so).
+* Subgraphs (``definitions.subgraphs``, frontend 1.2x+, the stock templates of ComfyUI 0.33.0) are
+  flattened as the frontend's ``ExecutableNodeDTO`` does: an inner node gets the execution id
+  ``"<instance id>:<inner id>"`` (``"<outer>:<middle>:<inner>"`` when nested); a link from the
+  subgraph's input node follows the instance's input of that subgraph input (matched by name) out to
+  its source, or, when that input is not connected, takes the instance's widget value (the
+  instance's ``widgets_values`` hold one value per subgraph input that feeds an inner widget, in
+  subgraph-input order); a link from an instance's output follows the subgraph's output node to its
+  inner source. Inner nodes keep their own mode (muted/bypassed inner nodes are handled as above);
+  a bypassed instance re-routes its outputs to its inputs like any bypassed node.
+
+Legacy group nodes are not supported (a clear error says so).
 """
 from __future__ import annotations
 
@@ -39,8 +49,9 @@ WIDGET_TYPES = frozenset({
     "INT", "FLOAT", "BOOLEAN", "STRING", "MARKDOWN", "COMBO", "IMAGEUPLOAD", "FILEUPLOAD", "COLOR",
     "IMAGECOMPARE", "TREESELECT", "MULTISELECT", "CHART", "GALLERIA", "SELECTBUTTON", "TEXTAREA",
     "WEBCAM", "AUDIO_UI", "AUDIOUPLOAD", "AUDIO_RECORD", "LOAD_3D", "LOAD_3D_ANIMATION", "PREVIEW_3D",
-    "PREVIEW_3D_ANIMATION",
+    "PREVIEW_3D_ANIMATION", "COMFY_DYNAMICCOMBO_V3",
 })
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"  # V3 io.DynamicCombo: a combo whose option adds its own inputs
 # Frontend-only nodes (``isVirtualNode``): never sent to the API.
 VIRTUAL_NODE_TYPES = frozenset({"Note", "MarkdownNote", "Reroute", "PrimitiveNode"})
 MODE_NEVER = 2  # "muted"
@@ -162,8 +173,12 @@ def is_widget_input(spec) -> bool:
     return t in WIDGET_TYPES
 
 
-def widget_slots(info: dict) -> list[WidgetSlot]:
-    """The node's widgets in order, i.e. the meaning of each ``widgets_values`` entry."""
+def widget_slots(info: dict, seed_by_name: bool = True) -> list[WidgetSlot]:
+    """The node's widgets in order, i.e. the meaning of each ``widgets_values`` entry.
+
+    ``seed_by_name``: an INT named ``seed``/``noise_seed`` without a ``control_after_generate``
+    option gets a control widget (top-level inputs); the inputs of a DynamicCombo option do not
+    (frontend 1.49: only an explicit option adds one there)."""
     slots: list[WidgetSlot] = []
     upload = None
     required = (info.get("input", {}) or {}).get("required", {}) or {}
@@ -176,7 +191,7 @@ def widget_slots(info: dict) -> list[WidgetSlot]:
         if t == "INT":
             cag = opts.get("control_after_generate")
             if cag is None:
-                cag = name in ("seed", "noise_seed")
+                cag = seed_by_name and name in ("seed", "noise_seed")
             if cag:
                 cname = cag if isinstance(cag, str) else "control_after_generate"
                 slots.append(WidgetSlot(cname, None, None, "control"))
@@ -205,6 +220,9 @@ def default_widget_value(slot: WidgetSlot):
     t = _input_type(spec)
     if "default" in opts:
         return opts["default"]
+    if t == DYNAMIC_COMBO:
+        keys = [o.get("key") for o in opts.get("options", [])]
+        return keys[0] if keys else None
     if t == "COMBO":
         choices = spec[0] if isinstance(spec[0], (list, tuple)) else opts.get("options", [])
         return choices[0] if choices else None
@@ -238,14 +256,139 @@ def _links_by_id(workflow: dict) -> dict:
     return out
 
 
+SUBGRAPH_INPUT_NODE = -10  # LiteGraph's ids of a subgraph's input and output nodes
+SUBGRAPH_OUTPUT_NODE = -20
+_SG_INSTANCE, _SG_INPUTS, _SG_OUTPUTS = "__subgraph_instance__", "__subgraph_inputs__", "__subgraph_outputs__"
+
+
+def subgraph_definitions(workflow: dict) -> dict:
+    """``{subgraph id: definition}`` of a workflow, including definitions nested in definitions."""
+    out: dict = {}
+    todo = [workflow]
+    while todo:
+        g = todo.pop()
+        for sg in (g.get("definitions") or {}).get("subgraphs") or []:
+            if sg["id"] not in out:
+                out[sg["id"]] = sg
+                todo.append(sg)
+    return out
+
+
+def _exec_id(prefix: str, node_id) -> str:
+    return f"{prefix}:{node_id}" if prefix else str(node_id)
+
+
+def flatten(workflow: dict) -> tuple[dict, dict]:
+    """The workflow's nodes and links with every subgraph instance expanded, keyed by execution id.
+
+    Returns ``(nodes, links)``: ``nodes[exec_id]`` is a copy of the UI node with ``id`` set to its
+    execution id and each input's ``link`` set to a key of ``links``; ``links[key]`` is
+    ``(key, origin exec id, origin slot, target exec id, target slot, type)``. A subgraph instance
+    stays as a node of type ``__subgraph_instance__`` (its inputs/outputs are the subgraph's, in the
+    definition's order); its subgraph's input and output nodes are the pseudo nodes
+    ``"<instance>:-10"`` / ``"<instance>:-20"``. Raises ``WorkflowFormatError`` for a subgraph that
+    contains itself."""
+    defs = subgraph_definitions(workflow)
+    renames = _dedupe_node_ids(workflow, defs)
+    nodes: dict = {}
+    links: dict = {}
+
+    def add(graph: dict, prefix: str, stack: tuple, hidden: bool):
+        ren = renames.get(graph.get("id"), {}) if graph is not workflow else {}
+
+        def rid(i):
+            return ren.get(i, i)
+        for link in _links_by_id(graph).values():
+            key = (prefix, link[0])
+            links[key] = (key, _exec_id(prefix, rid(link[1])), link[2], _exec_id(prefix, rid(link[3])), link[4], link[5])
+        for n in graph.get("nodes", []) or []:
+            eid = _exec_id(prefix, rid(n["id"]))
+            node = dict(n, id=eid, inputs=[dict(i, link=None if i.get("link") is None else (prefix, i["link"]))
+                                           for i in (n.get("inputs") or [])])
+            if hidden:  # inside a muted or bypassed instance: the frontend sends none of its nodes
+                node["hidden"] = True
+            nodes[eid] = node
+            sg = defs.get(n.get("type"))
+            if sg is None:
+                continue
+            if sg["id"] in stack:
+                raise WorkflowFormatError(f"subgraph {sg.get('name', sg['id'])!r} contains itself (node {eid})")
+            saved = {i.get("name"): i for i in node["inputs"]}
+            node.update(type=_SG_INSTANCE, subgraph=sg, outer_type=n.get("type"),
+                        inputs=[{"name": si["name"], "type": si.get("type"),
+                                 "link": (saved.get(si["name"]) or {}).get("link")} for si in sg.get("inputs", [])],
+                        outputs=[{"name": so["name"], "type": so.get("type")} for so in sg.get("outputs", [])])
+            nodes[_exec_id(eid, SUBGRAPH_INPUT_NODE)] = {"id": _exec_id(eid, SUBGRAPH_INPUT_NODE), "type": _SG_INPUTS,
+                                                         "instance": eid, "inputs": [], "mode": 0}
+            nodes[_exec_id(eid, SUBGRAPH_OUTPUT_NODE)] = {
+                "id": _exec_id(eid, SUBGRAPH_OUTPUT_NODE), "type": _SG_OUTPUTS, "mode": 0,
+                "inputs": [{"name": so["name"], "type": so.get("type"),
+                            "link": (eid, so["linkIds"][0]) if so.get("linkIds") else None}
+                           for so in sg.get("outputs", [])]}
+            add(sg, eid, stack + (sg["id"],), hidden or n.get("mode", 0) in (MODE_NEVER, MODE_BYPASS))
+
+    add(workflow, "", (), False)
+    return nodes, links
+
+
+def _dedupe_node_ids(workflow: dict, defs: dict) -> dict:
+    """``{subgraph id: {old node id: new node id}}``: as the frontend does on load, a node of a
+    subgraph definition whose id is already used by the root graph or an earlier definition (in
+    ``definitions.subgraphs`` order) gets the next free id after the root's ``last_node_id``."""
+    used = {n["id"] for n in workflow.get("nodes", []) or []}
+    state = workflow.get("state") or {}
+    nxt = max([workflow.get("last_node_id") or 0, state.get("lastNodeId") or 0] + list(used or [0]))
+    out: dict = {}
+    for sg_id, sg in defs.items():
+        for n in sg.get("nodes", []) or []:
+            if n["id"] in used:
+                nxt += 1
+                while nxt in used:
+                    nxt += 1
+                out.setdefault(sg_id, {})[n["id"]] = nxt
+                used.add(nxt)
+            else:
+                used.add(n["id"])
+    return out
+
+
 class _Resolver:
-    def __init__(self, workflow: dict):
-        self.nodes = {n["id"]: n for n in workflow.get("nodes", [])}
-        self.links = _links_by_id(workflow)
+    def __init__(self, workflow: dict, object_info: dict | None = None, strict: bool = True):
+        self.nodes, self.links = flatten(workflow)
+        self.object_info = object_info or {}
+        self.strict = strict
+
+    def subgraph_widget_value(self, instance: dict, slot: int):
+        """("value", v) of a subgraph instance's widget for subgraph input ``slot``, or None when that
+        input feeds no inner widget. The instance's ``widgets_values`` has one entry per widget
+        input in order; without one, the inner widget's own value is what the frontend shows."""
+        sg = instance["subgraph"]
+        widget_inputs = []  # (subgraph input index, first inner widget target)
+        for k, si in enumerate(sg.get("inputs", [])):
+            for lid in si.get("linkIds") or []:
+                link = self.links.get((instance["id"], lid))
+                target = self.nodes.get(link[3]) if link else None
+                ins = (target or {}).get("inputs") or []
+                if target is not None and link[4] < len(ins) and ins[link[4]].get("widget"):
+                    widget_inputs.append((k, target, ins[link[4]]["widget"]["name"]))
+                    break
+        for pos, (k, target, wname) in enumerate(widget_inputs):
+            if k != slot:
+                continue
+            values = instance.get("widgets_values")
+            if isinstance(values, list) and pos < len(values):
+                return ("value", values[pos])
+            if isinstance(values, dict) and sg["inputs"][k]["name"] in values:
+                return ("value", values[sg["inputs"][k]["name"]])
+            info = self.object_info.get(target.get("type"))
+            if info is not None:
+                return ("value", api_widget_values(target, info, self.strict).get(wname))
+            return None
+        return None
 
     def resolve_input(self, node: dict, slot: int, type_, visited: set):
         """Follow the link into ``node``'s input ``slot``: ("link", src_id, src_slot),
-        ("value", v) for a primitive, or None when nothing is connected."""
+        ("value", v) for a primitive or a subgraph widget, or None when nothing is connected."""
         key = (node["id"], "I", slot)
         if key in visited:
             raise WorkflowFormatError(f"circular link through node {node['id']} input {slot}")
@@ -257,12 +400,14 @@ class _Resolver:
         link_id = inp.get("link")
         if link_id is None:
             return None
+        if not isinstance(link_id, tuple):
+            link_id = ("", link_id)
         link = self.links.get(link_id)
         if link is None:
-            raise WorkflowFormatError(f"node {node['id']} input {inp.get('name')!r}: link {link_id} not found")
+            raise WorkflowFormatError(f"node {node['id']} input {inp.get('name')!r}: link {link_id[1]} not found")
         src = self.nodes.get(link[1])
         if src is None:
-            raise WorkflowFormatError(f"link {link_id}: source node {link[1]} not found")
+            raise WorkflowFormatError(f"link {link_id[1]}: source node {link[1]} not found")
         return self.resolve_output(src, link[2], type_ if type_ is not None else inp.get("type"), visited)
 
     def resolve_output(self, node: dict, slot: int, type_, visited: set):
@@ -270,10 +415,20 @@ class _Resolver:
         if key in visited:
             raise WorkflowFormatError(f"circular link through node {node['id']} output {slot}")
         visited.add(key)
+        t = node.get("type")
+        if t == _SG_INPUTS:  # up and out of the subgraph, through the instance's input
+            instance = self.nodes[node["instance"]]
+            ins = instance["inputs"]
+            if slot < len(ins) and ins[slot].get("link") is not None:
+                return self.resolve_input(instance, slot, None, visited)
+            return self.subgraph_widget_value(instance, slot)
         if node.get("mode", 0) == MODE_BYPASS:
             idx = self._bypass_slot(node, slot, type_)
             return None if idx < 0 else self.resolve_input(node, idx, None, visited)
-        t = node.get("type")
+        if t == _SG_INSTANCE:  # into the subgraph, through its output node
+            return self.resolve_input(self.nodes[_exec_id(node["id"], SUBGRAPH_OUTPUT_NODE)], slot, type_, visited)
+        if t == _SG_OUTPUTS:
+            return self.resolve_input(node, slot, type_, visited)
         if t == "PrimitiveNode":
             vals = node.get("widgets_values") or []
             return ("value", vals[0]) if vals else None
@@ -302,50 +457,90 @@ class _Resolver:
         return -1
 
 
-def named_widget_values(node: dict, info: dict) -> dict:
-    """``{widget name: value}`` for a UI node, checking the count against the definition."""
+def named_widget_values(node: dict, info: dict, strict: bool = True) -> dict:
+    """``{widget name: value}`` for a UI node.
+
+    ``strict``: the count must match the definition (files this pack writes). Not strict: as the
+    frontend's ``LGraphNode.configure`` does, values are assigned by position, missing ones keep the
+    definition default and extra ones are ignored (stock templates saved by other frontend versions,
+    e.g. 0.11.44's ``CreateVideo`` without ``bit_depth`` or ``PreviewAny``'s display widgets)."""
     slots = widget_slots(info)
     values = node.get("widgets_values")
     if values is None:
         values = []
     if isinstance(values, dict):  # some custom nodes save a name -> value mapping
         return {s.name: values.get(s.name, default_widget_value(s)) for s in slots}
-    if len(values) != len(slots):
+    if strict and len(values) != len(slots) and not any(_input_type(s.spec) == DYNAMIC_COMBO for s in slots if s.spec):
         raise WorkflowFormatError(
             f"node {node.get('id')} ({node.get('type')}): {len(values)} widgets_values but the node "
             f"definition has {len(slots)} widgets {[s.name for s in slots]}; regenerate the workflow "
             f"(python scripts/build_workflows.py) or fix the file")
-    return {s.name: v for s, v in zip(slots, values)}
+    return {s.name: (values[i] if i < len(values) else default_widget_value(s)) for i, s in enumerate(slots)}
 
 
-def ui_to_api(workflow: dict, object_info: dict) -> dict:
+def api_widget_values(node: dict, info: dict, strict: bool = True) -> dict:
+    """``{API input name: value}`` of a UI node's value widgets (control/filter/upload dropped).
+
+    A ``DynamicCombo`` widget is followed by the widgets of its selected option's inputs (recursively),
+    named ``"<combo>.<input>"`` as the backend expects them."""
+    values = node.get("widgets_values")
+    slots = widget_slots(info)
+    if not any(s.spec and _input_type(s.spec) == DYNAMIC_COMBO for s in slots) or isinstance(values, dict):
+        named = named_widget_values(node, info, strict)
+        return {s.input: named[s.name] for s in slots if s.kind == "value"}
+    values = list(values or [])
+    out: dict = {}
+    pos = 0
+
+    def take(slot: WidgetSlot):
+        nonlocal pos
+        v = values[pos] if pos < len(values) else default_widget_value(slot)
+        pos += 1
+        return v
+
+    def walk(slot_list: list[WidgetSlot], prefix: str):
+        for s in slot_list:
+            v = take(s)
+            if s.kind != "value":
+                continue
+            name = prefix + s.input
+            out[name] = v
+            if _input_type(s.spec) == DYNAMIC_COMBO:
+                for opt in _options(s.spec).get("options", []):
+                    if opt.get("key") == v:
+                        walk(widget_slots({"input": opt.get("inputs") or {}}, seed_by_name=False), name + ".")
+                        break
+
+    walk(slots, "")
+    if strict and pos != len(values):
+        raise WorkflowFormatError(
+            f"node {node.get('id')} ({node.get('type')}): {len(values)} widgets_values but its widgets "
+            f"(dynamic options expanded) take {pos}; regenerate the workflow or fix the file")
+    return out
+
+
+def ui_to_api(workflow: dict, object_info: dict, strict: bool = True) -> dict:
     """Convert a UI-format workflow to the API format ``{id: {"class_type", "inputs", "_meta"}}``.
 
-    ``object_info`` maps class types to their ``/object_info`` definitions. Raises
-    ``WorkflowFormatError`` for unknown node types, subgraphs/group nodes, wrong widget counts or
-    broken links."""
-    if (workflow.get("definitions") or {}).get("subgraphs"):
-        raise WorkflowFormatError("subgraphs are not supported by this converter")
+    ``object_info`` maps class types to their ``/object_info`` definitions. Nodes inside subgraphs
+    get execution ids ``"<instance>:<inner>"`` (see the module docstring). Raises
+    ``WorkflowFormatError`` for unknown node types, legacy group nodes, wrong widget counts or
+    broken links. ``strict=False`` for files saved by a frontend (stock templates): widget values
+    are assigned by position as the frontend does (see ``named_widget_values``)."""
     if (workflow.get("extra") or {}).get("groupNodes"):
         raise WorkflowFormatError("legacy group nodes are not supported by this converter")
-    res = _Resolver(workflow)
-    order = sorted(workflow.get("nodes", []), key=lambda n: (n.get("order", 0), n["id"]))
+    res = _Resolver(workflow, object_info, strict)
     output: dict = {}
-    for node in order:
+    for node in sorted(res.nodes.values(), key=lambda n: (n.get("order", 0), exec_id_key(n["id"]))):
         t = node.get("type")
-        if t in VIRTUAL_NODE_TYPES or node.get("mode", 0) in (MODE_NEVER, MODE_BYPASS):
+        if t in VIRTUAL_NODE_TYPES or t in (_SG_INSTANCE, _SG_INPUTS, _SG_OUTPUTS) or node.get("hidden") \
+                or node.get("mode", 0) in (MODE_NEVER, MODE_BYPASS):
             continue
         info = object_info.get(t)
         if info is None:
             raise WorkflowFormatError(f"node {node['id']}: unknown node type {t!r} (missing custom node?)")
-        slots = widget_slots(info)
-        values = named_widget_values(node, info)
-        inputs: dict = {}
-        for s in slots:
-            if s.kind != "value":
-                continue
-            v = values[s.name]
-            inputs[s.input] = {"__value__": v} if isinstance(v, list) else v
+        inputs = {k: ({"__value__": v} if isinstance(v, list) else v)
+                  for k, v in api_widget_values(node, info, strict).items()}
         for i, inp in enumerate(node.get("inputs") or []):
             r = res.resolve_input(node, i, None, set())
             if r is None:
@@ -366,6 +561,11 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
     return output
 
 
+def exec_id_key(node_id: str) -> tuple:
+    """Sort key of an execution id (``"12"`` or ``"129:98"``): numerically, segment by segment."""
+    return tuple(int(p) if p.lstrip("-").isdigit() else 0 for p in str(node_id).split(":"))
+
+
 def load_workflow(path) -> dict:
     return json.loads(Path(path).read_text())
 
@@ -375,12 +575,15 @@ def convert_file(path, object_info: dict) -> dict:
 
 
 def node_types(workflow: dict) -> list[str]:
-    return sorted({n["type"] for n in workflow.get("nodes", [])})
+    """The node types of a workflow, subgraph contents included (subgraph instance types excluded)."""
+    defs = subgraph_definitions(workflow)
+    graphs = [workflow] + list(defs.values())
+    return sorted({n["type"] for g in graphs for n in g.get("nodes", []) if n["type"] not in defs})
 
 
 def find_nodes(api: dict, class_type: str) -> list[str]:
     """Ids of the API nodes of a class type, in id order."""
-    return sorted((k for k, v in api.items() if v["class_type"] == class_type), key=lambda k: int(k) if k.isdigit() else k)
+    return sorted((k for k, v in api.items() if v["class_type"] == class_type), key=exec_id_key)
 
 
 def set_inputs(api: dict, class_type: str, **values) -> dict:

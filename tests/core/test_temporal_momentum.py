@@ -424,3 +424,33 @@ def test_override_call_info_image_span_and_call_count():
     TemporalMomentumAttentionOverride(0.8, image_only=False, info_key="ov")(_attend, q, k, v, 2, skip_reshape=True,
                                                                            transformer_options=to)
     assert torch.allclose(_attend.seen[1], temporal_momentum_recursive(k, 0.8, 2), atol=1e-6)
+
+
+def test_token_grid_averages_the_first_width_of_each_row_only():
+    """A grid ``(start, stop, period, width)`` (HiDream E1: rows of [target, reference] tokens): the
+    first ``width`` tokens of each ``period``-token row are averaged (Eq. 2 of those alone), every other
+    token comes back bit for bit; width 0 returns ``x`` itself; a period not dividing the span is an error."""
+    x = torch.randn(12, 2, 3 * 8 + 5, 4, dtype=torch.float64)               # [B, heads, 3 rows of 8 + 5 text, d]
+    out = temporal_momentum(x, 0.7, 2, tokens=(0, 24, 8, 5), token_dim=2)
+    own = (torch.arange(3) * 8).unsqueeze(1).add(torch.arange(5)).flatten()
+    rest = torch.tensor([i for i in range(29) if i not in set(own.tolist())])
+    assert torch.equal(out[:, :, rest], x[:, :, rest])
+    assert torch.allclose(out[:, :, own], temporal_momentum_recursive(x[:, :, own], 0.7, 2))
+    assert temporal_momentum(x, 0.7, 2, tokens=(0, 24, 8, 0), token_dim=2) is x
+    with pytest.raises(ValueError, match="token grid"):
+        temporal_momentum(x, 0.7, 2, tokens=(0, 24, 7, 3), token_dim=2)
+
+
+def test_override_passes_calls_of_another_batch_than_the_frames():
+    """Call info ``batch``: a self-attention call whose batch is not the frames' (Krea 2's text fusion
+    over batch x text tokens samples) passes unchanged, counted; the frames' batch is averaged."""
+    from training_free_video.attention.temporal_momentum import AttentionCallInfo
+    info = AttentionCallInfo(batch=8)
+    to = {"cond_or_uncond": [1, 0], "ov": info}
+    ov = TemporalMomentumAttentionOverride(0.8, image_only=False, info_key="ov")
+    t = torch.randn(24, 2, 3, 4)                                           # 8 samples x 3 text tokens
+    ov(_attend, t, t, t, 2, skip_reshape=True, transformer_options=to)
+    assert _attend.seen[1] is t and info.calls == 1
+    k = torch.randn(8, 2, 5, 4)
+    ov(_attend, k, k, k, 2, skip_reshape=True, transformer_options=to)
+    assert torch.allclose(_attend.seen[1], temporal_momentum_recursive(k, 0.8, 2), atol=1e-6) and info.calls == 2
