@@ -10,6 +10,9 @@ the recorded definitions in ``scripts/external_node_defs.json``.
     python scripts/build_workflows.py            # (re)write workflows/*.json and workflows/inputs/
     python scripts/build_workflows.py --check    # exit 1 if a file differs from what would be written
 
+It also writes the twins of the stock templates (``scripts/build_template_twins.py``, from the installed
+``comfyui-workflow-templates``; on a ComfyUI without that package they are left as they are).
+
 Files are written with ComfyUI 0.3.64's definitions (the floor); run on a newer ComfyUI, a file counts
 as current when only output slots that no link uses differ (``workflow_api.drift_view``).
 
@@ -935,6 +938,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     info = build_object_info()
     files = {WORKFLOWS_DIR_NAME(n): render(ui) for n, ui in build_all(info).items()}
+    import build_template_twins  # twins of the installed stock templates (none without the template package)
+    files.update({WORKFLOWS_DIR_NAME(n): render(ui) for n, ui in build_template_twins.build_all(info).items()})
     stale = []
     for path, text in files.items():
         # Compared as workflow_api.drift_view sees them: a newer ComfyUI's extra unlinked output slots

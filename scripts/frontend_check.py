@@ -67,7 +67,8 @@ async def check(base: str, files: list[Path], info: dict, shots: Path | None, ch
             problems = []
             # Files saved by a frontend (the stock templates, with subgraphs) are converted as the
             # frontend reads them; this pack's own files must match their definitions exactly.
-            stock = bool(wa.subgraph_definitions(wf)) or WORKFLOWS not in path.resolve().parents
+            stock = (bool(wa.subgraph_definitions(wf)) or WORKFLOWS not in path.resolve().parents
+                     or "training_free_video" in (wf.get("extra") or {}))
             try:
                 ours = _strip(wa.ui_to_api(wf, info, strict=not stock))
             except wa.WorkflowFormatError as e:
