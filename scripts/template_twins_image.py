@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """ZS^2 twins of ComfyUI's stock IMAGE templates, built FROM the installed stock JSON (issue 21 item 4).
 
 Each twin is the stock template with every stock node, subgraph, switch, note and widget value kept, and only:
@@ -15,8 +14,8 @@ Each twin is the stock template with every stock node, subgraph, switch, note an
 * the sampler's seed control ``fixed`` (same seed for A and B) and the twin note / metadata of the builder.
 
 The A/B switch, the note, the metadata and the editing primitives are ``build_template_twins``' (the video
-twins' builder); this module adds the ZS^2-specific steps. ``python scripts/template_twins_image.py`` writes
-the twins into ``workflows/``.
+twins' builder); this module adds the ZS^2-specific steps. ``python scripts/build_workflows.py`` (on ComfyUI
+0.33.0, with the template package) writes the twins into ``workflows/`` with every other workflow.
 """
 from __future__ import annotations
 
@@ -133,17 +132,3 @@ def build_all(object_info: dict, tdir: Path | None = None, frames: int = FRAMES)
     package = f"comfyui-workflow-templates {templates_version()}"
     return {t.name: build_image_twin(t, json.loads((tdir / f"{t.source}.json").read_text()), object_info, package,
                                      frames) for t in IMAGE_TWINS}
-
-
-def main(argv=None) -> int:
-    import build_workflows as bw
-    info = bw.build_object_info()
-    for name, ui in build_all(info).items():
-        path = bw.WORKFLOW_DIR / f"{name}.json"
-        path.write_text(bw.render(ui))
-        print("wrote:", path.relative_to(REPO))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
