@@ -20,11 +20,13 @@ projections gives exactly ``K'``, ``V'``: :class:`TemporalMomentumPatch` does th
 ``frames x frames x tokens`` tensor is ever built) and the attention itself is unchanged
 self-attention cost.
 
-On DiT image models (Flux, SD3/MMDiT, Qwen-Image, Lumina 2, HiDream, Chroma) there is no such
+On DiT image models (Flux, Flux 2, SD3/MMDiT, Qwen-Image, Lumina 2, Z-Image, HiDream, Chroma,
+Krea 2) there is no such
 hook before the projections; :class:`TemporalMomentumAttentionOverride` instead averages the
 projected (and RoPE'd) ``K``, ``V`` that reach the attention function. Eq. 2 is linear in ``K``
 and ``V``, so this is the same equation. In joint text-image attention (Flux double and single
-blocks, SD3 MMDiT, Qwen-Image, HiDream) only the frame's own image tokens are averaged by default:
+blocks, SD3 MMDiT, Qwen-Image, HiDream, Lumina 2 / Z-Image main layers, Krea 2) only the frame's own
+image tokens are averaged by default:
 after the first block the text tokens' keys/values differ per frame (the text stream has mixed with
 each frame's image), and Eq. 2 is about the frames' own keys and values. The bridge tells the
 override, per model call, where those tokens are (:class:`AttentionCallInfo`).
@@ -387,8 +389,8 @@ class AttentionCallInfo:
 
 class TemporalMomentumAttentionOverride:
     """TMA as an attention-function override (``transformer_options["optimized_attention_override"]``),
-    for DiT image models whose every attention call passes ``transformer_options`` (Flux, SD3/MMDiT,
-    Qwen-Image, Lumina 2, HiDream, Chroma). Frames are the batch.
+    for DiT image models whose every attention call passes ``transformer_options`` (Flux, Flux 2,
+    SD3/MMDiT, Qwen-Image, Lumina 2, Z-Image, HiDream, Chroma, Krea 2). Frames are the batch.
 
     Called as ``override(func, q, k, v, heads, *args, **kwargs)`` (``func``: the attention function
     the model chose, ``kwargs`` holding ``transformer_options``); returns ``func``'s result (or the
@@ -396,7 +398,7 @@ class TemporalMomentumAttentionOverride:
     over the frames of each CFG chunk (``len(transformer_options["cond_or_uncond"])`` consecutive
     chunks of ``batch // chunks`` frames; cond and uncond never mix). Queries are untouched.
 
-    Layouts (ComfyUI's attention functions): with ``skip_reshape=True`` (Flux, Lumina) ``q``, ``k``,
+    Layouts (ComfyUI's attention functions): with ``skip_reshape=True`` (Flux, Lumina, Krea 2) ``q``, ``k``,
     ``v`` are ``[B, heads, tokens, dim_head]``; otherwise (SD3, Qwen-Image, HiDream) tokens are axis 1
     (``[B, tokens, heads * dim_head]``, SD3 passes ``v`` as ``[B, tokens, heads, dim_head]``).
     Only self / joint attention is averaged: ``q``, ``k``, ``v`` with the same batch and token count.

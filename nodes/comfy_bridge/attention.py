@@ -27,7 +27,8 @@ def add_attention_override(model, make_override: Callable[[Callable | None], Cal
     """Clone ``model`` and set ``transformer_options["optimized_attention_override"]`` to
     ``make_override(previous)``: ComfyUI's ``wrap_attn`` then calls it as
     ``override(func, q, k, v, heads, *args, **kwargs)`` for every attention call that passes
-    ``transformer_options`` (Flux, SD3/MMDiT, Qwen-Image, Lumina 2, HiDream, Chroma; SD UNets too).
+    ``transformer_options`` (Flux, Flux 2, SD3/MMDiT, Qwen-Image, Lumina 2, Z-Image, HiDream, Chroma,
+    Krea 2; SD UNets too).
     ``previous`` is an override already on the MODEL (another node's), which the new one must call
     instead of ``func`` so both apply. The input MODEL is not mutated."""
     m = model.clone()

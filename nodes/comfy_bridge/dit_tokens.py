@@ -116,14 +116,22 @@ def _nextdit_span(dm, x, context, conds, info) -> Callable:
         siglip = len(dm.siglip_refiner) if refs and getattr(dm, "siglip_refiner", None) is not None else 0
         ref_len = sum(padded((int(r.shape[-2]) // ph) * (int(r.shape[-1]) // pw)) for r in refs)
         text_calls = refiners + siglip
+        # without reference images the caption is the context alone, padded (0.33.x ignores its mask)
+        cap_len = None if refs or context is None else padded(int(context.shape[1]))
         what = (f"the {n_img} image tokens (+ {img_len - n_img} pad tokens, after {ref_len} reference-image tokens) "
                 f"of a {list(x.shape)} latent (Lumina 2 / Z-Image)")
 
         def image_span(n: int):
             k = info.calls - 1
             if k < text_calls:
+                if cap_len is not None and n != cap_len:
+                    raise _cannot_place(what, n)
                 return 0, 0                                                # caption / siglip refiner
-            if (k < text_calls + noise_refiners and n != ref_len + img_len) or n < ref_len + img_len:
+            if k < text_calls + noise_refiners:
+                fits = n == ref_len + img_len
+            else:
+                fits = n == cap_len + img_len if cap_len is not None else n > ref_len + img_len
+            if not fits:
                 raise _cannot_place(what, n)
             return n - img_len, n - img_len + n_img
         return image_span

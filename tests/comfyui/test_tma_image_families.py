@@ -1,6 +1,6 @@
 """Temporal Momentum Attention on the image DiTs users run now, each a tiny random-weight model of the
 real ComfyUI class (``tiny_image_dits``): HiDream I1 and E1 (edit, issue 20 item 5), Lumina 2, Z-Image
-(and Z-Image Omni with a reference image), Krea 2, Flux 2, Klein (Flux 2 without guidance, with a
+(its pixel-space variant, and Z-Image Omni with a reference image), Krea 2, Flux 2, Klein (Flux 2 without guidance, with a
 reference image) and Qwen-Image 2512 (Qwen-Image's class). The property tests of ``test_tma_dit``
 for Flux, per family: text (and reference-image, pad) K/V untouched in ``keep`` and the frame's own
 image K/V by Eq. 2, every token in ``average``, identical frames unchanged, mu = 0 equals plain, the
@@ -12,22 +12,12 @@ import pytest
 import torch
 
 from comfy_harness import pack_module, qwen_conds, tiny_qwen_image
-from test_zs2_nodes import ReferenceTMA, capture_attention, dit_denoise
+from test_zs2_nodes import ReferenceTMA, bridge, capture_attention, dit_denoise, zs2  # noqa: F401  (fixtures)
 import tiny_image_dits as tid
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 FRAMES = 4
-
-
-@pytest.fixture(scope="module")
-def zs2(pack):
-    return pack_module(pack, "nodes.zs2")
-
-
-@pytest.fixture(scope="module")
-def bridge(pack):
-    return pack_module(pack, "nodes.comfy_bridge")
 
 
 def _latent(shape, seed):
@@ -44,6 +34,7 @@ FAMILIES = {
     "hidream_e1": (tid.tiny_hidream, lambda: tid.hidream_conds(image_cond=_ref((16, 8, 8))), (16, 8, 8)),
     "lumina2": (tid.tiny_lumina2, lambda: tid.lumina2_conds(neg_tokens=4), (16, 8, 8)),
     "z_image": (tid.tiny_z_image, lambda: tid.lumina2_conds(), (16, 8, 8)),
+    "z_image_pixel": (tid.tiny_z_image_pixel, lambda: tid.lumina2_conds(), (3, 32, 32)),
     "z_image_omni": (tid.tiny_z_image, lambda: tid.lumina2_conds(reference_latent=_ref((16, 4, 4))), (16, 8, 8)),
     "krea2": (tid.tiny_krea2, lambda: tid.krea2_conds(), (16, 1, 8, 8)),
     "flux2": (tid.tiny_flux2, lambda: tid.flux2_conds(), (128, 4, 4)),
@@ -98,7 +89,7 @@ def expected_tokens(name, k, n, batch, frames_batch):
             return ar(16)
         assert n in (6 + 16, 4 + 16)                                        # [caption 6 (negative: 4), image 16]
         return ar(n - 16, n)
-    if name == "z_image":                                                   # groups padded to 32 tokens
+    if name in ("z_image", "z_image_pixel"):                                # groups padded to 32 tokens (pixel: 8x8 patches)
         if k == 0:
             assert n == 32
             return None
@@ -380,3 +371,26 @@ def test_klein_kv_cache_edit_keeps_tma_on(zs2, bridge, pack):
         chunks = len(b["kwargs"]["transformer_options"]["cond_or_uncond"])
         assert torch.allclose(k2[:, :, 512:528], ref.momentum(k[:, :, 512:528], chunks), atol=1e-5, rtol=1e-5)
     assert with_cache == 2                                                  # double + single block of step 2
+
+
+def test_nextdit_call_that_does_not_fit_its_phase_is_a_clear_error(bridge, pack):
+    """Lumina 2 / Z-Image: the call's place in NextDiT's order gives its phase; a call whose token count
+    does not fit that phase (e.g. another node changed the model's calls) stops with an error naming the
+    fix instead of averaging the wrong tokens. Caption-refiner calls have no image tokens."""
+    tm = pack_module(pack, "attention.temporal_momentum")
+    for build in (tid.tiny_lumina2, tid.tiny_z_image):
+        try:
+            model = build(seed=0)
+        except tid.Missing:
+            continue
+        x, ctx = torch.zeros(2, 16, 8, 8), torch.zeros(2, 6, 12)
+        info = tm.AttentionCallInfo()
+        span = bridge.dit_image_token_span(model)(x, ctx, {"num_tokens": 6}, info)
+        info.calls = 1
+        assert span(32 if build is tid.tiny_z_image else 6) == (0, 0)       # caption refiner (Z-Image: padded)
+        info.calls = 2                                                       # noise refiner: the image alone
+        with pytest.raises(ValueError, match="Set text_tokens to 'average'"):
+            span(17)
+        info.calls = 3                                                       # main layer
+        with pytest.raises(ValueError, match="cannot place the 16 image tokens"):
+            span(20)

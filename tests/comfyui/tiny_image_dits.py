@@ -183,3 +183,16 @@ def flux2_conds(seed: int = 0, tokens: int = 6, guidance: float | None = 4.0, re
         return [[_randn(g, 1, tokens, 12), d]]
 
     return one(), one()
+
+
+def tiny_z_image_pixel(seed: int = 0):
+    """Z-Image's pixel-space variant (``comfy.supported_models.ZImagePixelSpace``: NextDiTPixelSpace,
+    the Z-Image backbone of :func:`tiny_z_image` on RGB patches of 8 pixels with a small MLP decoder).
+    Its latent is the picture ``[B, 3, H, W]``. Raises :class:`Missing` without it."""
+    import comfy.supported_models
+    if not hasattr(comfy.supported_models, "ZImagePixelSpace"):
+        raise Missing("this ComfyUI has no comfy.supported_models.ZImagePixelSpace (Z-Image pixel space)")
+    cfg = dict(TINY_LUMINA2, image_model="zimage_pixel", patch_size=8, in_channels=3, dim=256,
+               axes_dims=[32, 48, 48], z_image_modulation=True, time_scale=1000.0, pad_tokens_multiple=32,
+               decoder_hidden_size=32, decoder_num_res_blocks=1, decoder_max_freqs=4, decoder_in_channels=192)
+    return _build("ZImagePixelSpace", cfg, seed, init=_nextdit_pad_tokens)
