@@ -1009,6 +1009,8 @@ def main(argv=None) -> int:
     files = {WORKFLOWS_DIR_NAME(n): render(ui) for n, ui in build_all(info).items()}
     import build_template_twins  # twins of the installed stock templates (none without the template package)
     files.update({WORKFLOWS_DIR_NAME(n): render(ui) for n, ui in build_template_twins.build_all(info).items()})
+    import template_twins_image  # ZS^2 twins of the stock image templates
+    files.update({WORKFLOWS_DIR_NAME(n): render(ui) for n, ui in template_twins_image.build_all(info).items()})
     stale = []
     for path, text in files.items():
         # Compared as workflow_api.drift_view sees them: a newer ComfyUI's extra unlinked output slots
