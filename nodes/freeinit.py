@@ -84,12 +84,26 @@ def settings_from_inputs(node: str, iterations, filter, d_s, d_t, order, min_sig
                                          min_signal=min_signal, coarse_to_fine=bool(coarse_to_fine)))
 
 
-NESTED_SUPPORTED = ("FreeInit filters over frames, height and width of an image-model latent [frames, C, H, W] or a "
-                    "video latent [B, C, T, H, W].")
+_AUDIO_NOTE = ("Audio+video latents (MiniMax H3, LTX-2: ComfyUI samples both streams packed in one latent): the "
+               "video stream gets FreeInit's 3-D mix; the audio stream follows the audio input. A noise mask "
+               "(in-place first image: LTXVImgToVideoInplace, Wan22ImageToVideoLatent, Set Latent Noise Mask) keeps "
+               "its given frames' initial noise in every pass, so they stay the image's.")
 
 
-def make_run(node: str, settings: fi.Settings):
+def _optional_inputs() -> dict:
+    return {"audio": (list(fi.AUDIO_TREATMENTS), {
+        "default": fi.DEFAULT_AUDIO_TREATMENT,
+        "tooltip": "Audio+video models only (MiniMax H3, LTX-2). keep initial noise (default): every pass starts the "
+                   "audio from its own initial noise and the audio follows the refined video through the joint "
+                   "model; low-pass along time: the audio result is re-noised and its low frequencies along audio "
+                   "time (cut-off d_t) are kept, as FreeInit does for video. Unused for video-only latents."})}
+
+
+def make_run(node: str, settings: fi.Settings, audio: str = fi.DEFAULT_AUDIO_TREATMENT):
     """The body of the FreeInit SAMPLER: ``run(call: bridge.SamplerPasses) -> samples``.
+
+    A packed audio+video latent runs :func:`samplers.freeinit.free_init_streams` (streams unpacked with
+    ComfyUI's own helpers, the audio per ``audio``); a denoise mask keeps its given frames' initial noise.
 
     Raises (ValueError naming the node): a latent that is not 4-D/5-D; a schedule that stops above
     sigma 0 (KSamplerAdvanced return_with_leftover_noise, split sigmas) -- its output is not a
@@ -100,9 +114,8 @@ def make_run(node: str, settings: fi.Settings):
         if (settings.iterations == 1 or noise is None or sigmas.shape[-1] < 2
                 or not bool(torch.count_nonzero(noise))):
             return call.run_pass(noise, call.callback)
-        bridge.refuse_packed_latent(node, "the sampler's latent", bridge.packed_latent_shapes(call.model_wrap),
-                                    NESTED_SUPPORTED)
-        if noise.ndim not in (4, 5):
+        shapes = bridge.packed_latent_shapes(call.model_wrap)
+        if shapes is None and noise.ndim not in (4, 5):
             raise ValueError(f"{node}: the latent has shape {tuple(noise.shape)}; FreeInit needs an image-model latent "
                              f"[frames, C, H, W] or a video latent [B, C, T, H, W]. Connect an image or video latent "
                              f"(e.g. Empty Latent Image / EmptyHunyuanLatentVideo) to the sampler, or remove FreeInit.")
@@ -131,13 +144,26 @@ def make_run(node: str, settings: fi.Settings):
 
         # an image batch is one video's frames only when the model attends across it (TMA, a motion
         # module); otherwise independent images, each with 2-D FreeInit (samplers/freeinit.py "Frames")
-        out = fi.free_init(sample, noise, call.model_sampling, sigmas[0], settings, seed=call.seed,
-                           latent=call.latent_image, max_denoise=call.max_denoise,
-                           batch_frames=call.attends_across_batch)
+        if shapes is not None:
+            def unpack(x):
+                return bridge.unpack_streams(x, shapes)
+            out = fi.free_init_streams(sample, unpack(noise), call.model_sampling, sigmas[0], settings,
+                                       bridge.pack_streams, unpack, bridge.audio_time_axes(call.model_wrap, shapes),
+                                       seed=call.seed, latent=unpack(call.latent_image), max_denoise=call.max_denoise,
+                                       masks=unpack(call.denoise_mask), audio_treatment=audio)
+        else:
+            out = fi.free_init(sample, noise, call.model_sampling, sigmas[0], settings, seed=call.seed,
+                               latent=call.latent_image, max_denoise=call.max_denoise,
+                               batch_frames=call.attends_across_batch, mask=call.denoise_mask)
         bridge.throw_if_interrupted()
         return out
 
     return run
+
+
+def _check_audio(node: str, audio: str) -> None:
+    if audio not in fi.AUDIO_TREATMENTS:
+        raise ValueError(f"{node}: audio is {audio!r}; use one of {list(fi.AUDIO_TREATMENTS)}.")
 
 
 def _check_not_nested(node: str, sampler) -> None:
@@ -146,10 +172,11 @@ def _check_not_nested(node: str, sampler) -> None:
                          f"FreeInit patch twice), which would multiply the passes. Remove one of them.")
 
 
-def wrap_sampler(node: str, sampler, settings: fi.Settings) -> bridge.MultiPassSampler:
+def wrap_sampler(node: str, sampler, settings: fi.Settings,
+                 audio: str = fi.DEFAULT_AUDIO_TREATMENT) -> bridge.MultiPassSampler:
     """The FreeInit SAMPLER around ``sampler`` (shared by both nodes)."""
     _check_not_nested(node, sampler)
-    return bridge.MultiPassSampler(sampler, make_run(node, settings), TAG)
+    return bridge.MultiPassSampler(sampler, make_run(node, settings, audio), TAG)
 
 
 class FreeInitModelPatch:
@@ -161,7 +188,7 @@ class FreeInitModelPatch:
                                               "(KSampler, KSamplerAdvanced, SamplerCustom[Advanced]) runs FreeInit. "
                                               "The input MODEL is not modified."})}
         req.update(_inputs())
-        return {"required": req}
+        return {"required": req, "optional": _optional_inputs()}
 
     RETURN_TYPES = ("MODEL",)
     RETURN_NAMES = ("model",)
@@ -176,12 +203,15 @@ class FreeInitModelPatch:
                    "ones come from fresh noise (seeded by the sampler's seed and the pass), and sampling runs again. "
                    "Same video as SamplerCustomAdvanced with FreeInit Sampler for the same seed. The initial noise is "
                    "the one after Dependency Noise / SmoothInit patches, in any order. " + _FRAMES_NOTE + " "
-                   + _SKIP_NOTE + " " + _COST_NOTE)
+                   + _AUDIO_NOTE + " " + _SKIP_NOTE + " " + _COST_NOTE)
 
-    def patch(self, model, iterations, filter, d_s, d_t, order, min_signal, coarse_to_fine=False):  # noqa: A002
+    def patch(self, model, iterations, filter, d_s, d_t, order, min_signal, coarse_to_fine=False,  # noqa: A002
+              audio=fi.DEFAULT_AUDIO_TREATMENT):
         node = self.NODE_NAME
         settings = settings_from_inputs(node, iterations, filter, d_s, d_t, order, min_signal, coarse_to_fine)
-        return (bridge.add_outer_sampler_wrapper(model, WRAPPER_KEY, lambda s: wrap_sampler(node, s, settings)),)
+        _check_audio(node, audio)
+        return (bridge.add_outer_sampler_wrapper(model, WRAPPER_KEY,
+                                                 lambda s: wrap_sampler(node, s, settings, audio)),)
 
 
 class FreeInitSampler:
@@ -192,7 +222,7 @@ class FreeInitSampler:
         req = {"sampler": ("SAMPLER", {"tooltip": "The sampler to run in every FreeInit pass (KSamplerSelect or any "
                                                   "SAMPLER node). Each pass must denoise to sigma 0."})}
         req.update(_inputs())
-        return {"required": req}
+        return {"required": req, "optional": _optional_inputs()}
 
     RETURN_TYPES = ("SAMPLER",)
     RETURN_NAMES = ("sampler",)
@@ -204,12 +234,14 @@ class FreeInitSampler:
                    "(RandomNoise, Dependency Noise, SmoothInit Noise: FreeInit then starts from that noise and re-noises "
                    "with it), any GUIDER and SIGMAS. The fresh high-frequency noise is seeded by the NOISE's seed and "
                    "the pass. Same video as FreeInit (KSampler) for the same seed. " + _FRAMES_NOTE + " "
-                   + _SKIP_NOTE + " " + _COST_NOTE)
+                   + _AUDIO_NOTE + " " + _SKIP_NOTE + " " + _COST_NOTE)
 
-    def get_sampler(self, sampler, iterations, filter, d_s, d_t, order, min_signal, coarse_to_fine=False):  # noqa: A002
+    def get_sampler(self, sampler, iterations, filter, d_s, d_t, order, min_signal, coarse_to_fine=False,  # noqa: A002
+                    audio=fi.DEFAULT_AUDIO_TREATMENT):
         node = self.NODE_NAME
         settings = settings_from_inputs(node, iterations, filter, d_s, d_t, order, min_signal, coarse_to_fine)
-        return (wrap_sampler(node, sampler, settings),)
+        _check_audio(node, audio)
+        return (wrap_sampler(node, sampler, settings, audio),)
 
 
 # --------------------------------------------------------------------------- two experts (Wan 2.2 14B)

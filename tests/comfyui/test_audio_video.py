@@ -64,3 +64,154 @@ def test_tiny_ltx_audio_vae_decodes_a_latent(av):
     audio = _r(la.LTXVAudioVAEDecode.execute({"samples": torch.randn_like(latent["samples"].unbind()[1])},
                                              tiny_av.tiny_ltx_audio_vae()))[0]
     assert audio["waveform"].shape[:2] == (1, 2) and audio["sample_rate"] == 16000
+
+
+# =========================================================================== FreeInit
+
+
+class Capture:
+    """A SAMPLER around ComfyUI's euler that records each run's unit noise, processed latent and mask
+    (FreeInit runs its inner sampler once per pass). Built lazily: comfy.samplers is ComfyUI's."""
+
+    def __new__(cls):
+        import comfy.samplers
+
+        class _Capture(comfy.samplers.Sampler):
+            def __init__(self):
+                self.inner = comfy.samplers.sampler_object("euler")
+                self.runs = []
+
+            def max_denoise(self, model_wrap, sigmas):
+                return self.inner.max_denoise(model_wrap, sigmas)
+
+            def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None,
+                       disable_pbar=False):
+                out = self.inner.sample(model_wrap, sigmas, extra_args, callback, noise, latent_image, denoise_mask,
+                                        disable_pbar)
+                self.runs.append({"noise": noise.clone(), "latent": latent_image.clone(), "out": out.clone(),
+                                  "mask": None if denoise_mask is None else denoise_mask.clone(),
+                                  "shapes": getattr(model_wrap.inner_model, "latent_shapes", None)})
+                return out
+        return _Capture()
+
+
+def count_calls(model, counts: list):
+    """``model`` cloned with a DIFFUSION_MODEL wrapper appending the batch size of each network call (the
+    audio+video DiTs get a list of streams)."""
+    import comfy.patcher_extension
+    m = model.clone()
+
+    def counter(executor, *args, **kwargs):
+        x = args[0]
+        counts.append(int((x[0] if isinstance(x, (list, tuple)) else x).shape[0]))
+        return executor(*args, **kwargs)
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "test.count", counter)
+    return m
+
+
+def _model(family):
+    if family == "minimax_h3":
+        return tiny_av.tiny_minimax_h3(), tiny_av.minimax_conds(), tiny_av.minimax_latent()
+    return tiny_av.tiny_ltxav(), tiny_av.ltxav_conds(), tiny_av.ltxav_latent()
+
+
+def _sca(cs, model, conds, latent, sampler, seed=0, steps=4, cfg=3.0, noise=None):
+    pos, neg = conds
+    guider = _r(cs.CFGGuider.execute(model, pos, neg, cfg))[0]
+    sigmas = _r(cs.BasicScheduler.execute(model, "simple", steps, 1.0))[0]
+    return H.sample_custom_advanced(noise or _r(cs.RandomNoise.execute(seed))[0], guider, sampler, sigmas, latent)
+
+
+def _freeinit_sampler(pack, inner, iterations=2, audio="keep initial noise", d_t=0.25):
+    fi = H.pack_module(pack, "nodes.freeinit")
+    return fi.FreeInitSampler().get_sampler(inner, iterations, "butterworth", 0.25, d_t, 4, 0.05, False, audio)[0]
+
+
+def _streams(packed, shapes):
+    import comfy.utils
+    return comfy.utils.unpack_latents(packed, shapes)
+
+
+@pytest.mark.parametrize("family", ["minimax_h3", "ltxav"])
+@pytest.mark.parametrize("audio", ["keep initial noise", "low-pass along time"])
+def test_freeinit_sampler_on_audio_video(pack, cs, family, audio):
+    """FreeInit Sampler, 2 iterations, on a nested audio+video latent: 2 stock samplings (NFE 2 x 4 steps x 2
+    = 16); pass 1 starts from the video's FreeInit mix (differs from the initial noise) and, per the audio
+    input, the audio's own initial noise or its 1-D low-pass mix (differs); both streams keep their
+    shapes; the output is the stock sampling of pass 1's start noise."""
+    model, conds, latent = _model(family)
+    counts = []
+    cap = Capture()
+    out = _sca(cs, count_calls(model, counts), conds, latent, _freeinit_sampler(pack, cap, audio=audio))
+    assert len(cap.runs) == 2 and sum(counts) == 16
+    shapes = cap.runs[0]["shapes"]
+    assert [tuple(s) for s in shapes] == [tuple(t.shape) for t in latent["samples"].unbind()]
+    n0, n1 = _streams(cap.runs[0]["noise"], shapes), _streams(cap.runs[1]["noise"], shapes)
+    assert not torch.allclose(n0[0], n1[0])
+    if audio == "keep initial noise":
+        assert torch.equal(n0[1], n1[1])
+    else:
+        assert not torch.allclose(n0[1], n1[1], atol=1e-3)
+    got = [t for t in out["samples"].unbind()]
+    assert [t.shape for t in got] == [t.shape for t in latent["samples"].unbind()]
+    # pass 1 is a stock sampling of its start noise: replay it through SamplerCustomAdvanced
+    start = cap.runs[1]["noise"]
+
+    class Fixed:
+        seed = 0
+
+        def generate_noise(self, input_latent):
+            import comfy.nested_tensor
+            return comfy.nested_tensor.NestedTensor(_streams(start, shapes))
+    ref = _sca(cs, model, conds, latent, _r(cs.KSamplerSelect.execute("euler"))[0], noise=Fixed())
+    for a, b in zip(got, ref["samples"].unbind()):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_freeinit_audio_low_pass_renoises_in_comfyuis_audio_space(pack, cs):
+    """MiniMax H3's audio stream is carried at audio_scale (shift 12 / audio shift 3 = 4) x the audio latent
+    on the video schedule. FreeInit's low-pass audio start of pass 1 equals the core re-noising of pass 0's
+    stock output mapped in with ComfyUI's own process_latent_in (the scale) -- and not of the unscaled one."""
+    fic = H.pack_module(pack, "samplers.freeinit")
+    model, conds, latent = _model("minimax_h3")
+    cap = Capture()
+    _sca(cs, model, conds, latent, _freeinit_sampler(pack, cap, audio="low-pass along time", d_t=0.5))
+    shapes = cap.runs[0]["shapes"]
+    stock = _sca(cs, model, conds, latent, _r(cs.KSamplerSelect.execute("euler"))[0])  # = pass 0, same seed
+    inner = model.model
+    x0_in = _streams(cap.runs[0]["out"], shapes)
+    carried = inner.process_latent_in(stock["samples"]).unbind()[1]
+    assert torch.allclose(x0_in[1], carried, atol=1e-4)               # the sampler space is ComfyUI's
+    assert not torch.allclose(carried, stock["samples"].unbind()[1], atol=1e-2)   # the scale matters (4x)
+    ms = model.get_model_object("model_sampling")
+    sigmas = _r(cs.BasicScheduler.execute(model, "simple", 4, 1.0))[0]
+    settings = fic.Settings(iterations=2, filter_type="butterworth", d_s=0.25, d_t=0.5, order=4, min_signal=0.05)
+    n0 = _streams(cap.runs[0]["noise"], shapes)
+    fresh = _streams(fic.fresh_noise(cap.runs[0]["noise"].shape, 0, 1), shapes)
+    lat = _streams(cap.runs[0]["latent"], shapes)
+
+    def expected(x0_audio):
+        u = fic.renoised_unit_noise(ms, sigmas[0], n0[1], x0_audio, lat[1], True, 0.05)
+        return fic.mix_along_time(u, fresh[1], -1, settings)
+    got = _streams(cap.runs[1]["noise"], shapes)[1]
+    assert torch.allclose(got, expected(carried), atol=1e-4)
+    assert not torch.allclose(got, expected(stock["samples"].unbind()[1]), atol=1e-3)
+
+
+def test_freeinit_ksampler_patch_equals_freeinit_sampler_on_ltxav(pack, cs):
+    """FreeInit (KSampler) on a nested LTX-2 latent: the stock KSampler with the patched model gives the same
+    audio and video as SamplerCustomAdvanced with FreeInit Sampler (same seed, euler, simple, 4 steps,
+    CFG 3; NFE 2 x 4 x 2 = 16 each); the input MODEL is not patched."""
+    import nodes
+    fi = H.pack_module(pack, "nodes.freeinit")
+    model, (pos, neg), latent = _model("ltxav")
+    patched = fi.FreeInitModelPatch().patch(model, 2, "butterworth", 0.25, 0.25, 4, 0.05, False,
+                                            "low-pass along time")[0]
+    assert not model.wrappers  # input not mutated
+    counts = []
+    a = nodes.common_ksampler(count_calls(patched, counts), 0, 4, 3.0, "euler", "simple", pos, neg, latent)[0]
+    assert sum(counts) == 16
+    b = _sca(cs, model, (pos, neg), latent, _freeinit_sampler(pack, _r(cs.KSamplerSelect.execute("euler"))[0],
+                                                              audio="low-pass along time"))
+    for x, y in zip(a["samples"].unbind(), b["samples"].unbind()):
+        assert torch.allclose(x, y, atol=1e-5)
