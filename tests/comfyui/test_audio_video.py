@@ -29,12 +29,27 @@ def _r(out):
     return out.result if hasattr(out, "result") else out
 
 
+def _guider(model, conds, cfg):
+    import comfy.samplers
+    g = comfy.samplers.CFGGuider(model)
+    g.set_conds(conds[0], conds[1])
+    g.set_cfg(cfg)
+    return g
+
+
+def _sigmas(model, steps):
+    import comfy.samplers
+    return comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "simple", steps).cpu()
+
+
+def euler():
+    """ComfyUI's euler SAMPLER (what KSamplerSelect gives)."""
+    import comfy.samplers
+    return comfy.samplers.sampler_object("euler")
+
+
 def _stock(cs, model, conds, latent, seed=0, steps=4, cfg=3.0):
-    pos, neg = conds
-    guider = _r(cs.CFGGuider.execute(model, pos, neg, cfg))[0]
-    sampler = _r(cs.KSamplerSelect.execute("euler"))[0]
-    sigmas = _r(cs.BasicScheduler.execute(model, "simple", steps, 1.0))[0]
-    return H.sample_custom_advanced(_r(cs.RandomNoise.execute(seed))[0], guider, sampler, sigmas, latent)
+    return _sca(cs, model, conds, latent, euler(), seed=seed, steps=steps, cfg=cfg)
 
 
 @pytest.mark.parametrize("family", ["minimax_h3", "ltxav"])
@@ -78,7 +93,7 @@ class Capture:
 
         class _Capture(comfy.samplers.Sampler):
             def __init__(self):
-                self.inner = comfy.samplers.sampler_object("euler")
+                self.inner = euler()
                 self.runs = []
 
             def max_denoise(self, model_wrap, sigmas):
@@ -116,10 +131,9 @@ def _model(family):
 
 
 def _sca(cs, model, conds, latent, sampler, seed=0, steps=4, cfg=3.0, noise=None):
-    pos, neg = conds
-    guider = _r(cs.CFGGuider.execute(model, pos, neg, cfg))[0]
-    sigmas = _r(cs.BasicScheduler.execute(model, "simple", steps, 1.0))[0]
-    return H.sample_custom_advanced(noise or _r(cs.RandomNoise.execute(seed))[0], guider, sampler, sigmas, latent)
+    """SamplerCustomAdvanced (CFGGuider, ``sampler``, simple schedule, RandomNoise(seed) unless ``noise``)."""
+    return H.sample_custom_advanced(noise or cs.Noise_RandomNoise(seed), _guider(model, conds, cfg), sampler,
+                                    _sigmas(model, steps), latent)
 
 
 def _freeinit_sampler(pack, inner, iterations=2, audio="keep initial noise", d_t=0.25):
@@ -163,7 +177,7 @@ def test_freeinit_sampler_on_audio_video(pack, cs, family, audio):
         def generate_noise(self, input_latent):
             import comfy.nested_tensor
             return comfy.nested_tensor.NestedTensor(_streams(start, shapes))
-    ref = _sca(cs, model, conds, latent, _r(cs.KSamplerSelect.execute("euler"))[0], noise=Fixed())
+    ref = _sca(cs, model, conds, latent, euler(), noise=Fixed())
     for a, b in zip(got, ref["samples"].unbind()):
         assert torch.allclose(a, b, atol=1e-5)
 
@@ -177,14 +191,14 @@ def test_freeinit_audio_low_pass_renoises_in_comfyuis_audio_space(pack, cs):
     cap = Capture()
     _sca(cs, model, conds, latent, _freeinit_sampler(pack, cap, audio="low-pass along time", d_t=0.5))
     shapes = cap.runs[0]["shapes"]
-    stock = _sca(cs, model, conds, latent, _r(cs.KSamplerSelect.execute("euler"))[0])  # = pass 0, same seed
+    stock = _sca(cs, model, conds, latent, euler())  # = pass 0, same seed
     inner = model.model
     x0_in = _streams(cap.runs[0]["out"], shapes)
     carried = inner.process_latent_in(stock["samples"]).unbind()[1]
     assert torch.allclose(x0_in[1], carried, atol=1e-4)               # the sampler space is ComfyUI's
     assert not torch.allclose(carried, stock["samples"].unbind()[1], atol=1e-2)   # the scale matters (4x)
     ms = model.get_model_object("model_sampling")
-    sigmas = _r(cs.BasicScheduler.execute(model, "simple", 4, 1.0))[0]
+    sigmas = _sigmas(model, 4)
     settings = fic.Settings(iterations=2, filter_type="butterworth", d_s=0.25, d_t=0.5, order=4, min_signal=0.05)
     n0 = _streams(cap.runs[0]["noise"], shapes)
     fresh = _streams(fic.fresh_noise(cap.runs[0]["noise"].shape, 0, 1), shapes)
@@ -211,7 +225,7 @@ def test_freeinit_ksampler_patch_equals_freeinit_sampler_on_ltxav(pack, cs):
     counts = []
     a = nodes.common_ksampler(count_calls(patched, counts), 0, 4, 3.0, "euler", "simple", pos, neg, latent)[0]
     assert sum(counts) == 16
-    b = _sca(cs, model, (pos, neg), latent, _freeinit_sampler(pack, _r(cs.KSamplerSelect.execute("euler"))[0],
+    b = _sca(cs, model, (pos, neg), latent, _freeinit_sampler(pack, euler(),
                                                               audio="low-pass along time"))
     for x, y in zip(a["samples"].unbind(), b["samples"].unbind()):
         assert torch.allclose(x, y, atol=1e-5)

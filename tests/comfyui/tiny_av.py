@@ -11,7 +11,7 @@
   builds ``AudioVAE`` from the metadata config, as ``LTXVAudioVAELoader`` does): 8 latent channels x 16
   frequency bins, 25 latents a second, with a tiny vocoder (16 kHz).
 - :func:`tiny_ltx_video_vae`: the real LTX causal video VAE (``VideoVAE`` from a metadata config): 128
-  latent channels, 32x spatial, 8x causal temporal, base width 8.
+  latent channels, 32x spatial, 8x causal temporal, base width 8 (``LTXVImgToVideoInplace`` encodes with it).
 
 Weights: ComfyUI's ops leave them uninitialised; matrices N(0, 1/fan_in), every norm scale 1, biases 0
 (``comfy_harness._init_dit_weights``), buffers set explicitly. Everything runs on CPU in float32.
@@ -191,6 +191,35 @@ def tiny_ltx_audio_vae(seed: int = 3):
         assert vae.latent_channels == 8 and vae.first_stage_model.latent_frequency_bins == 16
         _CACHE["ltx_audio_vae"] = vae
     return _CACHE["ltx_audio_vae"]
+
+
+TINY_LTX_VIDEO_VAE_CONFIG = {
+    "dims": 3, "in_channels": 3, "out_channels": 3, "latent_channels": 128,
+    "blocks": [["res_x", 1], ["compress_all", 1], ["compress_all", 1], ["compress_all", 1], ["res_x", 1]],
+    "scaling_factor": 1.0, "norm_layer": "pixel_norm", "patch_size": 4, "latent_log_var": "uniform",
+    "use_quant_conv": False, "causal_decoder": False, "encoder_base_channels": 8, "decoder_base_channels": 8}
+
+
+def tiny_ltx_video_vae(seed: int = 4):
+    """The real LTX causal video VAE (``VideoVAE``, what ``comfy.sd.VAE`` builds for an LTX checkpoint's
+    ``vae.*`` keys, here from a metadata config as LTX-2 checkpoints carry it) at base width 8: 128
+    latent channels, 32x spatial, 8x causal temporal (9 frames -> 2 latent frames). Built once per session."""
+    if "ltx_video_vae" not in _CACHE:
+        import comfy.ldm.lightricks.vae.causal_video_autoencoder as cva
+        import comfy.sd
+        from checkpoints import init_random
+        m = cva.VideoVAE(version=0, config=dict(TINY_LTX_VIDEO_VAE_CONFIG))
+        init_random(m, seed)
+        _unit_statistics(m)
+        with torch.no_grad():
+            for name, b in m.named_buffers():
+                if name.endswith("scale_shift_table"):
+                    b.zero_()
+        vae = comfy.sd.VAE(sd=m.state_dict(), metadata={"config": json.dumps({"vae": TINY_LTX_VIDEO_VAE_CONFIG})})
+        vae.throw_exception_if_invalid()
+        assert vae.latent_channels == 128
+        _CACHE["ltx_video_vae"] = vae
+    return _CACHE["ltx_video_vae"]
 
 
 def release_cached_models() -> None:
