@@ -21,9 +21,12 @@ import hashlib
 import json
 import os
 
+import logging
+
 import torch
 
 from ..samplers import smoothinit as si
+from ..samplers.freeinit import keep_given
 from . import comfy_bridge as bridge
 
 CATEGORY = "training_free_video/SmoothInit"
@@ -228,13 +231,16 @@ def optimise_in_context(ctx, node: str, settings: si.Preset, cfg: float, inversi
     latent = ctx.latent_image
     if latent is not None and torch.count_nonzero(latent) == 0:
         latent = None
+    shapes = ctx.stream_shapes
+    # audio+video (packed [B, 1, N]): both streams' noise through the joint model call, one perturbation a call
+    # (MiniMax H3's DiT takes batch 1); elementwise maths, so each stream keeps its shape
+    attends = shapes is not None or bridge.model_attends_across_batch(ctx.model_patcher,
+                                                                      ctx.extra_args.get("model_options"))
     token = _ACTIVE.set(True)
     try:
         out = si.optimise_noise(settings, denoise, ms, noise, sigma_a, sigma_b, cfg, inversion_cfg,
                                 perturbation_generator(ctx.extra_args.get("seed")),
-                                auto_chunk(chunk_size, tuple(noise.shape), noise.device,
-                                           bridge.model_attends_across_batch(ctx.model_patcher,
-                                                                             ctx.extra_args.get("model_options"))),
+                                auto_chunk(chunk_size, tuple(noise.shape), noise.device, attends),
                                 latent, ctx.max_denoise,
                                 on_oom=lambda _c: bridge.soft_empty_cache())
     finally:
@@ -242,6 +248,11 @@ def optimise_in_context(ctx, node: str, settings: si.Preset, cfg: float, inversi
     if not bool(torch.isfinite(out).all()):
         raise ValueError(f"{node}: the optimised noise is not finite (the model returned NaN/inf); "
                          f"check the model and conditioning.")
+    # given frames (noise mask 0: in-place image, Set Latent Noise Mask) keep their noise
+    out = keep_given(out, noise, ctx.denoise_mask).to(noise.dtype)
+    if shapes is not None:
+        logging.info("%s: optimised noise std per stream (video, audio): %s", node,
+                     ", ".join(f"{v:.3f}" for v in bridge.stream_std(out, shapes)))
     return out
 
 
@@ -271,8 +282,14 @@ class OptimisedNoise:
 
     def generate_noise(self, input_latent: dict) -> torch.Tensor:
         samples = input_latent["samples"]
-        bridge.refuse_nested_latent(self.node, "the sampler's latent", samples, NESTED_SUPPORTED)
+        shapes = bridge.nested_latent_shapes(samples)
         base = self.base_noise.generate_noise(input_latent)
+        if shapes is not None:
+            if bridge.nested_latent_shapes(base) != shapes:
+                raise ValueError(f"{self.node}: noise: the incoming NOISE has shape "
+                                 f"{bridge.nested_latent_shapes(base) or tuple(base.shape)} but the latent is an "
+                                 f"audio+video latent of streams {shapes}.")
+            return self._optimise(input_latent, samples, base, shapes)
         if not isinstance(base, torch.Tensor):
             raise ValueError(f"{self.node}: noise: the incoming NOISE returned {type(base).__name__}, not a tensor.")
         si.validate(self.node, noise=base, noise_name="noise")
@@ -280,6 +297,10 @@ class OptimisedNoise:
             raise ValueError(f"{self.node}: noise: the incoming NOISE has shape {tuple(base.shape)} but the latent has "
                              f"shape {tuple(samples.shape)}.")
         _check_cond_batch(self.node, int(samples.shape[0]), self.positive, self.negative)
+        return self._optimise(input_latent, samples, base, None)
+
+    def _optimise(self, input_latent: dict, samples, base, shapes):
+        """The optimised noise, CPU, dtype of ``base``; a NestedTensor of the streams when ``shapes``."""
         if _ACTIVE.get():
             return base
         sigmas = self.sigmas
@@ -293,9 +314,13 @@ class OptimisedNoise:
         token = _ACTIVE.set(True)  # a SmoothInit-patched MODEL here must not optimise a second time
         try:
             out = bridge.run_in_sampling(self.model, self.positive, self.negative, self.cfg, samples, base, sigmas,
-                                         fn, seed=self.seed)
+                                         fn, seed=self.seed, denoise_mask=input_latent.get("noise_mask"),
+                                         allow_nested=shapes is not None)
         finally:
             _ACTIVE.reset(token)
+        if shapes is not None:
+            dtype = base.unbind()[0].dtype
+            return bridge.as_nested(out.detach().to(device="cpu", dtype=dtype), shapes)
         return out.detach().to(device="cpu", dtype=base.dtype)
 
 
@@ -490,7 +515,7 @@ class SmoothInitModelPatch:
             return optimise_in_context(ctx, node, s, w1, inversion_cfg, grid_steps, chunk_size)
 
         return (bridge.add_sampler_noise_wrapper(model, "training_free_video.smoothinit", fn, node=node,
-                                                 supported=NESTED_SUPPORTED),)
+                                                 supported=NESTED_SUPPORTED, allow_nested=True),)
 
 
 # --------------------------------------------------------------------------- Save / Load Noise

@@ -92,6 +92,8 @@ from .nested import (  # noqa: F401  nested (audio+video) latents
     unpack_streams,
     pack_streams,
     audio_time_axes,
+    as_nested,
+    stream_std,
     refuse_packed_latent,
 )
 from .order import (  # noqa: F401  order of SAMPLER_SAMPLE wrappers (core context windows / FreeNoise)

@@ -68,7 +68,7 @@ def nested_latent_message(node: str, what: str, shapes, supported: str) -> str:
     """The error text for a nested latent: names the node, the input, the stream shapes and what the
     node supports."""
     return (f"{node}: {what} is a nested latent of {len(shapes)} streams {_describe(shapes)} (an audio+video model "
-            f"such as LTX-2, which ComfyUI samples packed flat as [B, 1, N]); nested audio+video latents are not "
+            f"such as MiniMax H3 or LTX-2, which ComfyUI samples packed flat as [B, 1, N]); nested audio+video latents are not "
             f"supported. {supported} Remove {node} for this model, or sample a video-only latent.")
 
 
@@ -119,3 +119,16 @@ def audio_time_axes(model_wrap, shapes) -> list[int]:
     fmt = type(getattr(inner, "latent_format", None)).__name__
     axis = -1 if fmt.startswith("MiniMaxH3") else 2
     return [axis for _ in shapes[1:]]
+
+
+def as_nested(packed, shapes):
+    """A ``comfy.nested_tensor.NestedTensor`` of the streams of ``packed`` ``[B, 1, N]`` (what a NOISE
+    returns for a nested latent, like ComfyUI's own RandomNoise)."""
+    import comfy.nested_tensor
+    return comfy.nested_tensor.NestedTensor(unpack_streams(packed, shapes))
+
+
+def stream_std(x, shapes) -> list[float]:
+    """Standard deviation of each stream of ``x`` (a NestedTensor, or packed ``[B, 1, N]`` with ``shapes``)."""
+    streams = x.unbind() if is_nested_latent(x) else unpack_streams(x, shapes)
+    return [float(t.float().std()) for t in streams]

@@ -229,3 +229,116 @@ def test_freeinit_ksampler_patch_equals_freeinit_sampler_on_ltxav(pack, cs):
                                                               audio="low-pass along time"))
     for x, y in zip(a["samples"].unbind(), b["samples"].unbind()):
         assert torch.allclose(x, y, atol=1e-5)
+
+
+# =========================================================================== SmoothInit family
+
+
+def _si(pack):
+    return H.pack_module(pack, "nodes.smoothinit")
+
+
+def _si_patch(pack, model, method="SmoothInit (custom)", K=3):
+    # custom SmoothInit K=3 (sigma_sm 0.025, uniform) or Forward-Inversion; cfg 3, inversion_cfg 1: NFE K x 3
+    return _si(pack).SmoothInitModelPatch().patch(model, method, 3.0, 1.0, 50, K, 0.025, "uniform", 0.05, 0.05, 0)[0]
+
+
+class StartNoise:
+    """A SAMPLER_SAMPLE-level capture: the unit noise the sampler starts from (after every noise patch)."""
+
+    def __new__(cls):
+        import comfy.samplers
+
+        class _S(comfy.samplers.Sampler):
+            def __init__(self):
+                self.inner, self.noise = euler(), None
+
+            def max_denoise(self, model_wrap, sigmas):
+                return self.inner.max_denoise(model_wrap, sigmas)
+
+            def sample(self, model_wrap, sigmas, extra_args, callback, noise, *args, **kwargs):
+                self.noise = noise.clone()
+                self.shapes = getattr(model_wrap.inner_model, "latent_shapes", None)
+                return self.inner.sample(model_wrap, sigmas, extra_args, callback, noise, *args, **kwargs)
+        return _S()
+
+
+@pytest.mark.parametrize("family", ["minimax_h3", "ltxav"])
+def test_smoothinit_patch_and_noise_node_on_audio_video(pack, cs, family):
+    """SmoothInit (KSampler) and SmoothInit Noise (custom, K 3, cfg 3 / inversion_cfg 1: NFE 3 x 3 = 9, then 4
+    steps x 2 = 8 of sampling) optimise both streams' noise through the joint model call: the sampler starts
+    from the same optimised noise with both (same seed), each stream keeps its shape, both streams move away
+    from the initial noise, and each stream's std stays near 1 (printed)."""
+    model, conds, latent = _model(family)
+    counts, cap = [], StartNoise()
+    _sca(cs, count_calls(_si_patch(pack, model), counts), conds, latent, cap, seed=7)
+    assert sum(counts) == 9 + 8
+    shapes = cap.shapes
+    opt = _streams(cap.noise, shapes)
+    ref = cs.Noise_RandomNoise(7).generate_noise(latent).unbind()
+    assert [tuple(t.shape) for t in opt] == [tuple(t.shape) for t in ref]
+    stds = [float(t.std()) for t in opt]
+    print(f"{family}: SmoothInit K=3 noise std per stream (video, audio): {stds}; initial "
+          f"{[float(t.std()) for t in ref]}")
+    for o, r in zip(opt, ref):
+        assert not torch.allclose(o.cpu(), r, atol=1e-3)
+        assert 0.5 < float(o.std()) < 1.5
+    pos, neg = conds
+    node_noise = _si(pack).SmoothInitNoise().build(cs.Noise_RandomNoise(7), model, pos, neg, 3.0, 1.0, 50, "custom", 3,
+                                                   0.025, "uniform", 0)[0]
+    got = node_noise.generate_noise(latent)
+    assert got.is_nested
+    for a, b in zip(got.unbind(), opt):
+        assert torch.allclose(a, b.cpu(), atol=1e-5)
+    out = _sca(cs, model, conds, latent, euler(), noise=node_noise)
+    assert [t.shape for t in out["samples"].unbind()] == [t.shape for t in latent["samples"].unbind()]
+
+
+def test_forward_inversion_audio_follows_comfyuis_audio_shift(pack, cs):
+    """MiniMax H3's audio stream has its own flow shift (ModelSamplingAV: audio_scale = 12 / 3 on the video
+    schedule). Forward-Inversion (cfg 1 both ways: 2 NFE) of the packed noise equals the core DDIM step and
+    inversion run on ComfyUI's stock denoiser of the packed latent (CFGGuider inside sampling), i.e. the audio
+    is moved in the sampler's carried variable with the model's own audio-shift conversion."""
+    si_core = H.pack_module(pack, "samplers.smoothinit")
+    bridge = H.pack_module(pack, "nodes.comfy_bridge")
+    model, (pos, neg), latent = _model("minimax_h3")
+    noise = cs.Noise_RandomNoise(3).generate_noise(latent)
+    fwd = _si(pack).ForwardInversionNoise().build(cs.Noise_RandomNoise(3), model, pos, neg, 1.0, 1.0, 50)[0]
+    got = fwd.generate_noise(latent)
+
+    def fn(ctx):
+        ms = ctx.model_sampling
+        a, b = si_core.inversion_sigmas(bridge.sigma_table(ms), float(ctx.sigmas[0]), 50)
+        return si_core.forward_inversion(ctx.denoiser(), ms, ctx.noise, a, b, 1.0, 1.0, None, ctx.max_denoise)
+    sigmas = torch.tensor([float(model.get_model_object("model_sampling").sigma_max), 0.0])
+    expect = bridge.run_in_sampling(model, pos, neg, 1.0, latent["samples"], noise, sigmas, fn, seed=3,
+                                    allow_nested=True)
+    for a, b in zip(got.unbind(), bridge.unpack_streams(expect, [tuple(t.shape) for t in noise.unbind()])):
+        assert torch.allclose(a, b.cpu(), atol=1e-5)
+    assert model.get_model_object("model_sampling").audio_scale == pytest.approx(4.0)
+
+
+# =========================================================================== image-model methods: clear errors
+
+
+def test_image_model_methods_refuse_minimax_h3_naming_node_input_and_support(pack, cs):
+    """Dependency Noise (KSampler / NOISE), Temporal Momentum Attention and ZS^2 Long Video are image-model
+    methods: on MiniMax H3's audio+video latent / model each stops with an error naming the node, the input
+    and what it supports."""
+    zs2, long = H.pack_module(pack, "nodes.zs2"), H.pack_module(pack, "nodes.zs2_long")
+    model, conds, latent = _model("minimax_h3")
+    dep = zs2.DependencyNoiseModelPatch().patch(model, 0.05, 4, 4, "dependency", 0.9)[0]
+    with pytest.raises(ValueError) as e:
+        _sca(cs, dep, conds, latent, euler())
+    msg = str(e.value)
+    assert msg.startswith("Dependency Noise (KSampler): the sampler's latent is a nested latent of 2 streams")
+    assert "[1, 24, 2, 4, 4] + [1, 32, 2, 8]" in msg and "MiniMax H3" in msg and "Dependency Noise supports" in msg
+    noise = zs2.DependencyNoise().get_noise(3, 0.05, 4, 4, "dependency", 0.9)[0]
+    with pytest.raises(ValueError, match=r"^Dependency Noise: the sampler's latent is a nested latent"):
+        _sca(cs, model, conds, latent, euler(), noise=noise)
+    with pytest.raises(ValueError, match=r"^ZS\^2 Long Video \(chunks\): model:") as e:
+        long.ZS2LongVideo().patch(model, 4)
+    print(e.value)
+    with pytest.raises(ValueError, match=r"^Temporal Momentum Attention:") as e:
+        zs2.TemporalMomentumAttention().patch(model, 0.98)
+    print(e.value)

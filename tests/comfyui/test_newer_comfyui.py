@@ -185,11 +185,11 @@ def _nested_error(excinfo, node):
     return msg
 
 
-# FreeInit (KSampler / Sampler) supports audio+video latents: tests/comfyui/test_audio_video.py
-@pytest.mark.parametrize("which", ["Dependency Noise (KSampler)", "SmoothInit (KSampler)"])
+# FreeInit and the SmoothInit family support audio+video latents: tests/comfyui/test_audio_video.py
+@pytest.mark.parametrize("which", ["Dependency Noise (KSampler)"])
 def test_model_patches_refuse_a_nested_latent_naming_the_node(mods, ltxav, which):
     pos, neg = _av_conds()
-    patch = {"Dependency Noise (KSampler)": _dep_patch, "SmoothInit (KSampler)": _si_patch}[which]
+    patch = {"Dependency Noise (KSampler)": _dep_patch}[which]
     with pytest.raises(ValueError) as e:
         _ksampler(mods, patch(mods, ltxav), 3, pos, neg, _av_latent())
     msg = _nested_error(e, which)
@@ -198,15 +198,10 @@ def test_model_patches_refuse_a_nested_latent_naming_the_node(mods, ltxav, which
 
 def test_noise_nodes_refuse_a_nested_latent(mods, ltxav):
     pos, neg = _av_conds()
-    cs = mods["cs"]
     dep = mods["zs2"].DependencyNoise().get_noise(3, 0.05, 4, 4, "dependency", 0.9)[0]
     with pytest.raises(ValueError) as e:
         _sca(mods, ltxav, dep, _euler(mods), pos, neg, _av_latent())
     _nested_error(e, "Dependency Noise")
-    fwd = mods["si"].ForwardInversionNoise().build(cs.Noise_RandomNoise(3), ltxav, pos, neg, CFG, 1.0, 50)[0]
-    with pytest.raises(ValueError) as e:
-        _sca(mods, ltxav, fwd, _euler(mods), pos, neg, _av_latent())
-    _nested_error(e, "Forward-Inversion Noise")
 
 
 def test_static_video_and_ni_vsds_refuse_a_nested_latent(mods, ltxav):
