@@ -523,14 +523,30 @@ class SmoothInitModelPatch:
 NOISE_KEY = "noise"
 
 
-class TensorNoise:
-    """A NOISE that yields a fixed unit-noise tensor (``[B, C, ...]``, CPU); errors on shape mismatch."""
+def _streams_of(tensor) -> list[torch.Tensor]:
+    """The streams of a noise: ``[tensor]``, or each stream of an audio+video NestedTensor."""
+    return list(tensor.unbind()) if bridge.is_nested_latent(tensor) else [tensor]
 
-    def __init__(self, tensor: torch.Tensor, seed: int = 0, node: str = "Load Noise", source: str = ""):
-        self.tensor, self.seed, self.node, self.source = tensor.detach().cpu(), int(seed), node, source
+
+class TensorNoise:
+    """A NOISE that yields a fixed unit-noise tensor (``[B, C, ...]``, CPU), or an audio+video noise
+    (a NestedTensor of its streams); errors on shape mismatch."""
+
+    def __init__(self, tensor, seed: int = 0, node: str = "Load Noise", source: str = ""):
+        self.streams = [t.detach().cpu() for t in _streams_of(tensor)]
+        self.tensor = self.streams[0] if len(self.streams) == 1 else bridge.nested_of(self.streams)
+        self.seed, self.node, self.source = int(seed), node, source
 
     def generate_noise(self, input_latent: dict) -> torch.Tensor:
         samples = input_latent["samples"]
+        shapes = bridge.nested_latent_shapes(samples)
+        if shapes is not None or len(self.streams) > 1:
+            mine = [tuple(t.shape) for t in self.streams]
+            if shapes != mine:
+                raise ValueError(f"{self.node}: the noise {self.source} has stream shapes {mine} but the sampler's "
+                                 f"latent has {shapes or tuple(samples.shape)}; use a latent of the same size, frame "
+                                 f"count, audio length and batch as when the noise was saved.")
+            return bridge.nested_of([t.to(dtype=s.dtype).clone() for t, s in zip(self.streams, samples.unbind())])
         if tuple(samples.shape) != tuple(self.tensor.shape):
             raise ValueError(f"{self.node}: the noise {self.source} has shape {tuple(self.tensor.shape)} but the "
                              f"sampler's latent has shape {tuple(samples.shape)}; use a latent of the same size, frame "
@@ -581,7 +597,9 @@ class SaveNoise:
         if not _inside(out_dir, folder):
             raise ValueError(f"{node}: filename_prefix {filename_prefix!r} points outside ComfyUI's output folder.")
         tensor = noise.generate_noise(latent)
-        si.validate(node, noise=tensor, noise_name="noise")
+        streams = _streams_of(tensor)
+        for t in streams:
+            si.validate(node, noise=t, noise_name="noise")
         os.makedirs(folder, exist_ok=True)
         counter = 1
         while os.path.exists(os.path.join(folder, f"{base}_{counter:05}_.safetensors")):
@@ -589,9 +607,13 @@ class SaveNoise:
         path = os.path.join(folder, f"{base}_{counter:05}_.safetensors")
         seed = int(getattr(noise, "seed", 0) or 0)
         from safetensors.torch import save_file
-        save_file({NOISE_KEY: tensor.detach().cpu().contiguous()}, path,
-                  metadata={"format": "training_free_video.noise", "seed": str(seed),
-                            "shape": json.dumps(list(tensor.shape))})
+        if len(streams) == 1:   # video-only: one tensor "noise" (the 0.3.0 format)
+            tensors, shape = {NOISE_KEY: tensor.detach().cpu().contiguous()}, list(tensor.shape)
+        else:                   # audio+video: one tensor per stream, "noise.0" (video), "noise.1" (audio)
+            tensors = {f"{NOISE_KEY}.{i}": t.detach().cpu().contiguous() for i, t in enumerate(streams)}
+            shape = [list(t.shape) for t in streams]
+        save_file(tensors, path, metadata={"format": "training_free_video.noise", "seed": str(seed),
+                                           "shape": json.dumps(shape), "streams": str(len(streams))})
         rel = os.path.relpath(path, out_dir)
         return {"ui": {"text": [rel]}, "result": (TensorNoise(tensor, seed, node, rel),)}
 
@@ -664,15 +686,21 @@ class LoadNoise:
         try:
             with safe_open(path, framework="pt", device="cpu") as f:
                 meta = f.metadata() or {}
-                if NOISE_KEY not in f.keys():
+                keys = set(f.keys())
+                if NOISE_KEY in keys:
+                    tensor = f.get_tensor(NOISE_KEY)
+                elif f"{NOISE_KEY}.0" in keys:   # audio+video: one tensor per stream
+                    n = sum(1 for k in keys if k.startswith(NOISE_KEY + "."))
+                    tensor = bridge.nested_of([f.get_tensor(f"{NOISE_KEY}.{i}") for i in range(n)])
+                else:
                     raise ValueError(f"{node}: {noise_file!r} has no tensor named '{NOISE_KEY}'; it was not written by "
                                      f"Save Noise.")
-                tensor = f.get_tensor(NOISE_KEY)
         except ValueError:
             raise
         except Exception as e:  # not a safetensors file
             raise ValueError(f"{node}: cannot read {noise_file!r} as safetensors: {e}") from None
-        si.validate(node, noise=tensor, noise_name=f"noise in {noise_file!r}")
+        for t in _streams_of(tensor):
+            si.validate(node, noise=t, noise_name=f"noise in {noise_file!r}")
         try:
             seed = int(meta.get("seed", 0))
         except ValueError:

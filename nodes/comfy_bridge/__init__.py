@@ -93,6 +93,7 @@ from .nested import (  # noqa: F401  nested (audio+video) latents
     pack_streams,
     audio_time_axes,
     as_nested,
+    nested_of,
     stream_std,
     refuse_packed_latent,
 )

@@ -124,8 +124,13 @@ def audio_time_axes(model_wrap, shapes) -> list[int]:
 def as_nested(packed, shapes):
     """A ``comfy.nested_tensor.NestedTensor`` of the streams of ``packed`` ``[B, 1, N]`` (what a NOISE
     returns for a nested latent, like ComfyUI's own RandomNoise)."""
+    return nested_of(unpack_streams(packed, shapes))
+
+
+def nested_of(streams: list):
+    """A ``comfy.nested_tensor.NestedTensor`` of ``streams`` (``[video, audio, ...]``)."""
     import comfy.nested_tensor
-    return comfy.nested_tensor.NestedTensor(unpack_streams(packed, shapes))
+    return comfy.nested_tensor.NestedTensor(tuple(streams))
 
 
 def stream_std(x, shapes) -> list[float]:

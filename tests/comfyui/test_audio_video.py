@@ -342,3 +342,39 @@ def test_image_model_methods_refuse_minimax_h3_naming_node_input_and_support(pac
     with pytest.raises(ValueError, match=r"^Temporal Momentum Attention:") as e:
         zs2.TemporalMomentumAttention().patch(model, 0.98)
     print(e.value)
+
+
+def test_save_and_load_noise_round_trip_audio_video(pack, cs, tmp_path):
+    """Save Noise / Load Noise keep an audio+video noise (Forward-Inversion on LTXAV, cfg 3: 3 NFE): one tensor
+    per stream in the file, the loaded NOISE gives the same nested noise, and a latent with another audio
+    length is refused naming the node and both shapes."""
+    import folder_paths
+    si = _si(pack)
+    model, (pos, neg), latent = _model("ltxav")
+    out_dir, in_dir = tmp_path / "output", tmp_path / "input"
+    out_dir.mkdir()
+    in_dir.mkdir()
+    old_out, old_in = folder_paths.get_output_directory(), folder_paths.get_input_directory()
+    folder_paths.set_output_directory(str(out_dir))
+    folder_paths.set_input_directory(str(in_dir))
+    try:
+        noise = si.ForwardInversionNoise().build(cs.Noise_RandomNoise(4), model, pos, neg, 3.0, 1.0, 50)[0]
+        expect = noise.generate_noise(latent)
+        rel = si.SaveNoise().save(noise, latent, "noise/av")["ui"]["text"][0]
+        (in_dir / "n.safetensors").write_bytes((out_dir / rel).read_bytes())
+        from safetensors import safe_open
+        with safe_open(str(in_dir / "n.safetensors"), framework="pt") as f:
+            assert sorted(f.keys()) == ["noise.0", "noise.1"]
+        loaded = si.LoadNoise().load("n.safetensors")[0]
+        got = loaded.generate_noise(latent)
+        assert got.is_nested and loaded.seed == 4
+        for a, b in zip(got.unbind(), expect.unbind()):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+        other = tiny_av.ltxav_latent(length=17)
+        with pytest.raises(ValueError, match=r"^Load Noise: the noise 'n.safetensors' has stream shapes"):
+            loaded.generate_noise(other)
+        out = _sca(cs, model, (pos, neg), latent, euler(), noise=loaded)
+        assert [t.shape for t in out["samples"].unbind()] == [t.shape for t in latent["samples"].unbind()]
+    finally:
+        folder_paths.set_output_directory(old_out)
+        folder_paths.set_input_directory(old_in)
