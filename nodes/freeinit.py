@@ -20,6 +20,7 @@ import torch
 
 from ..samplers import freeinit as fi
 from . import comfy_bridge as bridge
+from .zs2_long import STATE_KEY as _LONG_VIDEO_CHUNK
 
 PATCH_CATEGORY = "training_free_video/FreeInit"
 SAMPLER_CATEGORY = "training_free_video/FreeInit"
@@ -246,7 +247,7 @@ class FreeInitSampler:
 
 # --------------------------------------------------------------------------- two experts (Wan 2.2 14B)
 
-_MAX_RECORDS = 4  # first-stage records kept per node (several sampler pairs may share its models)
+_MAX_RECORDS = 4  # first-stage records kept per node (several sampler pairs may share its models), on the intermediate device
 
 
 def _check_latent_rank(node: str, noise: torch.Tensor) -> None:
@@ -255,11 +256,25 @@ def _check_latent_rank(node: str, noise: torch.Tensor) -> None:
                          f"[frames, C, H, W] or a video latent [B, C, T, H, W].")
 
 
+def _refuse_chunks(node: str, which: str, call: bridge.SamplerPasses) -> None:
+    """ValueError when ZS^2 Long Video (chunks) runs this sampler chunk by chunk (its chunk state is in
+    the sampler's transformer_options): a first stage re-run would need every chunk's seam at every
+    step of the pass, so the two-expert FreeInit does not support it."""
+    if bridge.transformer_option(call.extra_args.get("model_options", {}), _LONG_VIDEO_CHUNK) is None:
+        return
+    raise ValueError(f"{node}: {which}: ZS^2 Long Video (chunks) samples this latent chunk by chunk, and the "
+                     f"two-expert FreeInit cannot run the first sampler's chunks again (each chunk continues the previous "
+                     f"chunk's seam frame at every step). Remove ZS^2 Long Video (chunks) from the models, set its "
+                     f"chunk_frames to at least the latent's frame count, or sample with one model and FreeInit "
+                     f"(KSampler), which runs inside each chunk.")
+
+
 def first_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridge.OuterCall) -> bridge.MultiPassSampler:
     """The SAMPLER of the high-noise (first) stage: runs pass 0 of that stage and records it in
     ``outer.extras["stage"]`` (:class:`comfy_bridge.FirstStage`) for the second stage. A sampler that
     denoises to sigma 0 is a whole sampling: plain one-model FreeInit. Raises (ValueError naming the
-    node): a noise mask on the first stage; a latent that is not 4-D/5-D."""
+    node): a noise mask on the first stage; a latent that is not 4-D/5-D; ZS^2 Long Video (chunks)
+    sampling it chunk by chunk."""
     _check_not_nested(node, sampler)
     k, c2f = settings.iterations, settings.coarse_to_fine
 
@@ -270,6 +285,7 @@ def first_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridge
         if float(sigmas[-1]) == 0:
             return make_run(node, settings)(call)
         _check_latent_rank(node, noise)
+        _refuse_chunks(node, "high_noise_model", call)
         if outer.denoise_mask is not None:
             raise ValueError(f"{node}: high_noise_model: its sampler has a noise mask (Set Latent Noise Mask / "
                              f"inpainting), which the two-expert FreeInit does not support. Remove the mask, or use "
@@ -289,7 +305,8 @@ def second_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridg
 
     Raises (ValueError naming the node and input): a sampler that adds noise or stops above sigma 0;
     an input latent that is not the output of a first stage of the same node; a start sigma that is
-    not the first stage's last sigma.
+    not the first stage's last sigma; ZS^2 Long Video (chunks) sampling either stage chunk by chunk;
+    a latent whose shape differs from the first stage's.
     """
     _check_not_nested(node, sampler)
     k, c2f = settings.iterations, settings.coarse_to_fine
@@ -307,6 +324,7 @@ def second_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridg
             raise ValueError(f"{node}: low_noise_model: its sampler stops at sigma {float(sigmas[-1]):.4g} > 0; the "
                              f"second stage must denoise to the end (end_at_step >= steps, return_with_leftover_noise "
                              f"disable).")
+        _refuse_chunks(node, "low_noise_model", call)
         stage = next((r for r in records if bridge.is_output_of(r, outer.latent_image)), None)
         if stage is None:
             raise ValueError(f"{node}: low_noise_model: the latent of its sampler is not the output of a sampler that "
@@ -314,6 +332,11 @@ def second_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridg
                              f"Connect high_noise_model to the first KSamplerAdvanced (add_noise enable, "
                              f"return_with_leftover_noise enable) and its LATENT straight to this sampler's "
                              f"latent_image.")
+        if tuple(call.latent_image.shape) != tuple(stage.noise.shape):
+            raise ValueError(f"{node}: low_noise_model: its sampler samples a latent of shape "
+                             f"{tuple(call.latent_image.shape)} but the high-noise stage sampled "
+                             f"{tuple(stage.noise.shape)}; a patch on one model changes the latent between the sampler "
+                             f"node and the sampler. Use the same patches on both models, or remove that patch.")
         s_switch = float(stage.sigmas[-1])
         if abs(float(sigmas[0]) - s_switch) > 1e-4 * max(1.0, s_switch):
             raise ValueError(f"{node}: low_noise_model: its sampler starts at sigma {float(sigmas[0]):.4g} but the "
@@ -343,11 +366,14 @@ def second_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridg
                 raw = bridge.rerun_first_stage(stage, start, fi.pass_sigmas(stage.sigmas, p, k, c2f),
                                                progress(starts[p][0]))
                 bridge.resume_sampling(call)
-                latent = bridge.second_stage_latent(call, raw)
+                latent = bridge.second_stage_latent(call, raw, outer.latent_image)
             return call.run_pass(noise, progress(starts[p][1]), fi.pass_sigmas(sigmas, p, k, c2f), latent)
 
-        out = fi.free_init(sample, stage.noise, stage.model_sampling, stage.sigmas[0], settings, seed=stage.seed,
-                           latent=stage.latent_image, max_denoise=stage.max_denoise)
+        # an image batch is one video's frames only when either expert attends across it (as make_run)
+        dev = call.latent_image.device   # the record is kept on the intermediate device
+        out = fi.free_init(sample, stage.noise.to(dev), stage.model_sampling, stage.sigmas[0].to(dev), settings,
+                           seed=stage.seed, latent=stage.latent_image.to(dev), max_denoise=stage.max_denoise,
+                           batch_frames=stage.attends_across_batch or call.attends_across_batch)
         bridge.throw_if_interrupted()
         return out
 
@@ -388,7 +414,8 @@ class FreeInitTwoExperts:
                    "for each further pass), with one progress bar. Each sampler keeps its own settings (CFG, sampler); "
                    "the schedules must join (same steps and scheduler, start_at_step = end_at_step). With both "
                    "experts the same model the result equals FreeInit (KSampler) on one KSampler. The initial noise is "
-                   "the one after Dependency Noise / SmoothInit patches on the high-noise expert. " + _FRAMES_NOTE
+                   "the one after Dependency Noise / SmoothInit patches on the high-noise expert. ZS^2 Long Video (chunks) "
+                   "on either model is refused (use FreeInit (KSampler) on one model there). " + _FRAMES_NOTE
                    + " " + _COST_NOTE)
 
     def patch(self, high_noise_model, low_noise_model, iterations, filter, d_s, d_t, order, min_signal,  # noqa: A002
@@ -400,8 +427,7 @@ class FreeInitTwoExperts:
         def publish(outer: bridge.OuterCall) -> None:
             stage = outer.extras.get("stage")
             if stage is not None and outer.output is not None:
-                stage.output_raw = outer.output.detach().to(device=bridge.intermediate_device(), dtype=torch.float32)
-                records.insert(0, stage)
+                records.insert(0, bridge.store_first_stage(stage, outer.output))
                 del records[_MAX_RECORDS:]
 
         high = bridge.add_outer_stage_wrapper(high_noise_model, WRAPPER_KEY,

@@ -148,7 +148,8 @@ class ZS2LongVideo:
         "each call on at most m frames (x2 with CFG). F <= m: the unpatched result exactly. With FreeInit or "
         "SmoothInit (KSampler) on the same model, in either patch order, they run inside each chunk (FreeInit: "
         "its passes and temporal low-pass filter span one chunk's frames; SmoothInit: each chunk's noise is "
-        "optimised on that chunk), so memory stays that of one chunk.")
+        "optimised on that chunk), so memory stays that of one chunk. FreeInit (KSampler, two experts) is not "
+        "supported with it (an error).")
 
     def patch(self, model, chunk_frames):
         node = self.NODE_NAME

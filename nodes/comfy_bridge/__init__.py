@@ -114,6 +114,7 @@ from .experts import (  # noqa: F401  two-stage sampling with two models (FreeIn
     add_outer_stage_wrapper,
     FirstStage,
     first_stage,
+    store_first_stage,
     is_output_of,
     rerun_first_stage,
     resume_sampling,

@@ -21,6 +21,7 @@ import torch
 
 import comfy.model_management
 import comfy.sampler_helpers
+import comfy.samplers
 
 from .calls import _OWN_LOOP
 from .models import WrappersMP, intermediate_device
@@ -82,11 +83,13 @@ class FirstStage:
     """What the first sampler of a two-stage graph did, enough to run it again from other noise.
 
     guider: its guider (conds, CFG, patched model); sampler: its SAMPLER (without our wrapper);
-    sigmas: its schedule ``[k + 1]`` (device; sigmas[-1] > 0, the switch sigma); noise: its unit noise
-    ``[B, C, ...]`` after every noise patch (device); latent_image: its processed input latent;
+    sigmas: its schedule ``[k + 1]`` (sigmas[-1] > 0, the switch sigma); noise: its unit noise
+    ``[B, C, ...]`` after every noise patch; latent_image: its processed input latent;
     latent_raw: the same before ``process_latent_in``; max_denoise: ComfyUI's rule for sigmas[0];
-    model_sampling: the first model's; seed: the sampler's seed; output_raw: the sampler node's result
-    (CPU float32, what the second sampler receives)."""
+    model_sampling: the first model's; seed: the sampler's seed; attends_across_batch: the first model
+    mixes the samples of its batch (:attr:`SamplerPasses.attends_across_batch`); output_raw: the sampler
+    node's result (float32, what the second sampler receives). Tensors on the model device while the
+    first sampler runs, on the intermediate device once kept (:func:`store_first_stage`)."""
     guider: Any
     sampler: Any
     sigmas: torch.Tensor
@@ -96,6 +99,7 @@ class FirstStage:
     max_denoise: bool
     model_sampling: Any
     seed: int | None
+    attends_across_batch: bool = False
     output_raw: torch.Tensor | None = None
 
 
@@ -104,15 +108,57 @@ def first_stage(call: SamplerPasses, outer: OuterCall) -> FirstStage:
     return FirstStage(guider=call.model_wrap, sampler=call.inner, sigmas=call.sigmas.detach().clone(),
                       noise=call.noise.detach().clone(), latent_image=call.latent_image.detach().clone(),
                       latent_raw=outer.latent_image, max_denoise=call.max_denoise,
-                      model_sampling=call.model_sampling, seed=call.seed)
+                      model_sampling=call.model_sampling, seed=call.seed,
+                      attends_across_batch=call.attends_across_batch)
+
+
+def store_first_stage(stage: FirstStage, output: torch.Tensor) -> FirstStage:
+    """``stage`` as a node keeps it between its two sampler nodes (and while its outputs are cached,
+    across queue items): ``output_raw`` = the first sampler's result ``output`` (float32), and the
+    noise, latents and schedule moved to the intermediate device (CPU), so a kept record holds no
+    VRAM. The second sampler moves what it uses back to its device."""
+    dev = intermediate_device()
+    stage.output_raw = output.detach().to(device=dev, dtype=torch.float32)
+    stage.noise, stage.latent_image, stage.sigmas = (t.to(dev) for t in (stage.noise, stage.latent_image,
+                                                                          stage.sigmas))
+    if stage.latent_raw is not None:
+        stage.latent_raw = stage.latent_raw.detach().to(dev)
+    return stage
 
 
 def is_output_of(stage: FirstStage, latent_raw: torch.Tensor | None) -> bool:
-    """True when ``latent_raw`` (a second sampler's raw input latent) is exactly ``stage``'s output."""
+    """True when ``latent_raw`` (a second sampler's raw input latent) is exactly ``stage``'s output as
+    the first sampler node returned it: compared in ``latent_raw``'s dtype, since a node may hand the
+    LATENT on in a narrower dtype than the float32 sampling result (KSampler[Advanced] casts it to
+    ``intermediate_dtype()``: float16 under ComfyUI's ``--fp16-intermediates``)."""
     out = stage.output_raw
     if out is None or latent_raw is None or tuple(out.shape) != tuple(latent_raw.shape):
         return False
-    return bool(torch.equal(out, latent_raw.detach().to(device=out.device, dtype=out.dtype)))
+    if not latent_raw.is_floating_point():
+        return False
+    return bool(torch.equal(out.to(dtype=latent_raw.dtype), latent_raw.detach().to(device=out.device)))
+
+
+class _PinnedNoise(comfy.samplers.Sampler):
+    """A SAMPLER that runs ``inner`` from ``noise`` (unit noise ``[B, C, ...]``) whatever noise the
+    sampling hands it. A re-run's start noise is already past every noise edit of the recorded first
+    sampling (FreeNoise of ComfyUI's context windows, AnimateDiff-Evolved, the pack's noise patches),
+    so edits that run again in the nested ``CFGGuider.sample`` (OUTER_SAMPLE / SAMPLER_SAMPLE wrappers)
+    must not reach it -- the same as one-model FreeInit, whose passes call the sampler below every
+    wrapper. Raises RuntimeError when a wrapper changed the noise's shape (a chunking patch)."""
+
+    def __init__(self, inner, noise: torch.Tensor):
+        self.inner, self.noise = inner, noise
+
+    def max_denoise(self, model_wrap, sigmas):
+        return self.inner.max_denoise(model_wrap, sigmas)
+
+    def sample(self, model_wrap, sigmas, extra_args, callback, noise, *args, **kwargs):
+        if tuple(noise.shape) != tuple(self.noise.shape):
+            raise RuntimeError(f"re-run of the first sampling: a patch changed the noise from "
+                               f"{tuple(self.noise.shape)} to {tuple(noise.shape)}")
+        return self.inner.sample(model_wrap, sigmas, extra_args, callback,
+                                 self.noise.to(device=noise.device, dtype=noise.dtype), *args, **kwargs)
 
 
 def rerun_first_stage(stage: FirstStage, noise: torch.Tensor, sigmas: torch.Tensor | None = None,
@@ -120,14 +166,15 @@ def rerun_first_stage(stage: FirstStage, noise: torch.Tensor, sigmas: torch.Tens
     """Run the recorded first stage again from unit ``noise`` ``[B, C, ...]`` (over ``sigmas``, default
     the recorded schedule) with its own guider and sampler: a nested ``CFGGuider.sample`` that loads
     the first model, in which the pack's noise patches (SmoothInit, Dependency Noise) pass the noise
-    through and multi-pass wrappers stay off. ``callback(step, x0, x, total)`` as ComfyUI's.
+    through, multi-pass wrappers stay off and the sampler starts from ``noise`` itself, whatever other
+    noise edits run again (:class:`_PinnedNoise`). ``callback(step, x0, x, total)`` as ComfyUI's.
     Returns the raw output (``process_latent_out`` applied), intermediate device, float32: what the
     first sampler node would have returned. Call :func:`resume_sampling` afterwards."""
     token = _OWN_LOOP.set(True)
     try:
-        out = stage.guider.sample(noise.detach().to("cpu"), stage.latent_raw if stage.latent_raw is not None
+        out = stage.guider.sample(noise.detach().to("cpu", copy=True), stage.latent_raw if stage.latent_raw is not None
                                   else torch.zeros_like(noise, device="cpu"),
-                                  stage.sampler, stage.sigmas if sigmas is None else sigmas,
+                                  _PinnedNoise(stage.sampler, noise.detach()), stage.sigmas if sigmas is None else sigmas,
                                   callback=callback, disable_pbar=True, seed=stage.seed)
     finally:
         _OWN_LOOP.reset(token)
@@ -135,29 +182,34 @@ def rerun_first_stage(stage: FirstStage, noise: torch.Tensor, sigmas: torch.Tens
 
 
 def resume_sampling(call: SamplerPasses) -> None:
-    """Give the sampling of ``call`` its model back after a nested sampling of another model: load it
-    (and the models its conds need) again -- loading the other model may have offloaded it, and
-    unloads a clone of the same weights entirely -- and make it the model's current patcher again
-    (a nested sampling's cleanup clears that on a shared base model)."""
+    """Give the sampling of ``call`` its model back after a nested sampling of another model.
+
+    Loads it again through ComfyUI's ``prepare_sampling`` on copies of the guider's conds -- loading
+    the other model may have offloaded it, and unloads a clone of the same weights entirely -- so the
+    memory estimate is ComfyUI's own: its PREPARE_SAMPLING wrappers (core context windows budget one
+    window) and the conds' ControlNet / GLIGEN models load with it. Makes it the model's current
+    patcher again (a nested sampling's cleanup clears that on a shared base model) and prepares the
+    ControlNets of its conds again for this model and schedule (``pre_run_control``: the nested
+    sampling's cleanup reset any ControlNet its conds share with this sampling)."""
     guider = call.model_wrap
     patcher = guider.model_patcher
-    models = [patcher] + list(getattr(guider, "loaded_models", None) or [])
-    try:
-        mem, minimum = comfy.sampler_helpers.estimate_memory(patcher, tuple(call.noise.shape),
-                                                            getattr(guider, "original_conds", {}) or {})
-    except Exception:  # noqa: BLE001 - an estimate only; ComfyUI's own defaults then
-        mem, minimum = 0, 0
-    comfy.model_management.load_models_gpu(models, memory_required=mem, minimum_memory_required=minimum)
+    conds = {k: [c.copy() for c in v] for k, v in (getattr(guider, "original_conds", None) or {}).items()}
+    comfy.sampler_helpers.prepare_sampling(patcher, tuple(call.noise.shape), conds, guider.model_options)
     if hasattr(patcher.model, "current_patcher"):
         patcher.model.current_patcher = patcher
+    for processed in (getattr(guider, "conds", None) or {}).values():
+        comfy.samplers.pre_run_control(guider.inner_model, processed)
 
 
-def second_stage_latent(call: SamplerPasses, raw: torch.Tensor) -> torch.Tensor:
+def second_stage_latent(call: SamplerPasses, raw: torch.Tensor, received: torch.Tensor | None = None) -> torch.Tensor:
     """A first stage's raw output as the second sampler's processed input latent, exactly as ComfyUI
-    prepares it between two sampler nodes (to the model's device, ``process_latent_in`` unless all
-    zeros)."""
+    prepares it between two sampler nodes: rounded to the dtype of ``received`` (the LATENT the second
+    sampler node got from the first: float16 under ``--fp16-intermediates``), to the model's device
+    and float32, ``process_latent_in`` unless all zeros."""
     guider = call.model_wrap
-    x = raw.to(call.latent_image.device)
+    if received is not None and received.is_floating_point():
+        raw = raw.to(dtype=received.dtype)
+    x = raw.to(device=call.latent_image.device, dtype=torch.float32)
     if torch.count_nonzero(x) > 0:
         x = guider.inner_model.process_latent_in(x)
     return x
