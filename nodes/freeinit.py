@@ -269,12 +269,18 @@ def _refuse_chunks(node: str, which: str, call: bridge.SamplerPasses) -> None:
                      f"(KSampler), which runs inside each chunk.")
 
 
+TWO_EXPERTS_SUPPORTED = ("The two-expert FreeInit supports image-model and video latents of two-sampler graphs "
+                         "(Wan 2.2 14B); for an audio+video model with one sampler use FreeInit (KSampler) or "
+                         "FreeInit Sampler, which support audio+video latents.")
+
+
 def first_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridge.OuterCall) -> bridge.MultiPassSampler:
     """The SAMPLER of the high-noise (first) stage: runs pass 0 of that stage and records it in
     ``outer.extras["stage"]`` (:class:`comfy_bridge.FirstStage`) for the second stage. A sampler that
-    denoises to sigma 0 is a whole sampling: plain one-model FreeInit. Raises (ValueError naming the
-    node): a noise mask on the first stage; a latent that is not 4-D/5-D; ZS^2 Long Video (chunks)
-    sampling it chunk by chunk."""
+    denoises to sigma 0 is a whole sampling: plain one-model FreeInit. A noise mask (Wan22ImageToVideoLatent's
+    start image, Set Latent Noise Mask) is recorded: every re-run keeps it and the given frames keep their
+    initial noise. Raises (ValueError naming the node): an audio+video latent; a latent that is not 4-D/5-D;
+    ZS^2 Long Video (chunks) sampling it chunk by chunk."""
     _check_not_nested(node, sampler)
     k, c2f = settings.iterations, settings.coarse_to_fine
 
@@ -284,12 +290,10 @@ def first_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridge
             return call.run_pass(noise, call.callback)
         if float(sigmas[-1]) == 0:
             return make_run(node, settings)(call)
+        bridge.refuse_packed_latent(node, "high_noise_model: the sampler's latent",
+                                    bridge.packed_latent_shapes(call.model_wrap), TWO_EXPERTS_SUPPORTED)
         _check_latent_rank(node, noise)
         _refuse_chunks(node, "high_noise_model", call)
-        if outer.denoise_mask is not None:
-            raise ValueError(f"{node}: high_noise_model: its sampler has a noise mask (Set Latent Noise Mask / "
-                             f"inpainting), which the two-expert FreeInit does not support. Remove the mask, or use "
-                             f"FreeInit (KSampler) on a one-model graph.")
         outer.extras["stage"] = bridge.first_stage(call, outer)
         return call.run_pass(noise, call.callback, fi.pass_sigmas(sigmas, 0, k, c2f))
 
@@ -324,6 +328,8 @@ def second_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridg
             raise ValueError(f"{node}: low_noise_model: its sampler stops at sigma {float(sigmas[-1]):.4g} > 0; the "
                              f"second stage must denoise to the end (end_at_step >= steps, return_with_leftover_noise "
                              f"disable).")
+        bridge.refuse_packed_latent(node, "low_noise_model: the sampler's latent",
+                                    bridge.packed_latent_shapes(call.model_wrap), TWO_EXPERTS_SUPPORTED)
         _refuse_chunks(node, "low_noise_model", call)
         stage = next((r for r in records if bridge.is_output_of(r, outer.latent_image)), None)
         if stage is None:
@@ -373,7 +379,8 @@ def second_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridg
         dev = call.latent_image.device   # the record is kept on the intermediate device
         out = fi.free_init(sample, stage.noise.to(dev), stage.model_sampling, stage.sigmas[0].to(dev), settings,
                            seed=stage.seed, latent=stage.latent_image.to(dev), max_denoise=stage.max_denoise,
-                           batch_frames=stage.attends_across_batch or call.attends_across_batch)
+                           batch_frames=stage.attends_across_batch or call.attends_across_batch,
+                           mask=None if stage.denoise_mask is None else stage.denoise_mask.to(dev))
         bridge.throw_if_interrupted()
         return out
 

@@ -134,3 +134,50 @@ def test_freeinit_minimax_h3_keyframe_conditioning_in_every_pass(cs, av):
 
 def _pack():
     return H.boot()
+
+
+def _two_stage_sca(cs, high, low, conds, latent, cap_high, cap_low, steps=4, switch=2, seed=0):
+    """The stock two-expert layout with SamplerCustomAdvanced: #1 on ``high`` (RandomNoise, sigmas 0..switch),
+    #2 on ``low`` (DisableNoise, sigmas switch..steps) on #1's LATENT."""
+    from test_audio_video import _guider, _sigmas
+    sig = _sigmas(high, steps)
+    a = H.sample_custom_advanced(cs.Noise_RandomNoise(seed), _guider(high, conds, 3.0), cap_high,
+                                 sig[:switch + 1], latent)
+    b = H.sample_custom_advanced(cs.Noise_EmptyNoise(), _guider(low, conds, 3.0), cap_low, sig[switch:],
+                                 dict(latent, samples=a["samples"]))
+    return b["samples"]
+
+
+def test_freeinit_two_experts_keep_the_start_image(pack, cs):
+    """FreeInit (KSampler, two experts) on a Wan 2.2 i2v latent with a noise mask (Wan22ImageToVideoLatent start
+    image; two tiny Wan 2.2 5B DiTs as high / low experts, 4 steps split at 2, CFG 3, 2 iterations: NFE
+    2 x 4 x 2 = 16; stock 8): the output's latent frame 0 equals the stock two-sampler graph's, and the re-run of
+    the high-noise stage starts frame 0 from the initial noise (it was refused before)."""
+    import comfy_extras.nodes_wan as nw
+    fi = H.pack_module(pack, "nodes.freeinit")
+    high, low = H.tiny_wan22_5b(0), H.tiny_wan22_5b(1)
+    conds = H.wan_conds()
+    latent = _r(nw.Wan22ImageToVideoLatent.execute(H.wan22_vae(), 32, 32, 9, 1, _image(1, 32, 32)))[0]
+    stock = _two_stage_sca(cs, high, low, conds, latent, euler(), euler())
+    h2, l2 = fi.FreeInitTwoExperts().patch(high, low, 2, "butterworth", 0.25, 0.25, 4, 0.068, False)
+    counts, cap_h = [], Capture()
+    out = _two_stage_sca(cs, count_calls(h2, counts), count_calls(l2, counts), conds, latent, cap_h, euler())
+    assert sum(counts) == 16 and len(cap_h.runs) == 2
+    n0, n1 = cap_h.runs[0]["noise"], cap_h.runs[1]["noise"]
+    assert torch.equal(n1[:, :, :1], n0[:, :, :1]) and not torch.allclose(n1[:, :, 1:], n0[:, :, 1:])
+    assert cap_h.runs[1]["mask"] is not None                      # the re-run keeps the noise mask
+    assert torch.allclose(out[:, :, :1], stock[:, :, :1], atol=1e-5)
+    assert not torch.allclose(out[:, :, 1:], stock[:, :, 1:], atol=1e-3)
+
+
+def test_freeinit_two_experts_refuse_an_audio_video_latent(pack, cs, av):
+    """Two-sampler FreeInit on an audio+video latent (MiniMax H3): an error naming the node, the input and
+    what it supports (one-sampler FreeInit)."""
+    fi = H.pack_module(pack, "nodes.freeinit")
+    m = tiny_av.tiny_minimax_h3()
+    h2, l2 = fi.FreeInitTwoExperts().patch(m, m, 2, "butterworth", 0.25, 0.25, 4, 0.068, False)
+    with pytest.raises(ValueError) as e:
+        _two_stage_sca(cs, h2, l2, tiny_av.minimax_conds(), tiny_av.minimax_latent(), euler(), euler())
+    msg = str(e.value)
+    assert msg.startswith("FreeInit (KSampler, two experts): high_noise_model: the sampler's latent is a nested latent")
+    assert "FreeInit (KSampler) or FreeInit Sampler" in msg
