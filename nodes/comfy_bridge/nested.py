@@ -136,4 +136,4 @@ def nested_of(streams: list):
 def stream_std(x, shapes) -> list[float]:
     """Standard deviation of each stream of ``x`` (a NestedTensor, or packed ``[B, 1, N]`` with ``shapes``)."""
     streams = x.unbind() if is_nested_latent(x) else unpack_streams(x, shapes)
-    return [float(t.float().std()) for t in streams]
+    return [float(t.detach().float().std()) for t in streams]

@@ -181,3 +181,27 @@ def test_freeinit_two_experts_refuse_an_audio_video_latent(pack, cs, av):
     msg = str(e.value)
     assert msg.startswith("FreeInit (KSampler, two experts): high_noise_model: the sampler's latent is a nested latent")
     assert "FreeInit (KSampler) or FreeInit Sampler" in msg
+
+
+def test_smoothinit_keeps_the_in_place_image_frames_noise(pack, cs, av):
+    """SmoothInit (KSampler) (custom, K 3, cfg 3 / inversion_cfg 1: NFE 9, then 4 steps x 2 = 8) on LTX-2 i2v
+    (LTXVImgToVideoInplace + audio): the optimised noise of the given latent frame is the initial noise (so the
+    frame is noised as in the stock graph), the other frames' and the audio's noise is optimised; the output's
+    frame 0 equals the stock graph's."""
+    import comfy_extras.nodes_lt as lt
+    import comfy_extras.nodes_lt_audio as la
+    from test_audio_video import StartNoise, _si_patch
+    model = tiny_av.tiny_ltxav()
+    video = _r(lt.EmptyLTXVLatentVideo.execute(64, 64, 17, 1))[0]
+    video = _r(lt.LTXVImgToVideoInplace.execute(tiny_av.tiny_ltx_video_vae(), _image(2), video, 1.0, False))[0]
+    latent = tiny_av.concat_av(video, _r(la.LTXVEmptyLatentAudio.execute(17, 25.0, 1, tiny_av.tiny_ltx_audio_vae()))[0])
+    conds = tiny_av.ltxav_conds()
+    stock_cap, cap, counts = StartNoise(), StartNoise(), []
+    stock = _sca(cs, model, conds, latent, stock_cap, seed=5)["samples"].unbind()
+    out = _sca(cs, count_calls(_si_patch(pack, model), counts), conds, latent, cap, seed=5)["samples"].unbind()
+    assert sum(counts) == 9 + 8
+    n0, n1 = _streams(stock_cap.noise, cap.shapes), _streams(cap.noise, cap.shapes)
+    assert torch.equal(n1[0][:, :, :1], n0[0][:, :, :1])
+    assert not torch.allclose(n1[0][:, :, 1:], n0[0][:, :, 1:], atol=1e-4)
+    assert not torch.allclose(n1[1], n0[1], atol=1e-4)
+    assert torch.allclose(out[0][:, :, :1], stock[0][:, :, :1], atol=1e-5)
