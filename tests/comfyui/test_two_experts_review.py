@@ -9,8 +9,10 @@ checks), in the real ComfyUI with tiny random-weight models.
 3. ``--fp16-intermediates`` (0.33.0): the first stage's output reaches sampler #2 as float16; the graph
    runs (the same video as without the flag, to float16 rounding) and a foreign latent is still refused.
 4. ZS^2 Long Video (chunks) on either expert stops with an error naming both nodes and the fix.
-Checks: the first-stage records live on the intermediate device, at most 4 per node; the low-noise
-model's reload goes through PREPARE_SAMPLING (context windows' estimate, ControlNet models).
+Checks: the low-noise model's reload goes through prepare_sampling (PREPARE_SAMPLING wrappers such as
+context windows' estimate, ControlNet models) and prepares a ControlNet shared by both samplers' conds
+again (the nested re-run's cleanup reset it); AnimateDiff-Evolved's Sample Settings, which redraw the
+noise on every sampling, do not reach the re-runs (as FreeNoise in 2).
 """
 import pytest
 import torch
@@ -251,4 +253,31 @@ def test_controlnet_shared_by_both_samplers_survives_the_reruns(mods, sd):
     print(f"shared ControlNet: two same-model experts vs one-model FreeInit: {gap:.3g} "
           f"(ControlNet effect {_gap(one, no_cn):.3g}, values up to {float(one.abs().max()):.3g})")
     assert _gap(one, no_cn) > 1e-2
+    assert gap < 1e-4 * max(1.0, float(one.abs().max()))
+
+
+# --------------------------------------------------------------------------- AnimateDiff-Evolved's noise edits
+
+def test_animatediff_sample_settings_noise_is_not_redrawn_on_the_reruns(mods, sd, ade):
+    """AnimateDiff-Evolved's Sample Settings (here seed_offset 1, noise_type constant) replace the noise in
+    ADE's OUTER_SAMPLE wrapper on every CFGGuider.sample, the re-runs of the first stage included; they
+    start from the pass's FreeInit noise all the same: both experts the same Use Evolved Sampling model =
+    one-model FreeInit on it (no motion model: the cheap part of ADE that edits noise)."""
+    from ade_support import ade_missing_reason, ade_node, first
+    reason = ade_missing_reason()
+    if ade is None or reason:
+        pytest.skip(reason or "ComfyUI-AnimateDiff-Evolved could not be loaded")
+    settings = first(ade_node("ADE_AnimateDiffSamplingSettings")(batch_offset=0, noise_type="constant",
+                                                                 seed_gen="comfy", seed_offset=1))
+    evo = first(ade_node("ADE_UseEvolvedSampling")(model=sd[0], beta_schedule="autoselect", sample_settings=settings))
+    latent = torch.zeros(1, 4, 8, 8)
+    with torch.inference_mode():
+        h, l = _two_experts(mods, evo, evo, 2)
+        two = _split(mods, h, l, sd15_conds(), latent, 7.5)
+        one = _ksampler(mods, _freeinit(mods, evo, 2), sd15_conds(), latent, 7.5)
+        plain = _ksampler(mods, evo, sd15_conds(), latent, 7.5)
+    gap = _gap(two, one)
+    print(f"ADE Sample Settings: two same-model experts vs one-model FreeInit: {gap:.3g} "
+          f"(FreeInit effect {_gap(one, plain):.3g}, values up to {float(one.abs().max()):.3g})")
+    assert _gap(one, plain) > 1.0
     assert gap < 1e-4 * max(1.0, float(one.abs().max()))
