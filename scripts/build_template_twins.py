@@ -102,13 +102,13 @@ def _minimax_h3_note(task: str, stock_steps: str) -> str:
 MINIMAX_H3_TWINS = [
     Twin("template_minimax_h3_i2v_freeinit", "video_minimax_h3_i2v", "TFVFreeInitModelPatch", FREEINIT,
          "FreeInit (KSampler)", _minimax_h3_note("image-to-video (first frame as a keyframe)",
-                                                 "stock 20 steps x 1 (BasicGuider) = 20, Lightning 6")),
+                                                 "stock 20 steps x 1 (BasicGuider) = 20, Lightning 8")),
     Twin("template_minimax_h3_r2v_freeinit", "video_minimax_h3_r2v", "TFVFreeInitModelPatch", FREEINIT,
          "FreeInit (KSampler)", _minimax_h3_note("reference-to-video (two reference images)",
                                                  "stock 20 steps x 1 (BasicGuider) = 20, Lightning 4")),
     Twin("template_minimax_h3_t2v_freeinit", "video_minimax_h3_t2v", "TFVFreeInitModelPatch", FREEINIT,
          "FreeInit (KSampler)", _minimax_h3_note("text-to-video",
-                                                 "stock 20 steps x 1 (BasicGuider) = 20, Lightning 6")),
+                                                 "stock 20 steps x 1 (BasicGuider) = 20, Lightning 8")),
 ]
 TWINS += MINIMAX_H3_TWINS
 

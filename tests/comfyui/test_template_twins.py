@@ -170,7 +170,8 @@ def _counted(model, label: str):
     from comfy.patcher_extension import WrappersMP
 
     def count(executor, x, *args, **kwargs):
-        CALLS[label] = CALLS.get(label, 0) + int(x.shape[0])
+        first = x[0] if isinstance(x, (list, tuple)) else x  # MiniMax H3: [video, audio]
+        CALLS[label] = CALLS.get(label, 0) + int(first.shape[0])
         return executor(x, *args, **kwargs)
     m = model.clone()
     m.add_wrapper_with_key(WrappersMP.DIFFUSION_MODEL, "tfv_test_nfe", count)
@@ -362,7 +363,7 @@ class _MiniMaxH3Text:
 MINIMAX_TEST_NODES = {"TFVTestTwinMiniMaxH3": _TinyMiniMaxH3, "TFVTestTwinMiniMaxH3VAE": _MiniMaxH3VAE,
                       "TFVTestTwinMiniMaxH3Text": _MiniMaxH3Text}
 MINIMAX_H3_NODES = ("MiniMaxH3ImageToVideo", "MiniMaxH3ReferenceToVideo")
-MINIMAX_H3_STEPS = {20: 3, 6: 2, 4: 2}  # full / Lightning (i2v, t2v: 6; r2v: 4) steps -> test steps
+MINIMAX_H3_STEPS = {20: 3, 8: 2, 4: 2}  # full / Lightning (i2v, t2v: 8 on the subgraph node; r2v: 4) steps -> test steps
 
 
 def _is_minimax_h3(ui: dict) -> bool:
@@ -373,7 +374,7 @@ def _tiny_api_minimax_h3(ui: dict, info: dict, lightning: bool | None, ab: bool 
     """MiniMax H3 template -> API graph: UNETLoader -> tiny MiniMax H3; the two VAELoaders -> the real
     video / audio VAE classes at tiny widths; CLIPLoader -> random text embeddings (the encoder runs inside
     MiniMaxH3ImageToVideo / ReferenceToVideo, which themselves run); 64x64, 5 frames (latent video
-    [1, 24, 2, 4, 4] + audio [1, 32, 2, 8]); steps 20 -> 3, Lightning 6 / 4 -> 2. Captures
+    [1, 24, 2, 4, 4] + audio [1, 32, 2, 8]); steps 20 -> 3, Lightning 8 / 4 -> 2. Captures
     SamplerCustomAdvanced's output (both streams)."""
     api = wa.ui_to_api(ui, info, strict=False)
     for nid in wa.find_nodes(api, "UNETLoader"):
@@ -440,3 +441,26 @@ def test_twin_runs_in_every_switch_state_and_ab_off_is_the_stock_result(runner, 
     assert not torch.allclose(on, ref), "FreeInit did not change the result"
     iterations = bt.TWINS_BY_NAME[path.stem].widgets["iterations"]
     assert on_calls == {k: iterations * v for k, v in ref_calls.items()}, "FreeInit NFE is not passes x stock NFE"
+    if _is_minimax_h3(stock_ui):
+        _check_minimax_h3_inputs_and_outputs(path)
+
+
+def _strings(x) -> set:
+    if isinstance(x, str):
+        return {x}
+    items = x.values() if isinstance(x, dict) else x if isinstance(x, list) else []
+    return set().union(*[_strings(v) for v in items]) if items else set()
+
+
+def _check_minimax_h3_inputs_and_outputs(path: Path) -> None:
+    """The template's MiniMax H3 node gave the text encoder its prompt with the template's images (i2v:
+    the first frame; r2v: two reference images; t2v: none; ComfyUI caches the node across the runs) and
+    SaveVideo wrote a non-empty video (the video and audio VAE decodes ran)."""
+    import folder_paths
+    import tiny_minimax
+    prompts = _strings(json.loads(path.read_text()))
+    mine = [s for s in tiny_minimax.TestMiniMaxTextEncoder.seen if s["text"] in prompts]
+    want = {"i2v": {"images": 1}, "r2v": {"minimax_ref_items": 2}, "t2v": {"images": 0}}[path.stem.split("_")[3]]
+    assert mine and all(all(s.get(k) == v for k, v in want.items()) for s in mine), mine
+    videos = sorted(Path(folder_paths.get_output_directory()).rglob("MiniMax_H3*.mp4"))
+    assert videos and all(v.stat().st_size > 0 for v in videos), videos

@@ -7,7 +7,7 @@ the weights; ``MiniMaxH3AudioVAE()``: 151 M). So the wrapper is built by ComfyUI
 formulas, 16x spatial, 800 samples a latent, dtypes), then its ``first_stage_model`` is replaced by a
 tiny instance of the SAME class (real encoder/decoder code, tiny widths) with random weights:
 
-- video: ``MiniMaxH3VideoVAE(ch=8, ch_mult=(1, 1, 1, 1, 1, 1))`` (same 16x spatial / 4x temporal
+- video: ``MiniMaxH3VideoVAE(ch=32, ch_mult=(1, 1, 1, 1, 1, 1))`` (same 16x spatial / 4x temporal
   downsampling, clip length, tiling) with a ``ViT3DDecoder`` of 1 layer x 2 heads x 16; the real
   latent normalisation constants (``LATENTS_MEAN``/``STD``) and ImageNet pixel statistics;
 - audio: ``MiniMaxH3AudioVAE(encoder_dim=4, latent_dim=32, decoder_dim=256)`` (same 800-sample hop,
@@ -59,7 +59,7 @@ def minimax_h3_video_vae(seed: int = 5):
         keys = _meta_keys(mv.MiniMaxH3VideoVAE,
                           ["decoder.transformer_blocks.0.scale1", "encoder.down.5.block.0.conv1.weight"])
         with torch.device("meta"):
-            m = mv.MiniMaxH3VideoVAE(ch=8, ch_mult=(1, 1, 1, 1, 1, 1))
+            m = mv.MiniMaxH3VideoVAE(ch=32, ch_mult=(1, 1, 1, 1, 1, 1))
         m.to_empty(device="cpu")
         m.decoder = mv.ViT3DDecoder(patch_size=m.vae_ratio, patch_size_t=m.vae_ratio_t, in_channels=24,
                                     out_channels=3, num_layers=1, heads=2, dim_head=16)  # CPU: real rope buffer
@@ -103,13 +103,16 @@ class TestMiniMaxTextEncoder:
     """Test only: what ``MiniMaxH3ImageToVideo`` / ``MiniMaxH3ReferenceToVideo`` call on their ``clip``
     (``tokenize``, ``encode_from_tokens_scheduled``), returning random ``[1, 8, 32]`` text embeddings
     (seeded) instead of Qwen3-VL 32B hidden states; images / references given to ``tokenize`` are
-    recorded in ``self.seen`` (so a test can check the node passed them)."""
+    recorded in the class list ``seen`` (so a test can check the node passed them)."""
+
+    seen: list = []  # every tokenize call's images / references (counts), across instances
 
     def __init__(self, seed: int):
-        self.seed, self.seen = seed, []
+        self.seed = seed
 
     def tokenize(self, text, **kwargs):
-        self.seen.append({k: (len(v) if isinstance(v, (list, tuple)) else v) for k, v in kwargs.items()})
+        TestMiniMaxTextEncoder.seen.append({"text": text, **{k: (len(v) if isinstance(v, (list, tuple)) else v)
+                                                             for k, v in kwargs.items()}})
         return {"text": text}
 
     def encode_from_tokens_scheduled(self, tokens, **kwargs):
