@@ -19,6 +19,13 @@
      * CLIPTextEncode -> random [1, 8, 32] Wan text conditioning; CLIPLoader dropped; VAELoader -> the real
        Wan 2.1 / 2.2 VAE architectures with random weights (full size, comfy_harness);
      * sizes 32x32, 5 frames; steps 20 -> 4 and split 10 -> 2 (Lightning keeps 4 / 2); the rest as shipped.
+     * MiniMax H3 i2v / r2v / t2v (SamplerCustomAdvanced + BasicGuider, joint video + stereo audio latent):
+       UNETLoader -> tiny ``model_base.MiniMaxH3`` (tiny_av); the two VAELoaders -> the real MiniMax H3
+       video / audio VAE classes at tiny widths in ``comfy.sd.VAE`` (tiny_minimax: ComfyUI builds them at a
+       fixed full size, 2,604 M / 151 M parameters); CLIPLoader -> random [1, 8, 32] text embeddings handed
+       to the real MiniMaxH3ImageToVideo / ReferenceToVideo as their clip (the Qwen3-VL encoder runs inside
+       those nodes); 64x64, 5 frames; steps 20 -> 3, Lightning 8 / 4 -> 2. The captured latent is both
+       streams; the text encoder must have been given the template's images and SaveVideo must write.
    A/B off must give the stock template's final latent bit for bit (the stock file run with the same
    swaps), A/B on must differ from it. NFE is counted per model (predictions: a CFG call of batch 2 counts 2)
    and asserted: FreeInit's 3 passes cost 3 x the stock count on each expert.
