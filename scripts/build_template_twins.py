@@ -12,7 +12,7 @@ stock node, subgraph, switch, note and widget value kept, plus:
   pack's node is not even run). Inside a subgraph the boolean is also exposed on the subgraph node as
   ``enable_<method>``, next to the template's own switches;
 * one MarkdownNote titled ``TFV_NOTE_TITLE`` saying what was added;
-* sampler seeds' control set to ``fixed`` (same seed, A/B comparable);
+* sampler seeds' (and RandomNoise's) control set to ``fixed`` (same seed, A/B comparable);
 * ``extra.training_free_video``: source template, template package version, method, A/B switch.
 
 A template update is one regeneration: ``python scripts/build_workflows.py`` calls ``build_all`` here.
@@ -38,6 +38,7 @@ TFV_AB_TITLE = "Training-free video: enable (A/B)"
 TFV_NOTE_TITLE = "Training-free video twin"
 PACK_CNR_ID = "comfyui-training-free-video"
 SAMPLERS = ("KSamplerAdvanced", "KSampler", "SamplerCustom", "CFGGuider", "BasicGuider")
+SEED_NODES = ("RandomNoise",)  # SamplerCustomAdvanced's seed (MiniMax H3 r2v ships it "randomize")
 
 
 def _pack_version() -> str:
@@ -88,6 +89,35 @@ TWINS = [
          "The boolean titled 'Training-free video: enable (A/B)' is the A/B switch: off, the graph is the stock "
          "template.\n\nModel calls: stock 20 x 2 (CFG 5) = 40; FreeInit 3 passes = 120."),
 ]
+
+def _minimax_h3_note(task: str, stock_steps: str) -> str:
+    return (f"FreeInit on MiniMax H3 {task} (joint video + stereo audio latent): FreeInit (KSampler) sits inside "
+            "the subgraph between the template's model switch (Lightning LoRA or not) and BasicGuider, so "
+            "SamplerCustomAdvanced samples through it. Each FreeInit pass re-noises the video latent keeping its "
+            "low frequencies; the audio (widget audio: keep initial noise, the default) starts every pass from "
+            "its own initial noise and follows the refined video through the joint model (low-pass along time "
+            "treats it as FreeInit treats video). The keyframe / reference latents ride in the conditioning "
+            "and are kept by every pass.\n\n"
+            "No negative prompt is needed: FreeInit changes the initial noise only, and BasicGuider (CFG 1, as "
+            "in the stock template) has no negative.\n\n"
+            f"enable_freeinit is the A/B switch: off, the graph is the stock template (same seed, same video "
+            f"and audio). Lightning (the template's switch) works with it.\n\n"
+            f"Model calls: {stock_steps}; FreeInit 3 passes = 3x.")
+
+
+MINIMAX_H3_TWINS = [
+    Twin("template_minimax_h3_i2v_freeinit", "video_minimax_h3_i2v", "TFVFreeInitModelPatch", FREEINIT,
+         "FreeInit (KSampler)", _minimax_h3_note("image-to-video (first frame as a keyframe)",
+                                                 "stock 20 steps x 1 (BasicGuider) = 20, Lightning 8")),
+    Twin("template_minimax_h3_r2v_freeinit", "video_minimax_h3_r2v", "TFVFreeInitModelPatch", FREEINIT,
+         "FreeInit (KSampler)", _minimax_h3_note("reference-to-video (two reference images)",
+                                                 "stock 20 steps x 1 (BasicGuider) = 20, Lightning 4")),
+    Twin("template_minimax_h3_t2v_freeinit", "video_minimax_h3_t2v", "TFVFreeInitModelPatch", FREEINIT,
+         "FreeInit (KSampler)", _minimax_h3_note("text-to-video",
+                                                 "stock 20 steps x 1 (BasicGuider) = 20, Lightning 8")),
+]
+TWINS += MINIMAX_H3_TWINS
+
 TWINS_BY_NAME = {t.name: t for t in TWINS}
 
 
@@ -266,8 +296,8 @@ def build_twin(twin: Twin, stock: dict, object_info: dict, package: str) -> dict
         ed.link(g, method, k, sw, "on_true", "MODEL")
         ed.link(g, ab, 0, sw, "switch", "BOOLEAN")
         ed.reroute(g, lid, sw, 0)
-    for n, _ in targets:  # same seed for A and B
-        if n["type"] in ("KSamplerAdvanced", "KSampler") and "randomize" in n["widgets_values"]:
+    for n in [n for n, _ in targets] + [n for n in g["nodes"] if n["type"] in SEED_NODES]:  # same seed for A and B
+        if n["type"] in SEED_NODES + ("KSamplerAdvanced", "KSampler") and "randomize" in n["widgets_values"]:
             n["widgets_values"] = ["fixed" if v == "randomize" else v for v in n["widgets_values"]]
     if inst is not None:  # expose the A/B boolean on the subgraph node, next to the template's switches
         sg_in = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"tfv:{twin.name}:{twin.ab_input}")), "name": twin.ab_input,

@@ -19,6 +19,13 @@
      * CLIPTextEncode -> random [1, 8, 32] Wan text conditioning; CLIPLoader dropped; VAELoader -> the real
        Wan 2.1 / 2.2 VAE architectures with random weights (full size, comfy_harness);
      * sizes 32x32, 5 frames; steps 20 -> 4 and split 10 -> 2 (Lightning keeps 4 / 2); the rest as shipped.
+     * MiniMax H3 i2v / r2v / t2v (SamplerCustomAdvanced + BasicGuider, joint video + stereo audio latent):
+       UNETLoader -> tiny ``model_base.MiniMaxH3`` (tiny_av); the two VAELoaders -> the real MiniMax H3
+       video / audio VAE classes at tiny widths in ``comfy.sd.VAE`` (tiny_minimax: ComfyUI builds them at a
+       fixed full size, 2,604 M / 151 M parameters); CLIPLoader -> random [1, 8, 32] text embeddings handed
+       to the real MiniMaxH3ImageToVideo / ReferenceToVideo as their clip (the Qwen3-VL encoder runs inside
+       those nodes); 64x64, 5 frames; steps 20 -> 3, Lightning 8 / 4 -> 2. The captured latent is both
+       streams; the text encoder must have been given the template's images and SaveVideo must write.
    A/B off must give the stock template's final latent bit for bit (the stock file run with the same
    swaps), A/B on must differ from it. NFE is counted per model (predictions: a CFG call of batch 2 counts 2)
    and asserted: FreeInit's 3 passes cost 3 x the stock count on each expert.
@@ -135,7 +142,7 @@ def test_twin_differs_from_the_stock_template_only_by_the_packs_nodes(path, tdir
                 if b.get("widgets_values"):
                     assert a["widgets_values"][-1] is True
                     a["widgets_values"] = a["widgets_values"][:-1]
-            if a["widgets_values"] != b["widgets_values"] and a["type"] in ("KSamplerAdvanced", "KSampler"):
+            if a["type"] in ("KSamplerAdvanced", "KSampler") + bt.SEED_NODES and a["widgets_values"] != b["widgets_values"]:
                 assert ["fixed" if x == "randomize" else x for x in b["widgets_values"]] == a["widgets_values"]
                 a["widgets_values"] = b["widgets_values"]
             assert a == b, f"stock node {i} ({b['type']}) changed"
@@ -170,7 +177,8 @@ def _counted(model, label: str):
     from comfy.patcher_extension import WrappersMP
 
     def count(executor, x, *args, **kwargs):
-        CALLS[label] = CALLS.get(label, 0) + int(x.shape[0])
+        first = x[0] if isinstance(x, (list, tuple)) else x  # MiniMax H3: [video, audio]
+        CALLS[label] = CALLS.get(label, 0) + int(first.shape[0])
         return executor(x, *args, **kwargs)
     m = model.clone()
     m.add_wrapper_with_key(WrappersMP.DIFFUSION_MODEL, "tfv_test_nfe", count)
@@ -218,7 +226,9 @@ class _TinyLora:
         g = torch.Generator().manual_seed(seed)
         m = model.clone()
         sd = m.model.state_dict()
-        keys = [k for k in sd if ".blocks.0.self_attn." in k and k.endswith(".weight")]
+        keys = [k for k in sd if (".blocks.0.self_attn." in k or ".blocks.0.attn.qkv_proj" in k)  # Wan, MiniMax H3
+                and k.endswith(".weight")]
+        assert keys, "no attention weights to patch"
         m.add_patches({k: (0.05 * torch.randn(sd[k].shape, generator=g),) for k in keys}, 1.0)
         return (m,)
 
@@ -232,7 +242,9 @@ class _Capture:
         return {"required": {"samples": ("LATENT",), "key": ("STRING", {"default": "x"})}}
 
     def run(self, samples, key):
-        CAPTURED[key] = samples["samples"].clone()
+        s = samples["samples"]
+        CAPTURED[key] = (torch.cat([t.flatten() for t in s.unbind()]) if getattr(s, "is_nested", False)
+                         else s.clone())  # an audio+video latent: both streams
         return {}
 
 
@@ -252,7 +264,8 @@ def runner(pack, tmp_path_factory):
     old = folder_paths.get_input_directory(), folder_paths.get_output_directory()
     folder_paths.set_input_directory(str(root / "in"))
     folder_paths.set_output_directory(str(root / "out"))
-    extra = dict(tw.TEST_NODES, TFVTestTwinModel=_TinyModel, TFVTestTwinLora=_TinyLora, TFVTestTwinCapture=_Capture)
+    extra = dict(tw.TEST_NODES, TFVTestTwinModel=_TinyModel, TFVTestTwinLora=_TinyLora, TFVTestTwinCapture=_Capture,
+                 **MINIMAX_TEST_NODES)
     nodes.NODE_CLASS_MAPPINGS.update(extra)
     try:
         yield tw.Runner()
@@ -266,6 +279,8 @@ def runner(pack, tmp_path_factory):
 def _tiny_api(ui: dict, info: dict, lightning: bool | None, ab: bool | None) -> tuple[dict, str]:
     """The API graph with the loaders swapped, the test sizes and the switch states; returns it and the id
     of the final sampler (whose LATENT is captured)."""
+    if _is_minimax_h3(ui):
+        return _tiny_api_minimax_h3(ui, info, lightning, ab)
     api = wa.ui_to_api(ui, info, strict=False)
     for i, nid in enumerate(wa.find_nodes(api, "CLIPTextEncode")):
         api[nid] = {"class_type": "TFVTestWanConditioning", "inputs": {"seed": 100 + i}}
@@ -295,13 +310,99 @@ def _tiny_api(ui: dict, info: dict, lightning: bool | None, ab: bool | None) -> 
             v = api[nid]["inputs"].get(k)
             if isinstance(v, int) and v in STEPS_OVERRIDE:
                 api[nid]["inputs"][k] = STEPS_OVERRIDE[v]
+    _set_booleans(api, lightning, ab)
+    finals = [k for k in wa.find_nodes(api, "KSamplerAdvanced") if api[k]["inputs"]["add_noise"] == "disable"] \
+        or wa.find_nodes(api, "KSampler")
+    assert len(finals) == 1
+    api["tfv_capture"] = {"class_type": "TFVTestTwinCapture", "inputs": {"samples": [finals[0], 0], "key": "final"}}
+    return api, finals[0]
+
+
+def _set_booleans(api: dict, lightning: bool | None, ab: bool | None) -> None:
     for nid in wa.find_nodes(api, "PrimitiveBoolean"):
         is_ab = api[nid]["_meta"]["title"] == bt.TFV_AB_TITLE
         state = ab if is_ab else lightning
         if state is not None:
             api[nid]["inputs"]["value"] = state
-    finals = [k for k in wa.find_nodes(api, "KSamplerAdvanced") if api[k]["inputs"]["add_noise"] == "disable"] \
-        or wa.find_nodes(api, "KSampler")
+
+
+# ---- MiniMax H3 (i2v / r2v / t2v): joint video + stereo audio latent, SamplerCustomAdvanced + BasicGuider ----
+
+class _TinyMiniMaxH3:
+    CATEGORY, FUNCTION, RETURN_TYPES = "_tests", "run", ("MODEL",)
+    DESCRIPTION = "Test only: a tiny random-weight MiniMax H3 (model_base.MiniMaxH3, real DiT) with an NFE counter."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": ("INT", {"default": 0}), "label": ("STRING", {"default": "model"})}}
+
+    def run(self, seed, label):
+        import tiny_av
+        return (_counted(tiny_av.tiny_minimax_h3(seed=seed), label),)
+
+
+class _MiniMaxH3VAE:
+    CATEGORY, FUNCTION, RETURN_TYPES = "_tests", "run", ("VAE",)
+    DESCRIPTION = "Test only: the real MiniMax H3 video / audio VAE class at a tiny width (tiny_minimax)."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"kind": (["video", "audio"],)}}
+
+    def run(self, kind):
+        import tiny_minimax
+        return ((tiny_minimax.minimax_h3_video_vae if kind == "video" else tiny_minimax.minimax_h3_audio_vae)(),)
+
+
+class _MiniMaxH3Text:
+    CATEGORY, FUNCTION, RETURN_TYPES = "_tests", "run", ("CLIP",)
+    DESCRIPTION = "Test only: random [1, 8, 32] text embeddings for the MiniMax H3 nodes' clip (tiny_minimax)."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": ("INT", {"default": 0})}}
+
+    def run(self, seed):
+        import tiny_minimax
+        return (tiny_minimax.TestMiniMaxTextEncoder(seed),)
+
+
+MINIMAX_TEST_NODES = {"TFVTestTwinMiniMaxH3": _TinyMiniMaxH3, "TFVTestTwinMiniMaxH3VAE": _MiniMaxH3VAE,
+                      "TFVTestTwinMiniMaxH3Text": _MiniMaxH3Text}
+MINIMAX_H3_NODES = ("MiniMaxH3ImageToVideo", "MiniMaxH3ReferenceToVideo")
+MINIMAX_H3_STEPS = {20: 3, 8: 2, 4: 2}  # full / Lightning (i2v, t2v: 8 on the subgraph node; r2v: 4) steps -> test steps
+
+
+def _is_minimax_h3(ui: dict) -> bool:
+    return any(t in MINIMAX_H3_NODES for t in wa.node_types(ui))
+
+
+def _tiny_api_minimax_h3(ui: dict, info: dict, lightning: bool | None, ab: bool | None) -> tuple[dict, str]:
+    """MiniMax H3 template -> API graph: UNETLoader -> tiny MiniMax H3; the two VAELoaders -> the real
+    video / audio VAE classes at tiny widths; CLIPLoader -> random text embeddings (the encoder runs inside
+    MiniMaxH3ImageToVideo / ReferenceToVideo, which themselves run); 64x64, 5 frames (latent video
+    [1, 24, 2, 4, 4] + audio [1, 32, 2, 8]); steps 20 -> 3, Lightning 8 / 4 -> 2. Captures
+    SamplerCustomAdvanced's output (both streams)."""
+    api = wa.ui_to_api(ui, info, strict=False)
+    for nid in wa.find_nodes(api, "UNETLoader"):
+        api[nid] = {"class_type": "TFVTestTwinMiniMaxH3", "inputs": {"seed": 0, "label": "model"}}
+    for i, nid in enumerate(wa.find_nodes(api, "LoraLoaderModelOnly")):
+        api[nid] = {"class_type": "TFVTestTwinLora", "inputs": {"model": api[nid]["inputs"]["model"], "seed": 50 + i}}
+    for nid in wa.find_nodes(api, "VAELoader"):
+        kind = "audio" if "audio" in str(api[nid]["inputs"]["vae_name"]) else "video"
+        api[nid] = {"class_type": "TFVTestTwinMiniMaxH3VAE", "inputs": {"kind": kind}}
+    for i, nid in enumerate(wa.find_nodes(api, "CLIPLoader")):
+        api[nid] = {"class_type": "TFVTestTwinMiniMaxH3Text", "inputs": {"seed": 100 + i}}
+    for ct in MINIMAX_H3_NODES:
+        for nid in wa.find_nodes(api, ct):
+            api[nid]["inputs"].update(width=64, height=64, length=5)
+    for nid in wa.find_nodes(api, "LoadImage"):
+        api[nid]["inputs"]["image"] = "example.png"
+    for nid in wa.find_nodes(api, "PrimitiveInt"):
+        v = api[nid]["inputs"]["value"]
+        api[nid]["inputs"]["value"] = MINIMAX_H3_STEPS.get(v, v)
+    _set_booleans(api, lightning, ab)
+    finals = wa.find_nodes(api, "SamplerCustomAdvanced")
     assert len(finals) == 1
     api["tfv_capture"] = {"class_type": "TFVTestTwinCapture", "inputs": {"samples": [finals[0], 0], "key": "final"}}
     return api, finals[0]
@@ -347,3 +448,26 @@ def test_twin_runs_in_every_switch_state_and_ab_off_is_the_stock_result(runner, 
     assert not torch.allclose(on, ref), "FreeInit did not change the result"
     iterations = bt.TWINS_BY_NAME[path.stem].widgets["iterations"]
     assert on_calls == {k: iterations * v for k, v in ref_calls.items()}, "FreeInit NFE is not passes x stock NFE"
+    if _is_minimax_h3(stock_ui):
+        _check_minimax_h3_inputs_and_outputs(path)
+
+
+def _strings(x) -> set:
+    if isinstance(x, str):
+        return {x}
+    items = x.values() if isinstance(x, dict) else x if isinstance(x, list) else []
+    return set().union(*[_strings(v) for v in items]) if items else set()
+
+
+def _check_minimax_h3_inputs_and_outputs(path: Path) -> None:
+    """The template's MiniMax H3 node gave the text encoder its prompt with the template's images (i2v:
+    the first frame; r2v: two reference images; t2v: none; ComfyUI caches the node across the runs) and
+    SaveVideo wrote a non-empty video (the video and audio VAE decodes ran)."""
+    import folder_paths
+    import tiny_minimax
+    prompts = _strings(json.loads(path.read_text()))
+    mine = [s for s in tiny_minimax.TestMiniMaxTextEncoder.seen if s["text"] in prompts]
+    want = {"i2v": {"images": 1}, "r2v": {"minimax_ref_items": 2}, "t2v": {"images": 0}}[path.stem.split("_")[3]]
+    assert mine and all(all(s.get(k) == v for k, v in want.items()) for s in mine), mine
+    videos = sorted(Path(folder_paths.get_output_directory()).rglob("MiniMax_H3*.mp4"))
+    assert videos and all(v.stat().st_size > 0 for v in videos), videos
