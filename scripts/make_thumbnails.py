@@ -125,6 +125,12 @@ CARDS = {
                                             "the stock template, one switch; Lightning: 12 vs 4"),
     "template_wan22_5b_ti2v_freeinit": Card("Wan 2.2 5B", "Stock TI2V + FreeInit (A/B)", 120, 40,
                                             "the stock template, one switch"),
+    "template_minimax_h3_i2v_freeinit": Card("MiniMax H3", "Stock I2V + FreeInit (A/B)", 60, 20,
+                                             "video + audio; 3 passes; Lightning: 24 vs 8"),
+    "template_minimax_h3_r2v_freeinit": Card("MiniMax H3", "Stock R2V + FreeInit (A/B)", 60, 20,
+                                             "video + audio; 3 passes; Lightning: 12 vs 4"),
+    "template_minimax_h3_t2v_freeinit": Card("MiniMax H3", "Stock T2V + FreeInit (A/B)", 60, 20,
+                                             "video + audio; 3 passes; Lightning: 24 vs 8"),
     "template_z_image_turbo_zs2": Card("Z-Image Turbo", "Stock T2I + ZS^2 video (A/B)", 8, 8,
                                        "8 frames = the batch; TMA + Dependency Noise add no calls", ZS2_TOY),
     "template_krea2_turbo_zs2": Card("Krea 2 Turbo", "Stock T2I + ZS^2 video (A/B)", 8, 8,
@@ -137,7 +143,8 @@ CARDS = {
                                    I4V_TOY),
 }
 
-FAMILY_COLOURS = {"SD1.5": (46, 94, 170), "Wan": (150, 60, 150), "Flux": (40, 130, 90)}
+FAMILY_COLOURS = {"SD1.5": (46, 94, 170), "Wan": (150, 60, 150), "Flux": (40, 130, 90), "MiniMax": (170, 90, 40),
+                  "LTX": (40, 110, 150)}
 BG, FG, DIM = (24, 26, 30), (240, 240, 240), (170, 174, 182)
 BAR_STOCK, BAR_METHOD = (110, 116, 128), (235, 160, 50)
 FONT_FILES = ("DejaVuSans-Bold.ttf", "DejaVuSans.ttf")   # found by Pillow in the system font folders
