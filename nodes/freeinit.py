@@ -85,12 +85,26 @@ def settings_from_inputs(node: str, iterations, filter, d_s, d_t, order, min_sig
                                          min_signal=min_signal, coarse_to_fine=bool(coarse_to_fine)))
 
 
-NESTED_SUPPORTED = ("FreeInit filters over frames, height and width of an image-model latent [frames, C, H, W] or a "
-                    "video latent [B, C, T, H, W].")
+_AUDIO_NOTE = ("Audio+video latents (MiniMax H3, LTX-2: ComfyUI samples both streams packed in one latent): the "
+               "video stream gets FreeInit's 3-D mix; the audio stream follows the audio input. A noise mask "
+               "(in-place first image: LTXVImgToVideoInplace, Wan22ImageToVideoLatent, Set Latent Noise Mask) keeps "
+               "its given frames' initial noise in every pass, so they stay the image's.")
 
 
-def make_run(node: str, settings: fi.Settings):
+def _optional_inputs() -> dict:
+    return {"audio": (list(fi.AUDIO_TREATMENTS), {
+        "default": fi.DEFAULT_AUDIO_TREATMENT,
+        "tooltip": "Audio+video models only (MiniMax H3, LTX-2). keep initial noise (default): every pass starts the "
+                   "audio from its own initial noise and the audio follows the refined video through the joint "
+                   "model; low-pass along time: the audio result is re-noised and its low frequencies along audio "
+                   "time (cut-off d_t) are kept, as FreeInit does for video. Unused for video-only latents."})}
+
+
+def make_run(node: str, settings: fi.Settings, audio: str = fi.DEFAULT_AUDIO_TREATMENT):
     """The body of the FreeInit SAMPLER: ``run(call: bridge.SamplerPasses) -> samples``.
+
+    A packed audio+video latent runs :func:`samplers.freeinit.free_init_streams` (streams unpacked with
+    ComfyUI's own helpers, the audio per ``audio``); a denoise mask keeps its given frames' initial noise.
 
     Raises (ValueError naming the node): a latent that is not 4-D/5-D; a schedule that stops above
     sigma 0 (KSamplerAdvanced return_with_leftover_noise, split sigmas) -- its output is not a
@@ -101,9 +115,8 @@ def make_run(node: str, settings: fi.Settings):
         if (settings.iterations == 1 or noise is None or sigmas.shape[-1] < 2
                 or not bool(torch.count_nonzero(noise))):
             return call.run_pass(noise, call.callback)
-        bridge.refuse_packed_latent(node, "the sampler's latent", bridge.packed_latent_shapes(call.model_wrap),
-                                    NESTED_SUPPORTED)
-        if noise.ndim not in (4, 5):
+        shapes = bridge.packed_latent_shapes(call.model_wrap)
+        if shapes is None and noise.ndim not in (4, 5):
             raise ValueError(f"{node}: the latent has shape {tuple(noise.shape)}; FreeInit needs an image-model latent "
                              f"[frames, C, H, W] or a video latent [B, C, T, H, W]. Connect an image or video latent "
                              f"(e.g. Empty Latent Image / EmptyHunyuanLatentVideo) to the sampler, or remove FreeInit.")
@@ -132,13 +145,26 @@ def make_run(node: str, settings: fi.Settings):
 
         # an image batch is one video's frames only when the model attends across it (TMA, a motion
         # module); otherwise independent images, each with 2-D FreeInit (samplers/freeinit.py "Frames")
-        out = fi.free_init(sample, noise, call.model_sampling, sigmas[0], settings, seed=call.seed,
-                           latent=call.latent_image, max_denoise=call.max_denoise,
-                           batch_frames=call.attends_across_batch)
+        if shapes is not None:
+            def unpack(x):
+                return bridge.unpack_streams(x, shapes)
+            out = fi.free_init_streams(sample, unpack(noise), call.model_sampling, sigmas[0], settings,
+                                       bridge.pack_streams, unpack, bridge.audio_time_axes(call.model_wrap, shapes),
+                                       seed=call.seed, latent=unpack(call.latent_image), max_denoise=call.max_denoise,
+                                       masks=unpack(call.denoise_mask), audio_treatment=audio)
+        else:
+            out = fi.free_init(sample, noise, call.model_sampling, sigmas[0], settings, seed=call.seed,
+                               latent=call.latent_image, max_denoise=call.max_denoise,
+                               batch_frames=call.attends_across_batch, mask=call.denoise_mask)
         bridge.throw_if_interrupted()
         return out
 
     return run
+
+
+def _check_audio(node: str, audio: str) -> None:
+    if audio not in fi.AUDIO_TREATMENTS:
+        raise ValueError(f"{node}: audio is {audio!r}; use one of {list(fi.AUDIO_TREATMENTS)}.")
 
 
 def _check_not_nested(node: str, sampler) -> None:
@@ -147,10 +173,11 @@ def _check_not_nested(node: str, sampler) -> None:
                          f"FreeInit patch twice), which would multiply the passes. Remove one of them.")
 
 
-def wrap_sampler(node: str, sampler, settings: fi.Settings) -> bridge.MultiPassSampler:
+def wrap_sampler(node: str, sampler, settings: fi.Settings,
+                 audio: str = fi.DEFAULT_AUDIO_TREATMENT) -> bridge.MultiPassSampler:
     """The FreeInit SAMPLER around ``sampler`` (shared by both nodes)."""
     _check_not_nested(node, sampler)
-    return bridge.MultiPassSampler(sampler, make_run(node, settings), TAG)
+    return bridge.MultiPassSampler(sampler, make_run(node, settings, audio), TAG)
 
 
 class FreeInitModelPatch:
@@ -162,7 +189,7 @@ class FreeInitModelPatch:
                                               "(KSampler, KSamplerAdvanced, SamplerCustom[Advanced]) runs FreeInit. "
                                               "The input MODEL is not modified."})}
         req.update(_inputs())
-        return {"required": req}
+        return {"required": req, "optional": _optional_inputs()}
 
     RETURN_TYPES = ("MODEL",)
     RETURN_NAMES = ("model",)
@@ -177,12 +204,15 @@ class FreeInitModelPatch:
                    "ones come from fresh noise (seeded by the sampler's seed and the pass), and sampling runs again. "
                    "Same video as SamplerCustomAdvanced with FreeInit Sampler for the same seed. The initial noise is "
                    "the one after Dependency Noise / SmoothInit patches, in any order. " + _FRAMES_NOTE + " "
-                   + _SKIP_NOTE + " " + _COST_NOTE)
+                   + _AUDIO_NOTE + " " + _SKIP_NOTE + " " + _COST_NOTE)
 
-    def patch(self, model, iterations, filter, d_s, d_t, order, min_signal, coarse_to_fine=False):  # noqa: A002
+    def patch(self, model, iterations, filter, d_s, d_t, order, min_signal, coarse_to_fine=False,  # noqa: A002
+              audio=fi.DEFAULT_AUDIO_TREATMENT):
         node = self.NODE_NAME
         settings = settings_from_inputs(node, iterations, filter, d_s, d_t, order, min_signal, coarse_to_fine)
-        return (bridge.add_outer_sampler_wrapper(model, WRAPPER_KEY, lambda s: wrap_sampler(node, s, settings)),)
+        _check_audio(node, audio)
+        return (bridge.add_outer_sampler_wrapper(model, WRAPPER_KEY,
+                                                 lambda s: wrap_sampler(node, s, settings, audio)),)
 
 
 class FreeInitSampler:
@@ -193,7 +223,7 @@ class FreeInitSampler:
         req = {"sampler": ("SAMPLER", {"tooltip": "The sampler to run in every FreeInit pass (KSamplerSelect or any "
                                                   "SAMPLER node). Each pass must denoise to sigma 0."})}
         req.update(_inputs())
-        return {"required": req}
+        return {"required": req, "optional": _optional_inputs()}
 
     RETURN_TYPES = ("SAMPLER",)
     RETURN_NAMES = ("sampler",)
@@ -205,12 +235,14 @@ class FreeInitSampler:
                    "(RandomNoise, Dependency Noise, SmoothInit Noise: FreeInit then starts from that noise and re-noises "
                    "with it), any GUIDER and SIGMAS. The fresh high-frequency noise is seeded by the NOISE's seed and "
                    "the pass. Same video as FreeInit (KSampler) for the same seed. " + _FRAMES_NOTE + " "
-                   + _SKIP_NOTE + " " + _COST_NOTE)
+                   + _AUDIO_NOTE + " " + _SKIP_NOTE + " " + _COST_NOTE)
 
-    def get_sampler(self, sampler, iterations, filter, d_s, d_t, order, min_signal, coarse_to_fine=False):  # noqa: A002
+    def get_sampler(self, sampler, iterations, filter, d_s, d_t, order, min_signal, coarse_to_fine=False,  # noqa: A002
+                    audio=fi.DEFAULT_AUDIO_TREATMENT):
         node = self.NODE_NAME
         settings = settings_from_inputs(node, iterations, filter, d_s, d_t, order, min_signal, coarse_to_fine)
-        return (wrap_sampler(node, sampler, settings),)
+        _check_audio(node, audio)
+        return (wrap_sampler(node, sampler, settings, audio),)
 
 
 # --------------------------------------------------------------------------- two experts (Wan 2.2 14B)
@@ -237,12 +269,18 @@ def _refuse_chunks(node: str, which: str, call: bridge.SamplerPasses) -> None:
                      f"(KSampler), which runs inside each chunk.")
 
 
+TWO_EXPERTS_SUPPORTED = ("The two-expert FreeInit supports image-model and video latents of two-sampler graphs "
+                         "(Wan 2.2 14B); for an audio+video model with one sampler use FreeInit (KSampler) or "
+                         "FreeInit Sampler, which support audio+video latents.")
+
+
 def first_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridge.OuterCall) -> bridge.MultiPassSampler:
     """The SAMPLER of the high-noise (first) stage: runs pass 0 of that stage and records it in
     ``outer.extras["stage"]`` (:class:`comfy_bridge.FirstStage`) for the second stage. A sampler that
-    denoises to sigma 0 is a whole sampling: plain one-model FreeInit. Raises (ValueError naming the
-    node): a noise mask on the first stage; a latent that is not 4-D/5-D; ZS^2 Long Video (chunks)
-    sampling it chunk by chunk."""
+    denoises to sigma 0 is a whole sampling: plain one-model FreeInit. A noise mask (Wan22ImageToVideoLatent's
+    start image, Set Latent Noise Mask) is recorded: every re-run keeps it and the given frames keep their
+    initial noise. Raises (ValueError naming the node): an audio+video latent; a latent that is not 4-D/5-D;
+    ZS^2 Long Video (chunks) sampling it chunk by chunk."""
     _check_not_nested(node, sampler)
     k, c2f = settings.iterations, settings.coarse_to_fine
 
@@ -252,12 +290,10 @@ def first_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridge
             return call.run_pass(noise, call.callback)
         if float(sigmas[-1]) == 0:
             return make_run(node, settings)(call)
+        bridge.refuse_packed_latent(node, "high_noise_model: the sampler's latent",
+                                    bridge.packed_latent_shapes(call.model_wrap), TWO_EXPERTS_SUPPORTED)
         _check_latent_rank(node, noise)
         _refuse_chunks(node, "high_noise_model", call)
-        if outer.denoise_mask is not None:
-            raise ValueError(f"{node}: high_noise_model: its sampler has a noise mask (Set Latent Noise Mask / "
-                             f"inpainting), which the two-expert FreeInit does not support. Remove the mask, or use "
-                             f"FreeInit (KSampler) on a one-model graph.")
         outer.extras["stage"] = bridge.first_stage(call, outer)
         return call.run_pass(noise, call.callback, fi.pass_sigmas(sigmas, 0, k, c2f))
 
@@ -292,6 +328,8 @@ def second_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridg
             raise ValueError(f"{node}: low_noise_model: its sampler stops at sigma {float(sigmas[-1]):.4g} > 0; the "
                              f"second stage must denoise to the end (end_at_step >= steps, return_with_leftover_noise "
                              f"disable).")
+        bridge.refuse_packed_latent(node, "low_noise_model: the sampler's latent",
+                                    bridge.packed_latent_shapes(call.model_wrap), TWO_EXPERTS_SUPPORTED)
         _refuse_chunks(node, "low_noise_model", call)
         stage = next((r for r in records if bridge.is_output_of(r, outer.latent_image)), None)
         if stage is None:
@@ -341,7 +379,8 @@ def second_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridg
         dev = call.latent_image.device   # the record is kept on the intermediate device
         out = fi.free_init(sample, stage.noise.to(dev), stage.model_sampling, stage.sigmas[0].to(dev), settings,
                            seed=stage.seed, latent=stage.latent_image.to(dev), max_denoise=stage.max_denoise,
-                           batch_frames=stage.attends_across_batch or call.attends_across_batch)
+                           batch_frames=stage.attends_across_batch or call.attends_across_batch,
+                           mask=None if stage.denoise_mask is None else stage.denoise_mask.to(dev))
         bridge.throw_if_interrupted()
         return out
 

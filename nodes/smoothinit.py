@@ -21,9 +21,12 @@ import hashlib
 import json
 import os
 
+import logging
+
 import torch
 
 from ..samplers import smoothinit as si
+from ..samplers.freeinit import keep_given
 from . import comfy_bridge as bridge
 
 CATEGORY = "training_free_video/SmoothInit"
@@ -227,13 +230,16 @@ def optimise_in_context(ctx, node: str, settings: si.Preset, cfg: float, inversi
     latent = ctx.latent_image
     if latent is not None and torch.count_nonzero(latent) == 0:
         latent = None
+    shapes = ctx.stream_shapes
+    # audio+video (packed [B, 1, N]): both streams' noise through the joint model call, one perturbation a call
+    # (MiniMax H3's DiT takes batch 1); elementwise maths, so each stream keeps its shape
+    attends = shapes is not None or bridge.model_attends_across_batch(ctx.model_patcher,
+                                                                      ctx.extra_args.get("model_options"))
     token = _ACTIVE.set(True)
     try:
         out = si.optimise_noise(settings, denoise, ms, noise, sigma_a, sigma_b, cfg, inversion_cfg,
                                 perturbation_generator(ctx.extra_args.get("seed")),
-                                auto_chunk(chunk_size, tuple(noise.shape), noise.device,
-                                           bridge.model_attends_across_batch(ctx.model_patcher,
-                                                                             ctx.extra_args.get("model_options"))),
+                                auto_chunk(chunk_size, tuple(noise.shape), noise.device, attends),
                                 latent, ctx.max_denoise,
                                 on_oom=lambda _c: bridge.soft_empty_cache())
     finally:
@@ -241,6 +247,11 @@ def optimise_in_context(ctx, node: str, settings: si.Preset, cfg: float, inversi
     if not bool(torch.isfinite(out).all()):
         raise ValueError(f"{node}: the optimised noise is not finite (the model returned NaN/inf); "
                          f"check the model and conditioning.")
+    # given frames (noise mask 0: in-place image, Set Latent Noise Mask) keep their noise
+    out = keep_given(out, noise, ctx.denoise_mask).to(noise.dtype)
+    if shapes is not None:
+        logging.info("%s: optimised noise std per stream (video, audio): %s", node,
+                     ", ".join(f"{v:.3f}" for v in bridge.stream_std(out, shapes)))
     return out
 
 
@@ -270,8 +281,14 @@ class OptimisedNoise:
 
     def generate_noise(self, input_latent: dict) -> torch.Tensor:
         samples = input_latent["samples"]
-        bridge.refuse_nested_latent(self.node, "the sampler's latent", samples, NESTED_SUPPORTED)
+        shapes = bridge.nested_latent_shapes(samples)
         base = self.base_noise.generate_noise(input_latent)
+        if shapes is not None:
+            if bridge.nested_latent_shapes(base) != shapes:
+                raise ValueError(f"{self.node}: noise: the incoming NOISE has shape "
+                                 f"{bridge.nested_latent_shapes(base) or tuple(base.shape)} but the latent is an "
+                                 f"audio+video latent of streams {shapes}.")
+            return self._optimise(input_latent, samples, base, shapes)
         if not isinstance(base, torch.Tensor):
             raise ValueError(f"{self.node}: noise: the incoming NOISE returned {type(base).__name__}, not a tensor.")
         si.validate(self.node, noise=base, noise_name="noise")
@@ -279,6 +296,10 @@ class OptimisedNoise:
             raise ValueError(f"{self.node}: noise: the incoming NOISE has shape {tuple(base.shape)} but the latent has "
                              f"shape {tuple(samples.shape)}.")
         _check_cond_batch(self.node, int(samples.shape[0]), self.positive, self.negative)
+        return self._optimise(input_latent, samples, base, None)
+
+    def _optimise(self, input_latent: dict, samples, base, shapes):
+        """The optimised noise, CPU, dtype of ``base``; a NestedTensor of the streams when ``shapes``."""
         if _ACTIVE.get():
             return base
         sigmas = self.sigmas
@@ -292,9 +313,13 @@ class OptimisedNoise:
         token = _ACTIVE.set(True)  # a SmoothInit-patched MODEL here must not optimise a second time
         try:
             out = bridge.run_in_sampling(self.model, self.positive, self.negative, self.cfg, samples, base, sigmas,
-                                         fn, seed=self.seed)
+                                         fn, seed=self.seed, denoise_mask=input_latent.get("noise_mask"),
+                                         allow_nested=shapes is not None)
         finally:
             _ACTIVE.reset(token)
+        if shapes is not None:
+            dtype = base.unbind()[0].dtype
+            return bridge.as_nested(out.detach().to(device="cpu", dtype=dtype), shapes)
         return out.detach().to(device="cpu", dtype=base.dtype)
 
 
@@ -491,7 +516,7 @@ class SmoothInitModelPatch:
             return optimise_in_context(ctx, node, s, w1, inversion_cfg, grid_steps, chunk_size)
 
         return (bridge.add_sampler_noise_wrapper(model, "training_free_video.smoothinit", fn, node=node,
-                                                 supported=NESTED_SUPPORTED),)
+                                                 supported=NESTED_SUPPORTED, allow_nested=True),)
 
 
 # --------------------------------------------------------------------------- Save / Load Noise
@@ -499,14 +524,30 @@ class SmoothInitModelPatch:
 NOISE_KEY = "noise"
 
 
-class TensorNoise:
-    """A NOISE that yields a fixed unit-noise tensor (``[B, C, ...]``, CPU); errors on shape mismatch."""
+def _streams_of(tensor) -> list[torch.Tensor]:
+    """The streams of a noise: ``[tensor]``, or each stream of an audio+video NestedTensor."""
+    return list(tensor.unbind()) if bridge.is_nested_latent(tensor) else [tensor]
 
-    def __init__(self, tensor: torch.Tensor, seed: int = 0, node: str = "Load Noise", source: str = ""):
-        self.tensor, self.seed, self.node, self.source = tensor.detach().cpu(), int(seed), node, source
+
+class TensorNoise:
+    """A NOISE that yields a fixed unit-noise tensor (``[B, C, ...]``, CPU), or an audio+video noise
+    (a NestedTensor of its streams); errors on shape mismatch."""
+
+    def __init__(self, tensor, seed: int = 0, node: str = "Load Noise", source: str = ""):
+        self.streams = [t.detach().cpu() for t in _streams_of(tensor)]
+        self.tensor = self.streams[0] if len(self.streams) == 1 else bridge.nested_of(self.streams)
+        self.seed, self.node, self.source = int(seed), node, source
 
     def generate_noise(self, input_latent: dict) -> torch.Tensor:
         samples = input_latent["samples"]
+        shapes = bridge.nested_latent_shapes(samples)
+        if shapes is not None or len(self.streams) > 1:
+            mine = [tuple(t.shape) for t in self.streams]
+            if shapes != mine:
+                raise ValueError(f"{self.node}: the noise {self.source} has stream shapes {mine} but the sampler's "
+                                 f"latent has {shapes or tuple(samples.shape)}; use a latent of the same size, frame "
+                                 f"count, audio length and batch as when the noise was saved.")
+            return bridge.nested_of([t.to(dtype=s.dtype).clone() for t, s in zip(self.streams, samples.unbind())])
         if tuple(samples.shape) != tuple(self.tensor.shape):
             raise ValueError(f"{self.node}: the noise {self.source} has shape {tuple(self.tensor.shape)} but the "
                              f"sampler's latent has shape {tuple(samples.shape)}; use a latent of the same size, frame "
@@ -557,7 +598,9 @@ class SaveNoise:
         if not _inside(out_dir, folder):
             raise ValueError(f"{node}: filename_prefix {filename_prefix!r} points outside ComfyUI's output folder.")
         tensor = noise.generate_noise(latent)
-        si.validate(node, noise=tensor, noise_name="noise")
+        streams = _streams_of(tensor)
+        for t in streams:
+            si.validate(node, noise=t, noise_name="noise")
         os.makedirs(folder, exist_ok=True)
         counter = 1
         while os.path.exists(os.path.join(folder, f"{base}_{counter:05}_.safetensors")):
@@ -565,9 +608,13 @@ class SaveNoise:
         path = os.path.join(folder, f"{base}_{counter:05}_.safetensors")
         seed = int(getattr(noise, "seed", 0) or 0)
         from safetensors.torch import save_file
-        save_file({NOISE_KEY: tensor.detach().cpu().contiguous()}, path,
-                  metadata={"format": "training_free_video.noise", "seed": str(seed),
-                            "shape": json.dumps(list(tensor.shape))})
+        if len(streams) == 1:   # video-only: one tensor "noise" (the 0.3.0 format)
+            tensors, shape = {NOISE_KEY: tensor.detach().cpu().contiguous()}, list(tensor.shape)
+        else:                   # audio+video: one tensor per stream, "noise.0" (video), "noise.1" (audio)
+            tensors = {f"{NOISE_KEY}.{i}": t.detach().cpu().contiguous() for i, t in enumerate(streams)}
+            shape = [list(t.shape) for t in streams]
+        save_file(tensors, path, metadata={"format": "training_free_video.noise", "seed": str(seed),
+                                           "shape": json.dumps(shape), "streams": str(len(streams))})
         rel = os.path.relpath(path, out_dir)
         return {"ui": {"text": [rel]}, "result": (TensorNoise(tensor, seed, node, rel),)}
 
@@ -640,15 +687,21 @@ class LoadNoise:
         try:
             with safe_open(path, framework="pt", device="cpu") as f:
                 meta = f.metadata() or {}
-                if NOISE_KEY not in f.keys():
+                keys = set(f.keys())
+                if NOISE_KEY in keys:
+                    tensor = f.get_tensor(NOISE_KEY)
+                elif f"{NOISE_KEY}.0" in keys:   # audio+video: one tensor per stream
+                    n = sum(1 for k in keys if k.startswith(NOISE_KEY + "."))
+                    tensor = bridge.nested_of([f.get_tensor(f"{NOISE_KEY}.{i}") for i in range(n)])
+                else:
                     raise ValueError(f"{node}: {noise_file!r} has no tensor named '{NOISE_KEY}'; it was not written by "
                                      f"Save Noise.")
-                tensor = f.get_tensor(NOISE_KEY)
         except ValueError:
             raise
         except Exception as e:  # not a safetensors file
             raise ValueError(f"{node}: cannot read {noise_file!r} as safetensors: {e}") from None
-        si.validate(node, noise=tensor, noise_name=f"noise in {noise_file!r}")
+        for t in _streams_of(tensor):
+            si.validate(node, noise=t, noise_name=f"noise in {noise_file!r}")
         try:
             seed = int(meta.get("seed", 0))
         except ValueError:

@@ -349,7 +349,8 @@ def fresh_noise(shape, seed: int | None, p: int) -> Tensor:
 def free_init(sample: Callable[[Tensor, int], Tensor], noise: Tensor, model_sampling: ModelSamplingLike,
               sigma: SigmaLike, settings: Settings = Settings(), seed: int | None = 0,
               latent: Tensor | None = None, max_denoise: bool = False,
-              on_reinit: Callable[[int, Tensor], None] | None = None, batch_frames: bool = True) -> Tensor:
+              on_reinit: Callable[[int, Tensor], None] | None = None, batch_frames: bool = True,
+              mask: Tensor | None = None) -> Tensor:
     """Run FreeInit: ``settings.iterations`` full sampling passes, returning the last pass's result.
 
     Args:
@@ -369,6 +370,8 @@ def free_init(sample: Callable[[Tensor, int], Tensor], noise: Tensor, model_samp
             does not attend across its batch: a temporal low-pass over independent images would keep
             only their batch mean at the low temporal frequencies, pulling them to one composition).
             Video latents with ``T > 1`` are filtered per video either way.
+        mask: the sampler's denoise mask (broadcastable to ``noise``; 0 = given frame, e.g. an in-place
+            first image) or None; given frames keep the initial noise in every pass (:func:`keep_given`).
     Returns:
         ``sample``'s result of the last pass. With ``iterations = 1`` exactly ``sample(noise, 0)``.
     Cost: ``iterations`` x the sampler's NFE, plus two FFTs of the latent per re-initialisation.
@@ -385,9 +388,93 @@ def free_init(sample: Callable[[Tensor, int], Tensor], noise: Tensor, model_samp
         fresh = fresh_noise(noise.shape, seed, p)
         start = reinit_noise(model_sampling, sigma, noise, x0, fresh, lpf, latent, max_denoise, settings.min_signal,
                              batch_frames)
+        start = keep_given(start, noise, mask)
         if on_reinit is not None:
             on_reinit(p, start)
         x0 = sample(start, p)
+    return x0
+
+
+# --------------------------------------------------------------------------- audio+video (several streams)
+
+AUDIO_TREATMENTS = ("keep initial noise", "low-pass along time")
+DEFAULT_AUDIO_TREATMENT = "keep initial noise"
+
+
+def mix_along_time(low: Tensor, high: Tensor, time_axis: int, settings: Settings) -> Tensor:
+    """FreeInit's mix for a stream without a picture grid (audio): low frequencies of ``low``, high of
+    ``high`` along axis ``time_axis`` only, with the 1-D form of the same filter (:func:`low_pass_filter`
+    of ``(T, 1, 1)``: every other axis has only its DC bin, so the cut-off is ``settings.d_t``). Shape kept."""
+    lo = low.movedim(time_axis, -1)
+    hi = high.to(device=low.device).movedim(time_axis, -1)
+    t = int(lo.shape[-1])
+    lpf = low_pass_filter((t, 1, 1), settings.filter_type, settings.d_s, settings.d_t, settings.order, settings.grid)
+    v = frequency_mix(lo.reshape(lo.shape + (1, 1)), hi.reshape(hi.shape + (1, 1)), lpf)
+    return v.reshape(lo.shape).movedim(-1, time_axis).to(low.dtype)
+
+
+def keep_given(start: Tensor, noise: Tensor, mask: Tensor | None) -> Tensor:
+    """``start`` where ``mask`` is 1 (generated), the initial ``noise`` where it is 0 (given frames of a
+    noise mask / in-place image): a given frame is re-noised in every pass exactly as in the first, so
+    it stays the image's. ``mask`` broadcastable to ``start`` (values in [0, 1]) or None."""
+    if mask is None:
+        return start
+    m = mask.to(device=start.device, dtype=start.dtype)
+    return noise.to(start.dtype) + m * (start - noise.to(start.dtype))
+
+
+def free_init_streams(sample: Callable[[Tensor, int], Tensor], noise: list, model_sampling: ModelSamplingLike,
+                      sigma: SigmaLike, settings: Settings, pack: Callable[[list], Tensor],
+                      unpack: Callable[[Tensor], list], audio_axes: list, seed: int | None = 0,
+                      latent: list | None = None, max_denoise: bool = False, masks: list | None = None,
+                      audio_treatment: str = DEFAULT_AUDIO_TREATMENT,
+                      on_reinit: Callable[[int, list], None] | None = None) -> Tensor:
+    """FreeInit on an audio+video latent sampled packed (ComfyUI's nested latents: MiniMax H3, LTX-2).
+
+    Args:
+        sample: ``sample(packed_unit_noise, p) -> packed x0`` (one full sampling pass, sampler space).
+        noise: the initial unit noise of each stream: ``[video [B, C, T, H, W], audio [...], ...]``.
+        pack / unpack: the streams <-> the packed latent (ComfyUI's ``pack_latents`` / ``unpack_latents``).
+        audio_axes: for each stream after the first, its time axis.
+        latent, masks: each stream's processed input latent / denoise mask (or None).
+        audio_treatment: ``"keep initial noise"``: every pass starts the audio streams from their own
+            initial noise (the audio follows the refined video through the joint model); ``"low-pass along
+            time"``: the audio result is re-noised with its initial noise and its low frequencies along time
+            (cut-off ``d_t``) are kept, fresh noise above (:func:`mix_along_time`).
+    The video stream gets FreeInit's 3-D mix (:func:`reinit_noise`). Re-noising is ComfyUI's
+    ``noise_scaling`` in the sampler's space: for MiniMax H3 the audio stream there is the carried
+    variable (``audio_scale`` x the audio latent on the video schedule, ``ModelSamplingAV``), so its
+    re-noising is the model's own forward process. Given frames (mask 0) keep their initial noise
+    (:func:`keep_given`). Returns the last pass's packed x0; ``iterations`` x the sampler's NFE.
+    Raises ValueError: unknown ``audio_treatment``.
+    """
+    if audio_treatment not in AUDIO_TREATMENTS:
+        raise ValueError(f"FreeInit: audio must be one of {list(AUDIO_TREATMENTS)}, got {audio_treatment!r}")
+    settings = validate("FreeInit", settings)
+    packed = pack(noise)
+    x0 = sample(packed, 0)
+    if settings.iterations == 1:
+        return x0
+    latent = latent if latent is not None else [None] * len(noise)
+    masks = masks if masks is not None else [None] * len(noise)
+    lpf = low_pass_filter(latent_thw(noise[0].shape), settings.filter_type, settings.d_s, settings.d_t,
+                          settings.order, settings.grid)
+    for p in range(1, settings.iterations):
+        fresh = unpack(fresh_noise(packed.shape, seed, p))
+        x0s = unpack(x0)
+        starts = [reinit_noise(model_sampling, sigma, noise[0], x0s[0], fresh[0], lpf, latent[0], max_denoise,
+                               settings.min_signal)]
+        for i in range(1, len(noise)):
+            if audio_treatment == "keep initial noise":
+                starts.append(noise[i])
+                continue
+            u = renoised_unit_noise(model_sampling, sigma, noise[i], x0s[i], latent[i], max_denoise,
+                                    settings.min_signal)
+            starts.append(mix_along_time(u, fresh[i], audio_axes[i - 1], settings).to(noise[i].dtype))
+        starts = [keep_given(s, n, m) for s, n, m in zip(starts, noise, masks)]
+        if on_reinit is not None:
+            on_reinit(p, starts)
+        x0 = sample(pack(starts), p)
     return x0
 
 
@@ -423,4 +510,5 @@ def nfe(iterations: int, sampling_nfe: int, steps: int | None = None, coarse_to_
 
 __all__ = ["FILTERS", "GRIDS", "Settings", "validate", "frequency_coordinates", "low_pass_filter",
            "to_video_layout", "from_video_layout", "latent_thw", "frequency_mix", "mix_latents", "renoise_ratio",
-           "renoised_unit_noise", "reinit_noise", "pass_seed", "fresh_noise", "free_init", "pass_steps", "pass_sigmas", "nfe"]
+           "renoised_unit_noise", "reinit_noise", "pass_seed", "fresh_noise", "free_init", "AUDIO_TREATMENTS",
+           "DEFAULT_AUDIO_TREATMENT", "mix_along_time", "keep_given", "free_init_streams", "pass_steps", "pass_sigmas", "nfe"]

@@ -93,6 +93,12 @@ from .nested import (  # noqa: F401  nested (audio+video) latents
     outer_sample_latent_shapes,
     nested_latent_message,
     refuse_nested_latent,
+    unpack_streams,
+    pack_streams,
+    audio_time_axes,
+    as_nested,
+    nested_of,
+    stream_std,
     refuse_packed_latent,
 )
 from .order import (  # noqa: F401  order of SAMPLER_SAMPLE wrappers (core context windows / FreeNoise)

@@ -13,7 +13,7 @@ import comfy.samplers
 import comfy.utils
 
 from .models import WrappersMP, is_max_denoise, throw_if_interrupted
-from .nested import NestedLatentError, nested_latent_shapes
+from .nested import NestedLatentError, nested_latent_shapes, packed_latent_shapes
 from .order import place_sampler_sample_wrappers, ranked
 
 # Set while run_in_sampling runs one of our own loops: the pack's noise-replacing wrappers
@@ -104,6 +104,12 @@ class SamplingContext:
     max_denoise: bool
     model_patcher: Any = None
     extras: dict = field(default_factory=dict)
+    denoise_mask: Any = None
+
+    @property
+    def stream_shapes(self):
+        """The stream shapes when the sampled latent is a packed audio+video latent, else None."""
+        return packed_latent_shapes(self.guider)
 
     def denoiser(self) -> Callable:
         return make_denoiser(self.guider, self.extra_args)
@@ -114,7 +120,7 @@ class SamplingContext:
 
 def run_in_sampling(model, positive, negative, cfg: float, latent: torch.Tensor, noise: torch.Tensor,
                     sigmas: torch.Tensor, fn: Callable[[SamplingContext], Any], seed: int | None = None,
-                    denoise_mask: torch.Tensor | None = None) -> Any:
+                    denoise_mask: torch.Tensor | None = None, allow_nested: bool = False) -> Any:
     """Run ``fn(ctx)`` inside ``CFGGuider.sample`` of ``model`` with these conds, and return its result.
 
     This is how the NOISE nodes and NI-VSDS get ComfyUI's full model handling (loading, ControlNet,
@@ -128,11 +134,15 @@ def run_in_sampling(model, positive, negative, cfg: float, latent: torch.Tensor,
     NOISE applies FreeNoise once. ``ctx.model_patcher`` is the guider's model patcher, read inside
     sampling, after ``CFGGuider.inner_set_conds`` (ComfyUI 0.33.0 may swap a dynamic patcher there).
 
+    ``allow_nested``: a nested audio+video latent (MiniMax H3, LTX-2) and its nested noise are sampled
+    as ComfyUI does, packed flat: ``ctx.noise``/``ctx.latent_image``/``ctx.denoise_mask`` are ``[B, 1, N]``
+    and ``ctx.stream_shapes`` the streams' shapes.
+
     Raises: :class:`.nested.NestedLatentError` (a ValueError) for a nested latent (LTX-2
-    audio+video); callers name their node in front of it.
+    audio+video) unless ``allow_nested``; callers name their node in front of it.
     """
     shapes = nested_latent_shapes(latent)
-    if shapes is not None or nested_latent_shapes(noise) is not None:
+    if not allow_nested and (shapes is not None or nested_latent_shapes(noise) is not None):
         raise NestedLatentError(f"the latent is a nested latent of streams {shapes or nested_latent_shapes(noise)} "
                                 f"(an audio+video model such as LTX-2); the pack's own sampling loops support plain "
                                 f"image and video latents only.")
@@ -158,7 +168,8 @@ def run_in_sampling(model, positive, negative, cfg: float, latent: torch.Tensor,
         ctx = SamplingContext(guider=g, extra_args=extra_args or {}, model_sampling=ms, sigmas=sigmas_dev,
                               noise=result.pop("noise", model_k.noise), latent_image=model_k.latent_image,
                               max_denoise=is_max_denoise(ms, sigmas_dev),
-                              model_patcher=getattr(g, "model_patcher", model))
+                              model_patcher=getattr(g, "model_patcher", model),
+                              denoise_mask=(extra_args or {}).get("denoise_mask"))
         result["out"] = fn(ctx)
         return x
 

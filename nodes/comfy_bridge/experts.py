@@ -87,7 +87,9 @@ class FirstStage:
     ``[B, C, ...]`` after every noise patch; latent_image: its processed input latent;
     latent_raw: the same before ``process_latent_in``; max_denoise: ComfyUI's rule for sigmas[0];
     model_sampling: the first model's; seed: the sampler's seed; attends_across_batch: the first model
-    mixes the samples of its batch (:attr:`SamplerPasses.attends_across_batch`); output_raw: the sampler
+    mixes the samples of its batch (:attr:`SamplerPasses.attends_across_batch`); denoise_mask /
+    denoise_mask_raw: its noise mask as the sampler got it (prepared to the latent's shape) / as the
+    sampler node got it (or None; an in-place start image, Set Latent Noise Mask); output_raw: the sampler
     node's result (float32, what the second sampler receives). Tensors on the model device while the
     first sampler runs, on the intermediate device once kept (:func:`store_first_stage`)."""
     guider: Any
@@ -101,6 +103,8 @@ class FirstStage:
     seed: int | None
     attends_across_batch: bool = False
     output_raw: torch.Tensor | None = None
+    denoise_mask: torch.Tensor | None = None
+    denoise_mask_raw: torch.Tensor | None = None
 
 
 def first_stage(call: SamplerPasses, outer: OuterCall) -> FirstStage:
@@ -109,7 +113,9 @@ def first_stage(call: SamplerPasses, outer: OuterCall) -> FirstStage:
                       noise=call.noise.detach().clone(), latent_image=call.latent_image.detach().clone(),
                       latent_raw=outer.latent_image, max_denoise=call.max_denoise,
                       model_sampling=call.model_sampling, seed=call.seed,
-                      attends_across_batch=call.attends_across_batch)
+                      attends_across_batch=call.attends_across_batch,
+                      denoise_mask=None if call.denoise_mask is None else call.denoise_mask.detach().clone(),
+                      denoise_mask_raw=outer.denoise_mask)
 
 
 def store_first_stage(stage: FirstStage, output: torch.Tensor) -> FirstStage:
@@ -123,6 +129,10 @@ def store_first_stage(stage: FirstStage, output: torch.Tensor) -> FirstStage:
                                                                           stage.sigmas))
     if stage.latent_raw is not None:
         stage.latent_raw = stage.latent_raw.detach().to(dev)
+    for name in ("denoise_mask", "denoise_mask_raw"):
+        m = getattr(stage, name)
+        if isinstance(m, torch.Tensor):
+            setattr(stage, name, m.detach().to(dev))
     return stage
 
 
@@ -165,7 +175,7 @@ def rerun_first_stage(stage: FirstStage, noise: torch.Tensor, sigmas: torch.Tens
                       callback=None) -> torch.Tensor:
     """Run the recorded first stage again from unit ``noise`` ``[B, C, ...]`` (over ``sigmas``, default
     the recorded schedule) with its own guider and sampler: a nested ``CFGGuider.sample`` that loads
-    the first model, in which the pack's noise patches (SmoothInit, Dependency Noise) pass the noise
+    the first model with the recorded noise mask, in which the pack's noise patches (SmoothInit, Dependency Noise) pass the noise
     through, multi-pass wrappers stay off and the sampler starts from ``noise`` itself, whatever other
     noise edits run again (:class:`_PinnedNoise`). ``callback(step, x0, x, total)`` as ComfyUI's.
     Returns the raw output (``process_latent_out`` applied), intermediate device, float32: what the
@@ -175,7 +185,8 @@ def rerun_first_stage(stage: FirstStage, noise: torch.Tensor, sigmas: torch.Tens
         out = stage.guider.sample(noise.detach().to("cpu", copy=True), stage.latent_raw if stage.latent_raw is not None
                                   else torch.zeros_like(noise, device="cpu"),
                                   _PinnedNoise(stage.sampler, noise.detach()), stage.sigmas if sigmas is None else sigmas,
-                                  callback=callback, disable_pbar=True, seed=stage.seed)
+                                  denoise_mask=stage.denoise_mask_raw, callback=callback, disable_pbar=True,
+                                  seed=stage.seed)
     finally:
         _OWN_LOOP.reset(token)
     return out.to(device=intermediate_device(), dtype=torch.float32)

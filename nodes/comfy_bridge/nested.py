@@ -68,7 +68,7 @@ def nested_latent_message(node: str, what: str, shapes, supported: str) -> str:
     """The error text for a nested latent: names the node, the input, the stream shapes and what the
     node supports."""
     return (f"{node}: {what} is a nested latent of {len(shapes)} streams {_describe(shapes)} (an audio+video model "
-            f"such as LTX-2, which ComfyUI samples packed flat as [B, 1, N]); nested audio+video latents are not "
+            f"such as MiniMax H3 or LTX-2, which ComfyUI samples packed flat as [B, 1, N]); nested audio+video latents are not "
             f"supported. {supported} Remove {node} for this model, or sample a video-only latent.")
 
 
@@ -86,3 +86,54 @@ def refuse_packed_latent(node: str, what: str, shapes, supported: str) -> None:
     shapes = _multi(shapes)
     if shapes is not None:
         raise NestedLatentError(nested_latent_message(node, what, shapes, supported))
+
+
+# --------------------------------------------------------------------------- streams of a packed latent
+
+def unpack_streams(packed, shapes) -> list:
+    """The streams ``[video, audio, ...]`` of a packed nested latent ``[B, 1, N]`` (noise, latent, x0 or
+    denoise mask, inside sampling), ComfyUI's own ``comfy.utils.unpack_latents`` (what its context windows
+    use for per-modality FreeNoise). A denoise mask broadcast over fewer elements than the latent is
+    expanded first. None stays None."""
+    if packed is None:
+        return None
+    import comfy.utils
+    import math
+    n = sum(math.prod(int(v) for v in sh[1:]) for sh in shapes)
+    if packed.shape[-1] != n:
+        packed = packed.expand(packed.shape[:-1] + (n,)) if packed.shape[-1] == 1 else packed
+    return list(comfy.utils.unpack_latents(packed, [tuple(sh) for sh in shapes]))
+
+
+def pack_streams(streams: list):
+    """The packed latent ``[B, 1, N]`` of ``streams`` (``comfy.utils.pack_latents``)."""
+    import comfy.utils
+    return comfy.utils.pack_latents(list(streams))[0]
+
+
+def audio_time_axes(model_wrap, shapes) -> list[int]:
+    """For each stream after the video: its time axis. MiniMax H3 (latent format ``MiniMaxH3AV``) keeps
+    audio as ``[B, 32, 2 (stereo), T_a]`` (time last); LTX-2 as ``[B, 8, T_a, 16 (frequency)]``, time on
+    axis 2 (the axis ComfyUI's context windows slice every modality on)."""
+    inner = getattr(model_wrap, "inner_model", model_wrap)
+    fmt = type(getattr(inner, "latent_format", None)).__name__
+    axis = -1 if fmt.startswith("MiniMaxH3") else 2
+    return [axis for _ in shapes[1:]]
+
+
+def as_nested(packed, shapes):
+    """A ``comfy.nested_tensor.NestedTensor`` of the streams of ``packed`` ``[B, 1, N]`` (what a NOISE
+    returns for a nested latent, like ComfyUI's own RandomNoise)."""
+    return nested_of(unpack_streams(packed, shapes))
+
+
+def nested_of(streams: list):
+    """A ``comfy.nested_tensor.NestedTensor`` of ``streams`` (``[video, audio, ...]``)."""
+    import comfy.nested_tensor
+    return comfy.nested_tensor.NestedTensor(tuple(streams))
+
+
+def stream_std(x, shapes) -> list[float]:
+    """Standard deviation of each stream of ``x`` (a NestedTensor, or packed ``[B, 1, N]`` with ``shapes``)."""
+    streams = x.unbind() if is_nested_latent(x) else unpack_streams(x, shapes)
+    return [float(t.detach().float().std()) for t in streams]

@@ -14,7 +14,7 @@ from .order import RANK_NOISE, place_sampler_sample_wrappers, ranked
 
 
 def add_sampler_noise_wrapper(model, key: str, fn: Callable[[SamplingContext], torch.Tensor], node: str = "",
-                              supported: str = ""):
+                              supported: str = "", allow_nested: bool = False):
     """Clone ``model`` with a SAMPLER_SAMPLE wrapper that replaces the initial unit noise of every
     sampler node (KSampler, KSamplerAdvanced, SamplerCustom[Advanced]) by ``fn(ctx)``.
 
@@ -27,7 +27,8 @@ def add_sampler_noise_wrapper(model, key: str, fn: Callable[[SamplingContext], t
     full-length noise and FreeNoise reshuffles ``fn``'s result; ZS^2 Long Video (rank 0) stays outside.
 
     Raises (when the sampler runs): :class:`.nested.NestedLatentError` naming ``node`` and what is
-    ``supported`` for a packed nested latent (LTX-2 audio+video, ``[B, 1, N]``).
+    ``supported`` for a packed nested latent (LTX-2 audio+video, ``[B, 1, N]``), unless ``allow_nested``
+    (then ``fn`` gets the packed noise; ``ctx.stream_shapes`` gives the streams).
     """
     def wrapper(executor, guider, sigmas, extra_args, callback, noise, *args, **kwargs):
         # ComfyUI 0.3.64: sampler.sample(guider, sigmas, extra_args, callback, noise, latent_image=None,
@@ -35,11 +36,14 @@ def add_sampler_noise_wrapper(model, key: str, fn: Callable[[SamplingContext], t
         latent_image = args[0] if args else kwargs.get("latent_image")
         if (not _OWN_LOOP.get() and noise is not None and torch.count_nonzero(noise) > 0
                 and sigmas.shape[-1] > 1):
-            refuse_packed_latent(node or key, "the sampler's latent", packed_latent_shapes(guider), supported)
+            if not allow_nested:
+                refuse_packed_latent(node or key, "the sampler's latent", packed_latent_shapes(guider), supported)
             ms = guider.inner_model.model_sampling
+            mask = args[1] if len(args) > 1 else kwargs.get("denoise_mask")
             ctx = SamplingContext(guider=guider, extra_args=extra_args, model_sampling=ms, sigmas=sigmas,
                                   noise=noise, latent_image=latent_image,
-                                  max_denoise=is_max_denoise(ms, sigmas), model_patcher=guider.model_patcher)
+                                  max_denoise=is_max_denoise(ms, sigmas), model_patcher=guider.model_patcher,
+                                  denoise_mask=mask)
             noise = fn(ctx).to(device=noise.device, dtype=noise.dtype)
         return executor(guider, sigmas, extra_args, callback, noise, *args, **kwargs)
 

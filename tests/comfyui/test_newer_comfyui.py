@@ -185,36 +185,23 @@ def _nested_error(excinfo, node):
     return msg
 
 
-@pytest.mark.parametrize("which", ["Dependency Noise (KSampler)", "SmoothInit (KSampler)", "FreeInit (KSampler)"])
+# FreeInit and the SmoothInit family support audio+video latents: tests/comfyui/test_audio_video.py
+@pytest.mark.parametrize("which", ["Dependency Noise (KSampler)"])
 def test_model_patches_refuse_a_nested_latent_naming_the_node(mods, ltxav, which):
     pos, neg = _av_conds()
-    patch = {"Dependency Noise (KSampler)": _dep_patch, "SmoothInit (KSampler)": _si_patch,
-             "FreeInit (KSampler)": _fi_patch}[which]
+    patch = {"Dependency Noise (KSampler)": _dep_patch}[which]
     with pytest.raises(ValueError) as e:
         _ksampler(mods, patch(mods, ltxav), 3, pos, neg, _av_latent())
     msg = _nested_error(e, which)
     assert "[1, 16, 3, 4, 4] + [1, 8, 5, 16]" in msg and "not supported" in msg
 
 
-def test_freeinit_sampler_refuses_a_nested_latent(mods, ltxav):
-    pos, neg = _av_conds()
-    with pytest.raises(ValueError) as e:
-        _sca(mods, ltxav, mods["cs"].Noise_RandomNoise(3), _fi_sampler(mods, _euler(mods)), pos, neg, _av_latent())
-    msg = _nested_error(e, "FreeInit Sampler")
-    assert "[1, 16, 3, 4, 4] + [1, 8, 5, 16]" in msg
-
-
 def test_noise_nodes_refuse_a_nested_latent(mods, ltxav):
     pos, neg = _av_conds()
-    cs = mods["cs"]
     dep = mods["zs2"].DependencyNoise().get_noise(3, 0.05, 4, 4, "dependency", 0.9)[0]
     with pytest.raises(ValueError) as e:
         _sca(mods, ltxav, dep, _euler(mods), pos, neg, _av_latent())
     _nested_error(e, "Dependency Noise")
-    fwd = mods["si"].ForwardInversionNoise().build(cs.Noise_RandomNoise(3), ltxav, pos, neg, CFG, 1.0, 50)[0]
-    with pytest.raises(ValueError) as e:
-        _sca(mods, ltxav, fwd, _euler(mods), pos, neg, _av_latent())
-    _nested_error(e, "Forward-Inversion Noise")
 
 
 def test_static_video_and_ni_vsds_refuse_a_nested_latent(mods, ltxav):
