@@ -135,7 +135,8 @@ def test_twin_differs_from_the_stock_template_only_by_the_packs_nodes(path, tdir
                 if b.get("widgets_values"):
                     assert a["widgets_values"][-1] is True
                     a["widgets_values"] = a["widgets_values"][:-1]
-            if a["widgets_values"] != b["widgets_values"] and a["type"] in ("KSamplerAdvanced", "KSampler"):
+            if a.get("widgets_values") != b.get("widgets_values") and a["type"] in ("KSamplerAdvanced", "KSampler",
+                                                                            "RandomNoise"):
                 assert ["fixed" if x == "randomize" else x for x in b["widgets_values"]] == a["widgets_values"]
                 a["widgets_values"] = b["widgets_values"]
             assert a == b, f"stock node {i} ({b['type']}) changed"
@@ -330,7 +331,8 @@ NFE_REPORT: dict = {}
 
 
 @pytest.mark.parametrize("template_state", [False, True], ids=["stock-switch-off", "stock-switch-on"])
-@pytest.mark.parametrize("path", TWIN_FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in TWIN_FILES if not p.stem.startswith("template_ltx")],  # LTX: test_template_twins_ltx
+                         ids=lambda p: p.stem)
 def test_twin_runs_in_every_switch_state_and_ab_off_is_the_stock_result(runner, path, template_state, tdir):
     stock_ui, twin_ui = _stock(tdir, path), json.loads(path.read_text())
     light = _set_template_switch(stock_ui, path, template_state)
