@@ -117,6 +117,40 @@ TWINS += [
          _ltx_note("LTX-2.5 22B", "text-to-video", "LTXVDualCFGGuider", "8 steps x 1 (CFG 1, 1) = 8", "3 x 1 = 3",
                    _LTX_ENHANCE), stage="base"),
 ]
+
+
+def _ltx_one_stage_note(model: str, guider: str, base_nfe: str, extra: str = "") -> str:
+    """The note of an LTX-2.x first/last-frame twin (one sampler stage, from noise)."""
+    return (f"FreeInit on {model} first/last-frame-to-video (audio+video): FreeInit (KSampler) sits inside the "
+            f"subgraph on the model input of the template's one {guider} (its SamplerCustomAdvanced samples from "
+            f"noise, ManualSigmas 1.0 ... 0). The first and last frames come in through LTXVAddGuide (guide frames "
+            f"with a noise mask), which every FreeInit pass keeps. The video stream gets FreeInit's 3-D low-pass; "
+            f"the audio stream keeps its own initial noise in every pass (input audio). CFG 1: FreeInit needs no "
+            f"negative prompt.{extra}\n\nThe boolean titled 'Training-free video: enable (A/B)' (enable_freeinit "
+            f"on the subgraph node) is the A/B switch: off, the graph is the stock template (same seed: the "
+            f"noise seed is set to fixed).\n\nModel calls: stock {base_nfe}; FreeInit 3 passes = 3 x that.")
+
+
+_LTX_AUDIO_IN = (" The given audio (LoadAudio -> LTXVAudioVAEEncode -> SetLatentNoiseMask) is kept by its noise "
+                 "mask in every pass, as in the stock graph.")
+_LTX_REF_AUDIO = (" The reference voice (LTXVReferenceAudio) conditions every pass as it does the stock one; the ID "
+                  "LoRA is on the model FreeInit patches.")
+TWINS += [
+    Twin("template_ltx23_ia2v_freeinit", "video_ltx2_3_ia2v", "TFVFreeInitModelPatch", FREEINIT, "FreeInit (KSampler)",
+         _ltx_note("LTX-2.3 22B", "image+audio-to-video", "CFGGuider", "8 steps x 1 (CFG 1) = 8", "3 x 1 = 3",
+                   _LTX_AUDIO_IN + _LTX_ENHANCE), stage="base"),
+    Twin("template_ltx23_id_lora_freeinit", "video_ltx2_3_id_lora", "TFVFreeInitModelPatch", FREEINIT,
+         "FreeInit (KSampler)",
+         _ltx_note("LTX-2.3 22B (ID LoRA)", "image-to-video with a reference voice", "CFGGuider",
+                   "8 steps x 2 (CFG 1, plus LTXVReferenceAudio's identity guidance: one extra pass without the "
+                   "reference) = 16", "3 x 1 = 3", _LTX_REF_AUDIO), stage="base"),
+    Twin("template_ltx23_flf2v_freeinit", "video_ltx2_3_flf2v", "TFVFreeInitModelPatch", FREEINIT,
+         "FreeInit (KSampler)", _ltx_one_stage_note("LTX-2.3 22B (distilled)", "CFGGuider",
+                                                    "8 steps x 1 (CFG 1) = 8")),
+    Twin("template_ltx25_flf2v_freeinit", "video_ltx2_5_flf2v", "TFVFreeInitModelPatch", FREEINIT,
+         "FreeInit (KSampler)", _ltx_one_stage_note("LTX-2.5 22B", "LTXVDualCFGGuider", "8 steps x 1 (CFG 1, 1) = 8",
+                                                    _LTX_ENHANCE)),
+]
 TWINS_BY_NAME = {t.name: t for t in TWINS}
 
 
@@ -318,11 +352,12 @@ def build_twin(twin: Twin, stock: dict, object_info: dict, package: str) -> dict
     else:
         if len(targets) > 1 and twin.stage == "base":
             targets = _base_stage(g, targets)
+        if len(targets) != 1:
+            raise ValueError(f"{twin.source}: expected one sampler, found {len(targets)}")
+        if targets[0][0]["type"] not in ("KSamplerAdvanced", "KSampler", "SamplerCustom"):  # a guider
             noise = _base_noise(g, targets[0][0])
             if noise is not None and "randomize" in noise["widgets_values"]:  # same seed for A and B
                 noise["widgets_values"] = ["fixed" if v == "randomize" else v for v in noise["widgets_values"]]
-        if len(targets) != 1:
-            raise ValueError(f"{twin.source}: expected one sampler, found {len(targets)}")
         in_names = ["model"]
     x0 = min(n["pos"][0] for n, _ in targets)
     y0 = max(n["pos"][1] + (n.get("size") or [0, 400])[1] for n, _ in targets) + 80
