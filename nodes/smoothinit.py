@@ -35,8 +35,13 @@ CATEGORY = "training_free_video/SmoothInit"
 # nested sampling inside the optimisation) does not optimise again.
 _ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("tfv_smoothinit_active", default=False)
 
-NESTED_SUPPORTED = ("Forward-Inversion / SmoothInit / Fast-SmoothInit support image-model latents [frames, C, H, W] "
-                    "and video latents [B, C, T, H, W].")
+NESTED_SUPPORTED = ("Forward-Inversion / SmoothInit / Fast-SmoothInit support image-model latents [frames, C, H, W], "
+                    "video latents [B, C, T, H, W] and audio+video latents.")
+_AV_NOTE = ("Audio+video latents (MiniMax H3, LTX-2): both streams' noise is optimised together through the joint "
+            "model call (the DDIM step and inversion in the sampler's space, where MiniMax H3 carries its audio on the "
+            "video schedule), each stream keeps its shape; the noise is a nested noise like RandomNoise's. A noise "
+            "mask (in-place first image: LTXVImgToVideoInplace, Wan22ImageToVideoLatent; Set Latent Noise Mask) keeps "
+            "its given frames' noise unchanged.")
 
 _SEED_MIX = 0x9E3779B97F4A7C15  # decorrelates the perturbations from a RandomNoise of the same seed
 
@@ -349,7 +354,7 @@ class ForwardInversionNoise:
                    "cfg, then one DDIM-inversion step back at CFG inversion_cfg, applied to the incoming noise; "
                    "injects the prompt's semantics into the initial noise. Starts at sigmas[0] of the optional "
                    "SIGMAS (connect your sampler's), else at the model's sigma_max (full denoise). Cost: calls(cfg) + calls(inversion_cfg) "
-                   "= 3 model calls with cfg 7.5 and inversion_cfg 1.")
+                   "= 3 model calls with cfg 7.5 and inversion_cfg 1. " + _AV_NOTE)
 
     def build(self, noise, model, positive, negative, cfg, inversion_cfg, grid_steps, sigmas=None):
         s = si.PRESETS["Forward-Inversion"]
@@ -381,7 +386,8 @@ class SmoothInitNoise:
     CATEGORY = CATEGORY
     DESCRIPTION = ("SmoothInit (SmoothInit paper Eq. 6): the mean of K Forward-Inversions of the incoming noise, each "
                    "with a fresh perturbation sigma_sm * n_k (seeded by the noise's seed). The K evaluations run "
-                   "batched (chunk_size). Starts at sigmas[0] of the optional SIGMAS, else at sigma_max. " + _NFE_NOTE)
+                   "batched (chunk_size). Starts at sigmas[0] of the optional SIGMAS, else at sigma_max. " + _NFE_NOTE
+                   + " " + _AV_NOTE)
 
     def build(self, noise, model, positive, negative, cfg, inversion_cfg, grid_steps, preset, K, sigma_sm,
               noise_type, chunk_size, sigmas=None):
@@ -417,7 +423,7 @@ class FastSmoothInitNoise:
     DESCRIPTION = ("Fast-SmoothInit (SmoothInit paper Sec. 3.4, the released code's momentum rule): K sequential "
                    "Forward-Inversions, each on a momentum mix of the previous output and inputs plus a decaying "
                    "perturbation; returns the last iterate. Starts at sigmas[0] of the optional SIGMAS, else at "
-                   "sigma_max. " + _NFE_NOTE)
+                   "sigma_max. " + _NFE_NOTE + " " + _AV_NOTE)
 
     def build(self, noise, model, positive, negative, cfg, inversion_cfg, grid_steps, preset, K, sigma_sm,
               gamma_m, gamma_decay, sigmas=None):
@@ -492,7 +498,7 @@ class SmoothInitModelPatch:
                    "initial noise is optimised with the sampler's own conds, seed and CFG (cfg 0 = follow it) at its "
                    "first sigma (sigma_max at full denoise; img2img works too) before sampling. Same noise as the "
                    "NOISE nodes for the same seed, conds, cfg and SIGMAS. Noise that is all zeros (KSamplerAdvanced "
-                   "add_noise disabled) is left alone. " + _NFE_NOTE)
+                   "add_noise disabled) is left alone. " + _NFE_NOTE + " " + _AV_NOTE)
 
     def patch(self, model, method, cfg, inversion_cfg, grid_steps, K, sigma_sm, noise_type, gamma_m, gamma_decay,
               chunk_size):
@@ -581,7 +587,8 @@ class SaveNoise:
     CATEGORY = CATEGORY
     DESCRIPTION = ("Computes the noise for this latent once and saves it as a .safetensors file (tensor 'noise', "
                    "unit noise of the latent's shape, with its seed) in ComfyUI's output folder, so an expensive "
-                   "optimised noise can be reused and shared. Load it with Load Noise from the input folder. Cost: the "
+                   "optimised noise can be reused and shared (an audio+video noise: one tensor per stream, 'noise.0' "
+                   "video, 'noise.1' audio). Load it with Load Noise from the input folder. Cost: the "
                    "incoming NOISE's model calls, once (0 NFE for plain noise).")
 
     def save(self, noise, latent, filename_prefix):
