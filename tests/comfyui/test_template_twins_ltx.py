@@ -23,7 +23,10 @@ real classes (tests/comfyui/tiny_av.py) behind the swapped loaders:
   Templates without the "Switch to Text to Video?" (flf2v, id_lora) run in their one state.
 
 A/B off must give the stock template's final latent (refine stage, video and audio) bit for bit, A/B on
-must differ. Predictions are counted per stage (the stage is told by the latent size: the base stage
+must differ; in the image-to-video state the in-placed image frame (video frame 0) and in ia2v the given
+audio stream (noise mask 0) equal the stock result with A/B on too (the refine stage in-places the image
+again at strength 1, so the frame check guards the twin's output, not FreeInit's keep_given: that is
+test_image_to_video's). Predictions are counted per stage (the stage is told by the latent size: the base stage
 samples at half the refine stage's size; first/last-frame templates have one stage) and asserted: base
 stage 3 x stock, refine stage unchanged.
 On a ComfyUI without the nodes the twins use (0.3.64) the tests skip naming them.
@@ -260,5 +263,12 @@ def test_ltx_twin_runs_in_every_switch_state_and_ab_off_is_the_stock_result(runn
     assert off_calls == ref_calls
     assert all(a.shape == b.shape and torch.isfinite(a).all() for a, b in zip(on, ref))
     assert not torch.allclose(on[0], ref[0]), "FreeInit did not change the video"
+    types = wa.node_types(stock_ui)
+    if not t2v and "LTXVImgToVideoInplace" in types:  # the in-placed image frame is the stock graph's
+        print(f"frame 0 |on - stock| max {float((on[0][:, :, 0] - ref[0][:, :, 0]).abs().max()):.3g}")
+        assert torch.equal(on[0][:, :, 0], ref[0][:, :, 0]), "the given image frame changed"
+    if "LTXVAudioVAEEncode" in types:  # ia2v: the given audio (noise mask 0) is the stock graph's
+        print(f"audio |on - stock| max {float((on[1] - ref[1]).abs().max()):.3g}")
+        assert torch.equal(on[1], ref[1]), "the given audio changed"
     iterations = bt.TWINS_BY_NAME[path.stem].widgets["iterations"]
     assert on_calls == {k: iterations * v if k == "base" else v for k, v in ref_calls.items()}
