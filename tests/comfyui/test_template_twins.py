@@ -27,6 +27,7 @@ PrimitiveBoolean, subgraph-saving frontend) the tests skip saying which.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -237,31 +238,45 @@ class _Capture:
         return {}
 
 
-@pytest.fixture(scope="module")
-def runner(pack, tmp_path_factory):
+def skip_without_nodes(files, what: str = "the twins") -> None:
+    """Skip naming the nodes of ``files`` that this ComfyUI lacks (0.3.64: ComfySwitchNode, ...)."""
+    import nodes
+    missing = [t for p in files for t in wa.node_types(json.loads(p.read_text()))
+               if t not in nodes.NODE_CLASS_MAPPINGS and t not in wa.VIRTUAL_NODE_TYPES]
+    if missing:
+        pytest.skip(f"this ComfyUI lacks the nodes {sorted(set(missing))} that {what} use")
+
+
+@contextlib.contextmanager
+def serving(root: Path, extra: dict):
+    """ComfyUI's input/output folders under ``root`` (``in/example.png``) and the test nodes ``extra``
+    registered; both restored on exit. Yields the input folder."""
     import folder_paths
     import nodes
     import test_workflows as tw
-    missing = [t for p in TWIN_FILES for t in wa.node_types(json.loads(p.read_text()))
-               if t not in nodes.NODE_CLASS_MAPPINGS and t not in wa.VIRTUAL_NODE_TYPES]
-    if missing:
-        pytest.skip(f"this ComfyUI lacks the nodes {sorted(set(missing))} that the twins use")
-    root = tmp_path_factory.mktemp("tfv_twins")
     (root / "in").mkdir()
     (root / "out").mkdir()
     tw._example_png(root / "in" / "example.png")
     old = folder_paths.get_input_directory(), folder_paths.get_output_directory()
     folder_paths.set_input_directory(str(root / "in"))
     folder_paths.set_output_directory(str(root / "out"))
-    extra = dict(tw.TEST_NODES, TFVTestTwinModel=_TinyModel, TFVTestTwinLora=_TinyLora, TFVTestTwinCapture=_Capture)
     nodes.NODE_CLASS_MAPPINGS.update(extra)
     try:
-        yield tw.Runner()
+        yield root / "in"
     finally:
         for k in extra:
             nodes.NODE_CLASS_MAPPINGS.pop(k, None)
         folder_paths.set_input_directory(old[0])
         folder_paths.set_output_directory(old[1])
+
+
+@pytest.fixture(scope="module")
+def runner(pack, tmp_path_factory):
+    import test_workflows as tw
+    skip_without_nodes(TWIN_FILES)
+    extra = dict(tw.TEST_NODES, TFVTestTwinModel=_TinyModel, TFVTestTwinLora=_TinyLora, TFVTestTwinCapture=_Capture)
+    with serving(tmp_path_factory.mktemp("tfv_twins"), extra):
+        yield tw.Runner()
 
 
 def _tiny_api(ui: dict, info: dict, lightning: bool | None, ab: bool | None) -> tuple[dict, str]:

@@ -146,46 +146,30 @@ def _example_wav(path, seconds: float = 2.0, rate: int = 16000) -> None:
 
 @pytest.fixture(scope="module")
 def runner(pack, tmp_path_factory):
-    import folder_paths
-    import nodes
+    import server
     import test_workflows as tw
-    missing = [t for p in LTX_TWINS for t in wa.node_types(json.loads(p.read_text()))
-               if t not in nodes.NODE_CLASS_MAPPINGS and t not in wa.VIRTUAL_NODE_TYPES]
-    if missing:
-        pytest.skip(f"this ComfyUI lacks the nodes {sorted(set(missing))} that the LTX twins use")
+    from test_template_twins import serving, skip_without_nodes
     from tiny_av import av_missing_reason
+    skip_without_nodes(LTX_TWINS, "the LTX twins")
     if av_missing_reason():
         pytest.skip(av_missing_reason())
     if templates_dir() is None:
         pytest.skip("comfyui-workflow-templates is not installed in this ComfyUI's venv (0.33.0 installs it)")
-    root = tmp_path_factory.mktemp("tfv_ltx_twins")
-    (root / "in").mkdir()
-    (root / "out").mkdir()
-    tw._example_png(root / "in" / "example.png")
-    _example_wav(root / "in" / "example.wav")
-    old = folder_paths.get_input_directory(), folder_paths.get_output_directory()
-    folder_paths.set_input_directory(str(root / "in"))
-    folder_paths.set_output_directory(str(root / "out"))
-    extra = _nodes()
-    nodes.NODE_CLASS_MAPPINGS.update(extra)
-    import server
-    runner = tw.Runner()
-    # GetImageSize (first/last-frame templates) posts progress text to PromptServer.instance: record it
-    runner.server.send_progress_text = lambda text, node_id, sid=None: runner.server.messages.append(("text", text))
-    had = hasattr(server.PromptServer, "instance")
-    old_instance = getattr(server.PromptServer, "instance", None)
-    server.PromptServer.instance = runner.server
-    try:
-        yield runner
-    finally:
-        if had:
-            server.PromptServer.instance = old_instance
-        else:
-            del server.PromptServer.instance
-        for k in extra:
-            nodes.NODE_CLASS_MAPPINGS.pop(k, None)
-        folder_paths.set_input_directory(old[0])
-        folder_paths.set_output_directory(old[1])
+    with serving(tmp_path_factory.mktemp("tfv_ltx_twins"), _nodes()) as inputs:
+        _example_wav(inputs / "example.wav")
+        runner = tw.Runner()
+        # GetImageSize (first/last-frame templates) posts progress text to PromptServer.instance: record it
+        runner.server.send_progress_text = lambda text, node_id, sid=None: runner.server.messages.append(("text", text))
+        had = hasattr(server.PromptServer, "instance")
+        old_instance = getattr(server.PromptServer, "instance", None)
+        server.PromptServer.instance = runner.server
+        try:
+            yield runner
+        finally:
+            if had:
+                server.PromptServer.instance = old_instance
+            else:
+                del server.PromptServer.instance
 
 
 def _swap(api: dict, nid: str, class_type: str, **inputs) -> None:
