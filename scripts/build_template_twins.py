@@ -37,7 +37,7 @@ from template_coverage import TWIN_KEY, templates_dir, templates_version  # noqa
 TFV_AB_TITLE = "Training-free video: enable (A/B)"
 TFV_NOTE_TITLE = "Training-free video twin"
 PACK_CNR_ID = "comfyui-training-free-video"
-SAMPLERS = ("KSamplerAdvanced", "KSampler", "SamplerCustom", "CFGGuider", "BasicGuider")
+SAMPLERS = ("KSamplerAdvanced", "KSampler", "SamplerCustom", "CFGGuider", "BasicGuider", "LTXVDualCFGGuider")
 SEED_NODES = ("RandomNoise",)  # SamplerCustomAdvanced's seed (MiniMax H3 r2v ships it "randomize")
 
 
@@ -60,6 +60,7 @@ class Twin:
     ab_input: str = "enable_freeinit"
     needs: str = "ComfyUI >= 0.33.0 (subgraphs, ComfySwitchNode, PrimitiveBoolean)"
     meta: dict = field(default_factory=dict)
+    stage: str | None = None  # "base": of several sampler stages, the one starting from noise (see _base_stage)
 
 
 FREEINIT = {"iterations": 3, "filter": "butterworth", "d_s": 0.25, "d_t": 0.25, "order": 4, "min_signal": 0.068,
@@ -118,6 +119,73 @@ MINIMAX_H3_TWINS = [
 ]
 TWINS += MINIMAX_H3_TWINS
 
+
+def _ltx_note(model: str, mode: str, guider: str, base_nfe: str, refine_nfe: str, extra: str = "") -> str:
+    """The note of an LTX-2.x twin (two sampler stages: base from noise at half size, latent-upscale refine)."""
+    return (f"FreeInit on {model} {mode} (audio+video): FreeInit (KSampler) sits inside the subgraph on the model "
+            f"input of the BASE stage's {guider}, the SamplerCustomAdvanced whose ManualSigmas start from noise "
+            f"(1.0 ... 0). FreeInit re-noises a pass's result to the first sigma and keeps its low frequencies, so it "
+            f"belongs on the stage that starts from noise; the latent-upscale refine stage (sigmas 0.85 ... 0) "
+            f"starts from the base result and runs as in the stock template. The video stream gets FreeInit's 3-D "
+            f"low-pass; the audio stream keeps its own initial noise in every pass (input audio). The image frame "
+            f"LTXVImgToVideoInplace puts in place (noise mask) stays the image's in every pass. The distilled "
+            f"model runs at CFG 1 with ManualSigmas: FreeInit needs no negative prompt.{extra}\n\n"
+            f"enable_freeinit (on the subgraph node) is the A/B switch: off, the graph is the stock template (same "
+            f"seed, same video and audio; the base stage's noise seed is set to fixed).\n\n"
+            f"Model calls: base stage stock {base_nfe}, FreeInit 3 passes = 3 x that; refine stage {refine_nfe} "
+            f"in both.")
+
+
+_LTX_ENHANCE = (" Prompt enhance (TextGenerateLTX2Prompt, an LLM) is the template's and runs once, before sampling, "
+                "either way.")
+TWINS += [
+    Twin("template_ltx23_t2v_freeinit", "video_ltx2_3_t2v", "TFVFreeInitModelPatch", FREEINIT, "FreeInit (KSampler)",
+         _ltx_note("LTX-2.3 22B", "text-to-video", "CFGGuider", "8 steps x 1 (CFG 1) = 8", "3 x 1 = 3",
+                   _LTX_ENHANCE), stage="base"),
+    Twin("template_ltx23_i2v_freeinit", "video_ltx2_3_i2v", "TFVFreeInitModelPatch", FREEINIT, "FreeInit (KSampler)",
+         _ltx_note("LTX-2.3 22B", "image-to-video", "CFGGuider", "8 steps x 1 (CFG 1) = 8", "3 x 1 = 3",
+                   _LTX_ENHANCE), stage="base"),
+    Twin("template_ltx25_i2v_freeinit", "video_ltx2_5_i2v", "TFVFreeInitModelPatch", FREEINIT, "FreeInit (KSampler)",
+         _ltx_note("LTX-2.5 22B", "image-to-video", "LTXVDualCFGGuider", "8 steps x 1 (CFG 1, 1) = 8", "3 x 1 = 3",
+                   _LTX_ENHANCE), stage="base"),
+    Twin("template_ltx25_t2v_freeinit", "video_ltx2_5_t2v", "TFVFreeInitModelPatch", FREEINIT, "FreeInit (KSampler)",
+         _ltx_note("LTX-2.5 22B", "text-to-video", "LTXVDualCFGGuider", "8 steps x 1 (CFG 1, 1) = 8", "3 x 1 = 3",
+                   _LTX_ENHANCE), stage="base"),
+]
+
+
+def _ltx_one_stage_note(model: str, guider: str, base_nfe: str, extra: str = "") -> str:
+    """The note of an LTX-2.x first/last-frame twin (one sampler stage, from noise)."""
+    return (f"FreeInit on {model} first/last-frame-to-video (audio+video): FreeInit (KSampler) sits inside the "
+            f"subgraph on the model input of the template's one {guider} (its SamplerCustomAdvanced samples from "
+            f"noise, ManualSigmas 1.0 ... 0). The first and last frames come in through LTXVAddGuide (guide frames "
+            f"with a noise mask), which every FreeInit pass keeps. The video stream gets FreeInit's 3-D low-pass; "
+            f"the audio stream keeps its own initial noise in every pass (input audio). CFG 1: FreeInit needs no "
+            f"negative prompt.{extra}\n\nThe boolean titled 'Training-free video: enable (A/B)' (enable_freeinit "
+            f"on the subgraph node) is the A/B switch: off, the graph is the stock template (same seed: the "
+            f"noise seed is set to fixed).\n\nModel calls: stock {base_nfe}; FreeInit 3 passes = 3 x that.")
+
+
+_LTX_AUDIO_IN = (" The given audio (LoadAudio -> LTXVAudioVAEEncode -> SetLatentNoiseMask) is kept by its noise "
+                 "mask in every pass, as in the stock graph.")
+_LTX_REF_AUDIO = (" The reference voice (LTXVReferenceAudio) conditions every pass as it does the stock one; the ID "
+                  "LoRA is on the model FreeInit patches.")
+TWINS += [
+    Twin("template_ltx23_ia2v_freeinit", "video_ltx2_3_ia2v", "TFVFreeInitModelPatch", FREEINIT, "FreeInit (KSampler)",
+         _ltx_note("LTX-2.3 22B", "image+audio-to-video", "CFGGuider", "8 steps x 1 (CFG 1) = 8", "3 x 1 = 3",
+                   _LTX_AUDIO_IN + _LTX_ENHANCE), stage="base"),
+    Twin("template_ltx23_id_lora_freeinit", "video_ltx2_3_id_lora", "TFVFreeInitModelPatch", FREEINIT,
+         "FreeInit (KSampler)",
+         _ltx_note("LTX-2.3 22B (ID LoRA)", "image-to-video with a reference voice", "CFGGuider",
+                   "8 steps x 2 (CFG 1, plus LTXVReferenceAudio's identity guidance: one extra pass without the "
+                   "reference) = 16", "3 x 1 = 3", _LTX_REF_AUDIO), stage="base"),
+    Twin("template_ltx23_flf2v_freeinit", "video_ltx2_3_flf2v", "TFVFreeInitModelPatch", FREEINIT,
+         "FreeInit (KSampler)", _ltx_one_stage_note("LTX-2.3 22B (distilled)", "CFGGuider",
+                                                    "8 steps x 1 (CFG 1) = 8")),
+    Twin("template_ltx25_flf2v_freeinit", "video_ltx2_5_flf2v", "TFVFreeInitModelPatch", FREEINIT,
+         "FreeInit (KSampler)", _ltx_one_stage_note("LTX-2.5 22B", "LTXVDualCFGGuider", "8 steps x 1 (CFG 1, 1) = 8",
+                                                    _LTX_ENHANCE)),
+]
 TWINS_BY_NAME = {t.name: t for t in TWINS}
 
 
@@ -251,6 +319,35 @@ def _sampler_model_links(ed: Editor, g: dict) -> list[tuple[dict, int]]:
     return out
 
 
+def _first_sigma(g: dict, sampler: dict) -> float:
+    """The first sigma of a SamplerCustomAdvanced's ``sigmas`` when it comes from ManualSigmas."""
+    links = {l[0]: l for l in Editor.links(g)}
+    lid = next(i["link"] for i in sampler["inputs"] if i["name"] == "sigmas")
+    src = Editor.node(g, links[lid][1])
+    if src["type"] != "ManualSigmas":
+        raise ValueError(f"sampler {sampler['id']}: sigmas from {src['type']}, not ManualSigmas")
+    return float(str(src["widgets_values"][0]).split(",")[0])
+
+
+def _base_stage(g: dict, targets: list[tuple[dict, int]]) -> list[tuple[dict, int]]:
+    """Of several guiders (each feeding one SamplerCustomAdvanced), the one of the stage that starts from
+    noise: its sampler's ManualSigmas start highest (LTX-2.x: base 1.0 ... 0, latent-upscale refine 0.85 ... 0).
+    ValueError when no single stage starts highest."""
+    links = {l[0]: l for l in Editor.links(g)}
+    first = {}
+    for guider, lid in targets:
+        outs = [links[x] for o in guider["outputs"] for x in (o.get("links") or [])]
+        samplers = [Editor.node(g, l[3]) for l in outs if Editor.node(g, l[3])["type"] == "SamplerCustomAdvanced"]
+        if len(samplers) != 1:
+            raise ValueError(f"guider {guider['id']} feeds {len(samplers)} SamplerCustomAdvanced")
+        first[guider["id"]] = (_first_sigma(g, samplers[0]), samplers[0])
+    top = max(v[0] for v in first.values())
+    base = [t for t in targets if first[t[0]["id"]][0] == top]
+    if len(base) != 1:
+        raise ValueError(f"{len(base)} sampler stages start at sigma {top}; expected one base stage")
+    return base
+
+
 def _graph_with_samplers(wf: dict) -> tuple[dict, dict | None]:
     """(graph holding the samplers, the subgraph node instancing it or None)."""
     defs = wa.subgraph_definitions(wf)
@@ -279,6 +376,8 @@ def build_twin(twin: Twin, stock: dict, object_info: dict, package: str) -> dict
         targets = [first[0], second[0]]
         in_names = ["high_noise_model", "low_noise_model"]
     else:
+        if len(targets) > 1 and twin.stage == "base":
+            targets = _base_stage(g, targets)
         if len(targets) != 1:
             raise ValueError(f"{twin.source}: expected one sampler, found {len(targets)}")
         in_names = ["model"]
