@@ -251,7 +251,7 @@ class Editor:
         if outputs is None:
             outputs = [{"name": n, "type": t, "links": []}
                        for n, t in zip(info.get("output_name", info["output"]), info["output"])]
-        custom = class_type.startswith("TFV")
+        custom = class_type in self.info.get("_pack_types", ()) or class_type.startswith("TFV")
         node = {"id": self._node_id(), "type": class_type, "pos": list(pos), "size": [320, 60 + 26 * len(values)],
                 "flags": {}, "order": len(g["nodes"]), "mode": 0, "inputs": inputs, "outputs": outputs,
                 "properties": ({"cnr_id": PACK_CNR_ID, "ver": _pack_version()} if custom else {"cnr_id": "comfy-core"})

@@ -88,6 +88,11 @@ def test_every_loader_names_its_files_download_and_folder(path, pack, loader_fol
     live = nodes.NODE_CLASS_MAPPINGS
     bw = _build_script()
     ui = json.loads(path.read_text())
+    needs = ui.get("extra", {}).get("training_free_video", {}).get("needs")
+    missing = sorted({n["type"] for n in all_nodes(ui) if n["type"] not in live and n["type"] not in bw.external_defs()[0]
+                      and n["type"] not in ("Note", "MarkdownNote") and n["type"] not in wa.VIRTUAL_NODE_TYPES})
+    if missing and needs:   # a template twin on an older ComfyUI: its loaders' widgets may differ there too
+        pytest.skip(f"{path.name} needs {needs}: {missing} not in this ComfyUI")
     checked = 0
     for node in all_nodes(ui):
         if node["type"] in ("Note", "MarkdownNote") or node["type"] in wa.VIRTUAL_NODE_TYPES:
