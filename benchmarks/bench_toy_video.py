@@ -19,6 +19,7 @@ is written to ``docs/toy_video/results/toy_video__<row>__v<lo>-<hi>.csv`` with a
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ sys.path.insert(0, str(REPO / "tests" / "comfyui"))
 from benchmarks.bench_toy_world import VIDEO_ORDER, call, file_sha, write_part  # noqa: E402
 from benchmarks.toy_video import build as B  # noqa: E402
 from benchmarks.toy_video import metrics as VM  # noqa: E402
+from benchmarks.toy_video import videos as V  # noqa: E402
 from benchmarks.toy_world import world as W  # noqa: E402
 
 RESULTS = REPO / "docs" / "toy_video" / "results"
@@ -41,7 +43,8 @@ FREEINIT_ROWS = {"FreeInit 3 iterations": (3, False), "FreeInit 5 iterations": (
 SMOOTHINIT_ROWS = ["Forward-Inversion", "SmoothInit-30", "Fast-SmoothInit-10"]
 I4VGEN_ROWS = ["I4VGen (p 0.6, p_re 0.8)", "I4VGen: static anchor video (no animation)",
                "I4VGen: regeneration without NI-VSDS (p_re 0.8)"]
-ROWS = ["plain", *FREEINIT_ROWS, *SMOOTHINIT_ROWS, *I4VGEN_ROWS]
+TRAINING = "training videos (rendered)"
+ROWS = [TRAINING, "plain", *FREEINIT_ROWS, *SMOOTHINIT_ROWS, *I4VGEN_ROWS]
 
 
 class ToyVideo:
@@ -77,6 +80,10 @@ class ToyVideo:
 def make_rows(toy: ToyVideo, a) -> list:
     """[(name, make(label, seed) -> latent, extra settings)]."""
     spec = []
+    # the reference: a training video of the same prompt (its own seeded generator), rendered, no model;
+    # returned as pictures [F, 3, 64, 64] instead of a latent
+    spec.append((TRAINING, lambda label, seed: V.sample(1, torch.Generator().manual_seed(10_000 + seed),
+                                                        frames=a.frames, labels=[label]).videos[0], {}))
 
     def plain(model):
         return lambda label, seed: toy.sample(model, label, seed, a, toy.empty(a.frames))
@@ -108,6 +115,25 @@ def make_rows(toy: ToyVideo, a) -> list:
     return [s for s in spec if not a.rows or s[0] in a.rows]
 
 
+def write_model_json(out: Path) -> None:
+    """The build's costs and checks (the cache's meta.json) into ``out/model.json`` for the report."""
+    meta = json.loads((B.cache_dir() / "meta.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    text = (f"A Wan 2.1 text-to-video DiT (`comfy.ldm.wan.model.WanModel`, dim {meta['dit']['dim']}, "
+            f"{meta['dit']['num_layers']} layers, ffn {meta['dit']['ffn_dim']}, 1 head; ComfyUI's UNETLoader detects "
+            f"WAN21_T2V) and a Wan 2.1 VAE (`comfy.ldm.wan.vae.WanVAE`, dim {meta['vae_dim']}; VAELoader reads the dim "
+            f"from the state dict; 8x spatial, 4x temporal), trained here (`python -m benchmarks.toy_video.build`, "
+            f"config `{meta['config']}`, seed {meta['seed']}, {meta['threads']} thread) on 64x64 videos of 17 frames "
+            f"in which one toy-world shape of one class and colour moves at constant speed 0.8-2 px/frame on a "
+            f"straight or curved path. Training cost (process CPU time): VAE {meta['vae_cpu_s'] / 60:.1f} min, "
+            f"latent pool of {meta['pool']} videos {meta['pool_cpu_s'] / 60:.1f} min, DiT {meta['dit_steps']} steps "
+            f"{meta['dit_cpu_s'] / 60:.1f} min: {meta['train_cpu_min']} CPU-minutes in all. VAE check on 24 fresh "
+            f"videos: reconstruction MAE {meta['vae_recon_mae']:.3f}, judge agreement per frame "
+            f"{meta['vae_recon_judge_acc']:.3f}. Text conditioning: fixed random [1, {meta['tokens']}, 4096] tensors "
+            f"per caption (Wan's UMT5-XXL cannot be made tiny), passed as CONDITIONING.")
+    (out / "model.json").write_text(json.dumps({"meta": meta, "text": text}, indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", default="", help="';'-separated row names (default: all)")
@@ -133,13 +159,15 @@ def main() -> None:
                 "comfyui": comfyui_version.__version__, "torch": torch.__version__.split("+")[0]}
     spec = make_rows(toy, a)
     out = Path(a.out)
+    write_model_json(out)
     for b0 in range(a.first, a.first + a.videos, 12):            # block-major: rows stay paired if cut short
         block = [(VIDEO_ORDER[j % 12], a.seed + j, j) for j in range(b0, min(b0 + 12, a.first + a.videos))]
         for name, make, extra in spec:
             t0 = time.time()
             rows = []
             for label, seed, j in block:
-                img = toy.decode(make(label, seed))
+                out_ = make(label, seed)
+                img = out_ if isinstance(out_, torch.Tensor) else toy.decode(out_)
                 rows.append(dict(method=name, video=j, seed=seed, **VM.video_row(img, label)))
             acc = sum(r["acc"] for r in rows) / len(rows)
             print(f"  {name}: videos {block[0][2]}-{block[-1][2]}, per-frame accuracy {acc:.3f} "
