@@ -141,7 +141,7 @@ def claims(rows: dict) -> tuple[list[str], list[dict]]:
 
 def motion_check(rows: dict, model: dict) -> list[str]:
     out = []
-    for name in ("training videos (rendered)", BASE):
+    for name in ("training videos (rendered)", "training videos through the VAE (VAEEncode + VAEDecode)", BASE):
         if name not in rows:
             continue
         items = list(rows[name].values())
