@@ -57,7 +57,7 @@ TEXT_DIM = 4096
 DIT = {"dim": 128, "ffn_dim": 512, "num_layers": 4}   # 1 head of 128 (ComfyUI: heads = dim // 128)
 SHIFT = 8.0
 CONFIGS = {  # steps per stage; "small" is the fallback when CPU time is short (2 cores shared by 7 jobs)
-    "full": {"vae_image_steps": 1000, "vae_steps": 150, "vae_ft_steps": 250, "vae_batch": 2, "vae_frames": 9, "vae_crop": 48, "pool": 512, "dit_steps": 1000,
+    "full": {"vae_image_steps": 1000, "vae_steps": 150, "vae_ft_steps": 250, "vae_batch": 2, "vae_frames": 9, "vae_crop": 48, "pool": 512, "dit_steps": 2000,
              "dit_batch": 16},
     "small": {"vae_image_steps": 600, "vae_steps": 100, "vae_ft_steps": 150, "vae_batch": 2, "vae_frames": 9, "vae_crop": 48, "pool": 384, "dit_steps": 800,
               "dit_batch": 16},
