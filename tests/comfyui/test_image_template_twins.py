@@ -85,7 +85,8 @@ def tdir(pack):
 
 @pytest.fixture(scope="module")
 def info(pack):
-    return wa.object_info_in_process()
+    import build_workflows
+    return build_workflows.build_object_info()  # with the pack's node types, as the build script sees them
 
 
 def _stock(tdir: Path, t) -> dict:
