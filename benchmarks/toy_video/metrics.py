@@ -11,8 +11,8 @@ centroid path, net displacement, second-difference ``smooth``, motion-compensate
   adds a little: 0.29 on the training videos), independent uniform positions give sqrt(3) = 1.73
   (E|x3 - 2 x2 + x1| / E|x2 - x1| = sqrt(6) / sqrt(2) for i.i.d. positions). nan for a still object.
 
-``signed_rank_exact(d)``: two-sided Wilcoxon signed-rank p, exact under ties: zero differences are
-dropped, tied |d| get midranks, and the null distribution of the positive-rank sum (each rank's sign
+The exact signed-rank test is ``benchmarks.toy_world.stats.signed_rank_p`` (one implementation for
+both toy worlds): zero differences are dropped, tied |d| get midranks, and the null distribution of the positive-rank sum (each rank's sign
 a fair coin) is enumerated by a subset-sum recursion on the doubled midranks (integers), so ties and
 zeros need no normal approximation.
 """
@@ -22,7 +22,6 @@ import math
 
 import numpy as np
 import torch
-from scipy import stats
 
 from benchmarks.toy_world import metrics as TM
 
@@ -59,23 +58,3 @@ def video_row(frames: torch.Tensor, label: int) -> dict:
     return row
 
 
-def signed_rank_exact(d) -> float:
-    """Two-sided exact Wilcoxon signed-rank p of paired differences ``d`` (nan dropped, zeros dropped,
-    midranks for ties); 1.0 when no difference is non-zero."""
-    d = np.asarray(d, dtype=float)
-    d = d[~np.isnan(d)]
-    d = d[d != 0]
-    m = len(d)
-    if m == 0:
-        return 1.0
-    r2 = np.rint(2 * stats.rankdata(np.abs(d))).astype(int)       # doubled midranks: integers
-    t_obs = int(r2[d > 0].sum())
-    total = int(r2.sum())
-    dist = np.zeros(total + 1)
-    dist[0] = 1.0
-    for r in r2:                                                  # each rank positive with probability 1/2
-        dist[r:] = 0.5 * dist[r:] + 0.5 * dist[:-r].copy()          # r >= 2 (doubled ranks >= 1)
-        dist[:r] *= 0.5
-    cdf_lo = dist[:t_obs + 1].sum()
-    cdf_hi = dist[t_obs:].sum()
-    return float(min(1.0, 2 * min(cdf_lo, cdf_hi)))

@@ -4,7 +4,7 @@
 
 Every row is paired with ``plain`` by video (same prompt, same KSampler seed). Per claim: the mean
 paired difference with its 95 % t interval, the two-sided exact Wilcoxon signed-rank p (exact under
-ties and zeros: ``metrics.signed_rank_exact``) and the Holm-adjusted p within the paper's family of
+ties and zeros: ``benchmarks.toy_world.stats.signed_rank_p``) and the Holm-adjusted p within the paper's family of
 claims (``FAMILIES``); the verdict is read from the Holm-adjusted p. Only videos present in both rows
 are compared, and a row below the planned n says so.
 """
@@ -71,18 +71,6 @@ def load(results: Path = RESULTS) -> tuple[dict, dict]:
     return rows, settings
 
 
-def holm(ps: list[float]) -> list[float]:
-    """Holm (1979) step-down adjusted p-values, in the input order."""
-    m = len(ps)
-    order = sorted(range(m), key=lambda i: ps[i])
-    adj = [0.0] * m
-    running = 0.0
-    for k, i in enumerate(order):
-        running = max(running, min(1.0, (m - k) * ps[i]))
-        adj[i] = running
-    return adj
-
-
 def _fmt(x: float, nd: int = 3) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
 
@@ -118,11 +106,11 @@ def claims(rows: dict) -> tuple[list[str], list[dict]]:
             m, lo, hi = S.mean_ci(d)
             res.append(dict(row=row, base=base, metric=metric, n=int(ok.sum()), mx=float(np.mean(x[ok])) if ok.any()
                             else float("nan"), my=float(np.mean(y[ok])) if ok.any() else float("nan"), diff=m,
-                            lo=lo, hi=hi, p=VM.signed_rank_exact(d)))
+                            lo=lo, hi=hi, p=S.signed_rank_p(d)))
         if not res:
             continue
         missing = len(tests) - len(res)            # claims not run yet count as p = 1 (Holm over the planned family)
-        for r, a in zip(res, holm([r["p"] for r in res] + [1.0] * missing)):
+        for r, a in zip(res, S.holm([r["p"] for r in res] + [1.0] * missing)):
             r["p_holm"] = a
             sign = METRICS[r["metric"]][1]
             r["verdict"] = S.verdict(a, r["diff"], sign, r["n"])
