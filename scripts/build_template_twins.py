@@ -424,19 +424,20 @@ def build_twin(twin: Twin, stock: dict, object_info: dict, package: str) -> dict
     return wf
 
 
-def build_all(object_info: dict, tdir: Path | None = None) -> dict[str, dict]:
-    """``{twin name: UI workflow}``; empty (with a message) when the template package is not installed."""
+def build_all(object_info: dict, tdir: Path | None = None, twins: list | None = None, build=None,
+              what: str = "template twins") -> dict[str, dict]:
+    """``{twin name: UI workflow}`` of ``twins`` (default: ``TWINS``), each made by ``build(twin, stock UI,
+    object_info, package)`` (default: ``build_twin``); empty (with a message) when the template package is
+    not installed."""
     tdir = tdir or templates_dir()
     if tdir is None:
-        print("template twins: comfyui-workflow-templates not installed (ComfyUI 0.33.0 installs it); "
+        print(f"{what}: comfyui-workflow-templates not installed (ComfyUI 0.33.0 installs it); "
               "twins left as they are")
         return {}
     package = f"comfyui-workflow-templates {templates_version()}"
-    out = {}
-    for t in TWINS:
-        stock = json.loads((tdir / f"{t.source}.json").read_text())
-        out[t.name] = build_twin(t, stock, object_info, package)
-    return out
+    build = build or build_twin
+    return {t.name: build(t, json.loads((tdir / f"{t.source}.json").read_text()), object_info, package)
+            for t in (TWINS if twins is None else twins)}
 
 
 def main(argv=None) -> int:
