@@ -41,12 +41,6 @@ SAMPLERS = ("KSamplerAdvanced", "KSampler", "SamplerCustom", "CFGGuider", "Basic
 SEED_NODES = ("RandomNoise",)  # SamplerCustomAdvanced's seed (MiniMax H3 r2v ships it "randomize")
 
 
-def _pack_version() -> str:
-    """``properties.ver`` of the pack's nodes, as build_workflows writes it (pyproject.toml's version)."""
-    import build_workflows
-    return build_workflows.pack_version()
-
-
 @dataclass
 class Twin:
     """One twin: ``source`` template, the pack ``node`` inserted and its widget values, ``ab_input`` the
@@ -254,7 +248,7 @@ class Editor:
         custom = class_type in self.info.get("_pack_types", ()) or class_type.startswith("TFV")
         node = {"id": self._node_id(), "type": class_type, "pos": list(pos), "size": [320, 60 + 26 * len(values)],
                 "flags": {}, "order": len(g["nodes"]), "mode": 0, "inputs": inputs, "outputs": outputs,
-                "properties": ({"cnr_id": PACK_CNR_ID, "ver": _pack_version()} if custom else {"cnr_id": "comfy-core"})
+                "properties": ({"cnr_id": PACK_CNR_ID, "ver": self.info["_pack_version"]} if custom else {"cnr_id": "comfy-core"})
                 | {"Node name for S&R": class_type},
                 "widgets_values": values}
         if title:
@@ -438,18 +432,3 @@ def build_all(object_info: dict, tdir: Path | None = None, twins: list | None = 
     build = build or build_twin
     return {t.name: build(t, json.loads((tdir / f"{t.source}.json").read_text()), object_info, package)
             for t in (TWINS if twins is None else twins)}
-
-
-def main(argv=None) -> int:
-    sys.path.insert(0, str(REPO / "scripts"))
-    import build_workflows as bw
-    info = bw.build_object_info()
-    for name, ui in build_all(info).items():
-        path = bw.WORKFLOW_DIR / f"{name}.json"
-        path.write_text(bw.render(ui))
-        print("wrote:", path.relative_to(REPO))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -984,6 +984,7 @@ def build_object_info() -> dict:
         info.setdefault(k, v)
     info["_cnr_ids"] = cnr
     info["_pack_types"] = sorted(getattr(pack, "NODE_CLASS_MAPPINGS", {}).keys())
+    info["_pack_version"] = pack_version()
     del nodes
     return info
 

@@ -28,7 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
 import build_template_twins as btt  # noqa: E402
-from template_coverage import templates_dir, templates_version  # noqa: E402
 
 FRAMES = 8
 TMA = {"momentum": 0.98, "momentum_schedule": "", "text_tokens": "keep"}
@@ -128,59 +127,3 @@ def build_all(object_info: dict, tdir: Path | None = None, frames: int = FRAMES)
                          lambda t, stock, info, package: build_image_twin(t, stock, info, package, frames),
                          "image template twins")
 
-
-def _save_animated(wf: dict, object_info: dict, frames_fps: float = 8.0) -> dict:
-    """Replace the root graph's single SaveImage in place (same id, same ``images`` link) by
-    SaveAnimatedWEBP (prefix ``zs2/<stock prefix>``, quality 90)."""
-    saves = [n for n in wf["nodes"] if n["type"] == "SaveImage"]
-    if len(saves) != 1:
-        raise ValueError(f"expected one SaveImage in the root graph, found {len(saves)}")
-    node = saves[0]
-    values = {"filename_prefix": f"zs2/{node['widgets_values'][0]}", "fps": frames_fps, "lossless": False,
-              "quality": 90, "method": "default"}
-    slots = [s for s in btt.wa.widget_slots(object_info["SaveAnimatedWEBP"]) if s.kind == "value"]
-    node["type"] = "SaveAnimatedWEBP"
-    node["properties"] = dict(node.get("properties") or {}, **{"Node name for S&R": "SaveAnimatedWEBP"})
-    node["widgets_values"] = [values[s.input] for s in slots]
-    node["inputs"] = [i for i in node["inputs"] if i["name"] == "images"]
-    return node
-
-
-def build_image_twin(t: ImageTwin, stock: dict, object_info: dict, package: str, frames: int = FRAMES) -> dict:
-    """The twin of ``stock`` (a UI workflow): ``build_template_twins.build_twin`` with Temporal Momentum
-    Attention as the switched node, then Dependency Noise (KSampler) after it, the batch and the save."""
-    wf = btt.build_twin(t.twin(), stock, object_info, package)
-    g, _ = btt._graph_with_samplers(wf)
-    ed = btt.Editor(wf, object_info)
-    (tma,) = [n for n in g["nodes"] if n["type"] == "TemporalMomentumAttention"]
-    (lid,) = tma["outputs"][0]["links"]  # TMA -> the A/B switch's on_true
-    dn = ed.add_node(g, "DependencyNoiseModelPatch", [tma["pos"][0], tma["pos"][1] + 200], None,
-                     dict(DEPENDENCY_NOISE))
-    ed.reroute(g, lid, dn, 0)
-    ed.link(g, tma, 0, dn, "model", "MODEL")
-    latents = [n for n in g["nodes"] if n["type"] in LATENTS]
-    if len(latents) != 1:
-        raise ValueError(f"{t.source}: expected one empty latent in the sampler's graph, found {len(latents)}")
-    lat = latents[0]
-    slots = [s.input for s in btt.wa.widget_slots(object_info[lat["type"]])]
-    lat["widgets_values"][slots.index("batch_size")] = frames
-    for n in g["nodes"]:  # SamplerCustomAdvanced's seed (build_twin fixes the KSamplers')
-        if n["type"] == "RandomNoise" and "randomize" in n["widgets_values"]:
-            n["widgets_values"] = ["fixed" if v == "randomize" else v for v in n["widgets_values"]]
-    _save_animated(wf, object_info)
-    meta = wf["extra"][btt.TWIN_KEY]
-    meta.update({"node": ["TemporalMomentumAttention", "DependencyNoiseModelPatch"], "frames": frames,
-                 "latent_node": lat["id"], "nfe": t.nfe})
-    return wf
-
-
-def build_all(object_info: dict, tdir: Path | None = None, frames: int = FRAMES) -> dict[str, dict]:
-    """``{twin name: UI workflow}``; empty (with a message) without the template package."""
-    tdir = tdir or templates_dir()
-    if tdir is None:
-        print("image template twins: comfyui-workflow-templates not installed (ComfyUI 0.33.0 installs it); "
-              "twins left as they are")
-        return {}
-    package = f"comfyui-workflow-templates {templates_version()}"
-    return {t.name: build_image_twin(t, json.loads((tdir / f"{t.source}.json").read_text()), object_info, package,
-                                     frames) for t in IMAGE_TWINS}
