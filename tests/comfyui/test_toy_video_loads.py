@@ -17,8 +17,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def loaded(pack, tmp_path_factory):
+    import inspect
+
     import checkpoints as ck
+    import comfy.ldm.wan.vae
     import nodes
+    if "image_channels" not in inspect.signature(comfy.ldm.wan.vae.WanVAE.__init__).parameters:
+        pytest.skip("this ComfyUI's Wan VAE has a fixed width (no image_channels / width read from the state dict, "
+                    "as in 0.33.0): the toy video model's dim-8 VAE needs a ComfyUI that reads it")
     d = tmp_path_factory.mktemp("toy_video")
     dit_path, vae_path = B.untrained_files(d)
     with ck.registered_folder("diffusion_models", d), ck.registered_folder("vae", d):
