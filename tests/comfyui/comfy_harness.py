@@ -108,14 +108,15 @@ def tiny_sd15(model_type: str = "EPS", seed: int = 0):
     return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
 
 
-def _tiny_wan_dit(config_class: str, channels: int, seed: int, shift: float):
-    """A tiny Wan DiT (dim 32, 2 layers, ``channels`` in/out) as ``comfy.supported_models.<config_class>``
-    with random weights and ModelSamplingSD3(shift) applied."""
+def _tiny_wan_dit(config_class: str, channels: int, seed: int, shift: float, in_dim: int | None = None,
+                  model_type: str = "t2v"):
+    """A tiny Wan DiT (dim 32, 2 layers, ``channels`` out, ``in_dim`` (default ``channels``) in) as
+    ``comfy.supported_models.<config_class>`` with random weights and ModelSamplingSD3(shift) applied."""
     import comfy.model_patcher
     import comfy.supported_models
     import comfy_extras.nodes_model_advanced as adv
     cfg = getattr(comfy.supported_models, config_class)({
-        "image_model": "wan2.1", "model_type": "t2v", "patch_size": (1, 2, 2), "in_dim": channels,
+        "image_model": "wan2.1", "model_type": model_type, "patch_size": (1, 2, 2), "in_dim": in_dim or channels,
         "out_dim": channels, "dim": 32, "ffn_dim": 64, "freq_dim": 32, "text_dim": 32, "text_len": 8,
         "num_heads": 2, "num_layers": 2, "dtype": torch.float32})
     cfg.set_inference_dtype(torch.float32, None)
@@ -129,6 +130,12 @@ def _tiny_wan_dit(config_class: str, channels: int, seed: int, shift: float):
 def tiny_wan(seed: int = 0, shift: float = 8.0):
     """A tiny Wan 2.1 text-to-video ModelPatcher (flow, CONST) with random weights, shift applied."""
     return _tiny_wan_dit("WAN21_T2V", 16, seed, shift)
+
+
+def tiny_wan_i2v(seed: int = 0, shift: float = 8.0):
+    """A tiny Wan 2.1 image-to-video ModelPatcher (``comfy.supported_models.WAN21_I2V``: 36 input channels = 16
+    latent + 4 mask + 16 concat image latent, the layout Wan 2.2 14B i2v uses too), random weights, shift applied."""
+    return _tiny_wan_dit("WAN21_I2V", 16, seed, shift, in_dim=36, model_type="i2v")
 
 
 def tiny_wan22_5b(seed: int = 0, shift: float = 8.0):

@@ -207,31 +207,13 @@ def test_smoothinit_keeps_the_in_place_image_frames_noise(pack, cs, av):
     assert torch.allclose(out[0][:, :, :1], stock[0][:, :, :1], atol=1e-5)
 
 
-def _tiny_wan_i2v(seed=0, shift=8.0):
-    """A tiny Wan 2.1 i2v DiT (``comfy.supported_models.WAN21_I2V``: 36 input channels = 16 latent + 4 mask + 16
-    concat image latent, the layout Wan 2.2 14B i2v uses too), dim 32, 2 layers, random weights, shift applied."""
-    import comfy.supported_models
-    import comfy_extras.nodes_model_advanced as adv
-    cfg = comfy.supported_models.WAN21_I2V({
-        "image_model": "wan2.1", "model_type": "i2v", "patch_size": (1, 2, 2), "in_dim": 36, "out_dim": 16,
-        "dim": 32, "ffn_dim": 64, "freq_dim": 32, "text_dim": 32, "text_len": 8, "num_heads": 2, "num_layers": 2,
-        "dtype": torch.float32})
-    cfg.set_inference_dtype(torch.float32, None)
-    model = cfg.get_model({}, device="cpu")
-    H._init_weights(model.diffusion_model, seed)
-    import comfy.model_patcher
-    mp = comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
-    out = adv.ModelSamplingSD3().patch(mp, shift)
-    return out[0] if isinstance(out, tuple) else out.result[0]
-
-
 def test_freeinit_wan_image_to_video_concat_conditioning_in_every_pass(cs):
     """WanImageToVideo (the real Wan 2.1 VAE, tiny Wan i2v DiT): the start image rides in the conditioning
     (concat_latent_image + concat_mask -> c_concat). Every model call of both FreeInit passes (NFE 2 x 4 x 2 =
     16) gets the image's concat latent, and the image changes the result (control: a grey start image)."""
     import comfy.patcher_extension
     import comfy_extras.nodes_wan as nw
-    model = _tiny_wan_i2v()
+    model = H.tiny_wan_i2v()
     pos, neg = H.wan_conds()
 
     def i2v(image):

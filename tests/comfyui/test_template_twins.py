@@ -42,7 +42,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from comfy_harness import REPO_ROOT, _init_weights, tiny_wan, tiny_wan22_5b
+from comfy_harness import REPO_ROOT, tiny_wan, tiny_wan22_5b, tiny_wan_i2v
 import workflow_api as wa
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
@@ -184,21 +184,6 @@ def _counted(model, label: str):
     m = model.clone()
     m.add_wrapper_with_key(WrappersMP.DIFFUSION_MODEL, "tfv_test_nfe", count)
     return m
-
-
-def tiny_wan_i2v(seed: int = 0):
-    """Tiny Wan 2.2 14B image-to-video expert: ``comfy.supported_models.WAN21_I2V`` (in_dim 36, out_dim 16),
-    random weights, shift 8 (the template's ModelSamplingSD3 sets its own)."""
-    import comfy.model_patcher
-    import comfy.supported_models
-    cfg = comfy.supported_models.WAN21_I2V({
-        "image_model": "wan2.1", "model_type": "i2v", "patch_size": (1, 2, 2), "in_dim": 36, "out_dim": 16,
-        "dim": 32, "ffn_dim": 64, "freq_dim": 32, "text_dim": 32, "text_len": 8, "num_heads": 2, "num_layers": 2,
-        "dtype": torch.float32})
-    cfg.set_inference_dtype(torch.float32, None)
-    model = cfg.get_model({}, device="cpu")
-    _init_weights(model.diffusion_model, seed)
-    return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
 
 
 class _TinyModel:
