@@ -61,6 +61,23 @@ def boot():
     return pack
 
 
+@contextlib.contextmanager
+def io_folders(input_dir: Path, output_dir: Path):
+    """ComfyUI's input and output folders set to ``input_dir`` / ``output_dir`` (made if missing) for the
+    block, then restored."""
+    import folder_paths
+    input_dir.mkdir(parents=True, exist_ok=True)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    old = folder_paths.get_input_directory(), folder_paths.get_output_directory()
+    folder_paths.set_input_directory(str(input_dir))
+    folder_paths.set_output_directory(str(output_dir))
+    try:
+        yield
+    finally:
+        folder_paths.set_input_directory(old[0])
+        folder_paths.set_output_directory(old[1])
+
+
 def _init_weights(module: torch.nn.Module, seed: int = 0) -> None:
     """ComfyUI's ops leave weights uninitialised: norms 1/0, biases 0, matrices N(0, 1/fan_in)."""
     g = torch.Generator().manual_seed(seed)

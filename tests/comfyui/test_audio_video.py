@@ -348,16 +348,10 @@ def test_save_and_load_noise_round_trip_audio_video(pack, cs, tmp_path):
     """Save Noise / Load Noise keep an audio+video noise (Forward-Inversion on LTXAV, cfg 3: 3 NFE): one tensor
     per stream in the file, the loaded NOISE gives the same nested noise, and a latent with another audio
     length is refused naming the node and both shapes."""
-    import folder_paths
     si = _si(pack)
     model, (pos, neg), latent = _model("ltxav")
     out_dir, in_dir = tmp_path / "output", tmp_path / "input"
-    out_dir.mkdir()
-    in_dir.mkdir()
-    old_out, old_in = folder_paths.get_output_directory(), folder_paths.get_input_directory()
-    folder_paths.set_output_directory(str(out_dir))
-    folder_paths.set_input_directory(str(in_dir))
-    try:
+    with H.io_folders(in_dir, out_dir):
         noise = si.ForwardInversionNoise().build(cs.Noise_RandomNoise(4), model, pos, neg, 3.0, 1.0, 50)[0]
         expect = noise.generate_noise(latent)
         rel = si.SaveNoise().save(noise, latent, "noise/av")["ui"]["text"][0]
@@ -375,6 +369,3 @@ def test_save_and_load_noise_round_trip_audio_video(pack, cs, tmp_path):
             loaded.generate_noise(other)
         out = _sca(cs, model, (pos, neg), latent, euler(), noise=loaded)
         assert [t.shape for t in out["samples"].unbind()] == [t.shape for t in latent["samples"].unbind()]
-    finally:
-        folder_paths.set_output_directory(old_out)
-        folder_paths.set_input_directory(old_in)

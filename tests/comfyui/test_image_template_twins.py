@@ -40,7 +40,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from comfy_harness import REPO_ROOT, flux_vae, prompt_executor, qwen_conds, tiny_qwen_image, wan21_vae
+from comfy_harness import REPO_ROOT, flux_vae, io_folders, prompt_executor, qwen_conds, tiny_qwen_image, wan21_vae
 import workflow_api as wa
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
@@ -330,26 +330,19 @@ def _run(api: dict) -> tuple[dict, set]:
 
 @pytest.fixture(scope="module")
 def runtime(pack, tmp_path_factory):
-    import folder_paths
     import nodes
     from checkpoints import registered_folder
     from test_workflows import _example_png
     root = tmp_path_factory.mktemp("tfv_image_twins")
     inp, out, loras = root / "input", root / "output", root / "loras"
-    for d in (inp, out, loras):
-        d.mkdir()
-    old_in, old_out = folder_paths.get_input_directory(), folder_paths.get_output_directory()
-    folder_paths.set_input_directory(str(inp))
-    folder_paths.set_output_directory(str(out))
+    loras.mkdir()
     nodes.NODE_CLASS_MAPPINGS.update(TEST_NODES)
     try:
-        with registered_folder("loras", loras):
+        with io_folders(inp, out), registered_folder("loras", loras):
             yield {"input": inp, "output": out, "loras": loras, "png": _example_png}
     finally:
         for k in TEST_NODES:
             nodes.NODE_CLASS_MAPPINGS.pop(k, None)
-        folder_paths.set_input_directory(old_in)
-        folder_paths.set_output_directory(old_out)
 
 
 def _write_lora(path: Path, model, seed: int = 3, rank: int = 2) -> None:

@@ -9,8 +9,8 @@ import os
 import pytest
 import torch
 
-from comfy_harness import (count_model_calls, ksampler_start_noise, pack_module, sample_custom_advanced, sd15_conds,
-                            tiny_sd15, tiny_wan, wan_conds)
+from comfy_harness import (count_model_calls, io_folders, ksampler_start_noise, pack_module, sample_custom_advanced,
+                            sd15_conds, tiny_sd15, tiny_wan, wan_conds)
 
 METHOD_CUSTOM = {"smoothinit": "SmoothInit (custom)", "fast_smoothinit": "Fast-SmoothInit (custom)"}
 
@@ -406,15 +406,9 @@ def test_patch_refuses_a_guider_that_ignores_cfg(mods, sd15):
 # --------------------------------------------------------------------------- Save / Load Noise
 
 def test_save_and_load_noise_round_trip(mods, sd15, tmp_path):
-    import folder_paths
     si = mods["si"]
     out_dir, in_dir = tmp_path / "output", tmp_path / "input"
-    out_dir.mkdir()
-    in_dir.mkdir()
-    old_out, old_in = folder_paths.get_output_directory(), folder_paths.get_input_directory()
-    folder_paths.set_output_directory(str(out_dir))
-    folder_paths.set_input_directory(str(in_dir))
-    try:
+    with io_folders(in_dir, out_dir):
         pos, neg, latent = _world("sd15")
         with torch.inference_mode():
             noise = _noise_node(mods, "fast_smoothinit", mods["cs"].Noise_RandomNoise(9), sd15, pos, neg, K=2)
@@ -446,9 +440,6 @@ def test_save_and_load_noise_round_trip(mods, sd15, tmp_path):
             si.LoadNoise().load("../outside.safetensors")
         assert si.LoadNoise.VALIDATE_INPUTS("missing.safetensors") != True  # noqa: E712
         assert not list(tmp_path.glob("escape*")) and not os.path.exists("/tmp/escape_00001_.safetensors")
-    finally:
-        folder_paths.set_output_directory(old_out)
-        folder_paths.set_input_directory(old_in)
 
 
 def test_nodes_are_registered_with_tooltips_and_nfe_in_descriptions(mods, pack):

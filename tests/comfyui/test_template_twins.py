@@ -42,7 +42,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from comfy_harness import REPO_ROOT, tiny_wan, tiny_wan22_5b, tiny_wan_i2v
+from comfy_harness import REPO_ROOT, io_folders, tiny_wan, tiny_wan22_5b, tiny_wan_i2v
 import workflow_api as wa
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
@@ -247,23 +247,17 @@ def skip_without_nodes(files, what: str = "the twins") -> None:
 def serving(root: Path, extra: dict):
     """ComfyUI's input/output folders under ``root`` (``in/example.png``) and the test nodes ``extra``
     registered; both restored on exit. Yields the input folder."""
-    import folder_paths
     import nodes
     import test_workflows as tw
     (root / "in").mkdir()
-    (root / "out").mkdir()
     tw._example_png(root / "in" / "example.png")
-    old = folder_paths.get_input_directory(), folder_paths.get_output_directory()
-    folder_paths.set_input_directory(str(root / "in"))
-    folder_paths.set_output_directory(str(root / "out"))
     nodes.NODE_CLASS_MAPPINGS.update(extra)
     try:
-        yield root / "in"
+        with io_folders(root / "in", root / "out"):
+            yield root / "in"
     finally:
         for k in extra:
             nodes.NODE_CLASS_MAPPINGS.pop(k, None)
-        folder_paths.set_input_directory(old[0])
-        folder_paths.set_output_directory(old[1])
 
 
 @pytest.fixture(scope="module")
