@@ -151,7 +151,8 @@ def make_run(node: str, settings: fi.Settings, audio: str = fi.DEFAULT_AUDIO_TRE
             out = fi.free_init_streams(sample, unpack(noise), call.model_sampling, sigmas[0], settings,
                                        bridge.pack_streams, unpack, bridge.audio_time_axes(call.model_wrap, shapes),
                                        seed=call.seed, latent=unpack(call.latent_image), max_denoise=call.max_denoise,
-                                       masks=unpack(call.denoise_mask), audio_treatment=audio)
+                                       masks=unpack(call.denoise_mask), audio_treatment=audio,
+                                       batch_frames=call.attends_across_batch)
         else:
             out = fi.free_init(sample, noise, call.model_sampling, sigmas[0], settings, seed=call.seed,
                                latent=call.latent_image, max_denoise=call.max_denoise,

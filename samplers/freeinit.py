@@ -379,19 +379,30 @@ def free_init(sample: Callable[[Tensor, int], Tensor], noise: Tensor, model_samp
         ValueError: bad settings (:func:`validate`), or a latent that is not 4-D/5-D.
     """
     settings = validate("FreeInit", settings)
-    thw = latent_thw(noise.shape, batch_frames)
-    x0 = sample(noise, 0)
-    if settings.iterations == 1:
-        return x0
-    lpf = low_pass_filter(thw, settings.filter_type, settings.d_s, settings.d_t, settings.order, settings.grid)
-    for p in range(1, settings.iterations):
+    lpf = low_pass_filter(latent_thw(noise.shape, batch_frames), settings.filter_type, settings.d_s, settings.d_t,
+                          settings.order, settings.grid)
+
+    def reinit(p: int, x0: Tensor) -> Tensor:
         fresh = fresh_noise(noise.shape, seed, p)
         start = reinit_noise(model_sampling, sigma, noise, x0, fresh, lpf, latent, max_denoise, settings.min_signal,
                              batch_frames)
-        start = keep_given(start, noise, mask)
+        return keep_given(start, noise, mask)
+
+    return run_passes(sample, noise, settings.iterations, reinit, lambda s: s, on_reinit)
+
+
+def run_passes(sample: Callable[[Tensor, int], Tensor], noise, iterations: int,
+               reinit: Callable[[int, Tensor], object], pack: Callable[[object], Tensor],
+               on_reinit: Callable[[int, object], None] | None = None) -> Tensor:
+    """FreeInit's pass loop, shared by :func:`free_init` and :func:`free_init_streams`: pass 0 samples
+    ``pack(noise)``; every later pass ``p`` samples ``pack(reinit(p, x0))`` of the previous pass's result
+    ``x0`` (``on_reinit(p, start)`` sees the start first). Returns the last pass's result."""
+    x0 = sample(pack(noise), 0)
+    for p in range(1, iterations):
+        start = reinit(p, x0)
         if on_reinit is not None:
             on_reinit(p, start)
-        x0 = sample(start, p)
+        x0 = sample(pack(start), p)
     return x0
 
 
@@ -428,7 +439,7 @@ def free_init_streams(sample: Callable[[Tensor, int], Tensor], noise: list, mode
                       unpack: Callable[[Tensor], list], audio_axes: list, seed: int | None = 0,
                       latent: list | None = None, max_denoise: bool = False, masks: list | None = None,
                       audio_treatment: str = DEFAULT_AUDIO_TREATMENT,
-                      on_reinit: Callable[[int, list], None] | None = None) -> Tensor:
+                      on_reinit: Callable[[int, list], None] | None = None, batch_frames: bool = False) -> Tensor:
     """FreeInit on an audio+video latent sampled packed (ComfyUI's nested latents: MiniMax H3, LTX-2).
 
     Args:
@@ -441,6 +452,9 @@ def free_init_streams(sample: Callable[[Tensor, int], Tensor], noise: list, mode
             initial noise (the audio follows the refined video through the joint model); ``"low-pass along
             time"``: the audio result is re-noised with its initial noise and its low frequencies along time
             (cut-off ``d_t``) are kept, fresh noise above (:func:`mix_along_time`).
+        batch_frames: as in :func:`free_init`, for the video stream. The joint audio+video models do not
+            attend across their batch, so the default ``False`` filters each video (and each one-frame
+            video of a batch) on its own.
     The video stream gets FreeInit's 3-D mix (:func:`reinit_noise`). Re-noising is ComfyUI's
     ``noise_scaling`` in the sampler's space: for MiniMax H3 the audio stream there is the carried
     variable (``audio_scale`` x the audio latent on the video schedule, ``ModelSamplingAV``), so its
@@ -451,19 +465,17 @@ def free_init_streams(sample: Callable[[Tensor, int], Tensor], noise: list, mode
     if audio_treatment not in AUDIO_TREATMENTS:
         raise ValueError(f"FreeInit: audio must be one of {list(AUDIO_TREATMENTS)}, got {audio_treatment!r}")
     settings = validate("FreeInit", settings)
-    packed = pack(noise)
-    x0 = sample(packed, 0)
-    if settings.iterations == 1:
-        return x0
     latent = latent if latent is not None else [None] * len(noise)
     masks = masks if masks is not None else [None] * len(noise)
-    lpf = low_pass_filter(latent_thw(noise[0].shape), settings.filter_type, settings.d_s, settings.d_t,
-                          settings.order, settings.grid)
-    for p in range(1, settings.iterations):
-        fresh = unpack(fresh_noise(packed.shape, seed, p))
+    lpf = low_pass_filter(latent_thw(noise[0].shape, batch_frames), settings.filter_type, settings.d_s,
+                          settings.d_t, settings.order, settings.grid)
+    packed_shape = pack(noise).shape
+
+    def reinit(p: int, x0: Tensor) -> list:
+        fresh = unpack(fresh_noise(packed_shape, seed, p))
         x0s = unpack(x0)
         starts = [reinit_noise(model_sampling, sigma, noise[0], x0s[0], fresh[0], lpf, latent[0], max_denoise,
-                               settings.min_signal)]
+                               settings.min_signal, batch_frames)]
         for i in range(1, len(noise)):
             if audio_treatment == "keep initial noise":
                 starts.append(noise[i])
@@ -471,12 +483,9 @@ def free_init_streams(sample: Callable[[Tensor, int], Tensor], noise: list, mode
             u = renoised_unit_noise(model_sampling, sigma, noise[i], x0s[i], latent[i], max_denoise,
                                     settings.min_signal)
             starts.append(mix_along_time(u, fresh[i], audio_axes[i - 1], settings).to(noise[i].dtype))
-        starts = [keep_given(s, n, m) for s, n, m in zip(starts, noise, masks)]
-        if on_reinit is not None:
-            on_reinit(p, starts)
-        x0 = sample(pack(starts), p)
-    return x0
+        return [keep_given(s, n, m) for s, n, m in zip(starts, noise, masks)]
 
+    return run_passes(sample, noise, settings.iterations, reinit, pack, on_reinit)
 
 def pass_steps(steps: int, p: int, iterations: int, coarse_to_fine: bool) -> int:
     """Sampling steps of pass ``p`` (0-based): ``steps``, or with coarse-to-fine sampling (FreeInit's
@@ -510,5 +519,5 @@ def nfe(iterations: int, sampling_nfe: int, steps: int | None = None, coarse_to_
 
 __all__ = ["FILTERS", "GRIDS", "Settings", "validate", "frequency_coordinates", "low_pass_filter",
            "to_video_layout", "from_video_layout", "latent_thw", "frequency_mix", "mix_latents", "renoise_ratio",
-           "renoised_unit_noise", "reinit_noise", "pass_seed", "fresh_noise", "free_init", "AUDIO_TREATMENTS",
-           "DEFAULT_AUDIO_TREATMENT", "mix_along_time", "keep_given", "free_init_streams", "pass_steps", "pass_sigmas", "nfe"]
+           "renoised_unit_noise", "reinit_noise", "pass_seed", "fresh_noise", "free_init", "run_passes",
+           "AUDIO_TREATMENTS", "DEFAULT_AUDIO_TREATMENT", "mix_along_time", "keep_given", "free_init_streams", "pass_steps", "pass_sigmas", "nfe"]

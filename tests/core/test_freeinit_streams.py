@@ -70,3 +70,39 @@ def test_free_init_streams_video_mixed_audio_per_treatment(audio):
     with pytest.raises(ValueError, match="FreeInit: audio must be one of"):
         fi.free_init_streams(sample, noise, ms, 1.0, fi.Settings(iterations=2), _pack, _unpack, [-1],
                              audio_treatment="both")
+
+
+def test_free_init_streams_filters_each_video_of_a_batch_on_its_own():
+    """A batch of two one-frame videos (T = 1, an audio+video model sampling stills) is two independent
+    samples: video 0 must come out as it does in a batch of one. Before the streams loop passed
+    ``batch_frames`` through, the 3-D low-pass ran across the batch (as for an image model's frames)."""
+    shapes = [(2, 4, 1, 4, 4), (2, 3, 2, 12)]
+
+    def pack(streams):
+        return torch.cat([s.reshape(s.shape[0], 1, -1) for s in streams], -1)
+
+    def unpack_for(batch):
+        def unpack(x):
+            out, i = [], 0
+            for sh in shapes:
+                sh = (batch,) + sh[1:]
+                n = int(torch.tensor(sh[1:]).prod())
+                out.append(x[:, :, i:i + n].reshape(sh))
+                i += n
+            return out
+        return unpack
+
+    def sample(x, p):   # a per-sample stand-in sampler: each batch entry's result depends on it alone
+        return torch.tanh(2.0 * x) + 0.3 * p
+
+    g = torch.Generator().manual_seed(5)
+    noise = [torch.randn(sh, generator=g) for sh in shapes]
+    ms = FlowModelSampling(3.0)
+    settings = fi.Settings(iterations=3)
+    both = fi.free_init_streams(sample, noise, ms, 1.0, settings, pack, unpack_for(2), [-1], seed=7)
+    one = fi.free_init_streams(sample, [n[:1] for n in noise], ms, 1.0, settings, pack, unpack_for(1), [-1], seed=7)
+    assert torch.allclose(both[:1], one, atol=1e-5)
+    # a model that does attend across its batch still gets the low-pass across it
+    coupled = fi.free_init_streams(sample, noise, ms, 1.0, settings, pack, unpack_for(2), [-1], seed=7,
+                                   batch_frames=True)
+    assert (coupled[:1] - one).abs().max() > 1e-2
