@@ -28,8 +28,8 @@ import torch
 from ..samplers import smoothinit as si
 from ..samplers.freeinit import keep_given
 from . import comfy_bridge as bridge
-
-CATEGORY = "training_free_video/SmoothInit"
+from . import registry
+from .errors import NodeError, naming
 
 # Set while one of our optimisations runs, so a SmoothInit-patched MODEL fed to a NOISE node (or
 # nested sampling inside the optimisation) does not optimise again.
@@ -55,28 +55,12 @@ def perturbation_generator(seed) -> torch.Generator:
 
 # --------------------------------------------------------------------------- shared inputs
 
-def _common_inputs(with_noise: bool = True) -> dict:
-    req = {}
-    if with_noise:
-        req["noise"] = ("NOISE", {"tooltip": "The base noise to optimise: any NOISE source (RandomNoise, "
-                                             "Dependency Noise, Load Noise, ...)."})
-    req.update({
-        "model": ("MODEL", {"tooltip": "The diffusion model used for the DDIM and inversion steps (the same model "
-                                       "you sample with). Not modified."}),
-        "positive": ("CONDITIONING", {"tooltip": "Positive conditioning (the prompt whose semantics are injected); "
-                                                 "use the sampler's."}),
-        "negative": ("CONDITIONING", {"tooltip": "Negative conditioning for the CFG of the DDIM step; use the sampler's."}),
-    })
-    req.update(_cfg_inputs())
-    return req
-
-
-def _optional_sigmas() -> dict:
-    return {"sigmas": ("SIGMAS", {"tooltip": "Optional: the SIGMAS your sampler uses (connect the same scheduler "
-                                             "output). The noise is then optimised at sigmas[0] with ComfyUI's own "
-                                             "noise scaling, exactly as SmoothInit (KSampler) does - needed for "
-                                             "schedules that start below sigma_max (ddim_uniform, denoise < 1, "
-                                             "img2img). Unconnected: a full denoise from the model's sigma_max."})}
+OPTIONAL_SIGMAS = {"sigmas": ("SIGMAS", {"tooltip": "Optional: the SIGMAS your sampler uses (connect the same "
+                                                     "scheduler output). The noise is then optimised at sigmas[0] "
+                                                     "with ComfyUI's own noise scaling, exactly as SmoothInit "
+                                                     "(KSampler) does - needed for schedules that start below "
+                                                     "sigma_max (ddim_uniform, denoise < 1, img2img). Unconnected: a "
+                                                     "full denoise from the model's sigma_max."})}
 
 
 FOLLOW_SAMPLER_CFG = 0.0  # SmoothInit (KSampler) cfg sentinel: w1 = the sampler's own CFG
@@ -104,6 +88,21 @@ def _cfg_inputs(follow_sampler: bool = False) -> dict:
         "grid_steps": ("INT", {"default": 50, "min": 2, "max": 1000,
                                "tooltip": "sigma_b is one step of a grid_steps-step schedule below sigma_a (released code: "
                                           "50, i.e. t 999 -> 979), independent of your sampler's step count."}),
+    }
+
+
+def _common_inputs() -> dict:
+    """The NOISE nodes' first inputs: the base noise, the model and conds, and the CFG pair."""
+    return {
+        "noise": ("NOISE", {"tooltip": "The base noise to optimise: any NOISE source (RandomNoise, "
+                                       "Dependency Noise, Load Noise, ...)."}),
+        "model": ("MODEL", {"tooltip": "The diffusion model used for the DDIM and inversion steps (the same model "
+                                       "you sample with). Not modified."}),
+        "positive": ("CONDITIONING", {"tooltip": "Positive conditioning (the prompt whose semantics are injected); "
+                                                 "use the sampler's."}),
+        "negative": ("CONDITIONING", {"tooltip": "Negative conditioning for the CFG of the DDIM step; use the "
+                                                 "sampler's."}),
+        **_cfg_inputs(),
     }
 
 
@@ -167,17 +166,17 @@ def _check_cond_batch(node: str, latent_batch: int, positive, negative) -> None:
     for name, conds in (("positive", positive), ("negative", negative)):
         for b in _cond_batches(conds):
             if b > 1 and b != latent_batch:
-                raise ValueError(f"{node}: the latent has batch {latent_batch} but the {name} conditioning has batch "
-                                 f"{b}; use a latent with batch {b}, or conditioning with batch 1 (shared).")
+                raise NodeError(node, f"the latent has batch {latent_batch} but the {name} conditioning has batch "
+                                      f"{b}; use a latent with batch {b}, or conditioning with batch 1 (shared).")
 
 
-def _validate(node: str, settings: si.Preset, grid_steps: int, cfg: float, inversion_cfg: float,
+def _validate(settings: si.Preset, grid_steps: int, cfg: float, inversion_cfg: float,
               chunk_size: int | None = None) -> None:
-    si.validate(node, K=settings.K, sigma_sm=settings.sigma_sm, noise_type=settings.noise_type,
+    si.validate(K=settings.K, sigma_sm=settings.sigma_sm, noise_type=settings.noise_type,
                 gamma_m=settings.gamma_m, gamma_decay=settings.gamma_decay, grid_steps=grid_steps, cfg=cfg,
                 inversion_cfg=inversion_cfg)
     if chunk_size is not None and int(chunk_size) < 0:
-        raise ValueError(f"{node}: chunk_size must be >= 0 (0 = auto), got {chunk_size}.")
+        raise ValueError(f"chunk_size must be >= 0 (0 = auto), got {chunk_size}.")
 
 
 def auto_chunk(chunk_size: int, noise_shape, device: torch.device | str | None = None,
@@ -214,12 +213,13 @@ def optimise_in_context(ctx, node: str, settings: si.Preset, cfg: float, inversi
     """
     ms = ctx.model_sampling
     noise = ctx.noise
-    si.validate(node, noise=noise, noise_name="noise")
+    with naming(node):
+        si.validate(noise=noise, noise_name="noise")
     B = int(noise.shape[0])
     if (float(cfg) != 1.0 or float(inversion_cfg) != 1.0) and not bridge.guider_applies_cfg(ctx.guider):
-        raise ValueError(f"{node}: cfg / inversion_cfg: the sampler's guider ({type(ctx.guider).__name__}) "
-                         f"{bridge.guider_rule(ctx.guider)}, so the DDIM step's cfg cannot be set. Use KSampler / "
-                         f"CFGGuider with a negative prompt, or set cfg and inversion_cfg to 1.")
+        raise NodeError(node, f"cfg / inversion_cfg: the sampler's guider ({type(ctx.guider).__name__}) "
+                              f"{bridge.guider_rule(ctx.guider)}, so the DDIM step's cfg cannot be set. Use KSampler / "
+                              f"CFGGuider with a negative prompt, or set cfg and inversion_cfg to 1.")
     conds = getattr(ctx.guider, "original_conds", {}) or {}
     _check_cond_batch(node, B, conds.get("positive"), conds.get("negative"))
     sigma_a, sigma_b = si.inversion_sigmas(bridge.sigma_table(ms), float(ctx.sigmas[0]), grid_steps)
@@ -250,8 +250,8 @@ def optimise_in_context(ctx, node: str, settings: si.Preset, cfg: float, inversi
     finally:
         _ACTIVE.reset(token)
     if not bool(torch.isfinite(out).all()):
-        raise ValueError(f"{node}: the optimised noise is not finite (the model returned NaN/inf); "
-                         f"check the model and conditioning.")
+        raise NodeError(node, f"the optimised noise is not finite (the model returned NaN/inf); "
+                              f"check the model and conditioning.")
     # given frames (noise mask 0: in-place image, Set Latent Noise Mask) keep their noise
     out = keep_given(out, noise, ctx.denoise_mask).to(noise.dtype)
     if shapes is not None:
@@ -275,8 +275,8 @@ class OptimisedNoise:
         if sigmas is not None:
             sigmas = torch.as_tensor(sigmas).detach().flatten().float().cpu()
             if sigmas.numel() < 2:
-                raise ValueError(f"{node}: sigmas: the schedule has {sigmas.numel()} sigma(s); connect the sampler's "
-                                 f"SIGMAS (at least 2 values) or leave the input unconnected for a full denoise.")
+                raise NodeError(node, f"sigmas: the schedule has {sigmas.numel()} sigma(s); connect the sampler's "
+                                      f"SIGMAS (at least 2 values) or leave the input unconnected for a full denoise.")
         self.sigmas = sigmas
         self.node, self.base_noise, self.model = node, base_noise, model
         self.positive, self.negative = positive, negative
@@ -290,16 +290,17 @@ class OptimisedNoise:
         base = self.base_noise.generate_noise(input_latent)
         if shapes is not None:
             if bridge.nested_latent_shapes(base) != shapes:
-                raise ValueError(f"{self.node}: noise: the incoming NOISE has shape "
-                                 f"{bridge.nested_latent_shapes(base) or tuple(base.shape)} but the latent is an "
-                                 f"audio+video latent of streams {shapes}.")
+                raise NodeError(self.node, f"noise: the incoming NOISE has shape "
+                                           f"{bridge.nested_latent_shapes(base) or tuple(base.shape)} but the latent is an "
+                                           f"audio+video latent of streams {shapes}.")
             return self._optimise(input_latent, samples, base, shapes)
         if not isinstance(base, torch.Tensor):
-            raise ValueError(f"{self.node}: noise: the incoming NOISE returned {type(base).__name__}, not a tensor.")
-        si.validate(self.node, noise=base, noise_name="noise")
+            raise NodeError(self.node, f"noise: the incoming NOISE returned {type(base).__name__}, not a tensor.")
+        with naming(self.node):
+            si.validate(noise=base, noise_name="noise")
         if tuple(base.shape) != tuple(samples.shape):
-            raise ValueError(f"{self.node}: noise: the incoming NOISE has shape {tuple(base.shape)} but the latent has "
-                             f"shape {tuple(samples.shape)}.")
+            raise NodeError(self.node, f"noise: the incoming NOISE has shape {tuple(base.shape)} but the latent has "
+                                       f"shape {tuple(samples.shape)}.")
         _check_cond_batch(self.node, int(samples.shape[0]), self.positive, self.negative)
         return self._optimise(input_latent, samples, base, None)
 
@@ -328,107 +329,89 @@ class OptimisedNoise:
         return out.detach().to(device="cpu", dtype=base.dtype)
 
 
-def _settings(node: str, preset: str, method: str | None, K=1, sigma_sm=0.0, noise_type="gaussian",
+def _settings(preset: str, method: str | None, K=1, sigma_sm=0.0, noise_type="gaussian",
               gamma_m=0.0, gamma_decay=0.0) -> si.Preset:
+    """The frozen :class:`samplers.smoothinit.Preset` a node's inputs ask for; ValueError naming ``preset``."""
     try:
         return si.resolve(preset, K, sigma_sm, noise_type, gamma_m, gamma_decay, method)
     except ValueError as e:
-        raise ValueError(f"{node}: preset: {e}") from None
+        raise ValueError(f"preset: {e}") from None
 
 
 # --------------------------------------------------------------------------- NOISE nodes
 
-class ForwardInversionNoise:
-    NODE_NAME = "Forward-Inversion Noise"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": _common_inputs(), "optional": _optional_sigmas()}
-
-    RETURN_TYPES = ("NOISE",)
-    RETURN_NAMES = ("noise",)
-    OUTPUT_TOOLTIPS = ("The Forward-Inversion noise f_s(noise) for SamplerCustomAdvanced (unit noise, same shape).",)
-    FUNCTION = "build"
-    CATEGORY = CATEGORY
-    DESCRIPTION = ("Forward-Inversion (SmoothInit paper Sec. 3.2, Thm 3.2): one DDIM step sigma_a -> sigma_b at CFG "
+@registry.node(registry.Spec(
+    id="ForwardInversionNoise", display_name="Forward-Inversion Noise", method="SmoothInit", function="build",
+    inputs=_common_inputs(),
+    optional=OPTIONAL_SIGMAS,
+    outputs=(("NOISE", "noise", "The Forward-Inversion noise f_s(noise) for SamplerCustomAdvanced (unit noise, same shape)."),),
+    description=("Forward-Inversion (SmoothInit paper Sec. 3.2, Thm 3.2): one DDIM step sigma_a -> sigma_b at CFG "
                    "cfg, then one DDIM-inversion step back at CFG inversion_cfg, applied to the incoming noise; "
                    "injects the prompt's semantics into the initial noise. Starts at sigmas[0] of the optional "
                    "SIGMAS (connect your sampler's), else at the model's sigma_max (full denoise). Cost: calls(cfg) + calls(inversion_cfg) "
-                   "= 3 model calls with cfg 7.5 and inversion_cfg 1. " + _AV_NOTE)
-
+                   "= 3 model calls with cfg 7.5 and inversion_cfg 1. " + _AV_NOTE),
+    aliases=registry.SMOOTHINIT_TERMS + ("forward inversion", "ddim inversion", "inversion noise")))
+class ForwardInversionNoise:
     def build(self, noise, model, positive, negative, cfg, inversion_cfg, grid_steps, sigmas=None):
         s = si.PRESETS["Forward-Inversion"]
-        _validate(self.NODE_NAME, s, grid_steps, cfg, inversion_cfg)
+        _validate(s, grid_steps, cfg, inversion_cfg)
         return (OptimisedNoise(self.NODE_NAME, noise, model, positive, negative, s, cfg, inversion_cfg, grid_steps,
                                sigmas=sigmas),)
 
 
-class SmoothInitNoise:
-    NODE_NAME = "SmoothInit Noise"
-    PRESETS = ["SmoothInit-30", si.CUSTOM]
+SMOOTHINIT_PRESETS = ["SmoothInit-30", si.CUSTOM]
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        req = _common_inputs()
-        req["preset"] = (cls.PRESETS, {"default": "SmoothInit-30",
-                                       "tooltip": "SmoothInit-30: K 30, sigma_sm 0.025, uniform (paper App. A.3; 90 NFE "
-                                                  "with cfg 7.5, inversion_cfg 1). custom: use K, sigma_sm, noise_type."})
-        req.update(_k_input(30))
-        req.update(_sigma_sm_input(0.025))
-        req.update(_noise_type_input())
-        req.update(_chunk_input())
-        return {"required": req, "optional": _optional_sigmas()}
 
-    RETURN_TYPES = ("NOISE",)
-    RETURN_NAMES = ("noise",)
-    OUTPUT_TOOLTIPS = ("The SmoothInit noise mean_k f_s(noise + sigma_sm n_k) for SamplerCustomAdvanced.",)
-    FUNCTION = "build"
-    CATEGORY = CATEGORY
-    DESCRIPTION = ("SmoothInit (SmoothInit paper Eq. 6): the mean of K Forward-Inversions of the incoming noise, each "
+@registry.node(registry.Spec(
+    id="SmoothInitNoise", display_name="SmoothInit Noise", method="SmoothInit", function="build",
+    inputs={**_common_inputs(),
+            "preset": (SMOOTHINIT_PRESETS, {"default": "SmoothInit-30",
+                                            "tooltip": "SmoothInit-30: K 30, sigma_sm 0.025, uniform (paper App. "
+                                                       "A.3; 90 NFE with cfg 7.5, inversion_cfg 1). custom: use K, "
+                                                       "sigma_sm, noise_type."}),
+            **_k_input(30), **_sigma_sm_input(0.025), **_noise_type_input(), **_chunk_input()},
+    optional=OPTIONAL_SIGMAS,
+    outputs=(("NOISE", "noise", "The SmoothInit noise mean_k f_s(noise + sigma_sm n_k) for SamplerCustomAdvanced."),),
+    description=("SmoothInit (SmoothInit paper Eq. 6): the mean of K Forward-Inversions of the incoming noise, each "
                    "with a fresh perturbation sigma_sm * n_k (seeded by the noise's seed). The K evaluations run "
                    "batched (chunk_size). Starts at sigmas[0] of the optional SIGMAS, else at sigma_max. " + _NFE_NOTE
-                   + " " + _AV_NOTE)
-
+                   + " " + _AV_NOTE),
+    aliases=registry.SMOOTHINIT_TERMS + ("smoothinit noise", "smoothinit-30") + registry.VIDEO_TERMS))
+class SmoothInitNoise:
     def build(self, noise, model, positive, negative, cfg, inversion_cfg, grid_steps, preset, K, sigma_sm,
               noise_type, chunk_size, sigmas=None):
-        s = _settings(self.NODE_NAME, preset, "smoothinit", K, sigma_sm, noise_type)
-        _validate(self.NODE_NAME, s, grid_steps, cfg, inversion_cfg, chunk_size)
+        s = _settings(preset, "smoothinit", K, sigma_sm, noise_type)
+        _validate(s, grid_steps, cfg, inversion_cfg, chunk_size)
         return (OptimisedNoise(self.NODE_NAME, noise, model, positive, negative, s, cfg, inversion_cfg, grid_steps,
                                chunk_size, sigmas=sigmas),)
 
 
-class FastSmoothInitNoise:
-    NODE_NAME = "Fast-SmoothInit Noise"
-    PRESETS = ["Fast-SmoothInit-10", "Fast-SmoothInit-30", "Fast-SmoothInit-10 DiT-safe",
-               "Fast-SmoothInit-30 DiT-safe", si.CUSTOM]
+FAST_SMOOTHINIT_PRESETS = ["Fast-SmoothInit-10", "Fast-SmoothInit-30", "Fast-SmoothInit-10 DiT-safe",
+                           "Fast-SmoothInit-30 DiT-safe", si.CUSTOM]
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        req = _common_inputs()
-        req["preset"] = (cls.PRESETS, {"default": "Fast-SmoothInit-10",
-                                       "tooltip": "Fast-SmoothInit-10: K 10, sigma_sm 0.05, gamma_m 0.05, gamma_decay 0.05 "
-                                                  "(30 NFE). -30: K 30, 0.1, 0.01, 0.25 (90 NFE). DiT-safe: gamma_m 0.95 "
-                                                  "for DiT video models that tolerate less drift (Latte). custom: use "
-                                                  "K, sigma_sm, gamma_m, gamma_decay."})
-        req.update(_k_input(10))
-        req.update(_sigma_sm_input(0.05))
-        req.update(_momentum_inputs())
-        return {"required": req, "optional": _optional_sigmas()}
 
-    RETURN_TYPES = ("NOISE",)
-    RETURN_NAMES = ("noise",)
-    OUTPUT_TOOLTIPS = ("The Fast-SmoothInit noise (last iterate of the momentum loop) for SamplerCustomAdvanced.",)
-    FUNCTION = "build"
-    CATEGORY = CATEGORY
-    DESCRIPTION = ("Fast-SmoothInit (SmoothInit paper Sec. 3.4, the released code's momentum rule): K sequential "
+@registry.node(registry.Spec(
+    id="FastSmoothInitNoise", display_name="Fast-SmoothInit Noise", method="SmoothInit", function="build",
+    inputs={**_common_inputs(),
+            "preset": (FAST_SMOOTHINIT_PRESETS, {"default": "Fast-SmoothInit-10",
+                                                 "tooltip": "Fast-SmoothInit-10: K 10, sigma_sm 0.05, gamma_m 0.05, "
+                                                            "gamma_decay 0.05 (30 NFE). -30: K 30, 0.1, 0.01, 0.25 "
+                                                            "(90 NFE). DiT-safe: gamma_m 0.95 for DiT video models "
+                                                            "that tolerate less drift (Latte). custom: use K, "
+                                                            "sigma_sm, gamma_m, gamma_decay."}),
+            **_k_input(10), **_sigma_sm_input(0.05), **_momentum_inputs()},
+    optional=OPTIONAL_SIGMAS,
+    outputs=(("NOISE", "noise", "The Fast-SmoothInit noise (last iterate of the momentum loop) for SamplerCustomAdvanced."),),
+    description=("Fast-SmoothInit (SmoothInit paper Sec. 3.4, the released code's momentum rule): K sequential "
                    "Forward-Inversions, each on a momentum mix of the previous output and inputs plus a decaying "
                    "perturbation; returns the last iterate. Starts at sigmas[0] of the optional SIGMAS, else at "
-                   "sigma_max. " + _NFE_NOTE + " " + _AV_NOTE)
-
+                   "sigma_max. " + _NFE_NOTE + " " + _AV_NOTE),
+    aliases=registry.SMOOTHINIT_TERMS + ("fast smoothinit", "fast-smoothinit", "momentum") + registry.VIDEO_TERMS))
+class FastSmoothInitNoise:
     def build(self, noise, model, positive, negative, cfg, inversion_cfg, grid_steps, preset, K, sigma_sm,
               gamma_m, gamma_decay, sigmas=None):
-        s = _settings(self.NODE_NAME, preset, "fast_smoothinit", K, sigma_sm, "gaussian", gamma_m, gamma_decay)
-        _validate(self.NODE_NAME, s, grid_steps, cfg, inversion_cfg)
+        s = _settings(preset, "fast_smoothinit", K, sigma_sm, "gaussian", gamma_m, gamma_decay)
+        _validate(s, grid_steps, cfg, inversion_cfg)
         return (OptimisedNoise(self.NODE_NAME, noise, model, positive, negative, s, cfg, inversion_cfg, grid_steps,
                                sigmas=sigmas),)
 
@@ -459,58 +442,48 @@ def follow_sampler_cfg(node: str, guider, inversion_cfg: float, nfe: int) -> flo
         why = (f"the sampler's guider ({type(guider).__name__}) {bridge.guider_rule(guider)}, so following it "
                f"gives w1 = 1 = inversion_cfg")
         fix = "Sample with KSampler / CFGGuider and a negative prompt and set cfg above inversion_cfg (e.g. 3.5)"
-    raise ValueError(f"{node}: cfg is 0 (follow the sampler) but {why}. Forward-Inversion would then inject nothing "
-                     f"(SmoothInit paper Thm 3.2: the semantic injection is proportional to w1 - w2) while costing "
-                     f"{nfe} model calls. {fix}; or remove {node}.")
+    raise NodeError(node, f"cfg is 0 (follow the sampler) but {why}. Forward-Inversion would then inject nothing "
+                          f"(SmoothInit paper Thm 3.2: the semantic injection is proportional to w1 - w2) while costing "
+                          f"{nfe} model calls. {fix}; or remove {node}.")
 
 
 _CUSTOM_METHODS = {"SmoothInit (custom)": "smoothinit", "Fast-SmoothInit (custom)": "fast_smoothinit"}
 
 
-class SmoothInitModelPatch:
-    NODE_NAME = "SmoothInit (KSampler)"
-    METHODS = list(si.PRESETS) + list(_CUSTOM_METHODS)
+PATCH_METHODS = list(si.PRESETS) + list(_CUSTOM_METHODS)
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        req = {"model": ("MODEL", {"tooltip": "The model to patch; every sampler node using the patched model starts "
-                                              "from the optimised noise. The input MODEL is not modified."}),
-               "method": (cls.METHODS, {"default": "Fast-SmoothInit-10",
-                                        "tooltip": "Forward-Inversion (3 NFE), SmoothInit-30 (90), Fast-SmoothInit-10 (30), "
-                                                   "Fast-SmoothInit-30 (90), DiT-safe variants (gamma_m 0.95), or a custom "
-                                                   "SmoothInit / Fast-SmoothInit using the parameters below (NFE with "
-                                                   "cfg 7.5, inversion_cfg 1)."})}
-        req.update(_cfg_inputs(follow_sampler=True))
-        req.update(_k_input(10))
-        req.update(_sigma_sm_input(0.05))
-        req.update(_noise_type_input())
-        req.update(_momentum_inputs())
-        req.update(_chunk_input())
-        return {"required": req}
 
-    RETURN_TYPES = ("MODEL",)
-    RETURN_NAMES = ("model",)
-    OUTPUT_TOOLTIPS = ("A patched copy of the model: KSampler (and every other sampler node) optimises its initial "
-                       "noise with the chosen method, its own positive/negative conds, seed and first sigma.",)
-    FUNCTION = "patch"
-    CATEGORY = CATEGORY
-    DESCRIPTION = ("Forward-Inversion / SmoothInit / Fast-SmoothInit for the plain KSampler graph: the sampler's "
+@registry.node(registry.Spec(
+    id="SmoothInitModelPatch", display_name="SmoothInit (KSampler)", method="SmoothInit", function="patch",
+    inputs={"model": ("MODEL", {"tooltip": "The model to patch; every sampler node using the patched model starts "
+                                       "from the optimised noise. The input MODEL is not modified."}),
+            "method": (PATCH_METHODS, {"default": "Fast-SmoothInit-10",
+                                       "tooltip": "Forward-Inversion (3 NFE), SmoothInit-30 (90), Fast-SmoothInit-10 "
+                                                  "(30), Fast-SmoothInit-30 (90), DiT-safe variants (gamma_m 0.95), "
+                                                  "or a custom SmoothInit / Fast-SmoothInit using the parameters "
+                                                  "below (NFE with cfg 7.5, inversion_cfg 1)."}),
+            **_cfg_inputs(follow_sampler=True), **_k_input(10), **_sigma_sm_input(0.05), **_noise_type_input(),
+            **_momentum_inputs(), **_chunk_input()},
+    outputs=(("MODEL", "model", "A patched copy of the model: KSampler (and every other sampler node) optimises its initial "
+                       "noise with the chosen method, its own positive/negative conds, seed and first sigma."),),
+    description=("Forward-Inversion / SmoothInit / Fast-SmoothInit for the plain KSampler graph: the sampler's "
                    "initial noise is optimised with the sampler's own conds, seed and CFG (cfg 0 = follow it) at its "
                    "first sigma (sigma_max at full denoise; img2img works too) before sampling. Same noise as the "
                    "NOISE nodes for the same seed, conds, cfg and SIGMAS. Noise that is all zeros (KSamplerAdvanced "
-                   "add_noise disabled) is left alone. " + _NFE_NOTE + " " + _AV_NOTE)
-
+                   "add_noise disabled) is left alone. " + _NFE_NOTE + " " + _AV_NOTE),
+    aliases=registry.SMOOTHINIT_TERMS + ("smoothinit ksampler", "model patch") + registry.VIDEO_TERMS))
+class SmoothInitModelPatch:
     def patch(self, model, method, cfg, inversion_cfg, grid_steps, K, sigma_sm, noise_type, gamma_m, gamma_decay,
               chunk_size):
         node = self.NODE_NAME
         if method in _CUSTOM_METHODS:
             m = _CUSTOM_METHODS[method]
             # Fast-SmoothInit's perturbations are gaussian (released code); noise_type is SmoothInit's
-            s = _settings(node, si.CUSTOM, m, K, sigma_sm, noise_type if m == "smoothinit" else "gaussian",
+            s = _settings(si.CUSTOM, m, K, sigma_sm, noise_type if m == "smoothinit" else "gaussian",
                           gamma_m, gamma_decay)
         else:
-            s = _settings(node, method, None)
-        _validate(node, s, grid_steps, cfg, inversion_cfg, chunk_size)
+            s = _settings(method, None)
+        _validate(s, grid_steps, cfg, inversion_cfg, chunk_size)
         cfg, inversion_cfg, grid_steps, chunk_size = float(cfg), float(inversion_cfg), int(grid_steps), int(chunk_size)
         follow = cfg == FOLLOW_SAMPLER_CFG
 
@@ -550,14 +523,14 @@ class TensorNoise:
         if shapes is not None or len(self.streams) > 1:
             mine = [tuple(t.shape) for t in self.streams]
             if shapes != mine:
-                raise ValueError(f"{self.node}: the noise {self.source} has stream shapes {mine} but the sampler's "
-                                 f"latent has {shapes or tuple(samples.shape)}; use a latent of the same size, frame "
-                                 f"count, audio length and batch as when the noise was saved.")
+                raise NodeError(self.node, f"the noise {self.source} has stream shapes {mine} but the sampler's "
+                                           f"latent has {shapes or tuple(samples.shape)}; use a latent of the same size, frame "
+                                           f"count, audio length and batch as when the noise was saved.")
             return bridge.nested_of([t.to(dtype=s.dtype).clone() for t, s in zip(self.streams, samples.unbind())])
         if tuple(samples.shape) != tuple(self.tensor.shape):
-            raise ValueError(f"{self.node}: the noise {self.source} has shape {tuple(self.tensor.shape)} but the "
-                             f"sampler's latent has shape {tuple(samples.shape)}; use a latent of the same size, frame "
-                             f"count and batch as when the noise was saved.")
+            raise NodeError(self.node, f"the noise {self.source} has shape {tuple(self.tensor.shape)} but the "
+                                       f"sampler's latent has shape {tuple(samples.shape)}; use a latent of the same size, frame "
+                                       f"count and batch as when the noise was saved.")
         return self.tensor.to(dtype=samples.dtype).clone()
 
 
@@ -566,48 +539,40 @@ def _inside(root: str, path: str) -> bool:
     return os.path.commonpath([root_r, path_r]) == root_r
 
 
-class SaveNoise:
-    NODE_NAME = "Save Noise"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "noise": ("NOISE", {"tooltip": "The noise to compute and save (e.g. an expensive SmoothInit Noise)."}),
-            "latent": ("LATENT", {"tooltip": "The latent you will sample (fixes the noise's shape: size, frames, batch)."}),
+@registry.node(registry.Spec(
+    id="TFVSaveNoise", display_name="Save Noise", method="SmoothInit", function="save",
+    inputs={"noise": ("NOISE", {"tooltip": "The noise to compute and save (e.g. an expensive SmoothInit Noise)."}),
+            "latent": ("LATENT", {"tooltip": "The latent you will sample (fixes the noise's shape: size, frames, "
+                                             "batch)."}),
             "filename_prefix": ("STRING", {"default": "noise/smoothinit",
                                            "tooltip": "File name prefix inside ComfyUI's output folder (subfolders "
-                                                      "allowed; paths outside the output folder are rejected)."}),
-        }}
-
-    RETURN_TYPES = ("NOISE",)
-    RETURN_NAMES = ("noise",)
-    OUTPUT_TOOLTIPS = ("The saved noise as a NOISE (computed once; feed it to SamplerCustomAdvanced).",)
-    FUNCTION = "save"
-    OUTPUT_NODE = True
-    CATEGORY = CATEGORY
-    DESCRIPTION = ("Computes the noise for this latent once and saves it as a .safetensors file (tensor 'noise', "
+                                                      "allowed; paths outside the output folder are rejected)."})},
+    outputs=(("NOISE", "noise", "The saved noise as a NOISE (computed once; feed it to SamplerCustomAdvanced)."),),
+    description=("Computes the noise for this latent once and saves it as a .safetensors file (tensor 'noise', "
                    "unit noise of the latent's shape, with its seed) in ComfyUI's output folder, so an expensive "
                    "optimised noise can be reused and shared (an audio+video noise: one tensor per stream, 'noise.0' "
                    "video, 'noise.1' audio). Load it with Load Noise from the input folder. Cost: the "
-                   "incoming NOISE's model calls, once (0 NFE for plain noise).")
-
+                   "incoming NOISE's model calls, once (0 NFE for plain noise)."),
+    output_node=True,
+    aliases=("save noise", "export noise", "noise to file", "safetensors noise", "smoothinit", "cache noise")))
+class SaveNoise:
     def save(self, noise, latent, filename_prefix):
         node = self.NODE_NAME
         prefix = str(filename_prefix).strip()
         norm = os.path.normpath(prefix) if prefix else ""
         if (not prefix or os.path.isabs(prefix) or norm == ".." or norm.startswith(".." + os.sep) or "\x00" in prefix
                 or os.path.basename(norm) in ("", ".", "..")):
-            raise ValueError(f"{node}: filename_prefix {filename_prefix!r} must be a relative name inside ComfyUI's "
+            raise ValueError(f"filename_prefix {filename_prefix!r} must be a relative name inside ComfyUI's "
                              f"output folder (no absolute paths, no '..').")
         out_dir = bridge.output_directory()
         folder = os.path.join(out_dir, os.path.dirname(norm))
         base = os.path.basename(norm)
         if not _inside(out_dir, folder):
-            raise ValueError(f"{node}: filename_prefix {filename_prefix!r} points outside ComfyUI's output folder.")
+            raise ValueError(f"filename_prefix {filename_prefix!r} points outside ComfyUI's output folder.")
         tensor = noise.generate_noise(latent)
         streams = _streams_of(tensor)
         for t in streams:
-            si.validate(node, noise=t, noise_name="noise")
+            si.validate(noise=t, noise_name="noise")
         os.makedirs(folder, exist_ok=True)
         counter = 1
         while os.path.exists(os.path.join(folder, f"{base}_{counter:05}_.safetensors")):
@@ -639,34 +604,25 @@ def _noise_files() -> list[str]:
 def _resolve_input(node: str, name: str) -> str:
     root = bridge.input_directory()
     if not name or os.path.isabs(name):
-        raise ValueError(f"{node}: noise_file {name!r} must be a file name inside ComfyUI's input folder.")
+        raise NodeError(node, f"noise_file {name!r} must be a file name inside ComfyUI's input folder.")
     path = os.path.join(root, name)
     if not _inside(root, path):
-        raise ValueError(f"{node}: noise_file {name!r} points outside ComfyUI's input folder.")
+        raise NodeError(node, f"noise_file {name!r} points outside ComfyUI's input folder.")
     if not os.path.isfile(path):
-        raise ValueError(f"{node}: noise_file {name!r} not found in ComfyUI's input folder ({root}); copy the "
-                         f".safetensors written by Save Noise there.")
+        raise NodeError(node, f"noise_file {name!r} not found in ComfyUI's input folder ({root}); copy the "
+                              f".safetensors written by Save Noise there.")
     return path
 
 
+@registry.node(registry.Spec(
+    id="TFVLoadNoise", display_name="Load Noise", method="SmoothInit", function="load",
+    inputs={"noise_file": (_noise_files, {"tooltip": "A .safetensors noise written by Save Noise, placed in "
+                                                   "ComfyUI's input folder."})},
+    outputs=(("NOISE", "noise", "A NOISE that yields the saved tensor (errors if the sampler's latent has another shape)."),),
+    description=("Loads a noise saved by Save Noise from ComfyUI's input folder, as a NOISE for "
+                   "SamplerCustomAdvanced. No model calls (0 NFE)."),
+    aliases=("load noise", "import noise", "noise from file", "safetensors noise", "smoothinit", "reuse noise")))
 class LoadNoise:
-    NODE_NAME = "Load Noise"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "noise_file": (_noise_files(), {"tooltip": "A .safetensors noise written by Save Noise, placed in ComfyUI's "
-                                                       "input folder."}),
-        }}
-
-    RETURN_TYPES = ("NOISE",)
-    RETURN_NAMES = ("noise",)
-    OUTPUT_TOOLTIPS = ("A NOISE that yields the saved tensor (errors if the sampler's latent has another shape).",)
-    FUNCTION = "load"
-    CATEGORY = CATEGORY
-    DESCRIPTION = ("Loads a noise saved by Save Noise from ComfyUI's input folder, as a NOISE for "
-                   "SamplerCustomAdvanced. No model calls (0 NFE).")
-
     @classmethod
     def IS_CHANGED(cls, noise_file):
         try:
@@ -701,34 +657,16 @@ class LoadNoise:
                     n = sum(1 for k in keys if k.startswith(NOISE_KEY + "."))
                     tensor = bridge.nested_of([f.get_tensor(f"{NOISE_KEY}.{i}") for i in range(n)])
                 else:
-                    raise ValueError(f"{node}: {noise_file!r} has no tensor named '{NOISE_KEY}'; it was not written by "
+                    raise ValueError(f"{noise_file!r} has no tensor named '{NOISE_KEY}'; it was not written by "
                                      f"Save Noise.")
         except ValueError:
             raise
         except Exception as e:  # not a safetensors file
-            raise ValueError(f"{node}: cannot read {noise_file!r} as safetensors: {e}") from None
+            raise ValueError(f"cannot read {noise_file!r} as safetensors: {e}") from None
         for t in _streams_of(tensor):
-            si.validate(node, noise=t, noise_name=f"noise in {noise_file!r}")
+            si.validate(noise=t, noise_name=f"noise in {noise_file!r}")
         try:
             seed = int(meta.get("seed", 0))
         except ValueError:
             seed = 0
         return (TensorNoise(tensor, seed, node, repr(noise_file)),)
-
-
-NODE_CLASS_MAPPINGS = {
-    "ForwardInversionNoise": ForwardInversionNoise,
-    "SmoothInitNoise": SmoothInitNoise,
-    "FastSmoothInitNoise": FastSmoothInitNoise,
-    "SmoothInitModelPatch": SmoothInitModelPatch,
-    "TFVSaveNoise": SaveNoise,
-    "TFVLoadNoise": LoadNoise,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "ForwardInversionNoise": "Forward-Inversion Noise",
-    "SmoothInitNoise": "SmoothInit Noise",
-    "FastSmoothInitNoise": "Fast-SmoothInit Noise",
-    "SmoothInitModelPatch": "SmoothInit (KSampler)",
-    "TFVSaveNoise": "Save Noise",
-    "TFVLoadNoise": "Load Noise",
-}

@@ -24,8 +24,8 @@ import torch
 
 from ..samplers import long_video as lv
 from . import comfy_bridge as bridge
-
-CATEGORY = "training_free_video/ZS2"
+from . import registry
+from .errors import NodeError, prefixed
 WRAPPER_KEY = "training_free_video.zs2_long_video"
 STATE_KEY = "training_free_video.zs2_long_video_chunk"
 
@@ -53,9 +53,9 @@ def make_wrappers(node: str, chunk: int):
         if state is None:
             return executor(x, timestep, model_options, seed)
         if x.shape[0] != state.frames:
-            raise RuntimeError(f"{node}: a model call inside chunk {state.index} has {x.shape[0]} frames, expected "
-                               f"{state.frames}; another patch changes the batch between the sampler and the model. Remove that "
-                               "patch, or this node.")
+            raise RuntimeError(prefixed(node, f"a model call inside chunk {state.index} has {x.shape[0]} frames, "
+                                              f"expected {state.frames}; another patch changes the batch between the "
+                                              "sampler and the model. Remove that patch, or this node."))
         sigma = float(timestep.reshape(-1)[0])
         return state.model_call(lambda xx: executor(xx, timestep, model_options, seed), x, sigma)
 
@@ -65,9 +65,9 @@ def make_wrappers(node: str, chunk: int):
         if bridge.own_loop_active() or frames <= chunk or sigmas.shape[-1] < 2:
             return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
         if noise.ndim != 4:
-            raise ValueError(f"{node}: latent of shape {tuple(noise.shape)}: this node splits the frames of an image "
-                             "model's latent [frames, C, H, W] (SD1.x/SD2.x/SDXL, frames = batch); for video models "
-                             "with a frame axis remove it.")
+            raise NodeError(node, f"latent of shape {tuple(noise.shape)}: this node splits the frames of an image "
+                                  "model's latent [frames, C, H, W] (SD1.x/SD2.x/SDXL, frames = batch); for video "
+                                  "models with a frame axis remove it.")
         plan = lv.plan_chunks(frames, chunk)
         steps = int(sigmas.shape[-1]) - 1
         total = steps * len(plan)
@@ -108,30 +108,22 @@ def make_wrappers(node: str, chunk: int):
     return sampler_sample, predict_noise
 
 
-class ZS2LongVideo:
-    NODE_NAME = "ZS^2 Long Video (chunks)"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "model": ("MODEL", {"tooltip": "An SD1.x / SD2.x / SDXL image model whose frames are the latent batch "
-                                           "(usually after Temporal Momentum Attention and Dependency Noise "
-                                           "(KSampler)). Not modified (a patched copy is returned)."}),
-            "chunk_frames": ("INT", {"default": 8, "min": 2, "max": 4096,
-                                     "tooltip": "m: the most frames sampled at once (memory of one m-frame batch; "
-                                                "paper 8). Chunks overlap by one seam frame: the last frame of a "
-                                                "chunk is frame 1 of the next, so F frames take ceil((F-1)/(m-1)) "
-                                                "chunks (64 frames at m = 8: 9 chunks, 9x the sampling steps). "
-                                                "F <= m: one ordinary batch, unchanged."}),
-        }}
-
-    RETURN_TYPES = ("MODEL",)
-    RETURN_NAMES = ("model",)
-    OUTPUT_TOOLTIPS = ("A patched copy of the model: any sampler node samples a latent of more than chunk_frames "
-                       "frames chunk by chunk and returns all frames as one latent.",)
-    FUNCTION = "patch"
-    CATEGORY = CATEGORY
-    DESCRIPTION = (
+@registry.node(registry.Spec(
+    id="ZS2LongVideo", display_name="ZS^2 Long Video (chunks)", method="ZS2", function="patch",
+    inputs={
+        "model": ("MODEL", {"tooltip": "An SD1.x / SD2.x / SDXL image model whose frames are the latent batch "
+                                       "(usually after Temporal Momentum Attention and Dependency Noise "
+                                       "(KSampler)). Not modified (a patched copy is returned)."}),
+        "chunk_frames": ("INT", {"default": 8, "min": 2, "max": 4096,
+                                 "tooltip": "m: the most frames sampled at once (memory of one m-frame batch; "
+                                            "paper 8). Chunks overlap by one seam frame: the last frame of a "
+                                            "chunk is frame 1 of the next, so F frames take ceil((F-1)/(m-1)) "
+                                            "chunks (64 frames at m = 8: 9 chunks, 9x the sampling steps). "
+                                            "F <= m: one ordinary batch, unchanged."}),
+    },
+    outputs=(("MODEL", "model", "A patched copy of the model: any sampler node samples a latent of more than "
+                                "chunk_frames frames chunk by chunk and returns all frames as one latent."),),
+    description=(
         "ZS^2 long videos (Sec. 5, auto-regressive mode): a latent of F frames (Empty Latent Image batch_size = F) "
         "is sampled in chunks of chunk_frames (m) frames that share one seam frame: the last frame of each chunk is "
         "frame 1 of the next (Temporal Momentum Attention's anchor). While a chunk samples, its last frame's model "
@@ -149,21 +141,18 @@ class ZS2LongVideo:
         "SmoothInit (KSampler) on the same model, in either patch order, they run inside each chunk (FreeInit: "
         "its passes and temporal low-pass filter span one chunk's frames; SmoothInit: each chunk's noise is "
         "optimised on that chunk), so memory stays that of one chunk. FreeInit (KSampler, two experts) is not "
-        "supported with it (an error).")
-
+        "supported with it (an error)."),
+    aliases=registry.ZS2_TERMS + ("long video", "chunks", "autoregressive", "64 frames", "sliding window")))
+class ZS2LongVideo:
     def patch(self, model, chunk_frames):
         node = self.NODE_NAME
         m = int(chunk_frames)
         if m < 2:
-            raise ValueError(f"{node}: chunk_frames must be >= 2 (a seam frame plus at least one new frame), got {m}.")
+            raise ValueError(f"chunk_frames must be >= 2 (a seam frame plus at least one new frame), got {m}.")
         if bridge.latent_dimensions(model) != 2:
-            raise ValueError(f"{node}: model: its {bridge.latent_format_name(model)} latents have a frame axis "
+            raise ValueError(f"model: its {bridge.latent_format_name(model)} latents have a frame axis "
                              "([B, C, T, H, W], a video model such as Wan/Hunyuan/LTXV); this node chunks image "
                              "models' frames-as-batch latents (SD1.x/SD2.x/SDXL, the ZS^2 setting). Remove it.")
         sampler_sample, predict_noise = make_wrappers(node, m)
         return (bridge.add_sampler_wrappers(model, WRAPPER_KEY, sampler_sample=sampler_sample,
                                             predict_noise=predict_noise, outermost=True),)
-
-
-NODE_CLASS_MAPPINGS = {"ZS2LongVideo": ZS2LongVideo}
-NODE_DISPLAY_NAME_MAPPINGS = {"ZS2LongVideo": "ZS^2 Long Video (chunks)"}

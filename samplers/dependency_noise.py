@@ -47,14 +47,61 @@ result as before (every frame searched against that one value).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from .frame_schedule import FrameSchedule, parse_frame_schedule
+
 NOISE_MODELS = ("dependency", "mixed", "progressive")
 _LOG2_E = 1.4426950408889634
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The noise model's parameters (ZS^2 Sec. 3.1, Algorithm 1; PYoCo's mixed / progressive models):
+    the keyword arguments of :func:`latent_noise`. Defaults are the paper's. Build it from a node's inputs
+    with :meth:`from_inputs` (which checks them)."""
+    noise_model: str = "dependency"
+    kl_lambda: float | FrameSchedule = 0.01
+    random_search: int = 10
+    linear_search: int = 15
+    alpha: float = 0.9
+
+    @classmethod
+    def from_inputs(cls, kl_lambda, random_search, linear_search, noise_model, alpha,
+                    kl_lambda_schedule: str = "") -> "Settings":
+        """Checked settings from the nodes' inputs; a non-empty ``kl_lambda_schedule`` (per-frame lambda_i,
+        :func:`~.frame_schedule.parse_frame_schedule`) replaces ``kl_lambda``.
+
+        Raises:
+            ValueError naming the input and the allowed range: ``kl_lambda`` < 0 or not finite,
+            ``random_search`` < 1, ``linear_search`` < 0, an unknown ``noise_model``, ``alpha`` outside
+            [0, 1], or a malformed ``kl_lambda_schedule``.
+        """
+        kl_lambda, alpha = float(kl_lambda), float(alpha)
+        if not (0.0 <= kl_lambda < float("inf")):
+            raise ValueError(f"kl_lambda must be a finite number >= 0, got {kl_lambda}.")
+        if int(random_search) < 1:
+            raise ValueError(f"random_search must be >= 1, got {random_search}.")
+        if int(linear_search) < 0:
+            raise ValueError(f"linear_search must be >= 0, got {linear_search}.")
+        if noise_model not in NOISE_MODELS:
+            raise ValueError(f"noise_model must be one of {list(NOISE_MODELS)}, got {noise_model!r}.")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}.")
+        schedule = parse_frame_schedule(kl_lambda_schedule, input_name="kl_lambda_schedule", minimum=0.0,
+                                        what="lambda_i")
+        return cls(noise_model, kl_lambda if schedule is None else schedule, int(random_search),
+                   int(linear_search), alpha)
+
+    def kwargs(self) -> dict:
+        """The settings as :func:`latent_noise`'s keyword arguments."""
+        return {"noise_model": self.noise_model, "kl_lambda": self.kl_lambda, "random_search": self.random_search,
+                "linear_search": self.linear_search, "alpha": self.alpha}
 
 
 def _check_shape(shape: Sequence[int], name: str) -> tuple[int, int, tuple[int, ...]]:

@@ -58,14 +58,14 @@ class FrameSchedule:
         return ", ".join(f"{v:g}" for v in self.values)
 
 
-def _number(token: str, where: str, fix: str) -> float:
+def _number(token: str, input_name: str, fix: str) -> float:
     t = token.strip()
     try:
         v = float(t)
     except ValueError:
-        raise ValueError(f"{where}: {t!r} is not a number. {fix}") from None
+        raise ValueError(f"{input_name}: {t!r} is not a number. {fix}") from None
     if not math.isfinite(v):
-        raise ValueError(f"{where}: {t!r} is not a finite number. {fix}")
+        raise ValueError(f"{input_name}: {t!r} is not a finite number. {fix}")
     return v
 
 
@@ -104,14 +104,15 @@ def ambiguous_number(text: str) -> str | None:
     return None
 
 
-def parse_frame_schedule(text, *, node: str, input_name: str, minimum: float | None = None,
+def parse_frame_schedule(text, *, input_name: str, minimum: float | None = None,
                          maximum: float | None = None, what: str = "value") -> FrameSchedule | None:
     """Parse a per-frame schedule typed into a node.
 
     Args:
         text: ``""`` (or only spaces) -> ``None``; ``"a, b, c"`` (commas; an empty item such as a
             trailing comma is skipped) or ``"start:end"``. A number alone is a one-value list.
-        node, input_name: named in every error message.
+        input_name: named in every error message (the node adds its own name, see the pack's error
+            convention).
         minimum, maximum: inclusive bounds every value (both ends of a ramp) must respect.
         what: the quantity's name for the messages (e.g. ``"lambda_i"``).
 
@@ -119,16 +120,15 @@ def parse_frame_schedule(text, *, node: str, input_name: str, minimum: float | N
         A :class:`FrameSchedule`, or ``None`` for empty text.
 
     Raises:
-        ValueError: ``"{node}: {input_name}: ..."`` with the offending token and the fix, for a
+        ValueError: ``"{input_name}: ..."`` with the offending token and the fix, for a
             non-number, a non-finite number, a value outside ``[minimum, maximum]``, more than one
             ``:`` or a ramp mixed with commas, and for an ambiguous number (:func:`ambiguous_number`:
             a decimal comma such as ``"0,01"``, which must not silently become the two values 0 and 1).
     """
-    where = f"{node}: {input_name}"
     if text is None:
         return None
     if not isinstance(text, str):
-        raise ValueError(f"{where}: expected text, got {type(text).__name__}.")
+        raise ValueError(f"{input_name}: expected text, got {type(text).__name__}.")
     s = text.strip()
     if not s:
         return None
@@ -142,22 +142,22 @@ def parse_frame_schedule(text, *, node: str, input_name: str, minimum: float | N
            f"linear ramp 'start:end' (e.g. '0.01:0.1'); {rule}; leave it empty to use the scalar input.")
     why = ambiguous_number(s)
     if why is not None:
-        raise ValueError(f"{where}: {s!r} is ambiguous: {why}. Use a dot for decimals and a comma followed by a "
+        raise ValueError(f"{input_name}: {s!r} is ambiguous: {why}. Use a dot for decimals and a comma followed by a "
                          f"space between values, e.g. '0.01' for one value, '0, 0.01' or '0.01, 0.02' for two. {fix}")
     if ":" in s:
         parts = s.split(":")
         if len(parts) != 2 or "," in s:
-            raise ValueError(f"{where}: {s!r} is not a ramp 'start:end' (exactly two numbers around one ':', no "
+            raise ValueError(f"{input_name}: {s!r} is not a ramp 'start:end' (exactly two numbers around one ':', no "
                              f"commas). {fix}")
-        vals = tuple(_number(p, where, fix) for p in parts)
+        vals = tuple(_number(p, input_name, fix) for p in parts)
         ramp = True
     else:
         tokens = [t for t in s.split(",") if t.strip()]
         if not tokens:
-            raise ValueError(f"{where}: {s!r} holds no number. {fix}")
-        vals = tuple(_number(t, where, fix) for t in tokens)
+            raise ValueError(f"{input_name}: {s!r} holds no number. {fix}")
+        vals = tuple(_number(t, input_name, fix) for t in tokens)
         ramp = False
     for v in vals:
         if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
-            raise ValueError(f"{where}: {what} = {v:g} is out of range: {rule}. {fix}")
+            raise ValueError(f"{input_name}: {what} = {v:g} is out of range: {rule}. {fix}")
     return FrameSchedule(vals, ramp)

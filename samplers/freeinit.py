@@ -100,11 +100,11 @@ class Settings:
     coarse_to_fine: bool = False
 
 
-def validate(node: str, settings: Settings) -> Settings:
+def validate(settings: Settings) -> Settings:
     """Check the parameters; return them normalised (ints, floats).
 
     Raises:
-        ValueError naming ``node`` and the input: ``iterations`` < 1; ``filter_type`` not in
+        ValueError naming the input: ``iterations`` < 1; ``filter_type`` not in
         :data:`FILTERS`; ``d_s`` or ``d_t`` outside (0, 1] (the reference returns an all-zero filter
         for 0, i.e. silently no FreeInit); ``order`` < 1; ``min_signal`` < 0 or not finite;
         ``grid`` not in :data:`GRIDS`.
@@ -113,23 +113,23 @@ def validate(node: str, settings: Settings) -> Settings:
     try:
         iterations = int(s.iterations)
     except (TypeError, ValueError):
-        raise ValueError(f"{node}: iterations must be an integer >= 1, got {s.iterations!r}.") from None
+        raise ValueError(f"iterations must be an integer >= 1, got {s.iterations!r}.") from None
     if iterations != s.iterations or iterations < 1:
-        raise ValueError(f"{node}: iterations must be an integer >= 1 (1 = plain sampling), got {s.iterations!r}.")
+        raise ValueError(f"iterations must be an integer >= 1 (1 = plain sampling), got {s.iterations!r}.")
     if s.filter_type not in FILTERS:
-        raise ValueError(f"{node}: filter must be one of {list(FILTERS)}, got {s.filter_type!r}.")
+        raise ValueError(f"filter must be one of {list(FILTERS)}, got {s.filter_type!r}.")
     for name, v in (("d_s", s.d_s), ("d_t", s.d_t)):
         v = float(v)
         if not (0.0 < v <= 1.0):
-            raise ValueError(f"{node}: {name} must be in (0, 1] (normalised stop frequency; the reference "
+            raise ValueError(f"{name} must be in (0, 1] (normalised stop frequency; the reference "
                              f"0.25), got {v}. 0 would keep no low frequency at all.")
     if int(s.order) < 1:
-        raise ValueError(f"{node}: order must be an integer >= 1 (butterworth order, reference 4), got {s.order}.")
+        raise ValueError(f"order must be an integer >= 1 (butterworth order, reference 4), got {s.order}.")
     ms = float(s.min_signal)
     if not (0.0 <= ms < float("inf")):
-        raise ValueError(f"{node}: min_signal must be a finite number >= 0, got {ms}.")
+        raise ValueError(f"min_signal must be a finite number >= 0, got {ms}.")
     if s.grid not in GRIDS:
-        raise ValueError(f"{node}: grid must be one of {list(GRIDS)}, got {s.grid!r}.")
+        raise ValueError(f"grid must be one of {list(GRIDS)}, got {s.grid!r}.")
     return Settings(iterations, s.filter_type, float(s.d_s), float(s.d_t), int(s.order), ms, s.grid,
                     bool(s.coarse_to_fine))
 
@@ -378,7 +378,7 @@ def free_init(sample: Callable[[Tensor, int], Tensor], noise: Tensor, model_samp
     Raises:
         ValueError: bad settings (:func:`validate`), or a latent that is not 4-D/5-D.
     """
-    settings = validate("FreeInit", settings)
+    settings = validate(settings)
     lpf = low_pass_filter(latent_thw(noise.shape, batch_frames), settings.filter_type, settings.d_s, settings.d_t,
                           settings.order, settings.grid)
 
@@ -463,8 +463,8 @@ def free_init_streams(sample: Callable[[Tensor, int], Tensor], noise: list, mode
     Raises ValueError: unknown ``audio_treatment``.
     """
     if audio_treatment not in AUDIO_TREATMENTS:
-        raise ValueError(f"FreeInit: audio must be one of {list(AUDIO_TREATMENTS)}, got {audio_treatment!r}")
-    settings = validate("FreeInit", settings)
+        raise ValueError(f"audio must be one of {list(AUDIO_TREATMENTS)}, got {audio_treatment!r}")
+    settings = validate(settings)
     latent = latent if latent is not None else [None] * len(noise)
     masks = masks if masks is not None else [None] * len(noise)
     lpf = low_pass_filter(latent_thw(noise[0].shape, batch_frames), settings.filter_type, settings.d_s,

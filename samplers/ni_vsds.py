@@ -18,6 +18,7 @@ noisy version: the score-distillation gradient of the model's likelihood of ``z`
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Union
 
 import torch
@@ -134,6 +135,28 @@ def update_gains(model_sampling: ModelSamplingLike, sigmas: Tensor, step_sizes: 
         a, b = float(a), float(b)
         gains.append(step_size_at(step_sizes, i) * a * b / (a * a + b * b))
     return gains
+
+
+@dataclass(frozen=True)
+class Settings:
+    """NI-VSDS's parameters (I4VGen Algorithm 1 with the official defaults): the sampling ``cfg``, the
+    fraction ``p`` of the schedule and the step sizes ``eta_1, eta_2, ...`` (the last repeats). Build it
+    from a node's inputs with :meth:`from_inputs` (which checks them)."""
+    cfg: float = 7.5
+    p: float = DEFAULT_P
+    step_sizes: tuple[float, ...] = DEFAULT_STEP_SIZES
+
+    @classmethod
+    def from_inputs(cls, cfg, p, step_sizes: Union[str, Sequence[float]]) -> "Settings":
+        """Checked settings. Raises ValueError naming the input: ``step_sizes`` that are not non-negative
+        finite numbers (:func:`parse_step_sizes`), ``p`` outside (0, 1], a non-finite ``cfg``."""
+        cfg, p = float(cfg), float(p)
+        if not (0.0 < p <= 1.0):
+            raise ValueError(f"p: {p} is outside (0, 1]; it is the fraction of the sampling schedule spent on "
+                             f"NI-VSDS (default {DEFAULT_P})")
+        if cfg != cfg or cfg in (float("inf"), float("-inf")):
+            raise ValueError(f"cfg: {cfg} is not finite")
+        return cls(cfg, p, parse_step_sizes(step_sizes, name="step_sizes"))
 
 
 def ni_vsds(denoise: Denoiser, model_sampling: ModelSamplingLike, z: Tensor, eps_star: Tensor, sigmas: Tensor,

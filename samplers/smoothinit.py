@@ -100,41 +100,41 @@ def preset_nfe(preset: str | Preset, cfg: float = 7.5, inversion_cfg: float = 1.
 
 # --------------------------------------------------------------------------- validation
 
-def validate(where: str = "SmoothInit", *, K: int | None = None, sigma_sm: float | None = None,
+def validate(*, K: int | None = None, sigma_sm: float | None = None,
              noise_type: str | None = None, gamma_m: float | None = None, gamma_decay: float | None = None,
              grid_steps: int | None = None, chunk_size: int | None = None, cfg: float | None = None,
              inversion_cfg: float | None = None, noise: Tensor | None = None,
              noise_name: str = "noise") -> None:
-    """Raise ``ValueError("<where>: <input> ...")`` for any bad parameter given (None = unchecked).
+    """Raise ``ValueError("<input> ...")`` naming the input for any bad parameter given (None = unchecked).
 
     Rules: ``K >= 1``; ``sigma_sm >= 0`` and finite; ``noise_type`` in :data:`NOISE_TYPES`;
     ``0 <= gamma_m <= 1``; ``0 <= gamma_decay < 1``; ``grid_steps >= 2``; ``chunk_size >= 1``;
     finite cfg values; ``noise`` finite (no NaN/inf).
     """
     if K is not None and (int(K) != K or int(K) < 1):
-        raise ValueError(f"{where}: K must be an integer >= 1 (got {K}); K is the number of "
+        raise ValueError(f"K must be an integer >= 1 (got {K}); K is the number of "
                          f"Forward-Inversion evaluations (1 = plain Forward-Inversion).")
     if sigma_sm is not None and (not math.isfinite(float(sigma_sm)) or float(sigma_sm) < 0):
-        raise ValueError(f"{where}: sigma_sm must be a finite number >= 0 (got {sigma_sm}); "
+        raise ValueError(f"sigma_sm must be a finite number >= 0 (got {sigma_sm}); "
                          f"it scales the unit perturbation, use 0 for none.")
     if noise_type is not None and noise_type not in NOISE_TYPES:
-        raise ValueError(f"{where}: noise_type must be one of {', '.join(NOISE_TYPES)} (got {noise_type!r}).")
+        raise ValueError(f"noise_type must be one of {', '.join(NOISE_TYPES)} (got {noise_type!r}).")
     if gamma_m is not None and not (0.0 <= float(gamma_m) <= 1.0):
-        raise ValueError(f"{where}: gamma_m must be in [0, 1] (got {gamma_m}); 0 feeds each output "
+        raise ValueError(f"gamma_m must be in [0, 1] (got {gamma_m}); 0 feeds each output "
                          f"back as the next input, 0.95 stays close to the base noise.")
     if gamma_decay is not None and not (0.0 <= float(gamma_decay) < 1.0):
-        raise ValueError(f"{where}: gamma_decay must be in [0, 1) (got {gamma_decay}).")
+        raise ValueError(f"gamma_decay must be in [0, 1) (got {gamma_decay}).")
     if grid_steps is not None and int(grid_steps) < 2:
-        raise ValueError(f"{where}: grid_steps must be >= 2 (got {grid_steps}); the one DDIM step "
+        raise ValueError(f"grid_steps must be >= 2 (got {grid_steps}); the one DDIM step "
                          f"is one step of a grid_steps-step schedule (default 50).")
     if chunk_size is not None and int(chunk_size) < 1:
-        raise ValueError(f"{where}: chunk_size must be >= 1 (got {chunk_size}).")
+        raise ValueError(f"chunk_size must be >= 1 (got {chunk_size}).")
     for name, v in (("cfg", cfg), ("inversion_cfg", inversion_cfg)):
         if v is not None and not math.isfinite(float(v)):
-            raise ValueError(f"{where}: {name} must be finite (got {v}).")
+            raise ValueError(f"{name} must be finite (got {v}).")
     if noise is not None and not bool(torch.isfinite(noise).all()):
         bad = int((~torch.isfinite(noise)).sum())
-        raise ValueError(f"{where}: the incoming {noise_name} contains {bad} NaN/inf values; "
+        raise ValueError(f"the incoming {noise_name} contains {bad} NaN/inf values; "
                          f"check the noise source feeding this node.")
 
 
@@ -269,7 +269,7 @@ def smoothinit(denoise: Denoiser, model_sampling, noise: Tensor, sigma_a, sigma_
     Raises:
         ValueError: bad K, sigma_sm, noise_type, chunk_size, non-finite noise or sigmas.
     """
-    validate("SmoothInit", K=K, sigma_sm=sigma_sm, noise_type=noise_type, chunk_size=chunk_size, noise=noise)
+    validate(K=K, sigma_sm=sigma_sm, noise_type=noise_type, chunk_size=chunk_size, noise=noise)
     _check_sigmas(sigma_a, sigma_b)
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     K, chunk = int(K), max(1, min(int(chunk_size), int(K)))
@@ -325,7 +325,7 @@ def fast_smoothinit(denoise: Denoiser, model_sampling, noise: Tensor, sigma_a, s
     Returns: unit noise ``[B, ...]``, dtype of ``noise``; cost :func:`nfe` ``(K, cfg, inversion_cfg)``.
     Raises: ValueError for bad parameters or non-finite noise.
     """
-    validate("Fast-SmoothInit", K=K, sigma_sm=sigma_sm, noise_type=noise_type, gamma_m=gamma_m,
+    validate(K=K, sigma_sm=sigma_sm, noise_type=noise_type, gamma_m=gamma_m,
              gamma_decay=gamma_decay, noise=noise)
     _check_sigmas(sigma_a, sigma_b)
     g = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -371,7 +371,7 @@ def optimise_noise(settings: Preset, denoise: Denoiser, model_sampling, noise: T
     """Run the initialiser ``settings`` (a :class:`Preset`, see :func:`resolve`) on unit ``noise``
     ``[B, ...]``; returns unit noise of the same shape/dtype. Cost :func:`nfe` ``(settings.K, ...)``."""
     if settings.method == "forward_inversion":
-        validate("Forward-Inversion", noise=noise)
+        validate(noise=noise)
         return forward_inversion(denoise, model_sampling, noise, sigma_a, sigma_b, cfg, inversion_cfg,
                                  latent, max_denoise)
     if settings.method == "smoothinit":

@@ -64,28 +64,28 @@ def _describe(shapes) -> str:
     return " + ".join("[" + ", ".join(str(s) for s in sh) + "]" for sh in shapes)
 
 
-def nested_latent_message(node: str, what: str, shapes, supported: str) -> str:
-    """The error text for a nested latent: names the node, the input, the stream shapes and what the
-    node supports."""
-    return (f"{node}: {what} is a nested latent of {len(shapes)} streams {_describe(shapes)} (an audio+video model "
+def nested_latent_message(what: str, shapes, supported: str) -> str:
+    """The error text for a nested latent: names the input, the stream shapes and what the node
+    supports (the node's name is added in front by the pack's error convention, :mod:`..errors`)."""
+    return (f"{what} is a nested latent of {len(shapes)} streams {_describe(shapes)} (an audio+video model "
             f"such as MiniMax H3 or LTX-2, which ComfyUI samples packed flat as [B, 1, N]); nested audio+video latents are not "
-            f"supported. {supported} Remove {node} for this model, or sample a video-only latent.")
+            f"supported. {supported} Remove this node for this model, or sample a video-only latent.")
 
 
-def refuse_nested_latent(node: str, what: str, samples: Any, supported: str) -> None:
-    """Raise :class:`NestedLatentError` (a ValueError naming ``node``, the input ``what`` and what is
+def refuse_nested_latent(what: str, samples: Any, supported: str) -> None:
+    """Raise :class:`NestedLatentError` (a ValueError naming the input ``what`` and what is
     ``supported``) if ``samples`` is a nested latent; do nothing for a plain tensor."""
     shapes = nested_latent_shapes(samples)
     if shapes is not None:
-        raise NestedLatentError(nested_latent_message(node, what, shapes, supported))
+        raise NestedLatentError(nested_latent_message(what, shapes, supported))
 
 
-def refuse_packed_latent(node: str, what: str, shapes, supported: str) -> None:
+def refuse_packed_latent(what: str, shapes, supported: str) -> None:
     """Raise :class:`NestedLatentError` if ``shapes`` (from :func:`packed_latent_shapes` or
     :func:`outer_sample_latent_shapes`) says the sampled latent is a packed nested latent."""
     shapes = _multi(shapes)
     if shapes is not None:
-        raise NestedLatentError(nested_latent_message(node, what, shapes, supported))
+        raise NestedLatentError(nested_latent_message(what, shapes, supported))
 
 
 # --------------------------------------------------------------------------- streams of a packed latent

@@ -7,10 +7,17 @@ from typing import Callable
 
 import torch
 
+from ..errors import naming
 from .calls import SamplingContext, _OWN_LOOP
 from .models import WrappersMP, is_max_denoise
 from .nested import outer_sample_latent_shapes, packed_latent_shapes, refuse_packed_latent
 from .order import RANK_NOISE, place_sampler_sample_wrappers, ranked
+
+
+def _refuse_packed(node: str, shapes, supported: str) -> None:
+    """:func:`.nested.refuse_packed_latent` for the sampler's latent, the error named ``node``."""
+    with naming(node):
+        refuse_packed_latent("the sampler's latent", shapes, supported)
 
 
 def add_sampler_noise_wrapper(model, key: str, fn: Callable[[SamplingContext], torch.Tensor], node: str = "",
@@ -26,7 +33,7 @@ def add_sampler_noise_wrapper(model, key: str, fn: Callable[[SamplingContext], t
     core context windows' FreeNoise, whatever order the patches were applied in, so ``fn`` sees the
     full-length noise and FreeNoise reshuffles ``fn``'s result; ZS^2 Long Video (rank 0) stays outside.
 
-    Raises (when the sampler runs): :class:`.nested.NestedLatentError` naming ``node`` and what is
+    Raises (when the sampler runs): a ValueError, named ``node`` (:mod:`..errors`), saying what is
     ``supported`` for a packed nested latent (LTX-2 audio+video, ``[B, 1, N]``), unless ``allow_nested``
     (then ``fn`` gets the packed noise; ``ctx.stream_shapes`` gives the streams).
     """
@@ -37,7 +44,7 @@ def add_sampler_noise_wrapper(model, key: str, fn: Callable[[SamplingContext], t
         if (not _OWN_LOOP.get() and noise is not None and torch.count_nonzero(noise) > 0
                 and sigmas.shape[-1] > 1):
             if not allow_nested:
-                refuse_packed_latent(node or key, "the sampler's latent", packed_latent_shapes(guider), supported)
+                _refuse_packed(node or key, packed_latent_shapes(guider), supported)
             ms = guider.inner_model.model_sampling
             mask = args[1] if len(args) > 1 else kwargs.get("denoise_mask")
             ctx = SamplingContext(guider=guider, extra_args=extra_args, model_sampling=ms, sigmas=sigmas,
@@ -66,7 +73,7 @@ def add_outer_noise_wrapper(model, key: str, fn: Callable[[torch.Tensor, int | N
     are passed on to the executor unchanged. OUTER_SAMPLE runs before every SAMPLER_SAMPLE wrapper,
     so core context windows' FreeNoise reshuffles ``fn``'s noise (as it reshuffles RandomNoise).
 
-    Raises (when the sampler runs): :class:`.nested.NestedLatentError` naming ``node`` and what is
+    Raises (when the sampler runs): a ValueError, named ``node`` (:mod:`..errors`), saying what is
     ``supported`` for a packed nested latent (OUTER_SAMPLE's ``latent_shapes`` has > 1 stream)."""
     def wrapper(executor, noise, *args, **kwargs):
         if "seed" in kwargs:
@@ -74,8 +81,7 @@ def add_outer_noise_wrapper(model, key: str, fn: Callable[[torch.Tensor, int | N
         else:
             seed = args[_OUTER_SAMPLE_SEED_INDEX] if len(args) > _OUTER_SAMPLE_SEED_INDEX else None
         if not _OWN_LOOP.get() and noise is not None and torch.count_nonzero(noise) > 0:
-            refuse_packed_latent(node or key, "the sampler's latent", outer_sample_latent_shapes(args, kwargs),
-                                 supported)
+            _refuse_packed(node or key, outer_sample_latent_shapes(args, kwargs), supported)
             noise = fn(noise, seed).to(device=noise.device, dtype=noise.dtype)
         return executor(noise, *args, **kwargs)
 

@@ -62,18 +62,18 @@ def picture_frames_for(vae, latent_frames: int) -> int:
     return lo
 
 
-def encode_still_clip(vae, image: torch.Tensor, latent_frames: int, node: str = "") -> torch.Tensor:
+def encode_still_clip(vae, image: torch.Tensor, latent_frames: int) -> torch.Tensor:
     """Encode a still clip: ``image`` ``[1, H, W, 3]`` (0..1) held for the picture-frame count that
     gives ``latent_frames`` latent frames, in ONE ``VAE.encode`` call (the frames are the IMAGE
     batch). Returns the raw video latent ``[1, C, T, H/s, W/s]`` (ComfyUI's LATENT samples).
 
-    Raises: ValueError (prefixed with ``node`` when given for a nested latent) when the VAE does not
+    Raises: ValueError when the VAE does not
     give one video latent of ``latent_frames`` frames."""
     n = picture_frames_for(vae, latent_frames)
     clip = image[:1].repeat(n, 1, 1, 1)
     out = vae.encode(clip)
     if is_nested_latent(out):
-        raise NestedLatentError(f"{node + ': ' if node else ''}vae: the VAE encoded the still clip into a nested latent of streams "
+        raise NestedLatentError(f"vae: the VAE encoded the still clip into a nested latent of streams "
                                 f"{nested_latent_shapes(out)}; a static video needs a video VAE that gives one "
                                 f"video latent [1, C, T, H, W].")
     if out.ndim != 5 or int(out.shape[2]) != int(latent_frames):

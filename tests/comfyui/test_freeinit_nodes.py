@@ -313,8 +313,8 @@ def test_freeinit_sampler_starts_from_a_smoothinit_noise_node_and_dependency_noi
         dep = zs2.DependencyNoiseModelPatch().patch(_patch(mods, sd15, iterations=2), 0.01, 10, 15, "dependency", 0.9)[0]
         rec2 = []
         _sca(mods, dep, cs.Noise_RandomNoise(8), _recording_sampler(mods, rec2), pos, neg, latent)
-    dep_noise = zs2.make_noise("t", latent["samples"].shape, 8, zs2._check_noise_params("t", 0.01, 10, 15,
-                                                                                        "dependency", 0.9))
+    dep_noise = zs2.make_noise("t", latent["samples"].shape, 8, zs2.dn.Settings.from_inputs(0.01, 10, 15,
+                                                                                             "dependency", 0.9))
     assert len(rec2) == 2
     torch.testing.assert_close(_first_start(rec2, "sd15"), dep_noise, rtol=1e-5, atol=1e-5)
 

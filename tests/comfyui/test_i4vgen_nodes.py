@@ -134,7 +134,7 @@ def test_official_step_sizes_refused_on_a_short_schedule(mods, sd):
     counted, log = counting(sd)
     with pytest.raises(ValueError, match=r"update 3 of 7 \(eta 10 at sigma 3\.3\d*\) has gain 2\.7\d > 2.*steps 25") as e:
         animate(mods, counted, sd15_conds(), sv, steps=10, step_sizes="10,10,10,1")
-    assert str(e.value).startswith("NI-VSDS Animate: step_sizes:")
+    assert str(e.value).startswith("NI-VSDS Animate (I4VGen): step_sizes:")
     assert log == []
     out = animate(mods, counted, sd15_conds(), sv, steps=25, step_sizes="10,10,10,1")
     assert len(log) == int(25 * 0.6) + 1 and torch.isfinite(out).all()
@@ -268,7 +268,7 @@ def test_ni_vsds_bad_inputs(mods, sd, wan, case, match):
     model, conds, latent = args.pop("model"), args.pop("conds"), args.pop("latent")
     with pytest.raises(ValueError, match=match) as e:
         animate(mods, model, conds, latent, **args)
-    assert str(e.value).startswith("NI-VSDS Animate:")
+    assert str(e.value).startswith("NI-VSDS Animate (I4VGen):")
 
 
 # --------------------------------------------------------------------------- static video
@@ -318,7 +318,7 @@ def test_static_video_bad_inputs(mods, sd, wan, case, match):
         lat, vae = torch.randn(1, 16, 1, 8, 8), tiny_taesd_vae(16)
     with pytest.raises(ValueError, match=match) as e:
         n.build({"samples": lat}, 4, layout, idx, model=model, vae=vae)
-    assert str(e.value).startswith("Static Video From Latent:")
+    assert str(e.value).startswith("Static Video From Latent (I4VGen):")
 
 
 def tiny_taesd_vae(channels, seed=0):
@@ -342,13 +342,13 @@ def test_static_video_from_image_encodes_once_in_the_models_layout(mods, sd, wan
         out = n.build(images, vae4, 4, "auto", 1, model=sd)[0]["samples"]
     assert out.shape == (4, 4, 8, 8) and all(torch.allclose(f, ref[0], atol=1e-5) for f in out)
     vae16 = tiny_taesd_vae(16)
-    with pytest.raises(ValueError, match="Static Video From Image: vae: .*causal video VAE .* image VAE"):
+    with pytest.raises(ValueError, match="Static Video From Image \\(I4VGen\\): vae: .*causal video VAE .* image VAE"):
         with torch.inference_mode():
             n.build(images, vae16, 3, "auto", 0, model=wan)  # an image VAE cannot make a Wan still clip
-    with pytest.raises(ValueError, match="Static Video From Image: .*16 latent channels"):
+    with pytest.raises(ValueError, match="Static Video From Image \\(I4VGen\\): .*16 latent channels"):
         with torch.inference_mode():
             n.build(images, vae16, 3, "auto", 0, model=sd)
-    with pytest.raises(ValueError, match="Static Video From Image: batch_index 2"):
+    with pytest.raises(ValueError, match="Static Video From Image \\(I4VGen\\): batch_index 2"):
         n.build(images, vae4, 3, "auto", 2)
 
 
@@ -418,7 +418,7 @@ def test_static_video_from_latent_with_the_wan22_vae(mods, wan_vae):
     assert frame0.shape == (1, 32, 32, 3) and out.shape == (1, 48, 2, 2, 2)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     assert (out[:, :, 1] - out[:, :, 0]).abs().max() > 1e-2  # not a latent repeated along the frame axis
-    with pytest.raises(ValueError, match="Static Video From Latent: samples has 48 latent channels .* VAE's latent "
+    with pytest.raises(ValueError, match="Static Video From Latent \\(I4VGen\\): samples has 48 latent channels .* VAE's latent "
                                          "has 16"):
         with torch.inference_mode():
             n.build({"samples": lat}, 2, "auto", 0, vae=wan_vae)  # the Wan 2.1 VAE on a 5B latent

@@ -48,7 +48,7 @@ def _dep_patch(mods, model):
 
 
 def _dep_params(mods):
-    return mods["zs2"]._check_noise_params("Dependency Noise", 0.05, 4, 4, "dependency", 0.9)
+    return mods["zs2"].dn.Settings.from_inputs(0.05, 4, 4, "dependency", 0.9)
 
 
 def _si_patch(mods, model):

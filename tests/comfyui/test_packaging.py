@@ -30,7 +30,7 @@ def _pack_nodes(pack):
 
 
 def test_one_category_tree(pack):
-    CATEGORY_ROOT, METHODS = pack.nodes.search_aliases.CATEGORY_ROOT, pack.nodes.search_aliases.METHODS
+    CATEGORY_ROOT, METHODS = pack.nodes.registry.CATEGORY_ROOT, pack.nodes.registry.METHODS
     cats = {k: cls.CATEGORY for k, cls in _pack_nodes(pack).items()}
     bad = {k: c for k, c in cats.items() if c.split("/")[0] != CATEGORY_ROOT or c.split("/")[1:] not in
            ([m] for m in METHODS)}
@@ -42,11 +42,52 @@ def test_every_node_has_search_aliases(pack):
     nodes = _pack_nodes(pack)
     for k, cls in nodes.items():
         al = getattr(cls, "SEARCH_ALIASES", None)
-        assert isinstance(al, list) and al, f"{k}: no SEARCH_ALIASES (add it to nodes/search_aliases.py)"
+        assert isinstance(al, list) and al, f"{k}: no SEARCH_ALIASES (add aliases to its registry.Spec)"
         assert all(isinstance(a, str) and a == a.strip().lower() and a for a in al), f"{k}: {al}"
         assert len(set(al)) == len(al), f"{k}: duplicate aliases {al}"
     for term in USER_SEARCHES:
         assert any(term in cls.SEARCH_ALIASES for cls in nodes.values()), f"no node has the alias {term!r}"
+
+
+def test_every_node_is_declared_once_by_its_spec(pack):
+    """The mappings ComfyUI reads are derived from one registry.Spec per node (nodes/registry.py): the
+    class attributes, the display name and the error prefix all come from it."""
+    registry = pack.nodes.registry
+    classes, names = registry.mappings()
+    assert classes == dict(pack.NODE_CLASS_MAPPINGS) and names == dict(pack.NODE_DISPLAY_NAME_MAPPINGS)
+    assert len(classes) == 17
+    for k, cls in classes.items():
+        spec = cls.SPEC
+        assert spec.id == k and cls.NODE_NAME == spec.display_name == names[k]
+        assert cls.CATEGORY == f"{registry.CATEGORY_ROOT}/{spec.method}" and cls.FUNCTION == spec.function
+        assert len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES) == len(cls.OUTPUT_TOOLTIPS) == len(spec.outputs)
+        assert set(cls.INPUT_TYPES()["required"]) == set(spec.inputs)
+    with pytest.raises(ValueError, match="declared twice"):
+        registry.node(registry.Spec(id="DependencyNoise", display_name="x", method="ZS2", function="f", inputs={},
+                                    outputs=(), description=""))
+
+
+def test_a_bad_input_is_named_by_the_node_once(pack):
+    """One error convention (nodes/errors.py): the core raises the message only, the node's declared
+    function adds "<display name>: " exactly once, whether the error comes from the core, the node or a
+    helper that already named it."""
+    import importlib
+    zs2 = importlib.import_module(f"{pack.__name__}.nodes.zs2")
+    with pytest.raises(ValueError) as e:        # the core (Dependency Noise settings)
+        zs2.DependencyNoise().get_noise(0, -1.0, 10, 15, "dependency", 0.9)
+    assert str(e.value) == "Dependency Noise: kl_lambda must be a finite number >= 0, got -1.0."
+    with pytest.raises(ValueError) as e:        # the core's frame schedule, through another node
+        zs2.DependencyNoiseModelPatch().patch(None, 0.01, 10, 15, "dependency", 0.9, kl_lambda_schedule="0,01")
+    assert str(e.value).startswith("Dependency Noise (KSampler): kl_lambda_schedule: '0,01' is ambiguous")
+    with pytest.raises(ValueError) as e:        # the node itself
+        zs2.TemporalMomentumAttention().patch(None, 1.5)
+    assert str(e.value) == "Temporal Momentum Attention: momentum must be in [0, 1], got 1.5."
+    errors = importlib.import_module(f"{pack.__name__}.nodes.errors")
+    with pytest.raises(ValueError) as e:        # already named: not named again
+        with errors.naming("B"):
+            with errors.naming("A"):
+                raise ValueError("x: bad")
+    assert str(e.value) == "A: x: bad"
 
 
 def test_every_workflow_has_a_small_jpeg_thumbnail():

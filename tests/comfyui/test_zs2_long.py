@@ -445,7 +445,7 @@ def test_momentum_schedule_follows_global_frame_index(zs2, long, base, conds):
     # a ramp over the whole video: chunk 0 holds global frames 1..6 of an 11-frame ramp 0.5:1, so it
     # equals one 6-frame batch with those six values written out (before: the ramp ran over 6 frames)
     from training_free_video.samplers.frame_schedule import parse_frame_schedule
-    mus = parse_frame_schedule("0.5:1", node="t", input_name="t").resolve(frames)
+    mus = parse_frame_schedule("0.5:1", input_name="t").resolve(frames)
     ramp, _ = custom_advanced(model(0.98, "0.5:1"), conds, frames, noise)
     with torch.inference_mode():
         first = zs2.TemporalMomentumAttention().patch(base, 0.98, ", ".join(f"{v!r}" for v in mus[:6]))[0]

@@ -414,7 +414,7 @@ class ReferenceTMA:
 def test_dit_model_is_recognised_and_patched_by_override(zs2, bridge, dit):
     name, model, _ = dit
     assert bridge.dit_image_model_family(model) == {"flux": "Flux", "sd3": "MMDiT"}[name]
-    assert zs2.check_tma_model("TMA", model) == "dit"
+    assert zs2.check_tma_model(model) == "dit"
     patched = tma(zs2, model, 0.9)
     ov = bridge.attention_override(patched)
     assert type(ov).__name__ == "TemporalMomentumAttentionOverride" and ov.momentum == 0.9

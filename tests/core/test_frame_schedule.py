@@ -6,7 +6,7 @@ from training_free_video.samplers.frame_schedule import FrameSchedule, parse_fra
 
 
 def parse(text, **kw):
-    kw = {"node": "Some Node", "input_name": "some_schedule", **kw}
+    kw = {"input_name": "some_schedule", **kw}
     return parse_frame_schedule(text, **kw)
 
 
@@ -46,17 +46,16 @@ def test_linear_ramp():
     (",,", r"',,' holds no number"),
 ])
 def test_bad_text_names_node_input_and_fix(text, match):
-    with pytest.raises(ValueError, match=r"^Some Node: some_schedule: " + match) as e:
+    with pytest.raises(ValueError, match=r"^some_schedule: " + match) as e:
         parse(text)
     assert "Write comma-separated numbers" in str(e.value) and "'start:end'" in str(e.value)
 
 
 def test_bounds():
-    with pytest.raises(ValueError, match=r"Dependency Noise: kl_lambda_schedule: lambda_i = -0.01 is out of range: "
+    with pytest.raises(ValueError, match=r"^kl_lambda_schedule: lambda_i = -0.01 is out of range: "
                                          r"each lambda_i must be a number >= 0"):
-        parse_frame_schedule("0.01, -0.01", node="Dependency Noise", input_name="kl_lambda_schedule", minimum=0.0,
-                             what="lambda_i")
-    kw = {"node": "Temporal Momentum Attention", "input_name": "momentum_schedule", "minimum": 0.0, "maximum": 1.0,
+        parse_frame_schedule("0.01, -0.01", input_name="kl_lambda_schedule", minimum=0.0, what="lambda_i")
+    kw = {"input_name": "momentum_schedule", "minimum": 0.0, "maximum": 1.0,
           "what": "mu_i"}
     with pytest.raises(ValueError, match=r"momentum_schedule: mu_i = 1.2 is out of range: each mu_i must be a "
                                          r"number >= 0 and <= 1"):
@@ -76,22 +75,21 @@ def test_bounds():
 ])
 def test_decimal_comma_is_refused_with_the_fix(text, pair):
     """A comma directly between two digits, with no dot or exponent in either number, reads as a
-    decimal comma or as a separator: refused, naming node, input, the two readings and the fix
-    (before: "0,01" parsed as the two values [0, 1] with no error)."""
-    for node, name, kw in (("Dependency Noise", "kl_lambda_schedule", {"minimum": 0.0, "what": "lambda_i"}),
-                           ("Temporal Momentum Attention", "momentum_schedule",
-                            {"minimum": 0.0, "maximum": 1.0, "what": "mu_i"})):
+    decimal comma or as a separator: refused, naming the input, the two readings and the fix (the
+    node adds its name, nodes/errors.py; before: "0,01" parsed as the two values [0, 1] with no error)."""
+    for name, kw in (("kl_lambda_schedule", {"minimum": 0.0, "what": "lambda_i"}),
+                     ("momentum_schedule", {"minimum": 0.0, "maximum": 1.0, "what": "mu_i"})):
         with pytest.raises(ValueError) as e:
-            parse_frame_schedule(text, node=node, input_name=name, **kw)
+            parse_frame_schedule(text, input_name=name, **kw)
         msg = str(e.value)
-        assert msg.startswith(f"{node}: {name}: {text!r} is ambiguous: the comma in '{pair}' reads as a decimal comma")
+        assert msg.startswith(f"{name}: {text!r} is ambiguous: the comma in '{pair}' reads as a decimal comma")
         assert "Use a dot for decimals and a comma followed by a space between values" in msg
 
 
 @pytest.mark.parametrize("text", ["0, 01", "0.01,005", "01"])
 def test_leading_zero_value_is_refused(text):
-    with pytest.raises(ValueError, match=r"^N: s: .* is ambiguous: '0+[0-9]+' has a leading zero .*Use a dot for decimals"):
-        parse_frame_schedule(text, node="N", input_name="s")
+    with pytest.raises(ValueError, match=r"^s: .* is ambiguous: '0+[0-9]+' has a leading zero .*Use a dot for decimals"):
+        parse_frame_schedule(text, input_name="s")
 
 
 @pytest.mark.parametrize("text,values", [

@@ -293,21 +293,21 @@ def test_one_frame_latent_runs_spatial_freeinit():
 # --------------------------------------------------------------------------- errors
 
 @pytest.mark.parametrize("kw,msg", [
-    ({"iterations": 0}, "N: iterations must be an integer >= 1"),
-    ({"iterations": 2.5}, "N: iterations must be an integer >= 1"),
-    ({"d_s": 0.0}, r"N: d_s must be in \(0, 1\]"),
-    ({"d_t": 1.5}, r"N: d_t must be in \(0, 1\]"),
-    ({"d_t": -0.1}, r"N: d_t must be in \(0, 1\]"),
-    ({"filter_type": "hann"}, "N: filter must be one of"),
-    ({"order": 0}, "N: order must be an integer >= 1"),
-    ({"min_signal": -1.0}, "N: min_signal must be a finite number >= 0"),
-    ({"min_signal": float("nan")}, "N: min_signal must be a finite number >= 0"),
-    ({"grid": "other"}, "N: grid must be one of"),
+    ({"iterations": 0}, "^iterations must be an integer >= 1"),
+    ({"iterations": 2.5}, "^iterations must be an integer >= 1"),
+    ({"d_s": 0.0}, r"^d_s must be in \(0, 1\]"),
+    ({"d_t": 1.5}, r"^d_t must be in \(0, 1\]"),
+    ({"d_t": -0.1}, r"^d_t must be in \(0, 1\]"),
+    ({"filter_type": "hann"}, "^filter must be one of"),
+    ({"order": 0}, "^order must be an integer >= 1"),
+    ({"min_signal": -1.0}, "^min_signal must be a finite number >= 0"),
+    ({"min_signal": float("nan")}, "^min_signal must be a finite number >= 0"),
+    ({"grid": "other"}, "^grid must be one of"),
 ])
 def test_bad_settings_raise_clear_errors(kw, msg):
     with pytest.raises(ValueError, match=msg):
-        fi.validate("N", fi.Settings(**kw))
-    assert fi.validate("N", fi.Settings(d_s=1.0, d_t=1.0)).d_s == 1.0
+        fi.validate(fi.Settings(**kw))
+    assert fi.validate(fi.Settings(d_s=1.0, d_t=1.0)).d_s == 1.0
 
 
 def test_bad_latent_rank_raises():

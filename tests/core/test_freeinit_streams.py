@@ -67,7 +67,7 @@ def test_free_init_streams_video_mixed_audio_per_treatment(audio):
         assert torch.equal(a, noise[1])
     else:
         assert not torch.allclose(a, noise[1])
-    with pytest.raises(ValueError, match="FreeInit: audio must be one of"):
+    with pytest.raises(ValueError, match="^audio must be one of"):
         fi.free_init_streams(sample, noise, ms, 1.0, fi.Settings(iterations=2), _pack, _unpack, [-1],
                              audio_treatment="both")
 

@@ -1,0 +1,59 @@
+"""The pack's error convention (see :mod:`.registry`): the core and the bridge raise ``ValueError`` with the
+message only; the node's name is added once, as ``"<display name>: <message>"``, by the node's declared
+function (:func:`.registry.node`) or, for code ComfyUI runs later inside a sampler, by :func:`named_errors`.
+Pure Python (no ``comfy`` import): the bridge uses it too."""
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import Callable, Iterator
+
+
+class NodeError(ValueError):
+    """A ``ValueError`` whose message already starts with a node's display name (``node``)."""
+
+    def __init__(self, node: str, message: str):
+        super().__init__(f"{node}: {message}")
+        self.node = node
+
+
+def named(node: str, error: ValueError) -> NodeError:
+    """``error`` as a :class:`NodeError` of ``node`` (unchanged if it already is one)."""
+    if isinstance(error, NodeError):
+        return error
+    return NodeError(node, str(error))
+
+
+def prefixed(node: str, text: str) -> str:
+    """A message (e.g. a warning for the log) in the pack's form ``"<node>: <text>"``."""
+    return f"{node}: {text}"
+
+
+def named_errors(node: str, fn: Callable) -> Callable:
+    """``fn`` whose ``ValueError`` reaches the user as ``"<node>: <message>"`` (once): for callables a node
+    builds and ComfyUI runs later (model wrappers, NOISE objects, attention patches)."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except NodeError:
+            raise
+        except ValueError as e:
+            raise named(node, e) from e
+    return run
+
+
+@contextlib.contextmanager
+def naming(node: str) -> Iterator[None]:
+    """``with naming(node): ...``: a ``ValueError`` raised inside reaches the user as ``"<node>: <message>"``
+    (once). For the pack's own checks that run inside a sampler; keep ComfyUI's calls outside it, so their
+    errors are not put in the node's name."""
+    try:
+        yield
+    except NodeError:
+        raise
+    except ValueError as e:
+        raise named(node, e) from None
+
+
+__all__ = ["NodeError", "named", "named_errors", "naming", "prefixed"]
