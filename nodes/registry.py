@@ -140,9 +140,11 @@ def node(spec: Spec) -> Callable[[type], type]:
     return declare
 
 
-def mappings() -> tuple[dict, dict]:
-    """``(NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS)`` of every declared node."""
-    return ({i: c for i, (_, c) in _NODES.items()}, {i: s.display_name for i, (s, _) in _NODES.items()})
+def mappings(module: str | None = None) -> tuple[dict, dict]:
+    """``(NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS)`` of every declared node, or of the nodes
+    declared in ``module`` (a module's ``__name__``)."""
+    nodes = {i: (s, c) for i, (s, c) in _NODES.items() if module is None or c.__module__ == module}
+    return ({i: c for i, (_, c) in nodes.items()}, {i: s.display_name for i, (s, _) in nodes.items()})
 
 
 __all__ = ["CATEGORY_ROOT", "METHODS", "NodeError", "Spec", "node", "named", "named_errors", "prefixed",

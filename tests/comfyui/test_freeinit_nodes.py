@@ -398,13 +398,12 @@ def test_bad_input_raises_errors_naming_node_and_input(mods, sd15):
 
 
 def test_nodes_are_registered_with_tooltips_and_cost(mods, pack):
-    fi = mods["fi"]
-    for key, cls in fi.NODE_CLASS_MAPPINGS.items():
-        assert key in pack.NODE_CLASS_MAPPINGS and key in fi.NODE_DISPLAY_NAME_MAPPINGS
+    classes, names = pack.nodes.registry.mappings(mods["fi"].__name__)
+    for key, cls in classes.items():
+        assert key in pack.NODE_CLASS_MAPPINGS and key in names
         for name, spec in cls.INPUT_TYPES()["required"].items():
             assert spec[1].get("tooltip"), f"{key}.{name} has no tooltip"
         assert "model calls" in cls.DESCRIPTION and "One frame" in cls.DESCRIPTION
         assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES)
-    assert fi.NODE_DISPLAY_NAME_MAPPINGS == {"TFVFreeInitModelPatch": "FreeInit (KSampler)",
-                                             "TFVFreeInitSampler": "FreeInit Sampler",
-                                             "TFVFreeInitTwoExperts": "FreeInit (KSampler, two experts)"}
+    assert names == {"TFVFreeInitModelPatch": "FreeInit (KSampler)", "TFVFreeInitSampler": "FreeInit Sampler",
+                     "TFVFreeInitTwoExperts": "FreeInit (KSampler, two experts)"}

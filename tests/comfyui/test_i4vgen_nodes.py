@@ -13,7 +13,8 @@ TAU = int(STEPS * P) + 1  # 7
 @pytest.fixture(scope="module")
 def mods(pack):
     import nodes
-    return {"nodes": nodes, "i4": pack_module(pack, "nodes.i4vgen"), "bridge": pack_module(pack, "nodes.comfy_bridge")}
+    return {"nodes": nodes, "i4": pack_module(pack, "nodes.i4vgen"), "bridge": pack_module(pack, "nodes.comfy_bridge"),
+            "registry": pack_module(pack, "nodes.registry")}
 
 
 @pytest.fixture(scope="module")
@@ -473,9 +474,10 @@ def test_anchor_select_accepts_any_score_link(mods):
 
 def test_node_definitions_follow_the_api_rules(mods):
     i4 = mods["i4"]
-    assert set(i4.NODE_CLASS_MAPPINGS) == set(i4.NODE_DISPLAY_NAME_MAPPINGS)
-    assert "NI-VSDS" in i4.NODE_DISPLAY_NAME_MAPPINGS["NIVSDSAnimate"]
-    for key, cls in i4.NODE_CLASS_MAPPINGS.items():
+    classes, names = mods["registry"].mappings(i4.__name__)
+    assert set(classes) == set(names) and len(classes) == 4
+    assert "NI-VSDS" in names["NIVSDSAnimate"]
+    for key, cls in classes.items():
         assert mods["nodes"].NODE_CLASS_MAPPINGS[key] is cls
         spec = cls.INPUT_TYPES()
         for section in spec.values():

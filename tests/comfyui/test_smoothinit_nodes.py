@@ -444,11 +444,12 @@ def test_save_and_load_noise_round_trip(mods, sd15, tmp_path):
 
 def test_nodes_are_registered_with_tooltips_and_nfe_in_descriptions(mods, pack):
     si = mods["si"]
-    for key, cls in si.NODE_CLASS_MAPPINGS.items():
-        assert key in pack.NODE_CLASS_MAPPINGS and key in si.NODE_DISPLAY_NAME_MAPPINGS
+    classes, names = pack.nodes.registry.mappings(si.__name__)
+    for key, cls in classes.items():
+        assert key in pack.NODE_CLASS_MAPPINGS and key in names
         for name, spec in cls.INPUT_TYPES()["required"].items():
             assert spec[1].get("tooltip"), f"{key}.{name} has no tooltip"
         assert cls.DESCRIPTION and len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES)
     for key in ("SmoothInitNoise", "FastSmoothInitNoise", "SmoothInitModelPatch", "ForwardInversionNoise"):
-        assert "model calls" in si.NODE_CLASS_MAPPINGS[key].DESCRIPTION
-    assert si.NODE_DISPLAY_NAME_MAPPINGS["SmoothInitModelPatch"] == "SmoothInit (KSampler)"
+        assert "model calls" in classes[key].DESCRIPTION
+    assert names["SmoothInitModelPatch"] == "SmoothInit (KSampler)"

@@ -301,13 +301,14 @@ def test_dependency_noise_on_wan_video_latent(zs2):
 
 def test_node_metadata(zs2):
     import nodes
-    for key, display in zs2.NODE_DISPLAY_NAME_MAPPINGS.items():
+    _, names = pack_of(zs2).nodes.registry.mappings(zs2.__name__)
+    for key, display in names.items():
         cls = nodes.NODE_CLASS_MAPPINGS[key]
         assert nodes.NODE_DISPLAY_NAME_MAPPINGS[key] == display
         for name, spec in cls.INPUT_TYPES()["required"].items():
             assert spec[1].get("tooltip"), (key, name)
         assert cls.CATEGORY and cls.DESCRIPTION and len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES)
-    assert set(zs2.NODE_DISPLAY_NAME_MAPPINGS.values()) == {
+    assert set(names.values()) == {
         "Dependency Noise", "Dependency Noise (KSampler)", "Temporal Momentum Attention"}
     spec = zs2.DependencyNoise.INPUT_TYPES()["required"]["noise_seed"][1]
     assert spec["control_after_generate"] is True
