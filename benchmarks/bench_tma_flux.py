@@ -130,7 +130,7 @@ def flux_dev_call(pack, momentum: float, reps: int = 1):
     ``[16, 24, 4608, 128]`` (512 text + 4096 image tokens), averaged by the override; prints the
     allocator peak above the results and the wall time."""
     import inspect
-    tm = pack_module(pack, "attention.temporal_momentum")
+    tm = pack_module(pack, "nodes.comfy_bridge")
     g = torch.Generator().manual_seed(0)
     shape = (16, 24, 4608, 128)
     k = torch.randn(shape, generator=g, dtype=torch.bfloat16)

@@ -1,7 +1,8 @@
 """Nodes: ZS^2 zero-shot video from an image model -- Dependency Noise (a NOISE, and a MODEL patch
 for the plain KSampler) and Temporal Momentum Attention (a MODEL patch).
 
-Thin adapters over :mod:`..samplers.dependency_noise` and :mod:`..attention.temporal_momentum`
+Thin adapters over :mod:`..samplers.dependency_noise` and :mod:`..attention.temporal_momentum` (whose
+ComfyUI attention protocols are adapted in :mod:`.comfy_bridge.attention`)
 (pure torch); every ComfyUI call goes through :mod:`.comfy_bridge`. Paper: "ZS^2: Zero-Shot Video
 Sampling from Image Diffusion Models" (papers/zs2.txt), Sec. 3.1 / 4.1; exact algorithm and
 defaults: ALGORITHMS.md section 3.
@@ -16,8 +17,6 @@ import torch
 
 import uuid
 
-from ..attention.temporal_momentum import (AttentionCallInfo, TemporalMomentumAttentionOverride,
-                                              TemporalMomentumPatch)
 from ..samplers import dependency_noise as dn
 from ..samplers.frame_schedule import parse_frame_schedule
 from . import comfy_bridge as bridge
@@ -261,7 +260,7 @@ class TemporalMomentumAttention:
                                         maximum=1.0, what="mu_i")
         mu_spec = mu if schedule is None else schedule
         if check_tma_model(model) == "unet":
-            return (bridge.add_attn1_patch(model, TemporalMomentumPatch(mu_spec)),)
+            return (bridge.add_attn1_patch(model, bridge.TemporalMomentumPatch(mu_spec, node=self.NODE_NAME)),)
         return (tma_dit_patch(self.NODE_NAME, model, mu_spec, image_only=text_tokens == "keep"),)
 
 
@@ -283,7 +282,7 @@ def tma_dit_patch(node: str, model, mu_spec, image_only: bool = True):
     batch = bridge.dit_attention_batch(model)
 
     def make_info(x, context, conds):
-        info = AttentionCallInfo(batch=batch(x))
+        info = bridge.AttentionCallInfo(batch=batch(x))
         if span is not None:
             info.image_span = span(x, context, conds, info)
         return info
@@ -293,5 +292,6 @@ def tma_dit_patch(node: str, model, mu_spec, image_only: bool = True):
                              "independently). Fix: apply Temporal Momentum Attention after the other attention patch "
                              "(e.g. a Sage/Flash attention node), so its override calls the other one.")
     return bridge.add_checked_attention_override(
-        model, lambda prev: TemporalMomentumAttentionOverride(mu_spec, prev, image_only=image_only, info_key=info_key),
+        model, lambda prev: bridge.TemporalMomentumAttentionOverride(mu_spec, prev, image_only=image_only,
+                                                             info_key=info_key, node=node),
         key=TMA_WRAPPER_KEY, info_key=info_key, make_info=make_info, warning=warning)

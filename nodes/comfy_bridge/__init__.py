@@ -55,6 +55,10 @@ from .attention import (  # noqa: F401  attention patches, cross-batch detection
     _iter_patch_objects,
     model_attends_across_batch,
     unet_self_attention_keys,
+    call_momentum,
+    TemporalMomentumPatch,
+    AttentionCallInfo,
+    TemporalMomentumAttentionOverride,
 )
 from .dit_tokens import (  # noqa: F401  where a DiT's image tokens are (TMA text_tokens keep)
     dit_image_token_span,

@@ -377,7 +377,7 @@ def test_nextdit_call_that_does_not_fit_its_phase_is_a_clear_error(bridge, pack)
     """Lumina 2 / Z-Image: the call's place in NextDiT's order gives its phase; a call whose token count
     does not fit that phase (e.g. another node changed the model's calls) stops with an error naming the
     fix instead of averaging the wrong tokens. Caption-refiner calls have no image tokens."""
-    tm = pack_module(pack, "attention.temporal_momentum")
+    tm = pack_module(pack, "nodes.comfy_bridge")
     for build in (tid.tiny_lumina2, tid.tiny_z_image):
         try:
             model = build(seed=0)

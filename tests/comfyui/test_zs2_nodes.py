@@ -485,7 +485,7 @@ def test_flux_text_tokens_unchanged_at_first_joint_attention(zs2, bridge):
     over the frames of a chunk, so the momentum average returns them unchanged bit for bit while the
     image K, V change."""
     from comfy_harness import flux_conds, tiny_flux
-    tm = pack_module(pack_of(zs2), "attention.temporal_momentum")
+    tm = pack_module(pack_of(zs2), "nodes.comfy_bridge")
     model, conds = tiny_flux(seed=0), flux_conds(seed=0)
     calls = []
     probe = bridge.add_attention_override(model, capture_attention(calls))
@@ -561,7 +561,7 @@ def test_sd15_override_path_matches_attn1_path(zs2, bridge, model, conds):
     """On SD1.5 the node keeps the attn1 patch (averaging the normed hidden states before the K/V
     projections); the DiT attention override (averaging the projected K, V) gives the same model
     output up to float rounding: Eq. 2 is linear and its rows sum to 1."""
-    tm = pack_module(pack_of(zs2), "attention.temporal_momentum")
+    tm = pack_module(pack_of(zs2), "nodes.comfy_bridge")
     x = _x(seed=9)
     for mu in (0.5, 0.98, 1.0):
         attn1 = denoise(bridge, tma(zs2, model, mu), conds, x)
