@@ -3,7 +3,7 @@
 Pure torch (no ``comfy`` import). Reference: FreeInit (Wu et al. 2023, arXiv 2312.07537), official
 code ``TianxingWu/FreeInit`` (``freeinit_utils.py``, ``examples/AnimateDiff/animatediff/pipelines/
 pipeline_animation.py`` L568-592) and diffusers ``src/diffusers/pipelines/free_init_utils.py``
-(``FreeInitMixin``); ALGORITHMS.md section 4.
+(``FreeInitMixin``); docs/algorithms.md section 4.1.
 
 The algorithm (``iterations`` full sampling passes; pass 0 is plain sampling from the initial noise)::
 
@@ -14,7 +14,7 @@ The algorithm (``iterations`` full sampling passes; pass 0 is plain sampling fro
         x0_p = sample(eps_p)
     return x0_{iterations - 1}
 
-**Sigma space (ALGORITHMS.md section 0).** ComfyUI's samplers start from *unit* noise ``n`` that they
+**Sigma space (docs/algorithms.md section 0).** ComfyUI's samplers start from *unit* noise ``n`` that they
 scale with ``noise_scaling(sigma_0, n, latent, max_denoise) = a * latent + b * n``. We re-noise the
 pass result ``x0`` with the model's own ``noise_scaling`` (``z = a * x0 + b * eps_0``: EPS/V/EDM
 ``x0 + sqrt(1 + sigma_max^2) * eps_0`` at a full denoise, flow ``(1 - s) x0 + s eps_0``) and express

@@ -1,4 +1,4 @@
-"""Temporal Momentum Attention, ZS^2 Eq. 2 (ALGORITHMS.md section 3): pure-torch checks."""
+"""Temporal Momentum Attention, ZS^2 Eq. 2 (docs/algorithms.md section 3.2): pure-torch checks."""
 import sys
 from pathlib import Path
 
