@@ -3,7 +3,7 @@ ComfyUI's attention-patch protocols (``cond_or_uncond``, ``ad_params``, the over
 ``nodes/comfy_bridge/attention.py``.
 
 Source: "ZS^2: Zero-Shot Video Sampling from Image Diffusion Models", Sec. 4.1, Eq. 2, as stated in
-ALGORITHMS.md section 3 (both appendix listings are wrong: the loop blends only frame i-1, the
+docs/algorithms.md section 3.2 (both appendix D listings are wrong: the loop blends only frame i-1, the
 einsum ``"ff,fbnc->fbnc"`` takes the diagonal; this module implements Eq. 2).
 
 In every self-attention layer frame ``i`` keeps its own queries ``Q_i`` but attends to momentum

@@ -6,7 +6,7 @@ SmoothInit-30, Fast-SmoothInit-10 and Fast-SmoothInit-30, each with its model-ca
 per sample: initialisation + sampling), and the paper's baseline FreeInit (3 and 5 iterations: that many
 full sampling passes with the same sampler, butterworth d_s = d_t = 0.25; each D-dim sample is viewed
 as a tiny video [1, T, H, W] with T * H * W = D for its 3-D FFT). The initialisers use w1 = 7.5, w2 = 1, grid_steps = 50
-(ALGORITHMS.md section 1); sampling afterwards is plain 50-step DDIM at the given CFG (the paper:
+(docs/algorithms.md section 1); sampling afterwards is plain 50-step DDIM at the given CFG (the paper:
 7.5). The "exact samples" row is the class distribution itself (the Bayes accuracy and the
 finite-sample Frechet floor).
 

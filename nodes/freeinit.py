@@ -3,7 +3,7 @@ wrapper for SamplerCustomAdvanced.
 
 Thin adapters over :mod:`..samplers.freeinit` (pure torch); every ComfyUI call goes through
 :mod:`.comfy_bridge`. Method: FreeInit (Wu et al. 2023), official code TianxingWu/FreeInit and
-diffusers ``free_init_utils.py``; ALGORITHMS.md section 4. The sigma-space conventions (unit noise,
+diffusers ``free_init_utils.py``; docs/algorithms.md section 4.1. The sigma-space conventions (unit noise,
 ``noise_scaling``, flow models' signal floor, the centred frequency grid) are in the core module's
 docstring.
 
@@ -289,7 +289,7 @@ def second_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridg
                          records: list) -> bridge.MultiPassSampler:
     """The SAMPLER of the low-noise (second) stage: finishes pass 0 from the first stage's output, then
     for every further pass re-noises the result with the first stage's initial noise (FreeInit's mix,
-    ALGORITHMS.md section 4), re-runs the first stage on the first model
+    docs/algorithms.md section 4.1), re-runs the first stage on the first model
     (:func:`comfy_bridge.rerun_first_stage`) and this stage on its output. Returns the last pass.
 
     Raises (ValueError naming the node and input): a sampler that adds noise or stops above sigma 0;

@@ -1,7 +1,7 @@
 """I4VGen nodes: anchor image selection, static video, NI-VSDS animation.
 
-"I4VGen: Image as Free Stepping Stone for Text-to-Video Generation" (papers/i4vgen.txt), with the
-official code's algorithm and defaults from ALGORITHMS.md section 2. The pipeline in a graph:
+"I4VGen: Image as Free Stepping Stone for Text-to-Video Generation" (arXiv 2406.02230), with the
+official code's algorithm and defaults from docs/algorithms.md section 2. The pipeline in a graph:
 
 1. anchor image: candidates (a batch from any image model/sampler) -> any score node ->
    **I4VGen Anchor Select** (or a user image, paper Sec. 4.5);
@@ -113,7 +113,7 @@ _NESTED_STATIC = "The static video is built from an image latent [B, C, H, W] or
 
 def make_static_video(samples: torch.Tensor, frames: int, layout: str, batch_index: int,
                       model=None, vae=None) -> torch.Tensor:
-    """The static video of one latent (I4VGen Sec. 3.2, ALGORITHMS.md section 2 item 2): the latent
+    """The static video of one latent (I4VGen Sec. 3.2, docs/algorithms.md section 2.2): the latent
     of the anchor image held still for ``frames`` frames.
 
     Args:
@@ -336,7 +336,7 @@ class StaticVideoFromImage:
     outputs=(("LATENT", "animated", "The animated video latent (same shape as the input); regenerate it with a KSampler at "
                        "denoise = p_re (AnimateDiff 1.0, LaVie 0.8) and a seed different from this node's."),),
     description=("I4VGen NI-VSDS (noise-invariant video score distillation sampling, paper Sec. 3.2 / "
-               "Algorithm 1, official defaults from ALGORITHMS.md section 2): animates a static video with "
+               "Algorithm 1, official defaults from docs/algorithms.md section 2.3): animates a static video with "
                "the video model. One unit noise eps* is drawn once from the seed; for each of the first "
                "tau = int(N * p) + 1 sigmas of the schedule (high to low) the latent moves by "
                "-eta_i * (1 - alphabar(sigma)) * (eps_hat - eps*), eps_hat from the CFG denoised prediction. "

@@ -3,7 +3,7 @@ Save Noise / Load Noise.
 
 Thin adapters over :mod:`..samplers.smoothinit` (pure torch); every ComfyUI call goes through
 :mod:`.comfy_bridge`. Paper: "The Blessing of Smooth Initialization for Video Diffusion Models"
-(papers/smoothinit.txt); exact algorithm and defaults: ALGORITHMS.md section 1.
+(Sec. 3.2-3.4, App. A.3); exact algorithm and defaults: docs/algorithms.md section 1.
 
 Two forms of the same initialiser, giving the same noise for the same seed, conds and schedule:
 
@@ -423,7 +423,7 @@ def follow_sampler_cfg(node: str, guider, inversion_cfg: float, nfe: int) -> flo
 
     Raises ValueError naming the node and the ``cfg`` input when that equals ``inversion_cfg`` (w2):
     Forward-Inversion's semantic injection is proportional to w1 - w2 (SmoothInit paper Sec. 3.2,
-    Thm 3.2; ALGORITHMS.md section 1: w1 = w2 makes f_s close to the identity), so following a sampler
+    Thm 3.2; docs/algorithms.md section 1.1: w1 = w2 makes f_s close to the identity), so following a sampler
     at CFG 1 -- distilled few-step models (Wan 2.2 lightx2v LoRA: 4 steps at CFG 1), guidance-distilled
     models under BasicGuider -- would cost ``nfe`` model calls and change nothing the paper intends.
     A guider with a negative but its own rule (DualCFGGuider, PerpNegGuider) has no single CFG to follow

@@ -4,8 +4,8 @@ for the plain KSampler) and Temporal Momentum Attention (a MODEL patch).
 Thin adapters over :mod:`..samplers.dependency_noise` and :mod:`..attention.temporal_momentum` (whose
 ComfyUI attention protocols are adapted in :mod:`.comfy_bridge.attention`)
 (pure torch); every ComfyUI call goes through :mod:`.comfy_bridge`. Paper: "ZS^2: Zero-Shot Video
-Sampling from Image Diffusion Models" (papers/zs2.txt), Sec. 3.1 / 4.1; exact algorithm and
-defaults: ALGORITHMS.md section 3.
+Sampling from Image Diffusion Models" (arXiv 2407.21475), Sec. 3.1 / 4.1; exact algorithm and
+defaults: docs/algorithms.md section 3.
 
 Frames: for image models (SD1.x/SD2.x/SDXL UNets; Flux, SD3 and other DiT image models) the latent
 batch ``[F, C, H, W]`` is one video whose frames are the batch; for video latents ``[B, C, T, H, W]``

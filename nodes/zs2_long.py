@@ -1,5 +1,5 @@
 """Node: ZS^2 Long Video (chunks) -- any number of frames with the memory of one chunk, the paper's
-auto-regressive mode (ZS^2 Sec. 5; ALGORITHMS.md section 3).
+auto-regressive mode (ZS^2 Sec. 6.1; docs/algorithms.md section 3.3).
 
 A MODEL patch made of two wrappers (registered through :mod:`.comfy_bridge`):
 

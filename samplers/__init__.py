@@ -1,1 +1,1 @@
-"""Pure-torch samplers and noise models (no ComfyUI import). Sigma space: ALGORITHMS.md section 0."""
+"""Pure-torch samplers and noise models (no ComfyUI import). Sigma space: docs/algorithms.md section 0."""

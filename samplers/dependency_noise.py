@@ -2,8 +2,8 @@
 progressive noise models.
 
 Pure torch (no ``comfy`` import). Source: ZS^2 ("ZS^2: Zero-Shot Video Sampling from Image
-Diffusion Models"), Sec. 3 / 3.1, Algorithm 1 and appendix Listing 1, as fixed in ALGORITHMS.md
-section 3.
+Diffusion Models"), Sec. 3 / 3.1, Algorithm 1 and appendix D Listing 1, as fixed in
+docs/algorithms.md section 3.1.
 
 All functions return *unit* noise (each frame's marginal is N(0, I)), float32, on the CPU (or the
 ``device`` given), drawn from the given ``torch.Generator`` only (never the global RNG), so the same
@@ -13,7 +13,7 @@ generator seed gives the same tensor. Frames are laid out as ``[batches, frames,
 * image-model latents ``[F, C, H, W]``: one video whose frames are the batch;
 * video latents ``[B, C, T, H, W]``: ``B`` videos with frames along axis 2.
 
-Dependency noise model (ALGORITHMS.md section 3): frame 1 ~ N(0, I); for every later frame ``i``
+Dependency noise model (docs/algorithms.md section 3.1): frame 1 ~ N(0, I); for every later frame ``i``
 ``eps_i = sqrt(alpha) * eps_{i-1} + sqrt(1 - alpha) * eps_tilde`` where ``eps_tilde`` and ``alpha``
 minimise ``|KL(cand, eps_{i-1}) - lambda|`` with
 
@@ -161,7 +161,7 @@ def _frame_lambdas(kl_lambda, frames: int, name: str) -> list[float]:
 def dependency_noise(shape: Sequence[int], kl_lambda=0.01, random_search: int = 10,
                      linear_search: int = 15, generator: torch.Generator | None = None,
                      device: torch.device | str = "cpu", return_alpha: bool = False):
-    """ZS^2 dependency noise (Sec. 3.1, Algorithm 1, Listing 1 with ALGORITHMS.md section 3's fixes).
+    """ZS^2 dependency noise (Sec. 3.1, Algorithm 1, Listing 1; fixes: docs/algorithms.md section 3.1).
 
     Args:
         shape: ``(batches, frames, *frame_shape)``, e.g. ``(1, 16, 4, 64, 64)``. Each of the

@@ -3,7 +3,7 @@
 Pure torch (no ``comfy`` import). Reference: FreeInit (Wu et al. 2023, arXiv 2312.07537), official
 code ``TianxingWu/FreeInit`` (``freeinit_utils.py``, ``examples/AnimateDiff/animatediff/pipelines/
 pipeline_animation.py`` L568-592) and diffusers ``src/diffusers/pipelines/free_init_utils.py``
-(``FreeInitMixin``); ALGORITHMS.md section 4.
+(``FreeInitMixin``); docs/algorithms.md section 4.1.
 
 The algorithm (``iterations`` full sampling passes; pass 0 is plain sampling from the initial noise)::
 
@@ -14,7 +14,7 @@ The algorithm (``iterations`` full sampling passes; pass 0 is plain sampling fro
         x0_p = sample(eps_p)
     return x0_{iterations - 1}
 
-**Sigma space (ALGORITHMS.md section 0).** ComfyUI's samplers start from *unit* noise ``n`` that they
+**Sigma space (docs/algorithms.md section 0).** ComfyUI's samplers start from *unit* noise ``n`` that they
 scale with ``noise_scaling(sigma_0, n, latent, max_denoise) = a * latent + b * n``. We re-noise the
 pass result ``x0`` with the model's own ``noise_scaling`` (``z = a * x0 + b * eps_0``: EPS/V/EDM
 ``x0 + sqrt(1 + sigma_max^2) * eps_0`` at a full denoise, flow ``(1 - s) x0 + s eps_0``) and express
@@ -73,13 +73,12 @@ import torch
 from torch import Tensor
 
 from .sigma_space import ModelSamplingLike, SigmaLike, scaling_coefficients
+# The filters and the frequency mixing live in .spectral; re-exported here (fi.low_pass_filter, ...).
+from .spectral import (DEFAULT_D_S, DEFAULT_D_T, DEFAULT_ORDER, FILTERS, GRIDS, frequency_coordinates,
+                       frequency_mix, from_video_layout, latent_thw, low_pass_filter, mix_along_axis, mix_latents,
+                       to_video_layout)
 
-FILTERS = ("butterworth", "gaussian", "ideal", "box")
-GRIDS = ("centred", "reference")
 DEFAULT_ITERATIONS = 3          # diffusers' default (the official AnimateDiff example uses 5)
-DEFAULT_D_S = 0.25
-DEFAULT_D_T = 0.25
-DEFAULT_ORDER = 4
 # sqrt(abar_999) of SD's scaled_linear schedule is 1 / sqrt(1 + 14.6146^2) = 0.06826; rounded down so
 # that SD-family models keep the reference's first-sigma rule exactly.
 DEFAULT_MIN_SIGNAL = 0.068
@@ -132,162 +131,6 @@ def validate(settings: Settings) -> Settings:
         raise ValueError(f"grid must be one of {list(GRIDS)}, got {s.grid!r}.")
     return Settings(iterations, s.filter_type, float(s.d_s), float(s.d_t), int(s.order), ms, s.grid,
                     bool(s.coarse_to_fine))
-
-
-# --------------------------------------------------------------------------- filters
-
-def frequency_coordinates(n: int, grid: str = "centred") -> Tensor:
-    """Normalised frequency of each index of an fftshifted axis of length ``n`` (float64 ``[n]``).
-
-    ``reference``: ``2 i / n - 1`` (FreeInit / diffusers, exact for even ``n``); ``centred``:
-    ``2 (i - n // 2) / n`` (zero at the DC bin for every ``n``; equal to ``reference`` for even ``n``).
-    """
-    i = torch.arange(int(n), dtype=torch.float64)
-    if grid == "reference":
-        return 2.0 * i / n - 1.0
-    if grid == "centred":
-        return 2.0 * (i - (n // 2)) / n
-    raise ValueError(f"grid must be one of {list(GRIDS)}, got {grid!r}")
-
-
-def low_pass_filter(thw: tuple[int, int, int], filter_type: str = "butterworth", d_s: float = DEFAULT_D_S,
-                    d_t: float = DEFAULT_D_T, order: int = DEFAULT_ORDER, grid: str = "centred") -> Tensor:
-    """FreeInit's 3-D low-pass filter on the fftshifted spectrum, float32 ``[T, H, W]`` (CPU).
-
-    With ``d = ((d_s / d_t) * f_t)^2 + f_h^2 + f_w^2`` (``f`` from :func:`frequency_coordinates`;
-    the reference names it ``d_square``), exactly as the official ``freeinit_utils.py`` and diffusers'
-    ``_get_free_init_freq_filter``:
-
-    - ``butterworth``: ``1 / (1 + (d / d_s^2)^order)``  (= ``1 / (1 + (|f| / d_s)^(2 order))``)
-    - ``gaussian``: ``exp(-d / (2 d_s^2))``
-    - ``ideal``: ``1 if d <= 2 d_s else 0`` (the reference's rule; a radius ``sqrt(2 d_s)`` = 0.71 at
-      d_s 0.25, wider than the other filters' 0.25 cut-off)
-    - ``box`` (official code only): ones on the bins ``[c - k, c + k)`` of each axis around its
-      centre ``c = N // 2``, ``k_s = round((H // 2) * d_s)`` for height and width, ``k_t =
-      round((T // 2) * d_t)`` for time. With ``grid="centred"`` an axis whose ``k`` rounds to 0
-      keeps its DC bin (the reference would keep nothing at all; e.g. any ``T <= 5`` at d_t 0.25).
-
-    Raises:
-        ValueError: unknown ``filter_type``/``grid``, non-positive sizes, ``d_s``/``d_t`` not > 0.
-    """
-    T, H, W = (int(v) for v in thw)
-    if min(T, H, W) < 1:
-        raise ValueError(f"low_pass_filter: sizes must be >= 1, got {(T, H, W)}")
-    if not (float(d_s) > 0 and float(d_t) > 0):
-        raise ValueError(f"low_pass_filter: d_s and d_t must be > 0, got {d_s}, {d_t}")
-    if filter_type == "box":
-        mask = torch.zeros(T, H, W, dtype=torch.float32)
-        ks = round(int(H // 2) * float(d_s))
-        kt = round(T // 2 * float(d_t))
-
-        def span(c: int, k: int) -> slice:
-            if k == 0 and grid == "centred":
-                return slice(c, c + 1)
-            return slice(c - k, c + k)
-
-        mask[span(T // 2, kt), span(H // 2, ks), span(W // 2, ks)] = 1.0
-        return mask
-    ft = frequency_coordinates(T, grid)[:, None, None]
-    fh = frequency_coordinates(H, grid)[None, :, None]
-    fw = frequency_coordinates(W, grid)[None, None, :]
-    d = ((float(d_s) / float(d_t)) * ft) ** 2 + fh ** 2 + fw ** 2
-    if filter_type == "butterworth":
-        mask = 1.0 / (1.0 + (d / float(d_s) ** 2) ** int(order))
-    elif filter_type == "gaussian":
-        mask = torch.exp(-d / (2.0 * float(d_s) ** 2))
-    elif filter_type == "ideal":
-        mask = (d <= float(d_s) * 2).to(torch.float64)
-    else:
-        raise ValueError(f"low_pass_filter: filter_type must be one of {list(FILTERS)}, got {filter_type!r}")
-    return mask.float()
-
-
-# --------------------------------------------------------------------------- layout and mixing
-
-def to_video_layout(x: Tensor, batch_frames: bool = True) -> Tensor:
-    """``[B, C, T, H, W]`` view of a latent, the layout the 3-D FFT runs in (over ``T, H, W``).
-
-    * ``batch_frames=True`` (the batch is one video's frames): image-model latents ``[F, C, H, W]``
-      -> ``[1, C, F, H, W]``; 5-D latents of one picture frame per batch entry ``[F, C, 1, H, W]``
-      with ``F > 1`` (Qwen-Image) -> ``[1, C, F, H, W]`` too (as Dependency Noise and Temporal
-      Momentum Attention see them);
-    * ``batch_frames=False`` (independent images): ``[B, C, H, W]`` -> ``[B, C, 1, H, W]`` (each image
-      a one-frame video: 2-D FreeInit per image); ``[B, C, 1, H, W]`` as it is;
-    * video latents ``[B, C, T, H, W]`` with ``T > 1`` as they are (frames on axis 2, per video).
-
-    Raises:
-        ValueError: for other ranks (e.g. audio latents).
-    """
-    if x.ndim == 5:
-        if batch_frames and x.shape[2] == 1 and x.shape[0] > 1:
-            return x.permute(2, 1, 0, 3, 4)
-        return x
-    if x.ndim == 4:
-        if not batch_frames:
-            return x.unsqueeze(2)
-        return x.permute(1, 0, 2, 3).unsqueeze(0)
-    raise ValueError(f"FreeInit needs an image-model latent [frames, C, H, W] or a video latent [B, C, T, H, W]; "
-                     f"got a {x.ndim}-D latent of shape {tuple(x.shape)}")
-
-
-def from_video_layout(v: Tensor, ndim: int, batch_frames: bool = True, shape=None) -> Tensor:
-    """Inverse of :func:`to_video_layout` for a latent of rank ``ndim`` (and, for 5-D latents, its
-    original ``shape``: a ``[F, C, 1, H, W]`` batch of frames comes back from ``[1, C, F, H, W]``)."""
-    if ndim == 5:
-        if shape is not None and batch_frames and int(shape[2]) == 1 and int(shape[0]) > 1:
-            return v.permute(2, 1, 0, 3, 4)
-        return v
-    if not batch_frames:
-        return v.squeeze(2)
-    return v[0].permute(1, 0, 2, 3)
-
-
-def latent_thw(shape, batch_frames: bool = True) -> tuple[int, int, int]:
-    """``(T, H, W)`` of a latent shape in the layout of :func:`to_video_layout`."""
-    shape = tuple(int(s) for s in shape)
-    if len(shape) == 5:
-        if batch_frames and shape[2] == 1 and shape[0] > 1:
-            return shape[0], shape[3], shape[4]
-        return shape[2], shape[3], shape[4]
-    if len(shape) == 4:
-        return (shape[0] if batch_frames else 1), shape[2], shape[3]
-    raise ValueError(f"FreeInit needs an image-model latent [frames, C, H, W] or a video latent [B, C, T, H, W]; "
-                     f"got shape {shape}")
-
-
-def frequency_mix(low: Tensor, high: Tensor, lpf: Tensor) -> Tensor:
-    """Low frequencies of ``low``, high frequencies of ``high`` (official ``freq_mix_3d``).
-
-    ``fftn`` over the last three dims ``(T, H, W)``, ``fftshift``, ``LPF * X_low + (1 - LPF) * X_high``,
-    ``ifftshift``, ``ifftn``, real part. ``low``/``high``: ``[..., T, H, W]`` (same shape);
-    ``lpf``: ``[T, H, W]``. Computed in float32 (float64 inputs stay float64); returns that dtype.
-    """
-    if low.shape != high.shape:
-        raise ValueError(f"frequency_mix: shapes differ: {tuple(low.shape)} vs {tuple(high.shape)}")
-    dtype = torch.float64 if low.dtype == torch.float64 else torch.float32
-    dims = (-3, -2, -1)
-    lpf = lpf.to(device=low.device, dtype=dtype)
-    lo = torch.fft.fftshift(torch.fft.fftn(low.to(dtype), dim=dims), dim=dims)
-    hi = torch.fft.fftshift(torch.fft.fftn(high.to(device=low.device, dtype=dtype), dim=dims), dim=dims)
-    mixed = lo * lpf + hi * (1 - lpf)
-    return torch.fft.ifftn(torch.fft.ifftshift(mixed, dim=dims), dim=dims).real
-
-
-def mix_latents(low: Tensor, high: Tensor, lpf: Tensor, batch_frames: bool = True) -> Tensor:
-    """:func:`frequency_mix` on latents in ComfyUI's layout (frames as batch or axis 2, or independent
-    images with ``batch_frames=False``; see :func:`to_video_layout`), shape kept.
-
-    On a device without the FFTs torch needs (some MPS builds) the mix runs on the CPU and the result
-    returns to the device of ``low``.
-    """
-    lo, hi = to_video_layout(low, batch_frames), to_video_layout(high, batch_frames)
-    try:
-        v = frequency_mix(lo, hi, lpf)
-    except (RuntimeError, NotImplementedError):
-        if low.device.type == "cpu":
-            raise
-        v = frequency_mix(lo.cpu(), hi.cpu(), lpf).to(low.device)
-    return from_video_layout(v, low.ndim, batch_frames, low.shape)
 
 
 # --------------------------------------------------------------------------- re-noising
@@ -415,13 +258,10 @@ DEFAULT_AUDIO_TREATMENT = "keep initial noise"
 def mix_along_time(low: Tensor, high: Tensor, time_axis: int, settings: Settings) -> Tensor:
     """FreeInit's mix for a stream without a picture grid (audio): low frequencies of ``low``, high of
     ``high`` along axis ``time_axis`` only, with the 1-D form of the same filter (:func:`low_pass_filter`
-    of ``(T, 1, 1)``: every other axis has only its DC bin, so the cut-off is ``settings.d_t``). Shape kept."""
-    lo = low.movedim(time_axis, -1)
-    hi = high.to(device=low.device).movedim(time_axis, -1)
-    t = int(lo.shape[-1])
-    lpf = low_pass_filter((t, 1, 1), settings.filter_type, settings.d_s, settings.d_t, settings.order, settings.grid)
-    v = frequency_mix(lo.reshape(lo.shape + (1, 1)), hi.reshape(hi.shape + (1, 1)), lpf)
-    return v.reshape(lo.shape).movedim(-1, time_axis).to(low.dtype)
+    of ``(T, 1, 1)``: every other axis has only its DC bin, so the cut-off is ``settings.d_t``). Shape kept.
+    :func:`.spectral.mix_along_axis` with the filter of ``settings``."""
+    return mix_along_axis(low, high, time_axis, settings.filter_type, settings.d_s, settings.d_t, settings.order,
+                          settings.grid)
 
 
 def keep_given(start: Tensor, noise: Tensor, mask: Tensor | None) -> Tensor:

@@ -3,8 +3,8 @@
 Pure torch (no ``comfy`` import). Source: ZS^2 ("ZS^2: Zero-Shot Video Sampling from Image
 Diffusion Models"), Sec. 5: "an arbitrary number of frames ... by using our method in an
 auto-regressive manner, where the last generated frame m is used as the initial frame for computing
-the subsequent m frames"; ALGORITHMS.md section 3 ("long videos autoregressively (the last frame of a
-chunk is frame 1 of the next)").
+the subsequent m frames"; docs/algorithms.md section 3.3 (long videos auto-regressively: the last
+frame of a chunk is the first frame of the next).
 
 An ``F``-frame video (frames are the batch of an image-model latent ``[F, C, H, W]``) is sampled in
 chunks of at most ``m`` frames that overlap by one *seam* frame (:func:`plan_chunks`)::

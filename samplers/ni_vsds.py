@@ -2,9 +2,9 @@
 
 Pure torch (no ``comfy`` import). Source: "I4VGen: Image as Free Stepping Stone for Text-to-Video
 Generation", Sec. 3.2 and Algorithm 1, with the numbers the paper text lost taken from the official
-code as recorded in ALGORITHMS.md section 2 (which overrides the paper).
+code as recorded in docs/algorithms.md section 2 (which overrides the paper).
 
-Everything is in ComfyUI's sigma space (ALGORITHMS.md section 0), so one function serves EPS,
+Everything is in ComfyUI's sigma space (docs/algorithms.md section 0), so one function serves EPS,
 v-prediction, EDM and flow (CONST) video models: the model_sampling's ``noise_scaling`` builds the
 noisy latent, :func:`~.sigma_space.eps_from_x0` turns the CFG denoised prediction into the predicted
 unit noise, and :func:`~.sigma_space.one_minus_alphabar` gives the SDS weight.
@@ -87,7 +87,7 @@ def step_size_at(step_sizes: Sequence[float], i: int) -> float:
 def num_updates(num_sigmas: int, p: float) -> int:
     """Number of NI-VSDS updates for a schedule of ``num_sigmas = N + 1`` sigmas (N steps).
 
-    ``tau = int(N * p) + 1`` (ALGORITHMS.md section 2), capped at ``N``: for every ``p < 1`` the cap
+    ``tau = int(N * p) + 1`` (docs/algorithms.md section 2.3), capped at ``N``: for every ``p < 1`` the cap
     never binds; at ``p = 1`` the official code's ``timesteps[:tau]`` slice also stops at the ``N``
     steps' starting noise levels (the terminal sigma, usually 0, is never used).
 
@@ -116,7 +116,7 @@ def update_gains(model_sampling: ModelSamplingLike, sigmas: Tensor, step_sizes: 
     ``1 < g < 2`` overshoots but still contracts, ``g > 2`` (:data:`MAX_GAIN`) leaves ``z`` farther from
     ``x0_hat`` than it started and repeated updates diverge. The official 10, 10, 10, 1 are tuned for a
     25-step DDIM schedule, whose first sigmas are high (SD1.5: gains 0.85, 1.06, 1.30, 0.16); on a
-    10-step schedule the third update has gain 2.7 (measured on the toy world: ALGORITHMS.md section 2,
+    10-step schedule the third update has gain 2.7 (measured on the toy world: docs/algorithms.md section 2.3,
     README *Evidence*).
 
     Args:
@@ -162,7 +162,7 @@ class Settings:
 def ni_vsds(denoise: Denoiser, model_sampling: ModelSamplingLike, z: Tensor, eps_star: Tensor, sigmas: Tensor,
             cfg: float, p: float = DEFAULT_P, step_sizes: Union[str, Sequence[float]] = DEFAULT_STEP_SIZES,
             callback: Optional[Callable[[dict], None]] = None) -> Tensor:
-    """Animate a static video latent with NI-VSDS (ALGORITHMS.md section 2, item 3).
+    """Animate a static video latent with NI-VSDS (docs/algorithms.md section 2.3).
 
     For the first ``tau = int(N * p) + 1`` noise levels of the descending schedule (``N`` =
     ``len(sigmas) - 1`` steps; see :func:`num_updates`), with one fixed unit noise ``eps*``::

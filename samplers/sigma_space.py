@@ -1,6 +1,6 @@
 """ComfyUI's sampling space: one convention for EPS, v-prediction, EDM and flow models.
 
-Pure torch (no ``comfy`` import). Source: ALGORITHMS.md section 0.
+Pure torch (no ``comfy`` import). Source: docs/algorithms.md section 0.
 
 Every function works on ComfyUI's sampling variable ``x`` and noise level ``sigma`` in the
 model's own sigma units (VE sigmas for EPS/V/EDM models, e.g. SD1.5 sigma_max = 14.6146; flow
@@ -48,7 +48,7 @@ def _sigma(sigma: SigmaLike, like: Tensor) -> Tensor:
 def ddim_step(x: Tensor, x0: Tensor, sigma: SigmaLike, sigma_next: SigmaLike) -> Tensor:
     """One deterministic DDIM step (eta = 0) from ``sigma`` to ``sigma_next``, in either direction.
 
-    ``x_next = x + (sigma_next - sigma) * (x - x0) / sigma`` (ALGORITHMS.md section 0). This is
+    ``x_next = x + (sigma_next - sigma) * (x - x0) / sigma`` (docs/algorithms.md section 0.3). This is
     ComfyUI's Euler step: exactly DDIM for EPS models in this space and exactly the rectified-flow
     Euler step for CONST models. With ``sigma_next > sigma`` it is one DDIM-inversion step (the
     model evaluated at the starting point, as diffusers' ``DDIMInverseScheduler``).
@@ -106,7 +106,7 @@ def x_to_unit(model_sampling: ModelSamplingLike, x: Tensor, sigma: SigmaLike,
 
 
 def eps_from_x0(model_sampling: ModelSamplingLike, x: Tensor, x0: Tensor, sigma: SigmaLike) -> Tensor:
-    """Predicted unit noise ``(x - a(sigma) * x0) / b(sigma)`` (ALGORITHMS.md section 2)."""
+    """Predicted unit noise ``(x - a(sigma) * x0) / b(sigma)`` (docs/algorithms.md section 0.1)."""
     return x_to_unit(model_sampling, x, sigma, latent=x0, max_denoise=False)
 
 
@@ -125,7 +125,7 @@ def grid_sigma_below(sigma_table: Tensor, sigma: SigmaLike, grid_steps: int) -> 
     fractional position in it is found by interpolation (in log sigma), moved down by
     ``len(sigma_table) / grid_steps`` positions, and read back. At ``sigma_max`` with 1000 entries
     and ``grid_steps = 50`` this is table index 999 -> 979, the official SmoothInit code's
-    t 999 -> 979 (ALGORITHMS.md section 1).
+    t 999 -> 979 (docs/algorithms.md section 1.1).
 
     Args:
         sigma_table: ``[T]`` ascending, positive.

@@ -1,11 +1,11 @@
 """Forward-Inversion, SmoothInit and Fast-SmoothInit noise initialisers (pure torch).
 
-Source: "The Blessing of Smooth Initialization for Video Diffusion Models" (papers/smoothinit.txt,
-Sec. 3.2 Eq. 6, Thm 3.2, App. A.3) with the released code's facts collected in ALGORITHMS.md
-section 1 (the 50-step grid for the one DDIM step, ``w2 = 1``, the exact Fast-SmoothInit momentum
-rule, the last iterate vs the mean). Everything works in ComfyUI's sigma space (ALGORITHMS.md
-section 0, :mod:`.sigma_space`) on **unit noise** through the model's own ``noise_scaling``, so
-the same code serves EPS, v-prediction, EDM and flow (CONST) models.
+Source: "The Blessing of Smooth Initialization for Video Diffusion Models" (Sec. 3.2,
+Thm 3.2; Sec. 3.3, Eq. 6; Sec. 3.4; App. A.3) with the released code's facts collected in
+docs/algorithms.md section 1 (the 50-step grid for the one DDIM step, ``w2 = 1``, the exact
+Fast-SmoothInit momentum rule, the last iterate vs the mean). Everything works in ComfyUI's sigma
+space (docs/algorithms.md section 0, :mod:`.sigma_space`) on **unit noise** through the model's own
+``noise_scaling``, so the same code serves EPS, v-prediction, EDM and flow (CONST) models.
 
 Conventions:
 
@@ -45,7 +45,7 @@ _OOM = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
 
 @dataclass(frozen=True)
 class Preset:
-    """One row of the paper's settings table (App. A.3 = the released scripts; ALGORITHMS.md 1).
+    """One row of the paper's settings table (App. A.3 = the released scripts; docs/algorithms.md section 1.4).
 
     ``method`` is one of :data:`METHODS`; ``K`` the number of Forward-Inversion evaluations;
     ``sigma_sm`` the perturbation scale (unit-noise units); ``noise_type`` the perturbation law;
@@ -64,7 +64,7 @@ PRESETS: dict[str, Preset] = {
     "SmoothInit-30": Preset("smoothinit", 30, 0.025, "uniform"),
     "Fast-SmoothInit-10": Preset("fast_smoothinit", 10, 0.05, "gaussian", 0.05, 0.05),
     "Fast-SmoothInit-30": Preset("fast_smoothinit", 30, 0.1, "gaussian", 0.01, 0.25),
-    # Latte-like DiT models tolerate less drift from the base noise: gamma_m = 0.95 (paper L619)
+    # Latte-like DiT models tolerate less drift from the base noise: gamma_m = 0.95 (paper App. A.3)
     "Fast-SmoothInit-10 DiT-safe": Preset("fast_smoothinit", 10, 0.05, "gaussian", 0.95, 0.05),
     "Fast-SmoothInit-30 DiT-safe": Preset("fast_smoothinit", 30, 0.1, "gaussian", 0.95, 0.25),
 }
@@ -144,7 +144,7 @@ def perturbation(shape, noise_type: str, generator: torch.Generator, dtype: torc
     """One perturbation ``n`` of ``shape`` on the CPU, drawn from ``generator``.
 
     ``uniform``: U[-sqrt 3, sqrt 3] (mean 0, variance 1); ``gaussian``: N(0, 1);
-    ``truncated_gaussian``: N(0, 1) clipped to [-1, 1] as in the released code (ALGORITHMS.md 1;
+    ``truncated_gaussian``: N(0, 1) clipped to [-1, 1] as in the released code (docs/algorithms.md section 1.2;
     mean 0, variance ``E[min(z^2, 1)] = 1 - 2 phi(1) ~= 0.516``, so it is a weaker perturbation
     than the other two at the same ``sigma_sm``).
     Raises ValueError for an unknown ``noise_type``.
@@ -161,7 +161,7 @@ def perturbation(shape, noise_type: str, generator: torch.Generator, dtype: torc
 
 def inversion_sigmas(sigma_table: Tensor, sigma_a, grid_steps: int = 50) -> tuple[float, float]:
     """``(sigma_a, sigma_b)`` of Forward-Inversion: ``sigma_b`` is one step of a ``grid_steps``-step
-    schedule below ``sigma_a`` on the model's ascending ``sigma_table`` ``[T]`` (ALGORITHMS.md 1;
+    schedule below ``sigma_a`` on the model's ascending ``sigma_table`` ``[T]`` (docs/algorithms.md section 1.1;
     at sigma_max, T = 1000, grid_steps = 50: table index 999 -> 979). Model sigma units.
     Raises ValueError if ``grid_steps < 2`` or ``sigma_a <= 0``."""
     sa = float(sigma_a)
@@ -209,7 +209,7 @@ def _repeat_batch(t: Optional[Tensor], times: int) -> Optional[Tensor]:
 def forward_inversion(denoise: Denoiser, model_sampling, noise: Tensor, sigma_a, sigma_b,
                       cfg: float = 7.5, inversion_cfg: float = 1.0, latent: Optional[Tensor] = None,
                       max_denoise: bool = True) -> Tensor:
-    """Forward-Inversion ``f_s`` on unit noise (paper Sec. 3.2, Thm 3.2; ALGORITHMS.md section 1).
+    """Forward-Inversion ``f_s`` on unit noise (paper Sec. 3.2, Thm 3.2; docs/algorithms.md section 1.1).
 
     ``x = noise_scaling(sigma_a, noise, latent)``; one DDIM step ``sigma_a -> sigma_b`` with the
     prediction at CFG ``cfg`` (w1), then one DDIM-inversion step ``sigma_b -> sigma_a`` with the
@@ -249,7 +249,8 @@ def smoothinit(denoise: Denoiser, model_sampling, noise: Tensor, sigma_a, sigma_
                noise_type: str = "uniform", generator: Optional[torch.Generator] = None,
                chunk_size: int = 1, latent: Optional[Tensor] = None, max_denoise: bool = True,
                on_oom: Optional[Callable[[int], None]] = None) -> Tensor:
-    """SmoothInit (paper Eq. 6): ``mean_{k=1..K} f_s(noise + sigma_sm * n_k)`` (ALGORITHMS.md 1).
+    """SmoothInit (paper Sec. 3.3, Eq. 6): ``mean_{k=1..K} f_s(noise + sigma_sm * n_k)``
+    (docs/algorithms.md section 1.2).
 
     The ``n_k`` are fresh perturbations (:func:`perturbation`) drawn from ``generator`` in order
     ``k = 0..K-1``, one tensor of ``noise.shape`` each, on the CPU (so the result does not depend
@@ -309,7 +310,7 @@ def fast_smoothinit(denoise: Denoiser, model_sampling, noise: Tensor, sigma_a, s
                     gamma_decay: float = 0.05, generator: Optional[torch.Generator] = None,
                     latent: Optional[Tensor] = None, max_denoise: bool = True,
                     noise_type: str = "gaussian") -> Tensor:
-    """Fast-SmoothInit, the released code's rule (ALGORITHMS.md section 1; paper Sec. 3.4), j = 0..K-1::
+    """Fast-SmoothInit, the released code's rule (docs/algorithms.md section 1.3; paper Sec. 3.4), j = 0..K-1::
 
         tmp_{-1} = tmp_0 = noise
         tmp_j = (1 - gamma_m) r_{j-1} + gamma_m (1 - gamma_m) tmp_{j-1} + gamma_m^2 tmp_{j-2}   (j >= 1)

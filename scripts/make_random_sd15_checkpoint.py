@@ -37,7 +37,7 @@ def import_comfy(root: Path) -> None:
     comfy.options.enable_args_parsing(False)
     from comfy.cli_args import args
     args.cpu = True
-    import utils.extra_config  # noqa: F401  (before `import nodes`/folder_paths users, see COMFY.md)
+    import utils.extra_config  # noqa: F401  (before `import nodes`/folder_paths users; docs/comfyui.md)
 
 
 def main(argv=None) -> int:

@@ -424,7 +424,8 @@ I4_CLAIM = ("I4VGen: \"significantly improving the temporal consistency, visual 
             "\"significantly improves the quality of the generated videos in terms of frame-wise quality and "
             "consistency with the text\"; regeneration of the static video without NI-VSDS \"improves the temporal "
             "consistency ... [but] severely sacrifices the motion dynamics\".")
-FI_CLAIM = ("FreeInit (Wu et al. 2023; the paper is not in /work/shared/papers, so no quote is checked here): "
+FI_CLAIM = ("FreeInit (Wu et al. 2023, arXiv 2312.07537; no text of this paper was at hand, so no quote is "
+            "checked here): "
             "re-initialising the noise's low frequencies from the previous pass improves the temporal consistency "
             "of videos from video diffusion models.")
 

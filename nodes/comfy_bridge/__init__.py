@@ -4,7 +4,7 @@ Everything else in the pack talks to ComfyUI through the functions here: model c
 (always through ComfyUI's ``CFGGuider`` so ControlNet, area/mask conds, hooks, PREDICT_NOISE
 wrappers and AnimateDiff-Evolved's ``sampling_function`` patch all apply), ``model_sampling``,
 model patches and wrappers, progress bars, previews, interruption and ComfyUI's folders.
-Public extension points only (shared COMFY.md). The core (``samplers/``, ``attention/``) stays
+Public extension points only (docs/comfyui.md). The core (``samplers/``, ``attention/``) stays
 pure torch and receives a ``denoise(x, sigma, cfg) -> x0`` callable plus the model_sampling.
 
 One module per concern; this package re-exports all of them, so node code says ``bridge.name``.

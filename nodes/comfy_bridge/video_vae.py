@@ -16,7 +16,7 @@ def causal_video_frames_fn(vae) -> Callable[[int], int] | None:
     ComfyUI's video VAEs (Wan 2.1/2.2, Hunyuan, LTXV, Mochi, Cosmos) set ``latent_dim = 3`` and
     ``downscale_ratio = (frames_fn, h, w)`` with e.g. ``frames_fn(n) = (n + 3) // 4`` (Wan,
     Hunyuan), ``(n + 7) // 8`` (LTXV), ``(n + 5) // 6`` (Mochi): latent frame 0 holds picture frame
-    0 alone, each later latent frame 4 (8, 6) picture frames (COMFY.md "Video VAEs"). Image VAEs
+    0 alone, each later latent frame 4 (8, 6) picture frames (docs/comfyui.md, Video VAEs). Image VAEs
     (an int ``downscale_ratio``) and 3-D image VAEs (``not_video``) give None.
     """
     if vae is None or int(getattr(vae, "latent_dim", 2)) != 3 or bool(getattr(vae, "not_video", False)):

@@ -1,6 +1,6 @@
 """SD1.5-format ``.safetensors`` checkpoints with random weights, written through ComfyUI's own model
-classes so that ``CheckpointLoaderSimple`` recognises and loads them as SD1.5 (COMFY.md "Models for
-tests").
+classes so that ``CheckpointLoaderSimple`` recognises and loads them as SD1.5 (docs/comfyui.md, Models
+for tests).
 
 * ``size="tiny"`` (tests): a one-level UNet with the SD1.5 shapes the detector keys on
   (``model_channels`` 320, ``context_dim`` 768, conv ``proj_in``), the FULL-size CLIP-L text encoder

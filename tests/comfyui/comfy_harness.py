@@ -1,7 +1,7 @@
 """Boot the real ComfyUI in-process for tests and build tiny random-weight models with its own classes.
 
 ComfyUI is found at ``$COMFYUI_PATH``, else ``~/comfy/ComfyUI``. No mocks: everything here is the
-real ComfyUI. Facts used are in the shared COMFY.md.
+real ComfyUI. Facts used are in docs/comfyui.md.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def boot():
     from comfy.cli_args import args
     args.cpu = True
     args.disable_auto_launch = True
-    import utils.extra_config  # noqa: F401  (before `import nodes`, see COMFY.md)
+    import utils.extra_config  # noqa: F401  (before `import nodes`; docs/comfyui.md, Running ComfyUI in-process)
     import nodes
     asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
     ok = asyncio.run(nodes.load_custom_node(str(REPO_ROOT)))

@@ -17,7 +17,7 @@ SD1.5 graphs
   * KSampler / BasicScheduler steps -> 2; NIVSDSAnimate keeps its 25 steps and step sizes 10,10,10,1 (a
     shorter schedule with those step sizes is refused, see samplers/ni_vsds.update_gains), p 0.6 -> 0.12
     (int(25 * 0.12) + 1 = 4 updates: the three eta-10 updates and one eta-1 update).
-Wan graphs (the loaders' outputs are swapped, COMFY.md "Models for tests")
+Wan graphs (the loaders' outputs are swapped, docs/comfyui.md, Models for tests)
   * UNETLoader -> test node TFVTestTinyWanModel (comfy_harness.tiny_wan: WAN21_T2V, dim 32, 2 layers);
   * CLIPTextEncode -> test node TFVTestWanConditioning (random [1, 8, 32] text embeddings), the
     CLIPLoader then has no consumer and is removed;

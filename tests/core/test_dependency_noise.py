@@ -1,4 +1,4 @@
-"""ZS^2 dependency noise and the PYoCo mixed/progressive models (ALGORITHMS.md section 3)."""
+"""ZS^2 dependency noise and the PYoCo mixed/progressive models (docs/algorithms.md section 3.1)."""
 import math
 
 import pytest
@@ -11,8 +11,9 @@ from training_free_video.samplers.frame_schedule import FrameSchedule
 
 def listing_reference(shape, kl_lambda, random_search, linear_search, generator, clamp=True):
     """Listing 1 literally (elementwise torch.kl_div, a sequential strict-< random scan, the float32
-    linear search whose NaN errors fail the comparison), per sample, with the two ALGORITHMS.md fixes:
-    the KL is averaged per sample and (if ``clamp``) the returned alpha is clamped to [0, 1].
+    linear search whose NaN errors fail the comparison), per sample, with the two fixes
+    of docs/algorithms.md section 3.1: the KL is averaged per sample and (if ``clamp``) the returned
+    alpha is clamped to [0, 1].
     Candidates are drawn in the implementation's order (a block of ``random_search`` per frame).
     ``kl_lambda``: a number, or a list ``[lambda_2, ..., lambda_F]`` (frame i searched against lambda_i)."""
     b, f, *rest = shape

@@ -1,4 +1,4 @@
-"""NI-VSDS (ALGORITHMS.md section 2) on the analytic Gaussian-mixture world with its exact denoiser."""
+"""NI-VSDS (docs/algorithms.md section 2.3) on the analytic Gaussian-mixture world with its exact denoiser."""
 import math
 
 import pytest

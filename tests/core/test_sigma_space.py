@@ -1,5 +1,5 @@
 """ComfyUI's sigma space (samplers/sigma_space.py) on the analytic world: DDIM step, DDIM
-inversion, unit noise <-> x, the grid step below a sigma (ALGORITHMS.md sections 0-1)."""
+inversion, unit noise <-> x, the grid step below a sigma (docs/algorithms.md section 0 and section 1.1)."""
 import math
 
 import pytest

@@ -1,6 +1,6 @@
 """Forward-Inversion, SmoothInit and Fast-SmoothInit (samplers/smoothinit.py) on the analytic world.
 
-References are re-derived here from ALGORITHMS.md section 1 (independently of the module's code):
+References are re-derived here from docs/algorithms.md section 1 (independently of the module's code):
 f_s = DDIM step sigma_a -> sigma_b at w1, then DDIM inversion back at w2, on unit noise.
 """
 import math
@@ -185,7 +185,7 @@ def test_smoothinit_halves_the_chunk_on_out_of_memory_and_continues():
 # --------------------------------------------------------------------------- Fast-SmoothInit
 
 def _ref_fast(fs, eps, K, sigma_sm, gamma_m, gamma_decay, g):
-    """ALGORITHMS.md section 1 written out with explicit histories (lists indexed by j)."""
+    """docs/algorithms.md section 1.3 written out with explicit histories (lists indexed by j)."""
     tmp = {-1: eps, 0: eps}
     r = {}
     for j in range(K):
