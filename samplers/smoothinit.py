@@ -187,9 +187,9 @@ def grid_schedule(sigma_table: Tensor, steps: int, final_zero: bool = True) -> T
 def _check_sigmas(sigma_a, sigma_b) -> tuple[float, float]:
     sa, sb = float(sigma_a), float(sigma_b)
     if not (sa > 0 and sb > 0) or not (math.isfinite(sa) and math.isfinite(sb)):
-        raise ValueError(f"Forward-Inversion: sigma_a and sigma_b must be finite and > 0 (got {sa}, {sb})")
+        raise ValueError(f"sigma_a and sigma_b must be finite and > 0 (got {sa}, {sb})")
     if sb >= sa:
-        raise ValueError(f"Forward-Inversion: sigma_b ({sb}) must be below sigma_a ({sa})")
+        raise ValueError(f"sigma_b ({sb}) must be below sigma_a ({sa})")
     return sa, sb
 
 
@@ -355,11 +355,11 @@ def resolve(preset: str, K: int = 30, sigma_sm: float = 0.025, noise_type: str =
     with ``method`` (one of :data:`METHODS`). Raises ValueError for an unknown preset/method."""
     if preset != CUSTOM:
         if preset not in PRESETS:
-            raise ValueError(f"SmoothInit: unknown preset {preset!r}; choose one of "
+            raise ValueError(f"unknown preset {preset!r}; choose one of "
                              f"{', '.join(list(PRESETS) + [CUSTOM])}.")
         return PRESETS[preset]
     if method not in METHODS:
-        raise ValueError(f"SmoothInit: a custom preset needs method in {', '.join(METHODS)} (got {method!r}).")
+        raise ValueError(f"a custom preset needs method in {', '.join(METHODS)} (got {method!r}).")
     if method == "forward_inversion":
         return Preset(method, 1)
     return Preset(method, int(K), float(sigma_sm), noise_type, float(gamma_m), float(gamma_decay))
@@ -383,4 +383,4 @@ def optimise_noise(settings: Preset, denoise: Denoiser, model_sampling, noise: T
         return fast_smoothinit(denoise, model_sampling, noise, sigma_a, sigma_b, cfg, inversion_cfg, settings.K,
                                settings.sigma_sm, settings.gamma_m, settings.gamma_decay, generator, latent,
                                max_denoise, settings.noise_type)
-    raise ValueError(f"SmoothInit: unknown method {settings.method!r}")
+    raise ValueError(f"unknown method {settings.method!r}")

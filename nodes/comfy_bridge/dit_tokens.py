@@ -67,7 +67,7 @@ _IMAGE_TOKEN_LAYOUT = {
 
 
 def _cannot_place(what: str, n: int) -> ValueError:
-    return ValueError(f"Temporal Momentum Attention: cannot place {what} in an attention call of {n} tokens. "
+    return ValueError(f"cannot place {what} in an attention call of {n} tokens. "
                       "Set text_tokens to 'average' to average every token of joint attention.")
 
 
