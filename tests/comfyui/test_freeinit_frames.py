@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from comfy_harness import pack_module, qwen_conds, sd15_conds, tiny_qwen_image, tiny_sd15
-from test_freeinit_nodes import _recording_sampler
+from test_freeinit import _recording_sampler
 
 STEPS = 2
 SEED = 5

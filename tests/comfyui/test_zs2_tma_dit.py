@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from comfy_harness import flux_conds, pack_module, qwen_conds, sd3_conds, tiny_flux, tiny_qwen_image, tiny_sd3
-from test_zs2_nodes import (DIT_FRAMES, DIT_HW, _dit_x, capture_attention, dit_denoise, reference_image_span,
+from test_zs2_tma import (DIT_FRAMES, DIT_HW, _dit_x, capture_attention, dit_denoise, reference_image_span,
                             ReferenceTMA)
 
 
