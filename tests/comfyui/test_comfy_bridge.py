@@ -13,25 +13,9 @@ import re
 import pytest
 import torch
 
-from comfy_harness import (count_model_calls, ksampler_start_noise, pack_module, sample_custom_advanced, sd15_conds,
-                            tiny_sd15)
+from comfy_harness import count_model_calls, ksampler_start_noise, sample_custom_advanced, sd15_conds
 
 FOLLOW = 0.0
-
-
-@pytest.fixture(scope="module")
-def mods(pack):
-    import comfy.patcher_extension
-    import comfy_extras.nodes_custom_sampler as cs
-    import nodes
-    return {"si": pack_module(pack, "nodes.smoothinit"), "zs2": pack_module(pack, "nodes.zs2"),
-            "bridge": pack_module(pack, "nodes.comfy_bridge"), "cs": cs, "nodes": nodes,
-            "pe": comfy.patcher_extension}
-
-
-@pytest.fixture(scope="module")
-def sd15(pack):
-    return tiny_sd15("EPS")
 
 
 def _latent(batch=1, size=8):

@@ -11,32 +11,9 @@ import math
 import pytest
 import torch
 
-from comfy_harness import count_model_calls, pack_module, sample_custom_advanced, sd15_conds, tiny_sd15, tiny_wan, wan_conds
+from comfy_harness import count_model_calls, sample_custom_advanced, sd15_conds, tiny_sd15, wan_conds
 
 STEPS = 2
-
-
-@pytest.fixture(scope="module")
-def mods(pack):
-    import comfy.k_diffusion.sampling as kd
-    import comfy.model_management as mm
-    import comfy.patcher_extension
-    import comfy.samplers
-    import comfy_extras.nodes_custom_sampler as cs
-    import nodes
-    return {"fi": pack_module(pack, "nodes.freeinit"), "core": pack_module(pack, "samplers.freeinit"),
-            "si": pack_module(pack, "nodes.smoothinit"), "zs2": pack_module(pack, "nodes.zs2"),
-            "cs": cs, "nodes": nodes, "pe": comfy.patcher_extension, "samplers": comfy.samplers, "kd": kd, "mm": mm}
-
-
-@pytest.fixture(scope="module")
-def sd15(pack):
-    return tiny_sd15("EPS")
-
-
-@pytest.fixture(scope="module")
-def wan(pack):
-    return tiny_wan()
 
 
 def _world(kind, frames=None):

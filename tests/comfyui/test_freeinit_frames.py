@@ -9,7 +9,7 @@
 import pytest
 import torch
 
-from comfy_harness import pack_module, qwen_conds, sd15_conds, tiny_qwen_image, tiny_sd15
+from comfy_harness import qwen_conds, sd15_conds, tiny_qwen_image
 from test_freeinit import _recording_sampler
 
 STEPS = 2
@@ -17,21 +17,6 @@ SEED = 5
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread per module
-
-
-@pytest.fixture(scope="module")
-def mods(pack):
-    import comfy.k_diffusion.sampling as kd
-    import comfy.samplers
-    import comfy_extras.nodes_custom_sampler as cs
-    import nodes
-    return {"fi": pack_module(pack, "nodes.freeinit"), "core": pack_module(pack, "samplers.freeinit"),
-            "zs2": pack_module(pack, "nodes.zs2"), "cs": cs, "nodes": nodes, "samplers": comfy.samplers, "kd": kd}
-
-
-@pytest.fixture(scope="module")
-def sd15(pack):
-    return tiny_sd15("EPS")
 
 
 @pytest.fixture(scope="module")

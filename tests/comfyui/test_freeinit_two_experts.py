@@ -16,24 +16,13 @@ CFG 1 (distilled 4-step path): SmoothInit's follow-the-sampler default stops wit
 import pytest
 import torch
 
-from comfy_harness import (count_model_calls, pack_module, sample_custom_advanced, tiny_wan, wan21_vae,
-                          wan_conds)
+from comfy_harness import count_model_calls, sample_custom_advanced, tiny_wan, wan21_vae, wan_conds
 
 N, K_SWITCH, CFG, SEED = 4, 2, 3.5, 5
 LATENT_SHAPE = (1, 16, 3, 8, 8)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread per module
-
-
-@pytest.fixture(scope="module")
-def mods(pack):
-    import comfy.utils
-    import comfy_extras.nodes_custom_sampler as cs
-    import nodes
-    return {"fi": pack_module(pack, "nodes.freeinit"), "core": pack_module(pack, "samplers.freeinit"),
-            "si": pack_module(pack, "nodes.smoothinit"), "si_core": pack_module(pack, "samplers.smoothinit"), "zs2": pack_module(pack, "nodes.zs2"),
-            "i4v": pack_module(pack, "nodes.i4vgen"), "cs": cs, "nodes": nodes, "utils": comfy.utils}
 
 
 @pytest.fixture(scope="module")
@@ -305,7 +294,7 @@ def test_ni_vsds_and_static_video_with_the_high_noise_expert(mods, high, low):
     """I4VGen in the two-expert graph: a one-frame anchor from the stock split, Static Video From
     Latent (the real Wan VAE encodes the still clip), NI-VSDS Animate on the high-noise expert (the first
     tau sigmas are the high-noise ones), regeneration by the split starting at step 1 (denoise 0.75)."""
-    i4v = mods["i4v"]
+    i4v = mods["i4"]
     pos, neg = wan_conds()
     with torch.inference_mode():
         _, anchor = _two_stage(mods, high, low, latent={"samples": torch.zeros(1, 16, 1, 8, 8)})

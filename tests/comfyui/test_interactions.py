@@ -5,7 +5,7 @@ import logging
 import pytest
 import torch
 
-from comfy_harness import count_model_calls, pack_module, sd15_conds, tiny_sd15
+from comfy_harness import count_model_calls, sd15_conds, tiny_sd15
 
 H = W = 8
 SEED = 77
@@ -15,11 +15,6 @@ FRAMES, CHUNK = 7, 4          # chunks: frames 0..3, 3..6
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread per module
-
-
-@pytest.fixture(scope="module")
-def mods(pack):
-    return {name: pack_module(pack, f"nodes.{name}") for name in ("zs2_long", "freeinit", "smoothinit")}
 
 
 @pytest.fixture(scope="module")
@@ -42,18 +37,18 @@ def ksampler(model, conds, frames=FRAMES):
 
 def long_patch(mods, m):
     with torch.inference_mode():
-        return mods["zs2_long"].ZS2LongVideo().patch(m, CHUNK)[0]
+        return mods["long"].ZS2LongVideo().patch(m, CHUNK)[0]
 
 
 def freeinit_patch(mods, m, iterations=2):
     with torch.inference_mode():
-        return mods["freeinit"].FreeInitModelPatch().patch(m, iterations, "butterworth", 0.25, 0.25, 4, 0.068,
+        return mods["fi"].FreeInitModelPatch().patch(m, iterations, "butterworth", 0.25, 0.25, 4, 0.068,
                                                            False)[0]
 
 
 def smoothinit_patch(mods, m):
     with torch.inference_mode():
-        return mods["smoothinit"].SmoothInitModelPatch().patch(m, "Fast-SmoothInit (custom)", 0.0, 1.0, 50, 2, 0.05,
+        return mods["si"].SmoothInitModelPatch().patch(m, "Fast-SmoothInit (custom)", 0.0, 1.0, 50, 2, 0.05,
                                                                "uniform", 0.05, 0.05, 0)[0]
 
 
@@ -99,4 +94,4 @@ def test_long_video_reorders_only_its_copy(mods, base):
     before = list(si.wrappers[WrappersMP.SAMPLER_SAMPLE].items())
     out = long_patch(mods, si)
     assert list(si.wrappers[WrappersMP.SAMPLER_SAMPLE].items()) == before
-    assert list(out.wrappers[WrappersMP.SAMPLER_SAMPLE]) == [mods["zs2_long"].WRAPPER_KEY] + [k for k, _ in before]
+    assert list(out.wrappers[WrappersMP.SAMPLER_SAMPLE]) == [mods["long"].WRAPPER_KEY] + [k for k, _ in before]

@@ -9,32 +9,13 @@ import os
 import pytest
 import torch
 
-from comfy_harness import (count_model_calls, io_folders, ksampler_start_noise, pack_module, sample_custom_advanced,
-                            sd15_conds, tiny_sd15, tiny_wan, wan_conds)
+from comfy_harness import (count_model_calls, io_folders, ksampler_start_noise, sample_custom_advanced, sd15_conds,
+                            tiny_sd15, wan_conds)
 
 METHOD_CUSTOM = {"smoothinit": "SmoothInit (custom)", "fast_smoothinit": "Fast-SmoothInit (custom)"}
 
 
 # --------------------------------------------------------------------------- helpers
-
-@pytest.fixture(scope="module")
-def mods(pack):
-    import comfy.patcher_extension
-    import comfy_extras.nodes_custom_sampler as cs
-    import nodes
-    return {"si": pack_module(pack, "nodes.smoothinit"), "core": pack_module(pack, "samplers.smoothinit"),
-            "cs": cs, "nodes": nodes, "pe": comfy.patcher_extension}
-
-
-@pytest.fixture(scope="module")
-def sd15(pack):
-    return tiny_sd15("EPS")
-
-
-@pytest.fixture(scope="module")
-def wan(pack):
-    return tiny_wan()
-
 
 def _world(kind):
     if kind == "sd15":
@@ -160,7 +141,7 @@ def test_model_evaluations_equal_the_nfe_formula(mods, sd15, wan, kind, method, 
     import comfy.utils
     model = sd15 if kind == "sd15" else wan
     pos, neg, latent = _world(kind)
-    core = mods["core"]
+    core = mods["si_core"]
     counts, bars = [], []
     counted = count_model_calls(model, counts)
     comfy.utils.set_progress_bar_global_hook(lambda value, total, preview=None, node_id=None: bars.append((value, total)))
@@ -184,7 +165,7 @@ def test_ksampler_patch_costs_the_formula_plus_sampling(mods, sd15):
     m = count_model_calls(_patch(mods, "fast_smoothinit", sd15, K=4), counts)
     with torch.inference_mode():
         mods["nodes"].KSampler().sample(m, 0, 3, 7.5, "euler", "simple", pos, neg, latent)
-    assert sum(counts) == mods["core"].nfe(4, 7.5, 1.0) + 3 * 2
+    assert sum(counts) == mods["si_core"].nfe(4, 7.5, 1.0) + 3 * 2
 
 
 def test_auto_chunk_batches_only_independent_samples(mods):

@@ -17,7 +17,7 @@ noise on every sampling, do not reach the re-runs (as FreeNoise in 2).
 import pytest
 import torch
 
-from comfy_harness import pack_module, sd15_conds, tiny_sd15, tiny_wan, wan_conds
+from comfy_harness import sd15_conds, tiny_sd15, tiny_wan, wan_conds
 
 N, K_SWITCH, SEED = 4, 2, 5
 NODE = r"FreeInit \(KSampler, two experts\)"
@@ -26,22 +26,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 
 
 @pytest.fixture(scope="module")
-def mods(pack):
-    import comfy.model_management
-    import comfy.patcher_extension
-    import nodes
-    return {"fi": pack_module(pack, "nodes.freeinit"), "long": pack_module(pack, "nodes.zs2_long"),
-            "nodes": nodes, "mm": comfy.model_management, "pe": comfy.patcher_extension}
-
-
-@pytest.fixture(scope="module")
-def wan(pack):
+def wan_experts(pack):
     """Two tiny Wan 2.1-architecture experts (high-noise, low-noise): two weight seeds."""
     return tiny_wan(0), tiny_wan(1)
 
 
 @pytest.fixture(scope="module")
-def sd(pack):
+def sd_base_refiner(pack):
     """A tiny SD1.5 base and refiner: two weight seeds."""
     return tiny_sd15(seed=0), tiny_sd15(seed=1)
 
@@ -76,10 +67,10 @@ def _gap(a, b) -> float:
 
 # --------------------------------------------------------------------------- 1. independent images
 
-def test_wan_batch_of_stills_is_not_coupled(mods, wan):
+def test_wan_batch_of_stills_is_not_coupled(mods, wan_experts):
     """Wan 2.2 14B stills (EmptyHunyuanLatentVideo length 1, batch 2: [2, 16, 1, H, W]): image 0 of the
     batch equals the batch-1 run (was 3.77 apart: the temporal low-pass ran across the two stills)."""
-    wan_high, wan_low = wan
+    wan_high, wan_low = wan_experts
     with torch.inference_mode():
         h, l = _two_experts(mods, wan_high, wan_low)
         two = _split(mods, h, l, wan_conds(), torch.zeros(2, 16, 1, 8, 8), 3.5)
@@ -91,10 +82,10 @@ def test_wan_batch_of_stills_is_not_coupled(mods, wan):
     assert gap < 1e-3
 
 
-def test_sd15_base_refiner_batch_is_not_coupled(mods, sd):
+def test_sd15_base_refiner_batch_is_not_coupled(mods, sd_base_refiner):
     """An SD1.5 base + refiner split, batch 4 ([4, 4, H, W], no model attending across the batch): image 0
     equals the batch-1 run (was 403 apart on the tiny SD1.5)."""
-    sd_base, sd_refiner = sd
+    sd_base, sd_refiner = sd_base_refiner
     with torch.inference_mode():
         h, l = _two_experts(mods, sd_base, sd_refiner)
         four = _split(mods, h, l, sd15_conds(), torch.zeros(4, 4, 8, 8), 7.5)
@@ -108,12 +99,12 @@ def test_sd15_base_refiner_batch_is_not_coupled(mods, sd):
 
 # --------------------------------------------------------------------------- 2. FreeNoise (0.33.0 context windows)
 
-def test_freenoise_is_not_reapplied_on_the_reruns(mods, wan):
+def test_freenoise_is_not_reapplied_on_the_reruns(mods, wan_experts):
     """Core context windows with FreeNoise (ComfyUI 0.33.0: 7 latent frames, windows of 3, overlap 1) on
     both experts, the same model: the two-sampler FreeInit video equals FreeInit (KSampler) on one
     KSampler, where FreeNoise shuffles the initial noise once (was 24.4 apart: every re-run of the first
     stage went through the SAMPLER_SAMPLE wrappers again and FreeNoise reshuffled the pass's noise)."""
-    wan_high = wan[0]
+    wan_high = wan_experts[0]
     from test_newer_comfyui import CW_FRAMES, _context_windows, _has_freenoise
     cw = _context_windows(wan_high)
     if not _has_freenoise(cw):
@@ -147,12 +138,12 @@ def fp16_intermediates(mods):
         mm.args.fp16_intermediates = before
 
 
-def test_fp16_intermediates_two_expert_graph_runs(mods, wan, fp16_intermediates):
+def test_fp16_intermediates_two_expert_graph_runs(mods, wan_experts, fp16_intermediates):
     """With --fp16-intermediates sampler #1's LATENT reaches sampler #2 as float16: the graph runs (it was
     refused as "not the output of a sampler that used this node's high_noise_model"), every pass's
     switch latent rounded to float16 as in the stock graph, and a latent from another sampler is still
     refused."""
-    wan_high, wan_low = wan
+    wan_high, wan_low = wan_experts
     pos, neg = wan_conds()
     latent = torch.zeros(1, 16, 3, 8, 8)
     ka = mods["nodes"].KSamplerAdvanced()
@@ -178,12 +169,12 @@ def test_fp16_intermediates_two_expert_graph_runs(mods, wan, fp16_intermediates)
 # --------------------------------------------------------------------------- 4. ZS^2 Long Video (chunks)
 
 @pytest.mark.parametrize("where", ["both", "high", "low"])
-def test_long_video_chunks_are_refused_with_a_node_error(mods, sd, where):
+def test_long_video_chunks_are_refused_with_a_node_error(mods, sd_base_refiner, where):
     """ZS^2 Long Video (chunks) on an expert (5 frames in chunks of 3): the two-expert FreeInit cannot
     re-run the first sampler chunk by chunk, so it stops with an error naming the node, the input, ZS^2
     Long Video and the fix (was a bare "RuntimeError: The size of tensor a (3) must match ... (5)");
     with chunk_frames >= the frame count the graph runs."""
-    sd_base, sd_refiner = sd
+    sd_base, sd_refiner = sd_base_refiner
     long = mods["long"].ZS2LongVideo()
     h_in = long.patch(sd_base, 3)[0] if where in ("both", "high") else sd_base
     l_in = long.patch(sd_refiner, 3)[0] if where in ("both", "low") else sd_refiner
@@ -199,11 +190,11 @@ def test_long_video_chunks_are_refused_with_a_node_error(mods, sd, where):
 
 # --------------------------------------------------------------------------- reload of the low-noise model
 
-def test_low_noise_reload_goes_through_prepare_sampling(mods, wan):
+def test_low_noise_reload_goes_through_prepare_sampling(mods, wan_experts):
     """Every pass after the first reloads the low-noise expert through ComfyUI's prepare_sampling, so its
     PREPARE_SAMPLING wrappers (core context windows' per-window estimate) and the conds' ControlNet
     models count: the wrapper sees one call per pass (was 1 of 3: the reload estimated without it)."""
-    wan_high, wan_low = wan
+    wan_high, wan_low = wan_experts
     seen = []
 
     def prepare(executor, model, noise_shape, *args, **kwargs):
@@ -232,12 +223,12 @@ def _tiny_controlnet(seed=0):
     return comfy.controlnet.ControlNet(net, load_device=torch.device("cpu"))
 
 
-def test_controlnet_shared_by_both_samplers_survives_the_reruns(mods, sd):
+def test_controlnet_shared_by_both_samplers_survives_the_reruns(mods, sd_base_refiner):
     """One ControlNet (applied over 0-60 % of the schedule) in the conds of both samplers, as in a graph
     where the same conditioning feeds both KSamplerAdvanced: the nested re-run of the first stage cleans
     that ControlNet up (ComfyUI's cleanup_models); the second stage prepares it again for its own model
     and schedule. Both experts the same model: the video equals one-model FreeInit."""
-    sd_base = sd[0]
+    sd_base = sd_base_refiner[0]
     import nodes
     cn = _tiny_controlnet()
     pos, neg = sd15_conds()
@@ -258,7 +249,7 @@ def test_controlnet_shared_by_both_samplers_survives_the_reruns(mods, sd):
 
 # --------------------------------------------------------------------------- AnimateDiff-Evolved's noise edits
 
-def test_animatediff_sample_settings_noise_is_not_redrawn_on_the_reruns(mods, sd, ade):
+def test_animatediff_sample_settings_noise_is_not_redrawn_on_the_reruns(mods, sd_base_refiner, ade):
     """AnimateDiff-Evolved's Sample Settings (here seed_offset 1, noise_type constant) replace the noise in
     ADE's OUTER_SAMPLE wrapper on every CFGGuider.sample, the re-runs of the first stage included; they
     start from the pass's FreeInit noise all the same: both experts the same Use Evolved Sampling model =
@@ -269,7 +260,8 @@ def test_animatediff_sample_settings_noise_is_not_redrawn_on_the_reruns(mods, sd
         pytest.skip(reason or "ComfyUI-AnimateDiff-Evolved could not be loaded")
     settings = first(ade_node("ADE_AnimateDiffSamplingSettings")(batch_offset=0, noise_type="constant",
                                                                  seed_gen="comfy", seed_offset=1))
-    evo = first(ade_node("ADE_UseEvolvedSampling")(model=sd[0], beta_schedule="autoselect", sample_settings=settings))
+    evo = first(ade_node("ADE_UseEvolvedSampling")(model=sd_base_refiner[0], beta_schedule="autoselect",
+                                                   sample_settings=settings))
     latent = torch.zeros(1, 4, 8, 8)
     with torch.inference_mode():
         h, l = _two_experts(mods, evo, evo, 2)
