@@ -213,6 +213,16 @@ def test_frames_as_batch_latent_is_not_batched_by_default(mods, sd15):
 
 # --------------------------------------------------------------------------- model families, img2img
 
+def _assert_optimised_and_not_plain(mods, noise, model, pos, neg, latent, cfg, result, seed=3, steps=2):
+    """The NOISE node's noise is not the incoming seed's plain noise, and the SamplerCustomAdvanced result
+    differs from plain sampling (KSampler, same seed, sampler, scheduler, steps and CFG): a node that
+    passed the noise through would fail both."""
+    plain_noise = mods["cs"].Noise_RandomNoise(seed).generate_noise(latent)
+    assert not torch.allclose(noise.generate_noise(latent), plain_noise, rtol=0, atol=1e-3)
+    plain = mods["nodes"].KSampler().sample(model, seed, steps, cfg, "euler", "simple", pos, neg, latent)[0]
+    assert float((result - plain["samples"]).abs().max()) > 1e-2
+
+
 @pytest.mark.parametrize("model_type", ["EPS", "V_PREDICTION"])
 def test_sd15_families_run_through_sampler_custom_advanced(mods, model_type):
     model = tiny_sd15(model_type)
@@ -224,7 +234,8 @@ def test_sd15_families_run_through_sampler_custom_advanced(mods, model_type):
         sigmas = cs.BasicScheduler().get_sigmas(model, "simple", 2, 1.0)[0]
         sampler = cs.KSamplerSelect().get_sampler("euler")[0]
         out = sample_custom_advanced(noise, guider, sampler, sigmas, latent)
-    assert bool(torch.isfinite(out["samples"]).all())
+        assert bool(torch.isfinite(out["samples"]).all())
+        _assert_optimised_and_not_plain(mods, noise, model, pos, neg, latent, 7.5, out["samples"])
 
 
 def test_wan_flow_runs_through_sampler_custom_advanced(mods, wan):
@@ -236,7 +247,8 @@ def test_wan_flow_runs_through_sampler_custom_advanced(mods, wan):
         sigmas = cs.BasicScheduler().get_sigmas(wan, "simple", 2, 1.0)[0]
         sampler = cs.KSamplerSelect().get_sampler("euler")[0]
         res = sample_custom_advanced(noise, guider, sampler, sigmas, latent)
-    assert bool(torch.isfinite(res["samples"]).all())
+        assert bool(torch.isfinite(res["samples"]).all())
+        _assert_optimised_and_not_plain(mods, noise, wan, pos, neg, latent, 5.0, res["samples"])
 
 
 def test_ksampler_patch_img2img_and_disabled_noise(mods, sd15):
@@ -360,9 +372,12 @@ def test_nan_noise_and_batch_mismatch_raise_errors_naming_node_and_input(mods, s
             mods["nodes"].KSampler().sample(_patch(mods, "fast_smoothinit", sd15), 0, 2, 7.5, "euler", "simple", pos2,
                                             neg, lat3)
         # matching batch > 1 conds are fine
+        lat2 = {"samples": torch.zeros(2, 4, 8, 8)}
         out = _noise_node(mods, "forward_inversion", mods["cs"].Noise_RandomNoise(0), sd15, pos2, neg).generate_noise(
-            {"samples": torch.zeros(2, 4, 8, 8)})
+            lat2)
+        plain = mods["cs"].Noise_RandomNoise(0).generate_noise(lat2)
     assert bool(torch.isfinite(out).all())
+    assert not torch.allclose(out, plain, rtol=0, atol=1e-3)  # the inversion ran (cfg 7.5 != inversion_cfg 1)
 
 
 def test_patch_refuses_a_guider_that_ignores_cfg(mods, sd15):
