@@ -100,6 +100,23 @@ def pytest_terminal_summary(terminalreporter):
 
 
 @pytest.fixture(scope="session")
+def live_info(pack, ade):
+    """Definitions of every registered node (core + this pack [+ anything else installed])."""
+    import workflow_api as wa
+    return wa.object_info_in_process()
+
+
+@pytest.fixture(scope="session")
+def object_info(live_info):
+    """Live definitions, plus the recorded third-party definitions for packs not installed."""
+    import workflow_api as wa
+    info = dict(live_info)
+    for k, v in wa.recorded_external_defs().items():
+        info.setdefault(k, v)
+    return info
+
+
+@pytest.fixture(scope="session")
 def ade_models(pack, ade, tmp_path_factory):
     """Written once per session for every AnimateDiff test: a FULL-size random SD1.5 checkpoint and a
     random AnimateDiff v2 motion module (mm_sd_v15_v2 layout) in temporary ``checkpoints`` /
