@@ -60,6 +60,27 @@ def wan(pack):
     return tiny_wan()
 
 
+@pytest.fixture(scope="module")
+def zs2(pack):
+    """The pack's ZS^2 node module (Dependency Noise, Temporal Momentum Attention)."""
+    from comfy_harness import pack_module
+    return pack_module(pack, "nodes.zs2")
+
+
+@pytest.fixture(scope="module")
+def bridge(pack):
+    """The pack's ComfyUI bridge module (``nodes/comfy_bridge.py``)."""
+    from comfy_harness import pack_module
+    return pack_module(pack, "nodes.comfy_bridge")
+
+
+@pytest.fixture(scope="module")
+def conds(pack):
+    """(positive, negative) conditioning for the tiny SD1.5 (``comfy_harness.sd15_conds``, seed 0)."""
+    from comfy_harness import sd15_conds
+    return sd15_conds(seed=0)
+
+
 _ADE_STATUS = {}
 
 

@@ -5,7 +5,7 @@ import logging
 import pytest
 import torch
 
-from comfy_harness import count_model_calls, sd15_conds, tiny_sd15
+from comfy_harness import count_model_calls, tiny_sd15
 
 H = W = 8
 SEED = 77
@@ -20,11 +20,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 @pytest.fixture(scope="module")
 def base(pack):
     return tiny_sd15("EPS", seed=0)
-
-
-@pytest.fixture(scope="module")
-def conds(pack):
-    return sd15_conds(seed=0)
 
 
 def ksampler(model, conds, frames=FRAMES):

@@ -4,7 +4,7 @@ KSampler and SamplerCustomAdvanced, one progress bar, interruption, errors."""
 import pytest
 import torch
 
-from comfy_harness import pack_module, sd15_conds, tiny_sd15, tiny_wan
+from comfy_harness import pack_module, tiny_sd15, tiny_wan
 
 H = W = 8
 SEED = 77
@@ -16,11 +16,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 
 
 @pytest.fixture(scope="module")
-def zs2(pack):
-    return pack_module(pack, "nodes.zs2")
-
-
-@pytest.fixture(scope="module")
 def long(pack):
     return pack_module(pack, "nodes.zs2_long")
 
@@ -28,11 +23,6 @@ def long(pack):
 @pytest.fixture(scope="module")
 def base(pack):
     return tiny_sd15("EPS", seed=0)
-
-
-@pytest.fixture(scope="module")
-def conds(pack):
-    return sd15_conds(seed=0)
 
 
 def probed(model, log):

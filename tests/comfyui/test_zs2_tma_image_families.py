@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from comfy_harness import pack_module, qwen_conds, tiny_qwen_image
-from test_zs2_tma import ReferenceTMA, bridge, capture_attention, dit_denoise, zs2  # noqa: F401  (fixtures)
+from test_zs2_tma import ReferenceTMA, capture_attention, dit_denoise
 import tiny_image_dits as tid
 
 pytestmark = pytest.mark.usefixtures("one_thread")
