@@ -1,19 +1,18 @@
-"""The pack follows the sampler and survives ComfyUI versions (issue 7 part 4), in the real ComfyUI
+"""The pack's wrappers and its ComfyUI bridge across ComfyUI versions (issue 7 part 4), in the real ComfyUI
 with tiny random-weight models:
 
-* SmoothInit (KSampler): the DDIM step's CFG (w1) is the sampler's own CFG by default (cfg 0),
-  an explicit value is used as given;
 * every wrapper and patch the pack registers accepts arguments it does not know and passes them on
   (ComfyUI adds keywords across versions);
-* SmoothInit never stacks perturbations along the batch of a model that attends across the batch
-  (Temporal Momentum Attention, AnimateDiff-Evolved), whatever the latent's batch size.
-"""
-import re
+* the bridge detects a model that attends across the batch (Temporal Momentum Attention on a UNet or a
+  DiT image model, an AnimateDiff-Evolved motion model), with the pack's patches on top too.
 
+(SmoothInit's follow-the-sampler CFG and its never-stack-along-a-cross-batch-model tests, which were in
+this file as test_follow_the_sampler.py: test_smoothinit_nodes.py.)
+"""
 import pytest
 import torch
 
-from comfy_harness import count_model_calls, ksampler_start_noise, sample_custom_advanced, sd15_conds
+from comfy_harness import sd15_conds
 
 FOLLOW = 0.0
 
@@ -25,110 +24,6 @@ def _latent(batch=1, size=8):
 def _patch(mods, model, cfg=FOLLOW, K=2, chunk=0, method="SmoothInit (custom)"):
     return mods["si"].SmoothInitModelPatch().patch(model, method, cfg, 1.0, 50, K, 0.1, "uniform", 0.05, 0.05,
                                                    chunk)[0]
-
-
-def _noise_node(mods, model, seed, cfg, K=2, chunk=0):
-    pos, neg = sd15_conds()
-    return mods["si"].SmoothInitNoise().build(mods["cs"].Noise_RandomNoise(seed), model, pos, neg, cfg, 1.0, 50,
-                                              "custom", K, 0.1, "uniform", chunk)[0]
-
-
-def _ksampler_noise(mods, model, seed, latent, cfg, steps=1):
-    """KSampler's (possibly replaced) starting unit noise, captured by an innermost wrapper."""
-    pos, neg = sd15_conds()
-    return ksampler_start_noise(model, seed, pos, neg, latent, steps, cfg)
-
-
-# --------------------------------------------------------------------------- w1 follows the sampler
-
-def test_default_patch_uses_the_ksamplers_cfg(mods, sd15):
-    """KSampler at CFG 5 with the default patch (cfg 0) starts from the NOISE node's noise at cfg 5,
-    not at the paper's 7.5; an explicit cfg is used as given."""
-    latent = _latent()
-    with torch.inference_mode():
-        followed, _ = _ksampler_noise(mods, _patch(mods, sd15), 3, latent, cfg=5.0)
-        explicit, _ = _ksampler_noise(mods, _patch(mods, sd15, cfg=7.5), 3, latent, cfg=5.0)
-        at5 = _noise_node(mods, sd15, 3, 5.0).generate_noise(latent)
-        at75 = _noise_node(mods, sd15, 3, 7.5).generate_noise(latent)
-    assert float((at5 - at75).abs().max()) > 1e-3  # the CFG of the DDIM step matters
-    torch.testing.assert_close(followed, at5, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(explicit, at75, rtol=1e-5, atol=1e-5)
-
-
-def test_default_patch_under_a_guider_without_cfg_stops_with_an_error(mods, sd15):
-    """BasicGuider applies no CFG scale: following it would give w1 = 1 = inversion_cfg, a Forward-
-    Inversion that injects nothing (issue 14 part 2), so the default patch stops with an error naming the
-    node and the cfg input; an explicit cfg 1 is still run as given."""
-    cs = mods["cs"]
-    pos, _ = sd15_conds()
-    latent = _latent()
-
-    def run(model):
-        guider = cs.BasicGuider().get_guider(model, pos)[0]
-        sigmas = cs.BasicScheduler().get_sigmas(model, "simple", 1, 1.0)[0]
-        sampler = cs.KSamplerSelect().get_sampler("euler")[0]
-        return sample_custom_advanced(cs.Noise_RandomNoise(0), guider, sampler, sigmas, latent)["samples"]
-
-    with torch.inference_mode():
-        with pytest.raises(ValueError, match=r"SmoothInit \(KSampler\): cfg is 0 \(follow the sampler\) but the "
-                                             r"sampler.s guider \(\w+\) has no negative prompt"):
-            run(_patch(mods, sd15))
-        assert torch.isfinite(run(_patch(mods, sd15, cfg=1.0))).all()
-
-
-def _own_rule_guider(model, which):
-    """A guider with a negative prompt and its own predict_noise (ComfyUI's own classes)."""
-    pos, neg = sd15_conds()
-    middle, _ = sd15_conds(seed=1)
-    if which == "dual":
-        import comfy_extras.nodes_custom_sampler as cs
-        guider = cs.Guider_DualCFG(model)
-        guider.set_conds(pos, middle, neg)
-        guider.set_cfg(8.0, 6.0)
-    else:
-        import comfy_extras.nodes_perpneg as pn
-        guider = pn.Guider_PerpNeg(model)
-        guider.set_conds(pos, neg, middle)
-        guider.set_cfg(8.0, 1.5)
-    return guider
-
-
-@pytest.mark.parametrize("which,rule", [("dual", r"cfg_conds 8, cfg_cond2_negative 6"),
-                                        ("perpneg", r"cfg 8, neg_scale 1\.5")])
-def test_guider_with_its_own_rule_gets_a_true_message(mods, sd15, which, rule):
-    """DualCFGGuider and PerpNegGuider HAVE a negative prompt (issue 20 item 7): the follow-the-sampler
-    error says that the guider combines its conds with its own rule (and gives that rule's scales),
-    not that it "applies no CFG (no negative prompt)"; so does the explicit-cfg refusal."""
-    cs = mods["cs"]
-    latent = _latent()
-
-    def run(model):
-        sigmas = cs.BasicScheduler().get_sigmas(model, "simple", 1, 1.0)[0]
-        sampler = cs.KSamplerSelect().get_sampler("euler")[0]
-        return sample_custom_advanced(cs.Noise_RandomNoise(0), _own_rule_guider(model, which), sampler, sigmas,
-                                      latent)["samples"]
-
-    with torch.inference_mode():
-        with pytest.raises(ValueError) as follow:
-            run(_patch(mods, sd15))
-        with pytest.raises(ValueError) as explicit:
-            run(_patch(mods, sd15, cfg=7.5))
-        assert torch.isfinite(run(_patch(mods, sd15, cfg=1.0))).all()  # cfg 1 = inversion_cfg 1: runs as given
-    for e in (follow, explicit):
-        msg = str(e.value)
-        assert "no negative" not in msg and "applies no CFG" not in msg and "does not apply a CFG" not in msg
-        assert "has a negative prompt" in msg and "own rule" in msg
-        assert re.search(rule, msg), msg
-        assert "KSampler / CFGGuider" in msg
-    assert str(follow.value).startswith("SmoothInit (KSampler): cfg is 0 (follow the sampler)")
-    assert "w1 = 1 = inversion_cfg" in str(follow.value)
-
-
-def test_patch_cfg_widget_defaults_to_following_the_sampler(mods):
-    spec = mods["si"].SmoothInitModelPatch.INPUT_TYPES()["required"]["cfg"][1]
-    assert spec["default"] == FOLLOW and "follow" in spec["tooltip"]
-    noise_spec = mods["si"].SmoothInitNoise.INPUT_TYPES()["required"]["cfg"][1]
-    assert noise_spec["default"] == 7.5  # no sampler to follow: explicit
 
 
 # --------------------------------------------------------------------------- wrappers pass on what they do not use
@@ -209,36 +104,6 @@ def test_bridge_detects_tma_on_dit_image_models(mods):
     assert not bridge.model_attends_across_batch(flux)
     assert bridge.model_attends_across_batch(tma)
     assert bridge.model_attends_across_batch(flux, tma.model_options)
-
-
-@pytest.mark.parametrize("form", ["noise_node", "ksampler_patch"])
-def test_tma_batch_1_explicit_chunk_does_not_mix_perturbations(mods, sd15, form):
-    """Batch 1 (one frame) with TMA and chunk_size 4: four perturbations stacked along the batch
-    would be averaged by TMA as if they were frames; the result must equal one perturbation per call."""
-    tma = mods["nodes"].NODE_CLASS_MAPPINGS["TemporalMomentumAttention"]().patch(sd15, 0.9)[0]
-    latent = _latent(batch=1)
-    counts = []
-
-    def counted(model):
-        return count_model_calls(model, counts)
-
-    with torch.inference_mode():
-        if form == "noise_node":
-            one = _noise_node(mods, tma, 9, 7.5, K=4, chunk=1).generate_noise(latent)
-            four = _noise_node(mods, counted(tma), 9, 7.5, K=4, chunk=4).generate_noise(latent)
-        else:
-            one, _ = _ksampler_noise(mods, _patch(mods, tma, K=4, chunk=1), 9, latent, cfg=7.5)
-            four, _ = _ksampler_noise(mods, counted(_patch(mods, tma, K=4, chunk=4)), 9, latent, cfg=7.5)
-    assert max(counts) <= 2  # one perturbation x (cond + uncond) per call
-    torch.testing.assert_close(one, four, rtol=1e-5, atol=1e-5)
-
-
-def test_auto_chunk_rule(mods):
-    auto_chunk = mods["si"].auto_chunk
-    assert auto_chunk(4, (1, 4, 8, 8), "cpu") == 4
-    assert auto_chunk(4, (1, 4, 8, 8), "cpu", attends_across_batch=True) == 1
-    assert auto_chunk(0, (1, 4, 8, 8), "cuda", attends_across_batch=True) == 1
-    assert auto_chunk(4, (1, 16, 3, 8, 8), "cuda", attends_across_batch=True) == 1
 
 
 def _load_ade():
