@@ -128,7 +128,7 @@ def test_two_experts_of_one_model_equal_one_model_freeinit(mods, high):
 def test_two_experts_every_pass_equals_the_reference_split_and_freeinit_mix(mods, high, low):
     """Two different experts: the result equals an independent reference -- the stock split run with
     SamplerCustomAdvanced from pass p's unit noise, that noise being FreeInit's mix (samplers.freeinit,
-    checked against the official filters in test_freeinit) of the previous pass's finished video
+    checked against the official filters in test_freeinit_nodes) of the previous pass's finished video
     re-noised with the SAME initial noise (RandomNoise of the first sampler's seed), fresh high
     frequencies from (seed, p) -- and differs from FreeInit on the high-noise expert alone."""
     core = mods["core"]
