@@ -15,11 +15,6 @@ FRAMES, H, W = 8, 16, 16
 SEED = 1234
 
 
-@pytest.fixture(scope="module")
-def model(pack):
-    return tiny_sd15("EPS", seed=0)
-
-
 def _x(frames=FRAMES, seed=0):
     return torch.randn(frames, 4, H, W, generator=torch.Generator().manual_seed(seed)) * 3.0
 
@@ -84,37 +79,37 @@ def reference_model(bridge, model, mu, calls):
 
 # --------------------------------------------------------------------------- TMA equalities
 
-def test_mu0_equals_unpatched_and_patch_is_active(zs2, bridge, model, conds):
+def test_mu0_equals_unpatched_and_patch_is_active(zs2, bridge, sd15, conds):
     x = _x()
-    plain = denoise(bridge, model, conds, x)
-    assert torch.allclose(denoise(bridge, tma(zs2, model, 0.0), conds, x), plain, atol=1e-5, rtol=1e-5)
-    active = denoise(bridge, tma(zs2, model, 0.98), conds, x)
+    plain = denoise(bridge, sd15, conds, x)
+    assert torch.allclose(denoise(bridge, tma(zs2, sd15, 0.0), conds, x), plain, atol=1e-5, rtol=1e-5)
+    active = denoise(bridge, tma(zs2, sd15, 0.98), conds, x)
     assert (active - plain).abs().max() > 1e-2      # the same patch with mu > 0 does change the outputs
 
 
-def test_one_frame_identical_to_unpatched(zs2, bridge, model, conds):
+def test_one_frame_identical_to_unpatched(zs2, bridge, sd15, conds):
     x = _x(frames=1)
-    assert torch.allclose(denoise(bridge, tma(zs2, model, 0.98), conds, x), denoise(bridge, model, conds, x),
+    assert torch.allclose(denoise(bridge, tma(zs2, sd15, 0.98), conds, x), denoise(bridge, sd15, conds, x),
                           atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("mu", [1.0, 0.98, 0.5])
-def test_equals_post_projection_reference(zs2, bridge, model, conds, mu):
+def test_equals_post_projection_reference(zs2, bridge, sd15, conds, mu):
     """Averaging the normed hidden states before the K/V projections (our attn1_patch) equals Eq. 2 on
     the projected K/V per CFG chunk; mu = 1 is cross-frame attention to frame 1."""
     x = _x(seed=1)
     calls = []
-    ref = denoise(bridge, reference_model(bridge, model, mu, calls), conds, x)
-    assert len(calls) == len(attn1_keys(bridge, model)) == 7       # one batched CFG call, every block
-    ours = denoise(bridge, tma(zs2, model, mu), conds, x)
+    ref = denoise(bridge, reference_model(bridge, sd15, mu, calls), conds, x)
+    assert len(calls) == len(attn1_keys(bridge, sd15)) == 7       # one batched CFG call, every block
+    ours = denoise(bridge, tma(zs2, sd15, mu), conds, x)
     assert torch.allclose(ours, ref, atol=1e-4, rtol=1e-4), (ours - ref).abs().max()
-    assert (ours - denoise(bridge, model, conds, x)).abs().max() > 1e-2
+    assert (ours - denoise(bridge, sd15, conds, x)).abs().max() > 1e-2
 
 
-def test_cond_and_uncond_chunks_never_mix(zs2, model, conds):
+def test_cond_and_uncond_chunks_never_mix(zs2, sd15, conds):
     """One batched model call with cond_or_uncond = [1, 0]: perturbing the uncond chunk's frames leaves
     the cond chunk's outputs unchanged (and the same perturbation leaks when grouped as one chunk)."""
-    patched = tma(zs2, model, 0.9)
+    patched = tma(zs2, sd15, 0.9)
     pos, neg = conds
     ctx = torch.cat([neg[0][0].expand(FRAMES, -1, -1), pos[0][0].expand(FRAMES, -1, -1)])
     x = torch.cat([_x(seed=2), _x(seed=3)])
@@ -190,22 +185,22 @@ def _structure(obj):
     return ("obj", id(obj))
 
 
-def test_input_model_not_mutated(zs2, bridge, model, conds):
+def test_input_model_not_mutated(zs2, bridge, sd15, conds):
     x = _x(seed=6)
-    before_out = denoise(bridge, model, conds, x)
-    before = _structure(model.model_options), _structure(model.wrappers), _structure(model.object_patches)
+    before_out = denoise(bridge, sd15, conds, x)
+    before = _structure(sd15.model_options), _structure(sd15.wrappers), _structure(sd15.object_patches)
     with torch.inference_mode():
-        a = zs2.TemporalMomentumAttention().patch(model, 0.98)[0]
+        a = zs2.TemporalMomentumAttention().patch(sd15, 0.98)[0]
         b = zs2.DependencyNoiseModelPatch().patch(a, 0.01, 10, 15, "dependency", 0.9)[0]
-    after = _structure(model.model_options), _structure(model.wrappers), _structure(model.object_patches)
+    after = _structure(sd15.model_options), _structure(sd15.wrappers), _structure(sd15.object_patches)
     assert after == before
-    assert "patches" not in model.model_options.get("transformer_options", {})
-    assert a is not model and b is not a
+    assert "patches" not in sd15.model_options.get("transformer_options", {})
+    assert a is not sd15 and b is not a
     assert len(a.model_options["transformer_options"]["patches"]["attn1_patch"]) == 1
     outer = "outer_sample"
     assert len(b.get_all_wrappers(outer)) == 1
-    assert len(a.get_all_wrappers(outer)) == 0 and len(model.get_all_wrappers(outer)) == 0
-    assert torch.equal(denoise(bridge, model, conds, x), before_out)
+    assert len(a.get_all_wrappers(outer)) == 0 and len(sd15.get_all_wrappers(outer)) == 0
+    assert torch.equal(denoise(bridge, sd15, conds, x), before_out)
 
 
 # --------------------------------------------------------------------------- other models, metadata
@@ -473,15 +468,15 @@ def test_dit_chains_an_existing_attention_override(zs2, bridge, dit):
     assert torch.equal(k[1:DIT_FRAMES], k[:1].expand(DIT_FRAMES - 1, *k.shape[1:]))    # saw frame 1's K
 
 
-def test_sd15_override_path_matches_attn1_path(zs2, bridge, model, conds):
+def test_sd15_override_path_matches_attn1_path(zs2, bridge, sd15, conds):
     """On SD1.5 the node keeps the attn1 patch (averaging the normed hidden states before the K/V
     projections); the DiT attention override (averaging the projected K, V) gives the same model
     output up to float rounding: Eq. 2 is linear and its rows sum to 1."""
     tm = pack_module(pack_of(zs2), "attention.temporal_momentum")
     x = _x(seed=9)
     for mu in (0.5, 0.98, 1.0):
-        attn1 = denoise(bridge, tma(zs2, model, mu), conds, x)
-        over = denoise(bridge, bridge.add_attention_override(model, lambda prev: tm.TemporalMomentumAttentionOverride(mu, prev)),
+        attn1 = denoise(bridge, tma(zs2, sd15, mu), conds, x)
+        over = denoise(bridge, bridge.add_attention_override(sd15, lambda prev: tm.TemporalMomentumAttentionOverride(mu, prev)),
                        conds, x)
         assert torch.allclose(attn1, over, atol=1e-4, rtol=1e-4), (mu, (attn1 - over).abs().max())
 
@@ -528,26 +523,26 @@ def test_schedule_inputs_are_optional_strings(zs2):
     ("0,98", r"'0,98' is ambiguous: the comma in '0,98' reads as a decimal comma"),   # was [0, 98]: out of range
     ("0,9:0,99", r"'0,9:0,99' is ambiguous"),                                       # was "not a ramp"
 ])
-def test_momentum_schedule_errors_name_node_and_input(zs2, model, text, match):
+def test_momentum_schedule_errors_name_node_and_input(zs2, sd15, text, match):
     with pytest.raises(ValueError, match=r"^Temporal Momentum Attention: momentum_schedule: " + match):
-        zs2.TemporalMomentumAttention().patch(model, 0.98, text)
+        zs2.TemporalMomentumAttention().patch(sd15, 0.98, text)
 
 
-def test_momentum_schedule_equals_per_frame_reference(zs2, bridge, model, conds):
+def test_momentum_schedule_equals_per_frame_reference(zs2, bridge, sd15, conds):
     """TMA with momentum_schedule in the real UNet equals Eq. 2 with mu_i per frame applied to the
     projected K/V per CFG chunk (mu_1 unused; '0.3, 0.9, 0.5, 1' -> mu_4..mu_8 = 1); a constant
     schedule equals the scalar exactly, and the empty schedule is the scalar."""
     x = _x(seed=7)
     with torch.inference_mode():
-        ours = denoise(bridge, zs2.TemporalMomentumAttention().patch(model, 0.98, "0.3, 0.9, 0.5, 1")[0], conds, x)
+        ours = denoise(bridge, zs2.TemporalMomentumAttention().patch(sd15, 0.98, "0.3, 0.9, 0.5, 1")[0], conds, x)
     calls = []
-    ref = denoise(bridge, reference_model(bridge, model, [0.3, 0.9, 0.5, 1, 1, 1, 1, 1], calls), conds, x)
+    ref = denoise(bridge, reference_model(bridge, sd15, [0.3, 0.9, 0.5, 1, 1, 1, 1, 1], calls), conds, x)
     assert calls and torch.allclose(ours, ref, atol=1e-4, rtol=1e-4), (ours - ref).abs().max()
-    scalar = denoise(bridge, tma(zs2, model, 0.9), conds, x)
+    scalar = denoise(bridge, tma(zs2, sd15, 0.9), conds, x)
     assert (ours - scalar).abs().max() > 1e-2
     with torch.inference_mode():
-        const = zs2.TemporalMomentumAttention().patch(model, 0.5, "0.2, 0.9")[0]          # mu_2.. = 0.9
-        empty = zs2.TemporalMomentumAttention().patch(model, 0.9, "")[0]
+        const = zs2.TemporalMomentumAttention().patch(sd15, 0.5, "0.2, 0.9")[0]          # mu_2.. = 0.9
+        empty = zs2.TemporalMomentumAttention().patch(sd15, 0.9, "")[0]
     assert torch.equal(denoise(bridge, const, conds, x), scalar)
     assert torch.equal(denoise(bridge, empty, conds, x), scalar)
 
