@@ -21,6 +21,67 @@ def _needs_comfyui(pack):
     return pack
 
 
+@pytest.fixture(scope="module")
+def mods(pack):
+    """The modules the node tests call into, by short name: the pack's node modules (``si`` SmoothInit,
+    ``fi`` FreeInit, ``zs2`` Dependency Noise / TMA, ``long`` ZS^2 Long Video, ``i4`` I4VGen, ``bridge``
+    the ComfyUI bridge, ``registry`` the node declarations), its sampler cores (``core`` FreeInit's, ``si_core`` SmoothInit's) and ComfyUI's
+    (``nodes``, ``cs`` custom-sampler nodes, ``pe`` patcher_extension, ``samplers``, ``sample``, ``kd``
+    k-diffusion sampling, ``mm`` model_management, ``utils``). Module scope, as each test module had it."""
+    import comfy.k_diffusion.sampling as kd
+    import comfy.model_management as mm
+    import comfy.patcher_extension
+    import comfy.sample
+    import comfy.samplers
+    import comfy.utils
+    import comfy_extras.nodes_custom_sampler as cs
+    import nodes
+    from comfy_harness import pack_module
+    return {"si": pack_module(pack, "nodes.smoothinit"), "fi": pack_module(pack, "nodes.freeinit"),
+            "zs2": pack_module(pack, "nodes.zs2"), "long": pack_module(pack, "nodes.zs2_long"),
+            "i4": pack_module(pack, "nodes.i4vgen"), "bridge": pack_module(pack, "nodes.comfy_bridge"),
+            "registry": pack_module(pack, "nodes.registry"),
+            "core": pack_module(pack, "samplers.freeinit"), "si_core": pack_module(pack, "samplers.smoothinit"),
+            "nodes": nodes, "cs": cs, "pe": comfy.patcher_extension, "samplers": comfy.samplers,
+            "sample": comfy.sample, "kd": kd, "mm": mm, "utils": comfy.utils}
+
+
+@pytest.fixture(scope="module")
+def sd15(pack):
+    """A tiny random-weight SD1.5 EPS model (``comfy_harness.tiny_sd15``, weight seed 0), one per test module."""
+    from comfy_harness import tiny_sd15
+    return tiny_sd15("EPS")
+
+
+@pytest.fixture(scope="module")
+def wan(pack):
+    """A tiny random-weight Wan 2.1 t2v model (``comfy_harness.tiny_wan``, weight seed 0, shift 8), one per
+    test module."""
+    from comfy_harness import tiny_wan
+    return tiny_wan()
+
+
+@pytest.fixture(scope="module")
+def zs2(pack):
+    """The pack's ZS^2 node module (Dependency Noise, Temporal Momentum Attention)."""
+    from comfy_harness import pack_module
+    return pack_module(pack, "nodes.zs2")
+
+
+@pytest.fixture(scope="module")
+def bridge(pack):
+    """The pack's ComfyUI bridge module (``nodes/comfy_bridge.py``)."""
+    from comfy_harness import pack_module
+    return pack_module(pack, "nodes.comfy_bridge")
+
+
+@pytest.fixture(scope="module")
+def conds(pack):
+    """(positive, negative) conditioning for the tiny SD1.5 (``comfy_harness.sd15_conds``, seed 0)."""
+    from comfy_harness import sd15_conds
+    return sd15_conds(seed=0)
+
+
 _ADE_STATUS = {}
 
 
@@ -58,6 +119,23 @@ def pytest_terminal_summary(terminalreporter):
     if "pack" in _BOOTED:
         terminalreporter.write_line("ComfyUI-AnimateDiff-Evolved: "
                                     + _ADE_STATUS.get("line", "not loaded (no test selected needs it)"))
+
+
+@pytest.fixture(scope="session")
+def live_info(pack, ade):
+    """Definitions of every registered node (core + this pack [+ anything else installed])."""
+    import workflow_api as wa
+    return wa.object_info_in_process()
+
+
+@pytest.fixture(scope="session")
+def object_info(live_info):
+    """Live definitions, plus the recorded third-party definitions for packs not installed."""
+    import workflow_api as wa
+    info = dict(live_info)
+    for k, v in wa.recorded_external_defs().items():
+        info.setdefault(k, v)
+    return info
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ import pytest
 from comfy_harness import REPO_ROOT
 import workflow_api as wa
 from test_workflows import (SD15_OVERRIDES, TINY_CKPT, WAN_OVERRIDES, _apply_overrides,  # noqa: F401
-                            _swap_wan_loaders, dirs, live_info, object_info, runner)
+                            _swap_wan_loaders, dirs, runner)
 
 SUBGRAPH_DIR = REPO_ROOT / "subgraphs"
 BLUEPRINT_FILES = sorted(SUBGRAPH_DIR.glob("*.json"))

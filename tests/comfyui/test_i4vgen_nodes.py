@@ -2,29 +2,12 @@
 import pytest
 import torch
 
-from comfy_harness import (pack_module, sd15_conds, tiny_sd15, tiny_wan, tiny_wan22_5b, wan21_vae, wan22_vae,
+from comfy_harness import (pack_module, sd15_conds, tiny_sd15, tiny_wan22_5b, wan21_vae, wan22_vae,
                            wan_conds)
 
 STEPS = 10
 P = 0.6
 TAU = int(STEPS * P) + 1  # 7
-
-
-@pytest.fixture(scope="module")
-def mods(pack):
-    import nodes
-    return {"nodes": nodes, "i4": pack_module(pack, "nodes.i4vgen"), "bridge": pack_module(pack, "nodes.comfy_bridge"),
-            "registry": pack_module(pack, "nodes.registry")}
-
-
-@pytest.fixture(scope="module")
-def sd(pack):
-    return tiny_sd15("EPS")
-
-
-@pytest.fixture(scope="module")
-def wan(pack):
-    return tiny_wan()
 
 
 def node(mods, name):
@@ -113,26 +96,26 @@ def test_animates_flow_wan(mods, wan):
 
 
 @pytest.mark.parametrize("steps,p", [(10, 0.6), (8, 0.25), (5, 1.0), (12, 0.05)])
-def test_update_count_is_int_np_plus_one(mods, sd, steps, p):
-    sv = static_video(mods, sd, image_latent(), frames=2)
-    counted, log = counting(sd)
+def test_update_count_is_int_np_plus_one(mods, sd15, steps, p):
+    sv = static_video(mods, sd15, image_latent(), frames=2)
+    counted, log = counting(sd15)
     animate(mods, counted, sd15_conds(), sv, steps=steps, cfg=1.0, p=p, step_sizes="1")  # cfg 1: one call per update
     assert len(log) == min(int(steps * p) + 1, steps)
 
 
-def test_sigmas_input_replaces_steps_and_scheduler(mods, sd):
-    sv = static_video(mods, sd, image_latent(), frames=2)
+def test_sigmas_input_replaces_steps_and_scheduler(mods, sd15):
+    sv = static_video(mods, sd15, image_latent(), frames=2)
     sigmas = torch.tensor([10.0, 6.0, 3.0, 1.5, 0.5, 0.0])
-    counted, log = counting(sd)
+    counted, log = counting(sd15)
     animate(mods, counted, sd15_conds(), sv, steps=50, cfg=1.0, p=0.5, sigmas=sigmas)
     assert [s for s, _ in log] == pytest.approx([10.0, 6.0, 3.0], rel=1e-5)  # int(5 * 0.5) + 1 = 3
 
 
-def test_official_step_sizes_refused_on_a_short_schedule(mods, sd):
+def test_official_step_sizes_refused_on_a_short_schedule(mods, sd15):
     """SD1.5 DDIM 10: the third update (eta 10 at sigma 3.35) would move the latent 2.74 times the way to the
     denoised prediction; refused before any model call, with the fix. At the node's 25 steps they run."""
-    sv = static_video(mods, sd, image_latent(), frames=2)
-    counted, log = counting(sd)
+    sv = static_video(mods, sd15, image_latent(), frames=2)
+    counted, log = counting(sd15)
     with pytest.raises(ValueError, match=r"update 3 of 7 \(eta 10 at sigma 3\.3\d*\) has gain 2\.7\d > 2.*steps 25") as e:
         animate(mods, counted, sd15_conds(), sv, steps=10, step_sizes="10,10,10,1")
     assert str(e.value).startswith("NI-VSDS Animate (I4VGen): step_sizes:")
@@ -140,7 +123,7 @@ def test_official_step_sizes_refused_on_a_short_schedule(mods, sd):
     out = animate(mods, counted, sd15_conds(), sv, steps=25, step_sizes="10,10,10,1")
     assert len(log) == int(25 * 0.6) + 1 and torch.isfinite(out).all()
     # a connected SIGMAS replaces steps: the error says so (steps=25 here is ignored)
-    short = mods["bridge"].calculate_sigmas(sd, "ddim_uniform", 10)
+    short = mods["bridge"].calculate_sigmas(sd15, "ddim_uniform", 10)
     log.clear()
     with pytest.raises(ValueError, match=r"update 3 of 7 .* gain 2\.7\d > 2.*connected sigmas.*BasicScheduler with 25"):
         animate(mods, counted, sd15_conds(), sv, steps=25, step_sizes="10,10,10,1", sigmas=short)
@@ -148,8 +131,8 @@ def test_official_step_sizes_refused_on_a_short_schedule(mods, sd):
 
 
 @pytest.mark.parametrize("which", ["sd", "wan"])
-def test_zero_step_sizes_return_the_static_video(mods, sd, wan, which):
-    model, conds, lat = ((sd, sd15_conds(), image_latent()) if which == "sd"
+def test_zero_step_sizes_return_the_static_video(mods, sd15, wan, which):
+    model, conds, lat = ((sd15, sd15_conds(), image_latent()) if which == "sd"
                          else (wan, wan_conds(), image_latent(shape=(1, 16, 1, 8, 8))))
     sv = static_video(mods, model, lat, frames=2)
     out = animate(mods, model, conds, sv, step_sizes="0")
@@ -162,70 +145,70 @@ def test_zero_latent_goes_through_the_models_latent_space(mods, wan):
     torch.testing.assert_close(out, zeros["samples"], rtol=1e-5, atol=1e-5)
 
 
-def test_deterministic_for_a_fixed_seed(mods, sd):
-    sv = static_video(mods, sd, image_latent())
-    a = animate(mods, sd, sd15_conds(), sv, seed=3)
-    b = animate(mods, sd, sd15_conds(), sv, seed=3)
-    c = animate(mods, sd, sd15_conds(), sv, seed=4)
+def test_deterministic_for_a_fixed_seed(mods, sd15):
+    sv = static_video(mods, sd15, image_latent())
+    a = animate(mods, sd15, sd15_conds(), sv, seed=3)
+    b = animate(mods, sd15, sd15_conds(), sv, seed=3)
+    c = animate(mods, sd15, sd15_conds(), sv, seed=4)
     assert torch.equal(a, b)
     assert not torch.allclose(a, c)
 
 
 @pytest.mark.parametrize("patch", ["DependencyNoiseModelPatch", "SmoothInitModelPatch"])
-def test_noise_patches_on_the_model_do_not_touch_the_fixed_noise(mods, sd, patch):
+def test_noise_patches_on_the_model_do_not_touch_the_fixed_noise(mods, sd15, patch):
     """NI-VSDS draws eps* once from its seed: a MODEL that also carries a noise-replacing patch (for
     the regeneration KSampler) must give exactly the unpatched result and cost no extra calls."""
-    video = static_video(mods, sd, image_latent(3))
+    video = static_video(mods, sd15, image_latent(3))
     with torch.inference_mode():
         if patch == "DependencyNoiseModelPatch":
-            patched = node(mods, patch).patch(sd, 0.01, 10, 15, "dependency", 0.9)[0]
+            patched = node(mods, patch).patch(sd15, 0.01, 10, 15, "dependency", 0.9)[0]
         else:
-            patched = node(mods, patch).patch(sd, "Fast-SmoothInit-10", 7.5, 1.0, 50, 10, 0.05, "uniform",
+            patched = node(mods, patch).patch(sd15, "Fast-SmoothInit-10", 7.5, 1.0, 50, 10, 0.05, "uniform",
                                               0.05, 0.05, 0)[0]
     counted, log = counting(patched)
     out = animate(mods, counted, sd15_conds(), video)
-    torch.testing.assert_close(out, animate(mods, sd, sd15_conds(), video), rtol=0, atol=0)
+    torch.testing.assert_close(out, animate(mods, sd15, sd15_conds(), video), rtol=0, atol=0)
     assert len(log) == TAU
 
 
-def test_input_model_not_mutated(mods, sd):
+def test_input_model_not_mutated(mods, sd15):
     nodes = mods["nodes"]
     pos, neg = sd15_conds()
     empty = {"samples": torch.zeros(2, 4, 8, 8)}
 
     def ksample():
         with torch.inference_mode():
-            return nodes.KSampler().sample(sd, 7, 3, 7.5, "euler", "normal", pos, neg, empty)[0]["samples"]
+            return nodes.KSampler().sample(sd15, 7, 3, 7.5, "euler", "normal", pos, neg, empty)[0]["samples"]
 
-    before_opts = repr(sd.model_options)
-    before_patches = (dict(sd.patches), dict(sd.object_patches), repr(sd.wrappers), repr(sd.callbacks))
-    weights = {k: v.clone() for k, v in sd.model.diffusion_model.state_dict().items()}
+    before_opts = repr(sd15.model_options)
+    before_patches = (dict(sd15.patches), dict(sd15.object_patches), repr(sd15.wrappers), repr(sd15.callbacks))
+    weights = {k: v.clone() for k, v in sd15.model.diffusion_model.state_dict().items()}
     ref = ksample()
-    animate(mods, sd, (pos, neg), static_video(mods, sd, image_latent()))
-    assert repr(sd.model_options) == before_opts
-    assert (dict(sd.patches), dict(sd.object_patches), repr(sd.wrappers), repr(sd.callbacks)) == before_patches
-    for k, v in sd.model.diffusion_model.state_dict().items():
+    animate(mods, sd15, (pos, neg), static_video(mods, sd15, image_latent()))
+    assert repr(sd15.model_options) == before_opts
+    assert (dict(sd15.patches), dict(sd15.object_patches), repr(sd15.wrappers), repr(sd15.callbacks)) == before_patches
+    for k, v in sd15.model.diffusion_model.state_dict().items():
         assert torch.equal(v, weights[k]), k
     assert torch.equal(ksample(), ref)
 
 
-def test_interrupt_raises_and_leaves_the_pack_usable(mods, sd):
+def test_interrupt_raises_and_leaves_the_pack_usable(mods, sd15):
     import comfy.model_management as mm
-    sv = static_video(mods, sd, image_latent())
-    fresh = animate(mods, sd, sd15_conds(), sv, seed=9)
+    sv = static_video(mods, sd15, image_latent())
+    fresh = animate(mods, sd15, sd15_conds(), sv, seed=9)
 
     def stop(n):
         if n == 3:
             mm.interrupt_current_processing(True)
 
-    counted, log = counting(sd, on_call=stop)
+    counted, log = counting(sd15, on_call=stop)
     try:
         with pytest.raises(mm.InterruptProcessingException):
             animate(mods, counted, sd15_conds(), sv, seed=9)
     finally:
         mm.interrupt_current_processing(False)
     assert len(log) == 3  # cancelled after call 3, before the next model call, not after the loop
-    assert torch.equal(animate(mods, sd, sd15_conds(), sv, seed=9), fresh)
+    assert torch.equal(animate(mods, sd15, sd15_conds(), sv, seed=9), fresh)
 
 
 # --------------------------------------------------------------------------- bad inputs
@@ -242,10 +225,10 @@ def test_interrupt_raises_and_leaves_the_pack_usable(mods, sd):
     ("step_sizes_empty", "no step size"),
     ("short_sigmas", "at least 2"),
 ])
-def test_ni_vsds_bad_inputs(mods, sd, wan, case, match):
+def test_ni_vsds_bad_inputs(mods, sd15, wan, case, match):
     sdc, wanc = sd15_conds(), wan_conds()
     video_sd = {"samples": torch.randn(4, 4, 8, 8)}
-    args = dict(model=sd, conds=sdc, latent=video_sd)
+    args = dict(model=sd15, conds=sdc, latent=video_sd)
     if case == "image_for_sd":
         args["latent"] = {"samples": torch.randn(1, 4, 8, 8)}
     elif case == "video_for_sd":
@@ -274,12 +257,12 @@ def test_ni_vsds_bad_inputs(mods, sd, wan, case, match):
 
 # --------------------------------------------------------------------------- static video
 
-def test_static_video_from_latent_layouts(mods, sd, wan):
+def test_static_video_from_latent_layouts(mods, sd15, wan):
     n = node(mods, "I4VGenStaticVideoFromLatent")
     batch = image_latent(shape=(3, 4, 8, 8))
     out = n.build({"samples": batch}, 5, "auto", 2)[0]["samples"]  # no model: 4-D input -> frames as batch
     assert out.shape == (5, 4, 8, 8) and all(torch.equal(f, batch[2]) for f in out)
-    out = n.build({"samples": batch}, 5, "auto", 1, model=sd)[0]["samples"]
+    out = n.build({"samples": batch}, 5, "auto", 1, model=sd15)[0]["samples"]
     assert out.shape == (5, 4, 8, 8) and torch.equal(out[4], batch[1])
     one = image_latent(shape=(1, 16, 1, 8, 8))
     assert n.build({"samples": one}, 4, "frames as batch", 0)[0]["samples"].shape == (4, 16, 8, 8)
@@ -296,7 +279,7 @@ def test_static_video_from_latent_layouts(mods, sd, wan):
     ("frame_axis_for_wan_without_vae", r"vae: .*Connect the video model's VAE"),
     ("image_vae", "vae: .* needs the video model's causal video VAE .* image VAE"),
 ])
-def test_static_video_bad_inputs(mods, sd, wan, case, match):
+def test_static_video_bad_inputs(mods, sd15, wan, case, match):
     n = node(mods, "I4VGenStaticVideoFromLatent")
     lat, layout, idx, model, vae = image_latent(shape=(2, 4, 8, 8)), "auto", 0, None, None
     if case == "index":
@@ -306,9 +289,9 @@ def test_static_video_bad_inputs(mods, sd, wan, case, match):
     elif case == "layout_vs_wan":
         lat, layout, model = torch.randn(1, 16, 1, 8, 8), "frames as batch", wan
     elif case == "layout_vs_sd":
-        layout, model = "frame axis", sd
+        layout, model = "frame axis", sd15
     elif case == "channels":
-        lat, model = torch.randn(1, 16, 8, 8), sd
+        lat, model = torch.randn(1, 16, 8, 8), sd15
     elif case == "video_latent_without_vae":
         lat = torch.randn(1, 16, 1, 8, 8)
     elif case == "frame_axis_without_vae":
@@ -334,13 +317,13 @@ def tiny_taesd_vae(channels, seed=0):
     return comfy.sd.VAE(sd=sd)
 
 
-def test_static_video_from_image_encodes_once_in_the_models_layout(mods, sd, wan):
+def test_static_video_from_image_encodes_once_in_the_models_layout(mods, sd15, wan):
     n = node(mods, "I4VGenStaticVideoFromImage")
     images = torch.rand(2, 64, 64, 3, generator=torch.Generator().manual_seed(0))
     vae4 = tiny_taesd_vae(4)
     with torch.inference_mode():
         ref = vae4.encode(images[1:2])
-        out = n.build(images, vae4, 4, "auto", 1, model=sd)[0]["samples"]
+        out = n.build(images, vae4, 4, "auto", 1, model=sd15)[0]["samples"]
     assert out.shape == (4, 4, 8, 8) and all(torch.allclose(f, ref[0], atol=1e-5) for f in out)
     vae16 = tiny_taesd_vae(16)
     with pytest.raises(ValueError, match="Static Video From Image \\(I4VGen\\): vae: .*causal video VAE .* image VAE"):
@@ -348,7 +331,7 @@ def test_static_video_from_image_encodes_once_in_the_models_layout(mods, sd, wan
             n.build(images, vae16, 3, "auto", 0, model=wan)  # an image VAE cannot make a Wan still clip
     with pytest.raises(ValueError, match="Static Video From Image \\(I4VGen\\): .*16 latent channels"):
         with torch.inference_mode():
-            n.build(images, vae16, 3, "auto", 0, model=sd)
+            n.build(images, vae16, 3, "auto", 0, model=sd15)
     with pytest.raises(ValueError, match="Static Video From Image \\(I4VGen\\): batch_index 2"):
         n.build(images, vae4, 3, "auto", 2)
 
@@ -425,11 +408,11 @@ def test_static_video_from_latent_with_the_wan22_vae(mods, wan_vae):
             n.build({"samples": lat}, 2, "auto", 0, vae=wan_vae)  # the Wan 2.1 VAE on a 5B latent
 
 
-def test_frames_as_batch_ignores_the_vae(mods, sd, wan_vae):
+def test_frames_as_batch_ignores_the_vae(mods, sd15, wan_vae):
     n = node(mods, "I4VGenStaticVideoFromLatent")
     lat = image_latent(shape=(2, 4, 8, 8))
     with torch.inference_mode():
-        with_vae = n.build({"samples": lat}, 5, "auto", 1, model=sd, vae=wan_vae)[0]["samples"]
+        with_vae = n.build({"samples": lat}, 5, "auto", 1, model=sd15, vae=wan_vae)[0]["samples"]
     assert with_vae.shape == (5, 4, 8, 8) and all(torch.equal(f, lat[1]) for f in with_vae)
 
 
@@ -490,17 +473,17 @@ def test_node_definitions_follow_the_api_rules(mods):
     assert req["p"][1]["default"] == 0.6
 
 
-def test_stated_refusal_boundary_matches_update_gains(pack, mods, sd):
+def test_stated_refusal_boundary_matches_update_gains(pack, mods, sd15):
     """Issue 20 item 6: the step counts at which the docstring, the node description and the steps tooltip say
     the official 10,10,10,1 are refused on SD1.5 (p 0.6) are exactly those where update_gains exceeds
     MAX_GAIN on ComfyUI's own schedules (was "fewer than about 15 steps"; 11-15 steps run, gains 1.45-1.80)."""
     import re
     nv = pack_module(pack, "samplers.ni_vsds")
-    ms = sd.get_model_object("model_sampling")
+    ms = sd15.get_model_object("model_sampling")
     official = nv.parse_step_sizes("10,10,10,1")
 
     def highest_gain(sched, steps):
-        sig = mods["bridge"].calculate_sigmas(sd, sched, steps)
+        sig = mods["bridge"].calculate_sigmas(sd15, sched, steps)
         return max(nv.update_gains(ms, sig, official, nv.num_updates(len(sig), P)))
 
     refused = {s: [n for n in range(1, 61) if highest_gain(s, n) > nv.MAX_GAIN] for s in ("ddim_uniform", "normal")}

@@ -17,26 +17,13 @@ import inspect
 import pytest
 import torch
 
-from comfy_harness import (ksampler_start_noise, pack_module, sample_custom_advanced, sd15_conds,
-                           tiny_sd15, tiny_wan, wan_conds)
+from comfy_harness import ksampler_start_noise, sample_custom_advanced, sd15_conds, tiny_sd15, tiny_wan, wan_conds
 
 STEPS = 2
 CFG = 7.5
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread per module
-
-
-@pytest.fixture(scope="module")
-def mods(pack):
-    import comfy.sample
-    import comfy.samplers
-    import comfy_extras.nodes_custom_sampler as cs
-    import nodes
-    return {"bridge": pack_module(pack, "nodes.comfy_bridge"), "zs2": pack_module(pack, "nodes.zs2"),
-            "si": pack_module(pack, "nodes.smoothinit"), "fi": pack_module(pack, "nodes.freeinit"),
-            "i4": pack_module(pack, "nodes.i4vgen"), "long": pack_module(pack, "nodes.zs2_long"),
-            "cs": cs, "nodes": nodes, "sample": comfy.sample, "samplers": comfy.samplers}
 
 
 def _first(out):
@@ -263,11 +250,6 @@ def _freenoise(model, noise, seed):
 
 def _has_freenoise(model):
     return bool(getattr(model.model_options["context_handler"], "freenoise", False))
-
-
-@pytest.fixture(scope="module")
-def wan(pack):
-    return tiny_wan()
 
 
 def _wan_world():

@@ -2,39 +2,24 @@
 
 Both forms (NOISE nodes for SamplerCustomAdvanced, the "SmoothInit (KSampler)" model patch) give
 the same optimised noise for the same seed and conds; model evaluations equal the NFE formula;
-interrupt leaves the model usable; errors name the node and input; Save/Load Noise round-trip.
+interrupt leaves the model usable; errors name the node and input; Save/Load Noise round-trip; the
+NOISE nodes' samplings differ from plain sampling. Follow the sampler (issue 7 part 4): the patch's
+default cfg is the sampler's CFG, guiders without one (or with their own rule) get a true error, and
+perturbations are never stacked along the batch of a model that attends across it.
 """
 import os
+import re
 
 import pytest
 import torch
 
-from comfy_harness import (count_model_calls, io_folders, ksampler_start_noise, pack_module, sample_custom_advanced,
-                            sd15_conds, tiny_sd15, tiny_wan, wan_conds)
+from comfy_harness import (count_model_calls, io_folders, ksampler_start_noise, sample_custom_advanced, sd15_conds,
+                            tiny_sd15, wan_conds)
 
 METHOD_CUSTOM = {"smoothinit": "SmoothInit (custom)", "fast_smoothinit": "Fast-SmoothInit (custom)"}
 
 
 # --------------------------------------------------------------------------- helpers
-
-@pytest.fixture(scope="module")
-def mods(pack):
-    import comfy.patcher_extension
-    import comfy_extras.nodes_custom_sampler as cs
-    import nodes
-    return {"si": pack_module(pack, "nodes.smoothinit"), "core": pack_module(pack, "samplers.smoothinit"),
-            "cs": cs, "nodes": nodes, "pe": comfy.patcher_extension}
-
-
-@pytest.fixture(scope="module")
-def sd15(pack):
-    return tiny_sd15("EPS")
-
-
-@pytest.fixture(scope="module")
-def wan(pack):
-    return tiny_wan()
-
 
 def _world(kind):
     if kind == "sd15":
@@ -160,7 +145,7 @@ def test_model_evaluations_equal_the_nfe_formula(mods, sd15, wan, kind, method, 
     import comfy.utils
     model = sd15 if kind == "sd15" else wan
     pos, neg, latent = _world(kind)
-    core = mods["core"]
+    core = mods["si_core"]
     counts, bars = [], []
     counted = count_model_calls(model, counts)
     comfy.utils.set_progress_bar_global_hook(lambda value, total, preview=None, node_id=None: bars.append((value, total)))
@@ -184,7 +169,7 @@ def test_ksampler_patch_costs_the_formula_plus_sampling(mods, sd15):
     m = count_model_calls(_patch(mods, "fast_smoothinit", sd15, K=4), counts)
     with torch.inference_mode():
         mods["nodes"].KSampler().sample(m, 0, 3, 7.5, "euler", "simple", pos, neg, latent)
-    assert sum(counts) == mods["core"].nfe(4, 7.5, 1.0) + 3 * 2
+    assert sum(counts) == mods["si_core"].nfe(4, 7.5, 1.0) + 3 * 2
 
 
 def test_auto_chunk_batches_only_independent_samples(mods):
@@ -232,6 +217,16 @@ def test_frames_as_batch_latent_is_not_batched_by_default(mods, sd15):
 
 # --------------------------------------------------------------------------- model families, img2img
 
+def _assert_optimised_and_not_plain(mods, noise, model, pos, neg, latent, cfg, result, seed=3, steps=2):
+    """The NOISE node's noise is not the incoming seed's plain noise, and the SamplerCustomAdvanced result
+    differs from plain sampling (KSampler, same seed, sampler, scheduler, steps and CFG): a node that
+    passed the noise through would fail both."""
+    plain_noise = mods["cs"].Noise_RandomNoise(seed).generate_noise(latent)
+    assert not torch.allclose(noise.generate_noise(latent), plain_noise, rtol=0, atol=1e-3)
+    plain = mods["nodes"].KSampler().sample(model, seed, steps, cfg, "euler", "simple", pos, neg, latent)[0]
+    assert float((result - plain["samples"]).abs().max()) > 1e-2
+
+
 @pytest.mark.parametrize("model_type", ["EPS", "V_PREDICTION"])
 def test_sd15_families_run_through_sampler_custom_advanced(mods, model_type):
     model = tiny_sd15(model_type)
@@ -243,7 +238,8 @@ def test_sd15_families_run_through_sampler_custom_advanced(mods, model_type):
         sigmas = cs.BasicScheduler().get_sigmas(model, "simple", 2, 1.0)[0]
         sampler = cs.KSamplerSelect().get_sampler("euler")[0]
         out = sample_custom_advanced(noise, guider, sampler, sigmas, latent)
-    assert bool(torch.isfinite(out["samples"]).all())
+        assert bool(torch.isfinite(out["samples"]).all())
+        _assert_optimised_and_not_plain(mods, noise, model, pos, neg, latent, 7.5, out["samples"])
 
 
 def test_wan_flow_runs_through_sampler_custom_advanced(mods, wan):
@@ -255,7 +251,8 @@ def test_wan_flow_runs_through_sampler_custom_advanced(mods, wan):
         sigmas = cs.BasicScheduler().get_sigmas(wan, "simple", 2, 1.0)[0]
         sampler = cs.KSamplerSelect().get_sampler("euler")[0]
         res = sample_custom_advanced(noise, guider, sampler, sigmas, latent)
-    assert bool(torch.isfinite(res["samples"]).all())
+        assert bool(torch.isfinite(res["samples"]).all())
+        _assert_optimised_and_not_plain(mods, noise, wan, pos, neg, latent, 5.0, res["samples"])
 
 
 def test_ksampler_patch_img2img_and_disabled_noise(mods, sd15):
@@ -379,9 +376,12 @@ def test_nan_noise_and_batch_mismatch_raise_errors_naming_node_and_input(mods, s
             mods["nodes"].KSampler().sample(_patch(mods, "fast_smoothinit", sd15), 0, 2, 7.5, "euler", "simple", pos2,
                                             neg, lat3)
         # matching batch > 1 conds are fine
+        lat2 = {"samples": torch.zeros(2, 4, 8, 8)}
         out = _noise_node(mods, "forward_inversion", mods["cs"].Noise_RandomNoise(0), sd15, pos2, neg).generate_noise(
-            {"samples": torch.zeros(2, 4, 8, 8)})
+            lat2)
+        plain = mods["cs"].Noise_RandomNoise(0).generate_noise(lat2)
     assert bool(torch.isfinite(out).all())
+    assert not torch.allclose(out, plain, rtol=0, atol=1e-3)  # the inversion ran (cfg 7.5 != inversion_cfg 1)
 
 
 def test_patch_refuses_a_guider_that_ignores_cfg(mods, sd15):
@@ -453,3 +453,153 @@ def test_nodes_are_registered_with_tooltips_and_nfe_in_descriptions(mods, pack):
     for key in ("SmoothInitNoise", "FastSmoothInitNoise", "SmoothInitModelPatch", "ForwardInversionNoise"):
         assert "model calls" in classes[key].DESCRIPTION
     assert names["SmoothInitModelPatch"] == "SmoothInit (KSampler)"
+
+
+# --------------------------------------------------------------------------- follow the sampler (issue 7 part 4)
+# (moved from test_follow_the_sampler.py, now test_comfy_bridge.py) SmoothInit (KSampler): the DDIM step's
+# CFG (w1) is the sampler's own CFG by default (cfg 0), an explicit value is used as given; guiders
+# without a CFG scale or with their own rule get a true error; SmoothInit never stacks perturbations along
+# the batch of a model that attends across the batch (Temporal Momentum Attention), whatever the batch size.
+
+FOLLOW = 0.0
+
+
+def _follow_latent(batch=1, size=8):
+    return {"samples": torch.zeros(batch, 4, size, size)}
+
+
+def _follow_patch(mods, model, cfg=FOLLOW, K=2, chunk=0, method="SmoothInit (custom)"):
+    return mods["si"].SmoothInitModelPatch().patch(model, method, cfg, 1.0, 50, K, 0.1, "uniform", 0.05, 0.05,
+                                                   chunk)[0]
+
+
+def _follow_noise_node(mods, model, seed, cfg, K=2, chunk=0):
+    pos, neg = sd15_conds()
+    return mods["si"].SmoothInitNoise().build(mods["cs"].Noise_RandomNoise(seed), model, pos, neg, cfg, 1.0, 50,
+                                              "custom", K, 0.1, "uniform", chunk)[0]
+
+
+def _follow_ksampler_noise(mods, model, seed, latent, cfg, steps=1):
+    """KSampler's (possibly replaced) starting unit noise, captured by an innermost wrapper."""
+    pos, neg = sd15_conds()
+    return ksampler_start_noise(model, seed, pos, neg, latent, steps, cfg)
+
+
+def test_default_patch_uses_the_ksamplers_cfg(mods, sd15):
+    """KSampler at CFG 5 with the default patch (cfg 0) starts from the NOISE node's noise at cfg 5,
+    not at the paper's 7.5; an explicit cfg is used as given."""
+    latent = _follow_latent()
+    with torch.inference_mode():
+        followed, _ = _follow_ksampler_noise(mods, _follow_patch(mods, sd15), 3, latent, cfg=5.0)
+        explicit, _ = _follow_ksampler_noise(mods, _follow_patch(mods, sd15, cfg=7.5), 3, latent, cfg=5.0)
+        at5 = _follow_noise_node(mods, sd15, 3, 5.0).generate_noise(latent)
+        at75 = _follow_noise_node(mods, sd15, 3, 7.5).generate_noise(latent)
+    assert float((at5 - at75).abs().max()) > 1e-3  # the CFG of the DDIM step matters
+    torch.testing.assert_close(followed, at5, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(explicit, at75, rtol=1e-5, atol=1e-5)
+
+
+def test_default_patch_under_a_guider_without_cfg_stops_with_an_error(mods, sd15):
+    """BasicGuider applies no CFG scale: following it would give w1 = 1 = inversion_cfg, a Forward-
+    Inversion that injects nothing (issue 14 part 2), so the default patch stops with an error naming the
+    node and the cfg input; an explicit cfg 1 is still run as given."""
+    cs = mods["cs"]
+    pos, _ = sd15_conds()
+    latent = _follow_latent()
+
+    def run(model):
+        guider = cs.BasicGuider().get_guider(model, pos)[0]
+        sigmas = cs.BasicScheduler().get_sigmas(model, "simple", 1, 1.0)[0]
+        sampler = cs.KSamplerSelect().get_sampler("euler")[0]
+        return sample_custom_advanced(cs.Noise_RandomNoise(0), guider, sampler, sigmas, latent)["samples"]
+
+    with torch.inference_mode():
+        with pytest.raises(ValueError, match=r"SmoothInit \(KSampler\): cfg is 0 \(follow the sampler\) but the "
+                                             r"sampler.s guider \(\w+\) has no negative prompt"):
+            run(_follow_patch(mods, sd15))
+        assert torch.isfinite(run(_follow_patch(mods, sd15, cfg=1.0))).all()
+
+
+def _own_rule_guider(model, which):
+    """A guider with a negative prompt and its own predict_noise (ComfyUI's own classes)."""
+    pos, neg = sd15_conds()
+    middle, _ = sd15_conds(seed=1)
+    if which == "dual":
+        import comfy_extras.nodes_custom_sampler as cs
+        guider = cs.Guider_DualCFG(model)
+        guider.set_conds(pos, middle, neg)
+        guider.set_cfg(8.0, 6.0)
+    else:
+        import comfy_extras.nodes_perpneg as pn
+        guider = pn.Guider_PerpNeg(model)
+        guider.set_conds(pos, neg, middle)
+        guider.set_cfg(8.0, 1.5)
+    return guider
+
+
+@pytest.mark.parametrize("which,rule", [("dual", r"cfg_conds 8, cfg_cond2_negative 6"),
+                                        ("perpneg", r"cfg 8, neg_scale 1\.5")])
+def test_guider_with_its_own_rule_gets_a_true_message(mods, sd15, which, rule):
+    """DualCFGGuider and PerpNegGuider HAVE a negative prompt (issue 20 item 7): the follow-the-sampler
+    error says that the guider combines its conds with its own rule (and gives that rule's scales),
+    not that it "applies no CFG (no negative prompt)"; so does the explicit-cfg refusal."""
+    cs = mods["cs"]
+    latent = _follow_latent()
+
+    def run(model):
+        sigmas = cs.BasicScheduler().get_sigmas(model, "simple", 1, 1.0)[0]
+        sampler = cs.KSamplerSelect().get_sampler("euler")[0]
+        return sample_custom_advanced(cs.Noise_RandomNoise(0), _own_rule_guider(model, which), sampler, sigmas,
+                                      latent)["samples"]
+
+    with torch.inference_mode():
+        with pytest.raises(ValueError) as follow:
+            run(_follow_patch(mods, sd15))
+        with pytest.raises(ValueError) as explicit:
+            run(_follow_patch(mods, sd15, cfg=7.5))
+        assert torch.isfinite(run(_follow_patch(mods, sd15, cfg=1.0))).all()  # cfg 1 = inversion_cfg 1: runs as given
+    for e in (follow, explicit):
+        msg = str(e.value)
+        assert "no negative" not in msg and "applies no CFG" not in msg and "does not apply a CFG" not in msg
+        assert "has a negative prompt" in msg and "own rule" in msg
+        assert re.search(rule, msg), msg
+        assert "KSampler / CFGGuider" in msg
+    assert str(follow.value).startswith("SmoothInit (KSampler): cfg is 0 (follow the sampler)")
+    assert "w1 = 1 = inversion_cfg" in str(follow.value)
+
+
+def test_patch_cfg_widget_defaults_to_following_the_sampler(mods):
+    spec = mods["si"].SmoothInitModelPatch.INPUT_TYPES()["required"]["cfg"][1]
+    assert spec["default"] == FOLLOW and "follow" in spec["tooltip"]
+    noise_spec = mods["si"].SmoothInitNoise.INPUT_TYPES()["required"]["cfg"][1]
+    assert noise_spec["default"] == 7.5  # no sampler to follow: explicit
+
+
+@pytest.mark.parametrize("form", ["noise_node", "ksampler_patch"])
+def test_tma_batch_1_explicit_chunk_does_not_mix_perturbations(mods, sd15, form):
+    """Batch 1 (one frame) with TMA and chunk_size 4: four perturbations stacked along the batch
+    would be averaged by TMA as if they were frames; the result must equal one perturbation per call."""
+    tma = mods["nodes"].NODE_CLASS_MAPPINGS["TemporalMomentumAttention"]().patch(sd15, 0.9)[0]
+    latent = _follow_latent(batch=1)
+    counts = []
+
+    def counted(model):
+        return count_model_calls(model, counts)
+
+    with torch.inference_mode():
+        if form == "noise_node":
+            one = _follow_noise_node(mods, tma, 9, 7.5, K=4, chunk=1).generate_noise(latent)
+            four = _follow_noise_node(mods, counted(tma), 9, 7.5, K=4, chunk=4).generate_noise(latent)
+        else:
+            one, _ = _follow_ksampler_noise(mods, _follow_patch(mods, tma, K=4, chunk=1), 9, latent, cfg=7.5)
+            four, _ = _follow_ksampler_noise(mods, counted(_follow_patch(mods, tma, K=4, chunk=4)), 9, latent, cfg=7.5)
+    assert max(counts) <= 2  # one perturbation x (cond + uncond) per call
+    torch.testing.assert_close(one, four, rtol=1e-5, atol=1e-5)
+
+
+def test_auto_chunk_rule(mods):
+    auto_chunk = mods["si"].auto_chunk
+    assert auto_chunk(4, (1, 4, 8, 8), "cpu") == 4
+    assert auto_chunk(4, (1, 4, 8, 8), "cpu", attends_across_batch=True) == 1
+    assert auto_chunk(0, (1, 4, 8, 8), "cuda", attends_across_batch=True) == 1
+    assert auto_chunk(4, (1, 16, 3, 8, 8), "cuda", attends_across_batch=True) == 1

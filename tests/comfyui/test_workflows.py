@@ -133,11 +133,6 @@ EXPECTED = {
 CKPT_BY_WORKFLOW = {"zs2_video_edit_ip2p_sd15": TINY_IP2P_CKPT}
 
 
-def _external_defs() -> dict:
-    data = json.loads((REPO_ROOT / "scripts" / "external_node_defs.json").read_text())
-    return {k: v for k, v in data.items() if not k.startswith("_") and k != "cnr_ids"}
-
-
 def _is_core(info: dict) -> bool:
     mod = str(info.get("python_module", "nodes"))
     return mod == "nodes" or mod.startswith(("comfy_extras", "comfy_api_nodes"))
@@ -155,21 +150,6 @@ def _load_build_script():
 def _ade_missing_reason():
     from ade_support import ade_missing_reason
     return ade_missing_reason()
-
-
-@pytest.fixture(scope="session")
-def live_info(pack, ade):
-    """Definitions of every registered node (core + this pack [+ anything else installed])."""
-    return wa.object_info_in_process()
-
-
-@pytest.fixture(scope="session")
-def object_info(live_info):
-    """Live definitions, plus the recorded third-party definitions for packs not installed."""
-    info = dict(live_info)
-    for k, v in _external_defs().items():
-        info.setdefault(k, v)
-    return info
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,7 +401,7 @@ def test_workflow_uses_only_core_nodes_and_ours(path, pack, live_info):
 
 
 def test_recorded_third_party_definitions_match_live_ones_when_installed(live_info):
-    for k, v in _external_defs().items():
+    for k, v in wa.recorded_external_defs().items():
         if k not in live_info:
             continue
         assert [s.name for s in wa.widget_slots(live_info[k])] == [s.name for s in wa.widget_slots(v)], k
@@ -599,130 +579,3 @@ def test_template_browser_lists_and_serves_every_workflow(tmp_path):
     assert {"zs2_video_edit_ip2p_sd15", "zs2_lora_sd15"} <= set(WORKFLOW_IDS)
     for name, (status, body) in served.items():
         assert status == 200 and body == (WORKFLOW_DIR / f"{name}.json").read_bytes(), name
-
-
-# ---------------------------------------------------------------------------------------------
-# The converter itself, on small hand-made UI graphs (frontend rules)
-# ---------------------------------------------------------------------------------------------
-
-def _ui(nodes, links):
-    return {"last_node_id": max(n["id"] for n in nodes), "last_link_id": max([l[0] for l in links] or [0]),
-            "nodes": nodes, "links": links, "groups": [], "config": {}, "extra": {}, "version": 0.4}
-
-
-def _n(nid, t, inputs=(), outputs=(), widgets=None, mode=0, order=0):
-    return {"id": nid, "type": t, "pos": [0, 0], "size": [1, 1], "flags": {}, "order": order, "mode": mode,
-            "inputs": [dict(i) for i in inputs], "outputs": [dict(o) for o in outputs], "properties": {},
-            "widgets_values": widgets if widgets is not None else []}
-
-
-def test_converter_widget_order_seed_control_and_links(object_info):
-    ck = _n(1, "CheckpointLoaderSimple", outputs=[{"name": "MODEL", "type": "MODEL", "links": [1]},
-                                                  {"name": "CLIP", "type": "CLIP", "links": []},
-                                                  {"name": "VAE", "type": "VAE", "links": []}], widgets=["a.safetensors"])
-    ks = _n(2, "KSampler", inputs=[{"name": "model", "type": "MODEL", "link": 1}],
-            widgets=[5, "randomize", 12, 6.5, "euler", "karras", 0.7], order=1)
-    api = wa.ui_to_api(_ui([ck, ks], [[1, 1, 0, 2, 0, "MODEL"]]), object_info)
-    assert api["1"] == {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "a.safetensors"},
-                        "_meta": {"title": "Load Checkpoint"}}
-    assert api["2"]["inputs"] == {"seed": 5, "steps": 12, "cfg": 6.5, "sampler_name": "euler", "scheduler": "karras",
-                                  "denoise": 0.7, "model": ["1", 0]}
-    ks["widgets_values"] = [5, 12, 6.5, "euler", "karras", 0.7]  # control value missing
-    with pytest.raises(wa.WorkflowFormatError, match="6 widgets_values"):
-        wa.ui_to_api(_ui([ck, ks], [[1, 1, 0, 2, 0, "MODEL"]]), object_info)
-
-
-def test_converter_upload_widget_and_noise_seed(object_info):
-    li = _n(1, "LoadImage", widgets=["example.png", "image"])
-    rn = _n(2, "RandomNoise", widgets=[7, "fixed"])
-    api = wa.ui_to_api(_ui([li, rn], []), object_info)
-    assert api["1"]["inputs"] == {"image": "example.png"}
-    assert api["2"]["inputs"] == {"noise_seed": 7}
-    assert [s.name for s in wa.widget_slots(object_info["LoadImage"])] == ["image", "upload"]
-    assert [s.kind for s in wa.widget_slots(object_info["RandomNoise"])] == ["value", "control"]
-
-
-def test_converter_bypass_mute_reroute_primitive_note(object_info):
-    model_out = {"name": "MODEL", "type": "MODEL"}
-    ck = _n(1, "CheckpointLoaderSimple", outputs=[dict(model_out, links=[1]), {"name": "CLIP", "type": "CLIP", "links": []},
-                                                  {"name": "VAE", "type": "VAE", "links": [6]}], widgets=["a.safetensors"])
-    # bypassed model patch: its consumer gets the patch's MODEL input instead
-    tma = _n(2, "TemporalMomentumAttention", inputs=[{"name": "model", "type": "MODEL", "link": 1}],
-             outputs=[dict(model_out, links=[2])], widgets=[0.5], mode=4, order=1)
-    rr = _n(3, "Reroute", inputs=[{"name": "", "type": "*", "link": 2}],
-            outputs=[{"name": "", "type": "MODEL", "links": [3]}], order=2)
-    prim = _n(4, "PrimitiveNode", outputs=[{"name": "INT", "type": "INT", "links": [4], "widget": {"name": "seed"}}],
-              widgets=[1234, "fixed"], order=0)
-    ks = _n(5, "KSampler", inputs=[{"name": "model", "type": "MODEL", "link": 3},
-                                   {"name": "latent_image", "type": "LATENT", "link": 5},
-                                   {"name": "seed", "type": "INT", "widget": {"name": "seed"}, "link": 4}],
-            widgets=[1, "fixed", 20, 8.0, "euler", "normal", 1.0], order=3)
-    muted = _n(6, "EmptyLatentImage", outputs=[{"name": "LATENT", "type": "LATENT", "links": [5]}],
-               widgets=[64, 64, 1], mode=2)
-    dec = _n(7, "VAEDecode", inputs=[{"name": "samples", "type": "LATENT", "link": None},
-                                     {"name": "vae", "type": "VAE", "link": 6}], order=4)
-    note = _n(8, "Note", widgets=["hello"])
-    links = [[1, 1, 0, 2, 0, "MODEL"], [2, 2, 0, 3, 0, "MODEL"], [3, 3, 0, 5, 0, "MODEL"], [4, 4, 0, 5, 2, "INT"],
-             [5, 6, 0, 5, 1, "LATENT"], [6, 1, 2, 7, 1, "VAE"]]
-    api = wa.ui_to_api(_ui([ck, tma, rr, prim, ks, muted, dec, note], links), object_info)
-    assert set(api) == {"1", "5", "7"}  # bypassed, muted, reroute, primitive and note nodes are not sent
-    assert api["5"]["inputs"]["model"] == ["1", 0]  # through the bypassed patch and the reroute
-    assert api["5"]["inputs"]["seed"] == 1234  # the primitive's value
-    assert "latent_image" not in api["5"]["inputs"]  # pointed at a muted node: dropped
-    assert api["7"]["inputs"] == {"vae": ["1", 2]}
-
-
-def test_converter_bypass_prefers_same_slot_then_type(object_info):
-    """A bypassed ControlNetApplyAdvanced passes positive->positive and negative->negative."""
-    cond = lambda nid, links: _n(nid, "CLIPTextEncode", inputs=[{"name": "clip", "type": "CLIP", "link": None}],
-                                 outputs=[{"name": "CONDITIONING", "type": "CONDITIONING", "links": links}], widgets=["x"])
-    p, n = cond(1, [1]), cond(2, [2])
-    cn = _n(3, "ControlNetApplyAdvanced",
-            inputs=[{"name": "positive", "type": "CONDITIONING", "link": 1},
-                    {"name": "negative", "type": "CONDITIONING", "link": 2},
-                    {"name": "control_net", "type": "CONTROL_NET", "link": None},
-                    {"name": "image", "type": "IMAGE", "link": None}, {"name": "vae", "type": "VAE", "link": None}],
-            outputs=[{"name": "positive", "type": "CONDITIONING", "links": [3]},
-                     {"name": "negative", "type": "CONDITIONING", "links": [4]}],
-            widgets=[1.0, 0.0, 1.0], mode=4, order=1)
-    ks = _n(4, "KSampler", inputs=[{"name": "positive", "type": "CONDITIONING", "link": 3},
-                                   {"name": "negative", "type": "CONDITIONING", "link": 4}],
-            widgets=[1, "fixed", 20, 8.0, "euler", "normal", 1.0], order=2)
-    links = [[1, 1, 0, 3, 0, "CONDITIONING"], [2, 2, 0, 3, 1, "CONDITIONING"], [3, 3, 0, 4, 0, "CONDITIONING"],
-             [4, 3, 1, 4, 1, "CONDITIONING"]]
-    api = wa.ui_to_api(_ui([p, n, cn, ks], links), object_info)
-    assert api["4"]["inputs"]["positive"] == ["1", 0]
-    assert api["4"]["inputs"]["negative"] == ["2", 0]
-
-
-def test_converter_rejects_unknown_nodes_and_group_nodes(object_info):
-    """(Subgraphs are converted: tests/comfyui/test_workflow_converter.py.)"""
-    with pytest.raises(wa.WorkflowFormatError, match="unknown node type"):
-        wa.ui_to_api(_ui([_n(1, "NoSuchNode")], []), object_info)
-    wf = _ui([_n(1, "Note", widgets=["x"])], [])
-    wf["extra"] = {"groupNodes": {"g": {}}}
-    with pytest.raises(wa.WorkflowFormatError, match="group nodes"):
-        wa.ui_to_api(wf, object_info)
-
-
-def test_converter_reads_v3_core_node_definitions(live_info):
-    """V3 (comfy_api) core nodes come through GET_NODE_INFO_V1: widgets and control values as V1."""
-    from comfy_api.internal import _ComfyNodeInternal
-    import nodes
-    assert issubclass(nodes.NODE_CLASS_MAPPINGS["PrimitiveInt"], _ComfyNodeInternal)
-    assert issubclass(nodes.NODE_CLASS_MAPPINGS["LatentBatchSeedBehavior"], _ComfyNodeInternal)
-    prim = _n(1, "PrimitiveInt", outputs=[{"name": "INT", "type": "INT", "links": []}], widgets=[5, "fixed"])
-    lb = _n(2, "LatentBatchSeedBehavior", inputs=[{"name": "samples", "type": "LATENT", "link": None}],
-            outputs=[{"name": "LATENT", "type": "LATENT", "links": []}], widgets=["random"])
-    api = wa.ui_to_api(_ui([prim, lb], []), live_info)
-    assert api["1"]["inputs"] == {"value": 5}
-    assert api["2"]["inputs"] == {"seed_behavior": "random"}
-
-
-def test_widget_slots_of_every_registered_node(live_info):
-    """The widget layout is computable for every node ComfyUI registers (V1 and V3), names unique."""
-    assert len(live_info) > 300
-    for k, info in live_info.items():
-        slots = wa.widget_slots(info)
-        values = [s for s in slots if s.kind == "value"]
-        assert len({s.name for s in values}) == len(values), k

@@ -4,7 +4,7 @@ KSampler and SamplerCustomAdvanced, one progress bar, interruption, errors."""
 import pytest
 import torch
 
-from comfy_harness import pack_module, sd15_conds, tiny_sd15, tiny_wan
+from comfy_harness import pack_module, tiny_wan
 
 H = W = 8
 SEED = 77
@@ -16,23 +16,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 
 
 @pytest.fixture(scope="module")
-def zs2(pack):
-    return pack_module(pack, "nodes.zs2")
-
-
-@pytest.fixture(scope="module")
 def long(pack):
     return pack_module(pack, "nodes.zs2_long")
-
-
-@pytest.fixture(scope="module")
-def base(pack):
-    return tiny_sd15("EPS", seed=0)
-
-
-@pytest.fixture(scope="module")
-def conds(pack):
-    return sd15_conds(seed=0)
 
 
 def probed(model, log):
@@ -93,54 +78,54 @@ def custom_advanced(model, conds, frames, noise, sampler="euler", steps=STEPS):
 
 # --------------------------------------------------------------------------- memory of one chunk
 
-def test_frames_per_model_call_at_most_chunk(zs2, long, base, conds):
+def test_frames_per_model_call_at_most_chunk(zs2, long, sd15, conds):
     log = []
-    out = ksampler(zs2_model(zs2, long, probed(base, log), chunk=8), conds, 20)
+    out = ksampler(zs2_model(zs2, long, probed(sd15, log), chunk=8), conds, 20)
     assert out.shape == (20, 4, H, W) and torch.isfinite(out).all()
     per_call = [c["frames"] for c in log]
     assert max(per_call) == 8
     # chunks frames 0..7, 7..14, 14..19: every frame of every chunk evaluated once per step, cond + uncond
     assert sum(c["x"].shape[0] for c in log) == STEPS * 2 * (8 + 8 + 6)
     log.clear()
-    ksampler(zs2_model(zs2, long, probed(base, log), chunk=None), conds, 20)     # control: one batch
+    ksampler(zs2_model(zs2, long, probed(sd15, log), chunk=None), conds, 20)     # control: one batch
     assert max(c["frames"] for c in log) == 20
 
 
 # --------------------------------------------------------------------------- F <= m is today's ZS^2
 
 @pytest.mark.parametrize("frames", [8, 5, 1])
-def test_one_chunk_equals_unpatched_ksampler(zs2, long, base, conds, frames):
-    plain = ksampler(zs2_model(zs2, long, base, chunk=None), conds, frames)
-    assert torch.equal(ksampler(zs2_model(zs2, long, base, chunk=8), conds, frames), plain)
+def test_one_chunk_equals_unpatched_ksampler(zs2, long, sd15, conds, frames):
+    plain = ksampler(zs2_model(zs2, long, sd15, chunk=None), conds, frames)
+    assert torch.equal(ksampler(zs2_model(zs2, long, sd15, chunk=8), conds, frames), plain)
 
 
-def test_one_chunk_equals_unpatched_sampler_custom_advanced(zs2, long, base, conds):
+def test_one_chunk_equals_unpatched_sampler_custom_advanced(zs2, long, sd15, conds):
     noise = FixedNoise(8)
-    plain, plain_den = custom_advanced(zs2_model(zs2, long, base, chunk=None), conds, 8, noise)
-    out, den = custom_advanced(zs2_model(zs2, long, base, chunk=8), conds, 8, noise)
+    plain, plain_den = custom_advanced(zs2_model(zs2, long, sd15, chunk=None), conds, 8, noise)
+    out, den = custom_advanced(zs2_model(zs2, long, sd15, chunk=8), conds, 8, noise)
     assert torch.equal(out, plain) and torch.equal(den, plain_den)
 
 
 # --------------------------------------------------------------------------- chunked sampling
 
-def test_chunked_is_deterministic_and_first_chunk_is_plain_sampling(zs2, long, base, conds):
+def test_chunked_is_deterministic_and_first_chunk_is_plain_sampling(zs2, long, sd15, conds):
     """Chunk 0 is exactly today's sampling of frames 0..m-1 (same noise prefix); the whole run is
     deterministic, and later frames differ from sampling all frames in one batch."""
     noise = FixedNoise(15)
-    out, den = custom_advanced(zs2_model(zs2, long, base, chunk=8), conds, 15, noise)
-    again, _ = custom_advanced(zs2_model(zs2, long, base, chunk=8), conds, 15, noise)
+    out, den = custom_advanced(zs2_model(zs2, long, sd15, chunk=8), conds, 15, noise)
+    again, _ = custom_advanced(zs2_model(zs2, long, sd15, chunk=8), conds, 15, noise)
     assert torch.equal(out, again)
     assert out.shape == den.shape == (15, 4, H, W)         # denoised_output: all frames, not the last chunk
-    first, _ = custom_advanced(zs2_model(zs2, long, base, chunk=None), conds, 8, noise)
+    first, _ = custom_advanced(zs2_model(zs2, long, sd15, chunk=None), conds, 8, noise)
     assert torch.equal(out[:8], first)
-    whole, _ = custom_advanced(zs2_model(zs2, long, base, chunk=None), conds, 15, noise)
+    whole, _ = custom_advanced(zs2_model(zs2, long, sd15, chunk=None), conds, 15, noise)
     assert (out[8:] - whole[8:]).abs().max() > 1e-3
 
 
-def test_ksampler_and_sampler_custom_advanced_agree(zs2, long, base, conds):
+def test_ksampler_and_sampler_custom_advanced_agree(zs2, long, sd15, conds):
     """KSampler (Dependency Noise (KSampler) patch) and SamplerCustomAdvanced (Dependency Noise node,
     same seed) give the same chunked video."""
-    m = zs2_model(zs2, long, base, chunk=6)
+    m = zs2_model(zs2, long, sd15, chunk=6)
     ks = ksampler(m, conds, 16)
     with torch.inference_mode():
         noise = zs2.DependencyNoise().get_noise(SEED, 0.01, 10, 15, "dependency", 0.9)[0]
@@ -159,13 +144,13 @@ def _split_by_chunk(log, plan, calls_per_chunk):
 
 
 @pytest.mark.parametrize("sampler", ["euler", "heun", "euler_ancestral", "dpmpp_2m"])
-def test_seam_input_equals_recorded_last_frame_at_every_call(zs2, long, base, conds, sampler):
+def test_seam_input_equals_recorded_last_frame_at_every_call(zs2, long, sd15, conds, sampler):
     """At every model call of chunk k+1, frame 0 (the seam) of each CFG half is exactly chunk k's last
     frame at the same call: the model sees one continuous seam trajectory, whatever the sampler."""
     from training_free_video.samplers.long_video import plan_chunks
     log = []
     frames, chunk = 15, 6
-    out = ksampler(zs2_model(zs2, long, probed(base, log), chunk=chunk), conds, frames, sampler=sampler)
+    out = ksampler(zs2_model(zs2, long, probed(sd15, log), chunk=chunk), conds, frames, sampler=sampler)
     plan = plan_chunks(frames, chunk)
     assert len(plan) == 3 and torch.isfinite(out).all()
     per_chunk = _split_by_chunk(log, plan, len(log) // len(plan))
@@ -181,7 +166,7 @@ def test_seam_input_equals_recorded_last_frame_at_every_call(zs2, long, base, co
 
 
 @pytest.mark.parametrize("sampler", ["euler", "heun", "dpmpp_2m", "lms", "dpm_2", "uni_pc", "deis"])
-def test_deterministic_sampler_seam_state_and_output_are_continuous(zs2, long, base, conds, sampler):
+def test_deterministic_sampler_seam_state_and_output_are_continuous(zs2, long, sd15, conds, sampler):
     """Deterministic samplers: the sampler's own state of the seam frame in chunk k+1 (seen through the
     callback) equals chunk k's last frame at every step; the last report holds all frames."""
     import comfy.samplers
@@ -189,7 +174,7 @@ def test_deterministic_sampler_seam_state_and_output_are_continuous(zs2, long, b
     pos, neg = conds
     states = []
     noise = FixedNoise(11)
-    m = zs2_model(zs2, long, base, chunk=6)
+    m = zs2_model(zs2, long, sd15, chunk=6)
     with torch.inference_mode():
         guider = cs.CFGGuider().get_guider(m, pos, neg, CFG)[0]
         sigmas = cs.BasicScheduler().get_sigmas(m, "normal", STEPS, 1.0)[0]
@@ -203,24 +188,24 @@ def test_deterministic_sampler_seam_state_and_output_are_continuous(zs2, long, b
         assert torch.equal(states[j][2][-1], states[STEPS + j][2][0]), j
 
 
-def test_adaptive_sampler_runs_and_warns_about_unmatched_sigmas(zs2, long, base, conds, caplog):
+def test_adaptive_sampler_runs_and_warns_about_unmatched_sigmas(zs2, long, sd15, conds, caplog):
     """dpm_adaptive chooses its sigmas from the whole chunk: the run completes with all frames and a
     warning says the seam is approximate where the previous chunk never used a sigma."""
     import logging
     with caplog.at_level(logging.WARNING):
-        out = ksampler(zs2_model(zs2, long, base, chunk=6), conds, 11, sampler="dpm_adaptive")
+        out = ksampler(zs2_model(zs2, long, sd15, chunk=6), conds, 11, sampler="dpm_adaptive")
     assert out.shape == (11, 4, H, W) and torch.isfinite(out).all()
     assert any("ZS^2 Long Video (chunks)" in r.getMessage() and "dpm_adaptive" in r.getMessage()
                for r in caplog.records)
 
 
-def test_one_progress_bar_over_all_chunks(zs2, long, base, conds):
+def test_one_progress_bar_over_all_chunks(zs2, long, sd15, conds):
     import comfy.utils
     seen = []
     old = comfy.utils.PROGRESS_BAR_HOOK
     comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: seen.append((value, total)))
     try:
-        ksampler(zs2_model(zs2, long, base, chunk=8), conds, 20)              # 3 chunks x 3 steps
+        ksampler(zs2_model(zs2, long, sd15, chunk=8), conds, 20)              # 3 chunks x 3 steps
     finally:
         comfy.utils.set_progress_bar_global_hook(old)
     values = [v for v, t in seen]
@@ -240,14 +225,14 @@ def _structure(obj):
     return ("obj", id(obj))
 
 
-def test_interrupt_between_chunks_and_model_untouched(zs2, long, base, conds):
+def test_interrupt_between_chunks_and_model_untouched(zs2, long, sd15, conds):
     """Cancel at the end of chunk 0 (after its last model call, so that no op of ComfyUI's, which
     checks interrupts in every op since 0.33.0, sees it first): the run raises ComfyUI's interrupt
     (checked before every chunk) before chunk 1's first call, the input MODEL is unchanged, and the
     next run gives the same video as an uninterrupted one."""
     import comfy.model_management
     import comfy.patcher_extension
-    inner = zs2_model(zs2, long, base, chunk=None)
+    inner = zs2_model(zs2, long, sd15, chunk=None)
     before = _structure(inner.model_options), _structure(inner.wrappers)
     patched = long.ZS2LongVideo().patch(inner, 8)[0]
     assert _structure(inner.model_options) == before[0] and _structure(inner.wrappers) == before[1]
@@ -270,15 +255,15 @@ def test_interrupt_between_chunks_and_model_untouched(zs2, long, base, conds):
     assert torch.equal(ksampler(patched, conds, 12), expected)
 
 
-def test_errors(long, base):
+def test_errors(long, sd15):
     with torch.inference_mode():
         with pytest.raises(ValueError, match=r"ZS\^2 Long Video \(chunks\): chunk_frames must be >= 2"):
-            long.ZS2LongVideo().patch(base, 1)
+            long.ZS2LongVideo().patch(sd15, 1)
         with pytest.raises(ValueError, match=r"ZS\^2 Long Video \(chunks\): model: its Wan21 latents have a frame axis"):
             long.ZS2LongVideo().patch(tiny_wan(), 8)
 
 
-def test_per_frame_noise_mask_is_sliced_per_chunk(zs2, long, base, conds):
+def test_per_frame_noise_mask_is_sliced_per_chunk(zs2, long, sd15, conds):
     """Inpainting with one mask per frame (Set Latent Noise Mask): frames whose mask is 0 keep the input
     latent in every chunk, the others are resampled."""
     import nodes
@@ -288,7 +273,7 @@ def test_per_frame_noise_mask_is_sliced_per_chunk(zs2, long, base, conds):
     mask = torch.ones(frames, H * 8, W * 8)
     keep = [2, 5, 8, 9]                   # chunks 0..5 and 5..10: in chunk 0, the seam, in chunk 1
     mask[keep] = 0.0
-    m = zs2_model(zs2, long, base, chunk=6)
+    m = zs2_model(zs2, long, sd15, chunk=6)
     with torch.inference_mode():
         lat = nodes.SetLatentNoiseMask().set_mask({"samples": latent}, mask)[0]
         out = nodes.KSampler().sample(m, SEED, STEPS, CFG, "euler", "normal", pos, neg, lat)[0]["samples"]
@@ -314,7 +299,7 @@ def tiny_controlnet():
     return comfy.controlnet.ControlNet(net, load_device=torch.device("cpu"))
 
 
-def test_per_frame_controlnet_hints_are_sliced_per_chunk(zs2, long, base, conds):
+def test_per_frame_controlnet_hints_are_sliced_per_chunk(zs2, long, sd15, conds):
     """One control image per frame (15 frames, chunks 0..7 and 7..14): chunk 1 uses hints 7..14, so
     changing hints 8..14 changes frames 8..14 only (unsliced, ComfyUI would give chunk 1 hints 0..7
     and the change would do nothing); chunk 0 equals plain sampling of 8 frames with hints 0..7; the
@@ -334,15 +319,15 @@ def test_per_frame_controlnet_hints_are_sliced_per_chunk(zs2, long, base, conds)
         assert ctrl.cond_hint_original.shape[0] == images.shape[0]          # restored
         return out
 
-    chunked = zs2_model(zs2, long, base, chunk=8)
+    chunked = zs2_model(zs2, long, sd15, chunk=8)
     a, b = run(hints, chunked, frames), run(changed, chunked, frames)
     assert torch.equal(a[:8], b[:8])
     assert (a[8:] - b[8:]).flatten(1).abs().amax(1).min() > 1e-4              # every later frame follows its hint
-    plain = run(hints[:8], zs2_model(zs2, long, base, chunk=None), 8)
+    plain = run(hints[:8], zs2_model(zs2, long, sd15, chunk=None), 8)
     assert torch.equal(a[:8], plain)
 
 
-def test_per_frame_text_conds_are_sliced_per_chunk(zs2, long, base, conds):
+def test_per_frame_text_conds_are_sliced_per_chunk(zs2, long, sd15, conds):
     """A positive conditioning with one text embedding per frame ([15, tokens, dim], a model cond of
     batch F): chunk 1 gets embeddings 7..14 (unsliced, ComfyUI would truncate them to 0..7 and a
     change of 8..14 would do nothing); chunk 0 equals plain sampling of 8 frames with embeddings 0..7."""
@@ -351,18 +336,18 @@ def test_per_frame_text_conds_are_sliced_per_chunk(zs2, long, base, conds):
     emb = torch.randn(frames, 7, 16, generator=torch.Generator().manual_seed(21))
     changed = emb.clone()
     changed[8:] = torch.randn(frames - 8, 7, 16, generator=torch.Generator().manual_seed(22))
-    chunked = zs2_model(zs2, long, base, chunk=8)
+    chunked = zs2_model(zs2, long, sd15, chunk=8)
     a, _ = custom_advanced(chunked, ([[emb, {}]], neg), frames, noise)
     b, _ = custom_advanced(chunked, ([[changed, {}]], neg), frames, noise)
     assert torch.equal(a[:8], b[:8])
     assert (a[8:] - b[8:]).flatten(1).abs().amax(1).min() > 1e-4
-    plain, _ = custom_advanced(zs2_model(zs2, long, base, chunk=None), ([[emb[:8], {}]], neg), 8, noise)
+    plain, _ = custom_advanced(zs2_model(zs2, long, sd15, chunk=None), ([[emb[:8], {}]], neg), 8, noise)
     assert torch.equal(a[:8], plain)
 
 
 # --------------------------------------------------------------------------- per-frame masks, global frame indices (issue 14)
 
-def test_per_frame_cond_masks_are_sliced_per_chunk(zs2, long, base, conds):
+def test_per_frame_cond_masks_are_sliced_per_chunk(zs2, long, sd15, conds):
     """ConditioningSetMask with one mask per frame (15 frames, chunks 0..7 and 7..14): a second prompt
     applies where its frame's mask is 1. Chunk 1 uses masks 7..14, so changing masks 8..14 changes
     frames 8..14 only (before: every chunk got masks 0..7 and the change did nothing); chunk 0 equals
@@ -381,12 +366,12 @@ def test_per_frame_cond_masks_are_sliced_per_chunk(zs2, long, base, conds):
             masked = nodes.ConditioningSetMask().append(other, m, "default", 1.0)[0]
             return nodes.ConditioningCombine().combine(pos, masked)[0]
 
-    chunked = zs2_model(zs2, long, base, chunk=8)
+    chunked = zs2_model(zs2, long, sd15, chunk=8)
     a, _ = custom_advanced(chunked, (positive(masks), neg), frames, noise)
     b, _ = custom_advanced(chunked, (positive(changed), neg), frames, noise)
     assert torch.equal(a[:8], b[:8])
     assert (a[8:] - b[8:]).flatten(1).abs().amax(1).min() > 1e-4        # every later frame follows its mask
-    plain, _ = custom_advanced(zs2_model(zs2, long, base, chunk=None), (positive(masks[:8]), neg), 8, noise)
+    plain, _ = custom_advanced(zs2_model(zs2, long, sd15, chunk=None), (positive(masks[:8]), neg), 8, noise)
     assert torch.equal(a[:8], plain)
 
 
@@ -406,25 +391,25 @@ def ad_params_probe(model, log):
     return m
 
 
-def test_chunks_carry_global_frame_indices_as_ad_params(zs2, long, base, conds):
+def test_chunks_carry_global_frame_indices_as_ad_params(zs2, long, sd15, conds):
     """Every model call of chunk k sees AnimateDiff-style ad_params with the chunk's global frame
     indices: sub_idxs = start..end-1, full_length = F, context_length = chunk frames (before: none, so
     other packs' per-frame inputs and schedules restarted at frame 0 in every chunk). F <= m: no
     ad_params are added (the unpatched call)."""
     from training_free_video.samplers.long_video import plan_chunks
     log = []
-    ksampler(zs2_model(zs2, long, ad_params_probe(base, log), chunk=6), conds, 13)
+    ksampler(zs2_model(zs2, long, ad_params_probe(sd15, log), chunk=6), conds, 13)
     plan = plan_chunks(13, 6)
     assert len(plan) == 3 and len(log) == 3 * STEPS
     for k, (s, e) in enumerate(plan):
         for ad in log[k * STEPS:(k + 1) * STEPS]:
             assert ad == {"full_length": 13, "context_length": e - s, "sub_idxs": list(range(s, e))}, (k, ad)
     log.clear()
-    ksampler(zs2_model(zs2, long, ad_params_probe(base, log), chunk=8), conds, 8)
+    ksampler(zs2_model(zs2, long, ad_params_probe(sd15, log), chunk=8), conds, 8)
     assert log == [None] * STEPS
 
 
-def test_momentum_schedule_follows_global_frame_index(zs2, long, base, conds):
+def test_momentum_schedule_follows_global_frame_index(zs2, long, sd15, conds):
     """Temporal Momentum Attention's momentum_schedule under Long Video is resolved at the frames'
     global indices, as kl_lambda_schedule is: with mu_1..mu_6 = 0 and mu_7.. = 0.98 (F = 11, chunks
     0..5 and 5..10), chunk 0 is plain self-attention (equal to momentum 0) and chunk 1 (global frames
@@ -435,7 +420,7 @@ def test_momentum_schedule_follows_global_frame_index(zs2, long, base, conds):
 
     def model(mu, schedule=""):
         with torch.inference_mode():
-            m = zs2.TemporalMomentumAttention().patch(base, mu, schedule)[0]
+            m = zs2.TemporalMomentumAttention().patch(sd15, mu, schedule)[0]
             return long.ZS2LongVideo().patch(m, 6)[0]
 
     out, _ = custom_advanced(model(0.98, sched), conds, frames, noise)
@@ -448,6 +433,6 @@ def test_momentum_schedule_follows_global_frame_index(zs2, long, base, conds):
     mus = parse_frame_schedule("0.5:1", input_name="t").resolve(frames)
     ramp, _ = custom_advanced(model(0.98, "0.5:1"), conds, frames, noise)
     with torch.inference_mode():
-        first = zs2.TemporalMomentumAttention().patch(base, 0.98, ", ".join(f"{v!r}" for v in mus[:6]))[0]
+        first = zs2.TemporalMomentumAttention().patch(sd15, 0.98, ", ".join(f"{v!r}" for v in mus[:6]))[0]
     plain, _ = custom_advanced(first, conds, 6, noise)
     assert torch.equal(ramp[:6], plain)

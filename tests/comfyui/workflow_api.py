@@ -586,6 +586,15 @@ def find_nodes(api: dict, class_type: str) -> list[str]:
     return sorted((k for k, v in api.items() if v["class_type"] == class_type), key=exec_id_key)
 
 
+def recorded_external_defs() -> dict:
+    """The recorded ``/object_info`` definitions of the third-party nodes the shipped workflows use
+    (``scripts/external_node_defs.json``), by node type."""
+    import json
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[2] / "scripts" / "external_node_defs.json"
+    data = json.loads(path.read_text())
+    return {k: v for k, v in data.items() if not k.startswith("_") and k != "cnr_ids"}
+
 def set_inputs(api: dict, class_type: str, **values) -> dict:
     """Set widget inputs on every API node of ``class_type`` (in place); returns the api graph.
     Raises KeyError when no such node exists or an input name is not one of its inputs."""

@@ -1,6 +1,6 @@
 """Temporal Momentum Attention, ZS^2 Eq. 2 (docs/algorithms.md section 3.2): pure-torch checks of the averaging.
 Its ComfyUI adapters (the UNet attn1 patch, the DiT attention override) are tested in
-tests/comfyui/test_tma_adapters.py."""
+tests/comfyui/test_zs2_tma_adapters.py."""
 import sys
 from pathlib import Path
 

@@ -1,7 +1,7 @@
 """Temporal Momentum Attention on the image DiTs users run now, each a tiny random-weight model of the
 real ComfyUI class (``tiny_image_dits``): HiDream I1 and E1 (edit, issue 20 item 5), Lumina 2, Z-Image
 (its pixel-space variant, and Z-Image Omni with a reference image), Krea 2, Flux 2, Klein (Flux 2 without guidance, with a
-reference image) and Qwen-Image 2512 (Qwen-Image's class). The property tests of ``test_tma_dit``
+reference image) and Qwen-Image 2512 (Qwen-Image's class). The property tests of ``test_zs2_tma_dit``
 for Flux, per family: text (and reference-image, pad) K/V untouched in ``keep`` and the frame's own
 image K/V by Eq. 2, every token in ``average``, identical frames unchanged, mu = 0 equals plain, the
 input MODEL not mutated, extra memory at most two frames in float32. Families missing from the tested
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from comfy_harness import pack_module, qwen_conds, tiny_qwen_image
-from test_zs2_nodes import ReferenceTMA, bridge, capture_attention, dit_denoise, zs2  # noqa: F401  (fixtures)
+from test_zs2_tma import ReferenceTMA, capture_attention, dit_denoise
 import tiny_image_dits as tid
 
 pytestmark = pytest.mark.usefixtures("one_thread")

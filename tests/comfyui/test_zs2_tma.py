@@ -1,34 +1,18 @@
-"""ZS^2 nodes in the real ComfyUI: Dependency Noise (NOISE and KSampler patch) and Temporal Momentum
-Attention on a tiny random-weight SD1.5-architecture UNet (and the tiny Wan for the error path)."""
+"""ZS^2 Temporal Momentum Attention in the real ComfyUI on a tiny random-weight SD1.5-architecture UNet (and
+the tiny Wan for the error path) and on DiT image models (tiny Flux, SD3): Eq. 2 references, cond/uncond
+chunks, sampling with Dependency Noise, the input MODEL not mutated, the ZS^2 node metadata, per-frame
+momentum_schedule. Dependency Noise alone: test_zs2_dependency_noise.py; TMA on Flux / SD3 / Qwen-Image joint
+attention: test_zs2_tma_dit.py; on the newer image DiT families: test_zs2_tma_image_families.py.
+The Eq. 2 references and DiT helpers here (``ReferenceTMA``, ``dit_denoise``, ...) are imported by those files."""
 import re
 
 import pytest
 import torch
 
-from comfy_harness import pack_module, sd15_conds, tiny_sd15, tiny_wan
+from comfy_harness import pack_module, tiny_sd15, tiny_wan
 
 FRAMES, H, W = 8, 16, 16
 SEED = 1234
-
-
-@pytest.fixture(scope="module")
-def zs2(pack):
-    return pack_module(pack, "nodes.zs2")
-
-
-@pytest.fixture(scope="module")
-def bridge(pack):
-    return pack_module(pack, "nodes.comfy_bridge")
-
-
-@pytest.fixture(scope="module")
-def model(pack):
-    return tiny_sd15("EPS", seed=0)
-
-
-@pytest.fixture(scope="module")
-def conds(pack):
-    return sd15_conds(seed=0)
 
 
 def _x(frames=FRAMES, seed=0):
@@ -95,37 +79,37 @@ def reference_model(bridge, model, mu, calls):
 
 # --------------------------------------------------------------------------- TMA equalities
 
-def test_mu0_equals_unpatched_and_patch_is_active(zs2, bridge, model, conds):
+def test_mu0_equals_unpatched_and_patch_is_active(zs2, bridge, sd15, conds):
     x = _x()
-    plain = denoise(bridge, model, conds, x)
-    assert torch.allclose(denoise(bridge, tma(zs2, model, 0.0), conds, x), plain, atol=1e-5, rtol=1e-5)
-    active = denoise(bridge, tma(zs2, model, 0.98), conds, x)
+    plain = denoise(bridge, sd15, conds, x)
+    assert torch.allclose(denoise(bridge, tma(zs2, sd15, 0.0), conds, x), plain, atol=1e-5, rtol=1e-5)
+    active = denoise(bridge, tma(zs2, sd15, 0.98), conds, x)
     assert (active - plain).abs().max() > 1e-2      # the same patch with mu > 0 does change the outputs
 
 
-def test_one_frame_identical_to_unpatched(zs2, bridge, model, conds):
+def test_one_frame_identical_to_unpatched(zs2, bridge, sd15, conds):
     x = _x(frames=1)
-    assert torch.allclose(denoise(bridge, tma(zs2, model, 0.98), conds, x), denoise(bridge, model, conds, x),
+    assert torch.allclose(denoise(bridge, tma(zs2, sd15, 0.98), conds, x), denoise(bridge, sd15, conds, x),
                           atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("mu", [1.0, 0.98, 0.5])
-def test_equals_post_projection_reference(zs2, bridge, model, conds, mu):
+def test_equals_post_projection_reference(zs2, bridge, sd15, conds, mu):
     """Averaging the normed hidden states before the K/V projections (our attn1_patch) equals Eq. 2 on
     the projected K/V per CFG chunk; mu = 1 is cross-frame attention to frame 1."""
     x = _x(seed=1)
     calls = []
-    ref = denoise(bridge, reference_model(bridge, model, mu, calls), conds, x)
-    assert len(calls) == len(attn1_keys(bridge, model)) == 7       # one batched CFG call, every block
-    ours = denoise(bridge, tma(zs2, model, mu), conds, x)
+    ref = denoise(bridge, reference_model(bridge, sd15, mu, calls), conds, x)
+    assert len(calls) == len(attn1_keys(bridge, sd15)) == 7       # one batched CFG call, every block
+    ours = denoise(bridge, tma(zs2, sd15, mu), conds, x)
     assert torch.allclose(ours, ref, atol=1e-4, rtol=1e-4), (ours - ref).abs().max()
-    assert (ours - denoise(bridge, model, conds, x)).abs().max() > 1e-2
+    assert (ours - denoise(bridge, sd15, conds, x)).abs().max() > 1e-2
 
 
-def test_cond_and_uncond_chunks_never_mix(zs2, model, conds):
+def test_cond_and_uncond_chunks_never_mix(zs2, sd15, conds):
     """One batched model call with cond_or_uncond = [1, 0]: perturbing the uncond chunk's frames leaves
     the cond chunk's outputs unchanged (and the same perturbation leaks when grouped as one chunk)."""
-    patched = tma(zs2, model, 0.9)
+    patched = tma(zs2, sd15, 0.9)
     pos, neg = conds
     ctx = torch.cat([neg[0][0].expand(FRAMES, -1, -1), pos[0][0].expand(FRAMES, -1, -1)])
     x = torch.cat([_x(seed=2), _x(seed=3)])
@@ -190,53 +174,6 @@ def test_sampling_deterministic_finite_and_smoother_with_momentum(zs2, conds):
     assert c[1.0] < c[0.5] and c[1.0] < 0.92 * c[0.0], c
 
 
-def test_noise_node_equals_ksampler_patch(zs2, model, conds):
-    """Same seed and settings: the NOISE node's noise is exactly what the patched KSampler starts from,
-    and SamplerCustomAdvanced with it equals KSampler with the patch."""
-    import comfy.patcher_extension
-    import comfy_extras.nodes_custom_sampler as cs
-    import nodes
-    pos, neg = conds
-    lat = {"samples": torch.zeros(FRAMES, 4, H, W)}
-    for noise_model in ("dependency", "mixed", "progressive"):
-        args = (0.05, 10, 15, noise_model, 0.8)
-        with torch.inference_mode():
-            noise = zs2.DependencyNoise().get_noise(SEED, *args)[0]
-            patched = zs2.DependencyNoiseModelPatch().patch(model, *args)[0]
-            captured = []
-
-            def capture(executor, noise_in, *a, **kw):
-                captured.append(noise_in.clone())
-                return executor(noise_in, *a, **kw)
-
-            probe = patched.clone()
-            probe.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, "test.capture", capture)
-            ks = nodes.KSampler().sample(probe, SEED, 2, 4.0, "euler", "normal", pos, neg, lat)[0]["samples"]
-            expected = noise.generate_noise(lat)
-            assert noise.seed == SEED and expected.dtype == lat["samples"].dtype and expected.device.type == "cpu"
-            assert torch.equal(captured[0], expected)
-            if noise_model == "dependency":
-                guider = cs.CFGGuider().get_guider(model, pos, neg, 4.0)[0]
-                sampler = cs.KSamplerSelect().get_sampler("euler")[0]
-                sigmas = cs.BasicScheduler().get_sigmas(model, "normal", 2, 1.0)[0]
-                sca = cs.SamplerCustomAdvanced().sample(noise, guider, sampler, sigmas, lat)[0]["samples"]
-                assert torch.allclose(sca, ks, atol=1e-6)
-                plain = nodes.KSampler().sample(model, SEED, 2, 4.0, "euler", "normal", pos, neg, lat)[0]["samples"]
-                assert not torch.allclose(plain, ks)
-
-
-def test_ksampler_patch_leaves_zero_noise_alone(zs2, model, conds):
-    import nodes
-    pos, neg = conds
-    lat = {"samples": _x(seed=5) * 0.3}
-    with torch.inference_mode():
-        patched = zs2.DependencyNoiseModelPatch().patch(model, 0.01, 10, 15, "dependency", 0.9)[0]
-        adv = nodes.KSamplerAdvanced()
-        a = adv.sample(patched, "disable", SEED, 2, 4.0, "euler", "normal", pos, neg, lat, 0, 2, "disable")[0]
-        b = adv.sample(model, "disable", SEED, 2, 4.0, "euler", "normal", pos, neg, lat, 0, 2, "disable")[0]
-    assert torch.equal(a["samples"], b["samples"])
-
-
 def _structure(obj):
     """A comparable snapshot of model_options: dict keys, list lengths and element identities."""
     if isinstance(obj, dict):
@@ -248,22 +185,22 @@ def _structure(obj):
     return ("obj", id(obj))
 
 
-def test_input_model_not_mutated(zs2, bridge, model, conds):
+def test_input_model_not_mutated(zs2, bridge, sd15, conds):
     x = _x(seed=6)
-    before_out = denoise(bridge, model, conds, x)
-    before = _structure(model.model_options), _structure(model.wrappers), _structure(model.object_patches)
+    before_out = denoise(bridge, sd15, conds, x)
+    before = _structure(sd15.model_options), _structure(sd15.wrappers), _structure(sd15.object_patches)
     with torch.inference_mode():
-        a = zs2.TemporalMomentumAttention().patch(model, 0.98)[0]
+        a = zs2.TemporalMomentumAttention().patch(sd15, 0.98)[0]
         b = zs2.DependencyNoiseModelPatch().patch(a, 0.01, 10, 15, "dependency", 0.9)[0]
-    after = _structure(model.model_options), _structure(model.wrappers), _structure(model.object_patches)
+    after = _structure(sd15.model_options), _structure(sd15.wrappers), _structure(sd15.object_patches)
     assert after == before
-    assert "patches" not in model.model_options.get("transformer_options", {})
-    assert a is not model and b is not a
+    assert "patches" not in sd15.model_options.get("transformer_options", {})
+    assert a is not sd15 and b is not a
     assert len(a.model_options["transformer_options"]["patches"]["attn1_patch"]) == 1
     outer = "outer_sample"
     assert len(b.get_all_wrappers(outer)) == 1
-    assert len(a.get_all_wrappers(outer)) == 0 and len(model.get_all_wrappers(outer)) == 0
-    assert torch.equal(denoise(bridge, model, conds, x), before_out)
+    assert len(a.get_all_wrappers(outer)) == 0 and len(sd15.get_all_wrappers(outer)) == 0
+    assert torch.equal(denoise(bridge, sd15, conds, x), before_out)
 
 
 # --------------------------------------------------------------------------- other models, metadata
@@ -272,31 +209,6 @@ def test_tma_clear_error_on_wan(zs2):
     with pytest.raises(ValueError, match=r"Temporal Momentum Attention: model: .*WanModel.*no UNet self-attention"):
         with torch.inference_mode():
             zs2.TemporalMomentumAttention().patch(tiny_wan(), 0.98)
-
-
-def test_dependency_noise_on_wan_video_latent(zs2):
-    """Video latents [B, C, T, H, W]: the KSampler patch draws frames along axis 2 and sampling runs."""
-    import comfy.patcher_extension
-    import nodes
-    from comfy_harness import wan_conds
-    wan = tiny_wan()
-    pos, neg = wan_conds()
-    lat = {"samples": torch.zeros(1, 16, 4, 8, 8)}
-    captured = []
-
-    def capture(executor, noise_in, *a, **kw):
-        captured.append(noise_in.clone())
-        return executor(noise_in, *a, **kw)
-
-    with torch.inference_mode():
-        patched = zs2.DependencyNoiseModelPatch().patch(wan, 0.01, 10, 15, "dependency", 0.9)[0]
-        patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, "test.capture", capture)
-        out = nodes.KSampler().sample(patched, SEED, 1, 3.0, "euler", "simple", pos, neg, lat)[0]["samples"]
-    n = captured[0]
-    assert n.shape == (1, 16, 4, 8, 8) and torch.isfinite(out).all()
-    cos = torch.nn.functional.cosine_similarity
-    assert cos(n[0, :, 0].flatten(), n[0, :, 1].flatten(), dim=0) > 0.95      # frames correlated along T
-    assert cos(n[0, 0].flatten(), n[0, 1].flatten(), dim=0).abs() < 0.3       # channels are not
 
 
 def test_node_metadata(zs2):
@@ -557,15 +469,15 @@ def test_dit_chains_an_existing_attention_override(zs2, bridge, dit):
     assert torch.equal(k[1:DIT_FRAMES], k[:1].expand(DIT_FRAMES - 1, *k.shape[1:]))    # saw frame 1's K
 
 
-def test_sd15_override_path_matches_attn1_path(zs2, bridge, model, conds):
+def test_sd15_override_path_matches_attn1_path(zs2, bridge, sd15, conds):
     """On SD1.5 the node keeps the attn1 patch (averaging the normed hidden states before the K/V
     projections); the DiT attention override (averaging the projected K, V) gives the same model
     output up to float rounding: Eq. 2 is linear and its rows sum to 1."""
     tm = pack_module(pack_of(zs2), "nodes.comfy_bridge")
     x = _x(seed=9)
     for mu in (0.5, 0.98, 1.0):
-        attn1 = denoise(bridge, tma(zs2, model, mu), conds, x)
-        over = denoise(bridge, bridge.add_attention_override(model, lambda prev: tm.TemporalMomentumAttentionOverride(mu, prev)),
+        attn1 = denoise(bridge, tma(zs2, sd15, mu), conds, x)
+        over = denoise(bridge, bridge.add_attention_override(sd15, lambda prev: tm.TemporalMomentumAttentionOverride(mu, prev)),
                        conds, x)
         assert torch.allclose(attn1, over, atol=1e-4, rtol=1e-4), (mu, (attn1 - over).abs().max())
 
@@ -606,79 +518,32 @@ def test_schedule_inputs_are_optional_strings(zs2):
 
 
 @pytest.mark.parametrize("text,match", [
-    ("0.01, abc", r"'abc' is not a number"),
-    ("0.01, -0.02", r"lambda_i = -0.02 is out of range: each lambda_i must be a number >= 0"),
-    ("0.1:0.2:0.3", r"'0.1:0.2:0.3' is not a ramp 'start:end'"),
-    ("0,01", r"'0,01' is ambiguous: the comma in '0,01' reads as a decimal comma \(0.01\) or as two values "
-             r"\(0 and 01\)\. Use a dot for decimals"),        # issue 14 edge 5: was the two values [0, 1]
-])
-def test_lambda_schedule_errors_name_node_and_input(zs2, model, text, match):
-    with pytest.raises(ValueError, match=r"^Dependency Noise: kl_lambda_schedule: " + match):
-        zs2.DependencyNoise().get_noise(0, 0.01, 10, 15, "dependency", 0.9, text)
-    with pytest.raises(ValueError, match=r"^Dependency Noise \(KSampler\): kl_lambda_schedule: " + match):
-        zs2.DependencyNoiseModelPatch().patch(model, 0.01, 10, 15, "dependency", 0.9, text)
-
-
-@pytest.mark.parametrize("text,match", [
     ("0, 0.9, x", r"'x' is not a number"),
     ("0.5, 1.5", r"mu_i = 1.5 is out of range: each mu_i must be a number >= 0 and <= 1"),
     ("-0.1:0.9", r"mu_i = -0.1 is out of range"),
     ("0,98", r"'0,98' is ambiguous: the comma in '0,98' reads as a decimal comma"),   # was [0, 98]: out of range
     ("0,9:0,99", r"'0,9:0,99' is ambiguous"),                                       # was "not a ramp"
 ])
-def test_momentum_schedule_errors_name_node_and_input(zs2, model, text, match):
+def test_momentum_schedule_errors_name_node_and_input(zs2, sd15, text, match):
     with pytest.raises(ValueError, match=r"^Temporal Momentum Attention: momentum_schedule: " + match):
-        zs2.TemporalMomentumAttention().patch(model, 0.98, text)
+        zs2.TemporalMomentumAttention().patch(sd15, 0.98, text)
 
 
-def test_lambda_schedule_noise_per_frame_and_same_in_both_nodes(zs2, model, conds):
-    """kl_lambda_schedule reaches the noise (frame i searched against lambda_i, the last value
-    repeating), identically in the NOISE node and the KSampler patch; empty = the scalar exactly."""
-    import comfy.patcher_extension
-    import nodes
-    from training_free_video.samplers.dependency_noise import dependency_noise
-    pos, neg = conds
-    lat = {"samples": torch.zeros(FRAMES, 4, H, W)}
-    lambdas = [0.01, 2.0, 0.01, 0.01, 0.01, 0.01, 0.01]               # '0.01, 2, 0.01': a cut at frame 3
-    with torch.inference_mode():
-        noise = zs2.DependencyNoise().get_noise(SEED, 0.05, 10, 15, "dependency", 0.9, "0.01, 2, 0.01")[0]
-        n = noise.generate_noise(lat)
-        ref = dependency_noise((1, FRAMES, 4, H, W), lambdas, generator=torch.Generator().manual_seed(SEED))[0]
-        assert torch.equal(n, ref)
-        cos = torch.nn.functional.cosine_similarity
-        c = [cos(n[i].flatten(), n[i + 1].flatten(), dim=0).item() for i in range(FRAMES - 1)]
-        assert c[1] < 0.3 and min(c[:1] + c[2:]) > 0.9, c              # only frames 2 -> 3 decorrelate
-        scalar = zs2.DependencyNoise().get_noise(SEED, 0.05, 10, 15, "dependency", 0.9)[0].generate_noise(lat)
-        assert torch.equal(zs2.DependencyNoise().get_noise(SEED, 0.05, 10, 15, "dependency", 0.9, " ")[0]
-                           .generate_noise(lat), scalar)
-        assert not torch.equal(n, scalar)
-        patched = zs2.DependencyNoiseModelPatch().patch(model, 0.05, 10, 15, "dependency", 0.9, "0.01, 2, 0.01")[0]
-        captured = []
-
-        def capture(executor, noise_in, *a, **kw):
-            captured.append(noise_in.clone())
-            return executor(noise_in, *a, **kw)
-
-        patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, "test.capture", capture)
-        nodes.KSampler().sample(patched, SEED, 1, 4.0, "euler", "normal", pos, neg, lat)
-    assert torch.equal(captured[0], n)
-
-
-def test_momentum_schedule_equals_per_frame_reference(zs2, bridge, model, conds):
+def test_momentum_schedule_equals_per_frame_reference(zs2, bridge, sd15, conds):
     """TMA with momentum_schedule in the real UNet equals Eq. 2 with mu_i per frame applied to the
     projected K/V per CFG chunk (mu_1 unused; '0.3, 0.9, 0.5, 1' -> mu_4..mu_8 = 1); a constant
     schedule equals the scalar exactly, and the empty schedule is the scalar."""
     x = _x(seed=7)
     with torch.inference_mode():
-        ours = denoise(bridge, zs2.TemporalMomentumAttention().patch(model, 0.98, "0.3, 0.9, 0.5, 1")[0], conds, x)
+        ours = denoise(bridge, zs2.TemporalMomentumAttention().patch(sd15, 0.98, "0.3, 0.9, 0.5, 1")[0], conds, x)
     calls = []
-    ref = denoise(bridge, reference_model(bridge, model, [0.3, 0.9, 0.5, 1, 1, 1, 1, 1], calls), conds, x)
+    ref = denoise(bridge, reference_model(bridge, sd15, [0.3, 0.9, 0.5, 1, 1, 1, 1, 1], calls), conds, x)
     assert calls and torch.allclose(ours, ref, atol=1e-4, rtol=1e-4), (ours - ref).abs().max()
-    scalar = denoise(bridge, tma(zs2, model, 0.9), conds, x)
+    scalar = denoise(bridge, tma(zs2, sd15, 0.9), conds, x)
     assert (ours - scalar).abs().max() > 1e-2
     with torch.inference_mode():
-        const = zs2.TemporalMomentumAttention().patch(model, 0.5, "0.2, 0.9")[0]          # mu_2.. = 0.9
-        empty = zs2.TemporalMomentumAttention().patch(model, 0.9, "")[0]
+        const = zs2.TemporalMomentumAttention().patch(sd15, 0.5, "0.2, 0.9")[0]          # mu_2.. = 0.9
+        empty = zs2.TemporalMomentumAttention().patch(sd15, 0.9, "")[0]
     assert torch.equal(denoise(bridge, const, conds, x), scalar)
     assert torch.equal(denoise(bridge, empty, conds, x), scalar)
 

@@ -7,19 +7,9 @@ import logging
 import pytest
 import torch
 
-from comfy_harness import flux_conds, pack_module, qwen_conds, sd3_conds, tiny_flux, tiny_qwen_image, tiny_sd3
-from test_zs2_nodes import (DIT_FRAMES, DIT_HW, _dit_x, capture_attention, dit_denoise, reference_image_span,
+from comfy_harness import flux_conds, qwen_conds, sd3_conds, tiny_flux, tiny_qwen_image, tiny_sd3
+from test_zs2_tma import (DIT_FRAMES, DIT_HW, _dit_x, capture_attention, dit_denoise, reference_image_span,
                             ReferenceTMA)
-
-
-@pytest.fixture(scope="module")
-def zs2(pack):
-    return pack_module(pack, "nodes.zs2")
-
-
-@pytest.fixture(scope="module")
-def bridge(pack):
-    return pack_module(pack, "nodes.comfy_bridge")
 
 
 QWEN_TEXT_TOKENS = 7  # comfy_harness.qwen_conds default
