@@ -183,16 +183,17 @@ def wrap_sampler(node: str, sampler, settings: fi.Settings,
                                        "(KSampler, KSamplerAdvanced, SamplerCustom[Advanced]) runs FreeInit. "
                                        "The input MODEL is not modified."}), **INPUTS},
     optional=AUDIO_INPUT,
-    outputs=(("MODEL", "model", "A patched copy of the model: its samplers sample `iterations` times, each pass starting from "
-                       "the previous result's low frequencies (re-noised with the same initial noise) plus fresh high "
-                       "frequencies."),),
+    outputs=(("MODEL", "model",
+              "A patched copy of the model: its samplers sample `iterations` times, each pass starting from the "
+              "previous result's low frequencies (re-noised with the same initial noise) plus fresh high "
+              "frequencies."),),
     description=("FreeInit (Wu et al. 2023) for the plain KSampler graph, on every model family (SD1.x/SD2.x/SDXL/"
-                   "AnimateDiff, Wan, Hunyuan, LTXV): after each full sampling pass the result is re-noised to the "
-                   "first sigma with the same initial noise, its low spatio-temporal frequencies are kept and the high "
-                   "ones come from fresh noise (seeded by the sampler's seed and the pass), and sampling runs again. "
-                   "Same video as SamplerCustomAdvanced with FreeInit Sampler for the same seed. The initial noise is "
-                   "the one after Dependency Noise / SmoothInit patches, in any order. " + _FRAMES_NOTE + " "
-                   + _AUDIO_NOTE + " " + _SKIP_NOTE + " " + _COST_NOTE),
+                 "AnimateDiff, Wan, Hunyuan, LTXV): after each full sampling pass the result is re-noised to the "
+                 "first sigma with the same initial noise, its low spatio-temporal frequencies are kept and the high "
+                 "ones come from fresh noise (seeded by the sampler's seed and the pass), and sampling runs again. "
+                 "Same video as SamplerCustomAdvanced with FreeInit Sampler for the same seed. The initial noise is "
+                 "the one after Dependency Noise / SmoothInit patches, in any order. " + _FRAMES_NOTE + " "
+                 + _AUDIO_NOTE + " " + _SKIP_NOTE + " " + _COST_NOTE),
     aliases=registry.FREEINIT_TERMS + ("freeinit ksampler", "model patch") + registry.VIDEO_TERMS))
 class FreeInitModelPatch:
     def patch(self, model, iterations, filter, d_s, d_t, order, min_signal, coarse_to_fine=False,  # noqa: A002
@@ -209,13 +210,14 @@ class FreeInitModelPatch:
     inputs={"sampler": ("SAMPLER", {"tooltip": "The sampler to run in every FreeInit pass (KSamplerSelect or any "
                                            "SAMPLER node). Each pass must denoise to sigma 0."}), **INPUTS},
     optional=AUDIO_INPUT,
-    outputs=(("SAMPLER", "sampler", "A SAMPLER for SamplerCustomAdvanced that runs the input sampler `iterations` times with "
-                       "FreeInit's noise re-initialisation between passes."),),
+    outputs=(("SAMPLER", "sampler",
+              "A SAMPLER for SamplerCustomAdvanced that runs the input sampler `iterations` times with FreeInit's"
+              " noise re-initialisation between passes."),),
     description=("FreeInit (Wu et al. 2023) as a SAMPLER wrapper for SamplerCustomAdvanced: works with any NOISE "
-                   "(RandomNoise, Dependency Noise, SmoothInit Noise: FreeInit then starts from that noise and re-noises "
-                   "with it), any GUIDER and SIGMAS. The fresh high-frequency noise is seeded by the NOISE's seed and "
-                   "the pass. Same video as FreeInit (KSampler) for the same seed. " + _FRAMES_NOTE + " "
-                   + _AUDIO_NOTE + " " + _SKIP_NOTE + " " + _COST_NOTE),
+                 "(RandomNoise, Dependency Noise, SmoothInit Noise: FreeInit then starts from that noise and re-noises "
+                 "with it), any GUIDER and SIGMAS. The fresh high-frequency noise is seeded by the NOISE's seed and "
+                 "the pass. Same video as FreeInit (KSampler) for the same seed. " + _FRAMES_NOTE + " "
+                 + _AUDIO_NOTE + " " + _SKIP_NOTE + " " + _COST_NOTE),
     aliases=registry.FREEINIT_TERMS + ("freeinit sampler", "sampler wrapper", "custom sampler") + registry.VIDEO_TERMS))
 class FreeInitSampler:
     def get_sampler(self, sampler, iterations, filter, d_s, d_t, order, min_signal, coarse_to_fine=False,  # noqa: A002
@@ -383,24 +385,26 @@ def second_stage_sampler(node: str, sampler, settings: fi.Settings, outer: bridg
                                                    "expert): KSamplerAdvanced add_noise disable, steps k..N, "
                                                    "taking the first sampler's LATENT. Not modified."}),
             **INPUTS},
-    outputs=(("MODEL", "high_noise_model", "The high-noise expert for the first KSamplerAdvanced: it samples pass 0 of its steps and "
-                       "records them."),
-             ("MODEL", "low_noise_model", "The low-noise expert for the second KSamplerAdvanced: it finishes pass 0, then runs every "
-                       "further FreeInit pass (the high-noise steps on the high-noise expert, then its own steps) "
-                       "and returns the last pass."),),
+    outputs=(("MODEL", "high_noise_model",
+              "The high-noise expert for the first KSamplerAdvanced: it samples pass 0 of its steps and records "
+              "them."),
+             ("MODEL", "low_noise_model",
+              "The low-noise expert for the second KSamplerAdvanced: it finishes pass 0, then runs every further "
+              "FreeInit pass (the high-noise steps on the high-noise expert, then its own steps) and returns the "
+              "last pass."),),
     description=("FreeInit (Wu et al. 2023) for the two-sampler graph of Wan 2.2 14B (two experts: KSamplerAdvanced "
-                   "#1 on the high-noise expert with return_with_leftover_noise, #2 on the low-noise expert with "
-                   "add_noise disabled). Put this node between the two models and the two samplers; nothing else "
-                   "changes. Every pass runs the high-noise steps then the low-noise steps; the video is then re-noised "
-                   "with the same initial noise, its low spatio-temporal frequencies are kept and the high ones come "
-                   "from fresh noise (seeded by the first sampler's seed and the pass). The first sampler runs pass 0 of "
-                   "its steps as usual; the second sampler runs everything else (it loads the high-noise expert again "
-                   "for each further pass), with one progress bar. Each sampler keeps its own settings (CFG, sampler); "
-                   "the schedules must join (same steps and scheduler, start_at_step = end_at_step). With both "
-                   "experts the same model the result equals FreeInit (KSampler) on one KSampler. The initial noise is "
-                   "the one after Dependency Noise / SmoothInit patches on the high-noise expert. ZS^2 Long Video (chunks) "
-                   "on either model is refused (use FreeInit (KSampler) on one model there). " + _FRAMES_NOTE
-                   + " " + _COST_NOTE),
+                 "#1 on the high-noise expert with return_with_leftover_noise, #2 on the low-noise expert with "
+                 "add_noise disabled). Put this node between the two models and the two samplers; nothing else "
+                 "changes. Every pass runs the high-noise steps then the low-noise steps; the video is then re-noised "
+                 "with the same initial noise, its low spatio-temporal frequencies are kept and the high ones come "
+                 "from fresh noise (seeded by the first sampler's seed and the pass). The first sampler runs pass 0 of "
+                 "its steps as usual; the second sampler runs everything else (it loads the high-noise expert again "
+                 "for each further pass), with one progress bar. Each sampler keeps its own settings (CFG, sampler); "
+                 "the schedules must join (same steps and scheduler, start_at_step = end_at_step). With both "
+                 "experts the same model the result equals FreeInit (KSampler) on one KSampler. The initial noise is "
+                 "the one after Dependency Noise / SmoothInit patches on the high-noise expert. ZS^2 Long Video (chunks) "
+                 "on either model is refused (use FreeInit (KSampler) on one model there). " + _FRAMES_NOTE
+                 + " " + _COST_NOTE),
     aliases=registry.FREEINIT_TERMS + ("wan 2.2", "wan22", "two experts", "high noise", "low noise",
                                         "ksampleradvanced") + registry.VIDEO_TERMS))
 class FreeInitTwoExperts:

@@ -237,15 +237,16 @@ _LATENT_VAE_TOOLTIP = ("The video model's VAE; required for a frame-axis static 
         "model": ("MODEL", {"tooltip": _MODEL_CHECK_TOOLTIP}),
         "vae": ("VAE", {"tooltip": _LATENT_VAE_TOOLTIP}),
     },
-    outputs=(("LATENT", "static_video", "The static video latent: [F, C, H, W] (frames as batch) or [1, C, F, H, W] (frame axis, the "
-                       "VAE's encoding of the still clip)."),),
+    outputs=(("LATENT", "static_video",
+              "The static video latent: [F, C, H, W] (frames as batch) or [1, C, F, H, W] (frame axis, the VAE's "
+              "encoding of the still clip)."),),
     description=("I4VGen static video (paper Sec. 3.2): the anchor image held still for F frames in the video "
-               "model's latent layout. Frames as batch (SD1.5 + AnimateDiff): the anchor's clean latent "
-               "repeated, no VAE round trip. Frame axis (Wan, Hunyuan, LTXV; connect the vae): picture frame 0 "
-               "of the anchor latent is decoded, held still for 4 * (F - 1) + 1 picture frames and encoded once, "
-               "so the latent is the encoding of a still clip (a causal video VAE's latent repeated along the "
-               "frame axis is not). No model calls (0 NFE); with the vae one decode and one encode. Feed it to "
-               "NI-VSDS Animate."),
+                 "model's latent layout. Frames as batch (SD1.5 + AnimateDiff): the anchor's clean latent "
+                 "repeated, no VAE round trip. Frame axis (Wan, Hunyuan, LTXV; connect the vae): picture frame 0 "
+                 "of the anchor latent is decoded, held still for 4 * (F - 1) + 1 picture frames and encoded once, "
+                 "so the latent is the encoding of a still clip (a causal video VAE's latent repeated along the "
+                 "frame axis is not). No model calls (0 NFE); with the vae one decode and one encode. Feed it to "
+                 "NI-VSDS Animate."),
     aliases=registry.I4VGEN_TERMS + ("static video", "still video", "repeat frames", "hold frame")))
 class StaticVideoFromLatent:
     def build(self, samples, frames, layout, batch_index, model=None, vae=None):
@@ -268,14 +269,15 @@ class StaticVideoFromLatent:
     optional={
         "model": ("MODEL", {"tooltip": _MODEL_CHECK_TOOLTIP}),
     },
-    outputs=(("LATENT", "static_video", "The static video latent: [F, C, H, W] (frames as batch) or [1, C, F, H, W] (frame axis, the "
-                       "VAE's encoding of the still clip)."),),
+    outputs=(("LATENT", "static_video",
+              "The static video latent: [F, C, H, W] (frames as batch) or [1, C, F, H, W] (frame axis, the VAE's "
+              "encoding of the still clip)."),),
     description=("I4VGen static video (paper Sec. 3.2) from a picture, in one VAE encode: with a video VAE (Wan, "
-               "Hunyuan, LTXV) the still clip (the image repeated to 4 * (F - 1) + 1 picture frames for Wan) is "
-               "encoded into F latent frames on the frame axis; with an image VAE (SD1.5 + AnimateDiff) the image "
-               "is encoded once and its latent repeated to F frames as the batch. A real user image makes the "
-               "paper's 'adaptation on real image' (Sec. 4.5). No model calls (0 NFE), one VAE encode. Feed it to "
-               "NI-VSDS Animate."),
+                 "Hunyuan, LTXV) the still clip (the image repeated to 4 * (F - 1) + 1 picture frames for Wan) is "
+                 "encoded into F latent frames on the frame axis; with an image VAE (SD1.5 + AnimateDiff) the image "
+                 "is encoded once and its latent repeated to F frames as the batch. A real user image makes the "
+                 "paper's 'adaptation on real image' (Sec. 4.5). No model calls (0 NFE), one VAE encode. Feed it to "
+                 "NI-VSDS Animate."),
     aliases=registry.I4VGEN_TERMS + ("static video", "still video", "image to static video", "real image")))
 class StaticVideoFromImage:
     def build(self, image, vae, frames, layout, batch_index, model=None):
@@ -333,19 +335,20 @@ class StaticVideoFromImage:
         "sigmas": ("SIGMAS", {"tooltip": "Optional schedule (descending, in the model's sigma units, >= 2 "
                                          "sigmas); replaces steps + scheduler."}),
     },
-    outputs=(("LATENT", "animated", "The animated video latent (same shape as the input); regenerate it with a KSampler at "
-                       "denoise = p_re (AnimateDiff 1.0, LaVie 0.8) and a seed different from this node's."),),
+    outputs=(("LATENT", "animated",
+              "The animated video latent (same shape as the input); regenerate it with a KSampler at denoise = "
+              "p_re (AnimateDiff 1.0, LaVie 0.8) and a seed different from this node's."),),
     description=("I4VGen NI-VSDS (noise-invariant video score distillation sampling, paper Sec. 3.2 / "
-               "Algorithm 1, official defaults from docs/algorithms.md section 2.3): animates a static video with "
-               "the video model. One unit noise eps* is drawn once from the seed; for each of the first "
-               "tau = int(N * p) + 1 sigmas of the schedule (high to low) the latent moves by "
-               "-eta_i * (1 - alphabar(sigma)) * (eps_hat - eps*), eps_hat from the CFG denoised prediction. "
-               "Cost: tau CFG model calls (NFE = tau, x2 with CFG). "
-               "Its schedule is its own (steps need not match the sampler's): an update whose gain "
-               "eta * a * b / (a^2 + b^2) exceeds 2 would make the latent diverge and is refused, e.g. the "
-               "official 10,10,10,1 on SD1.5 (p 0.6) at 2-10 ddim_uniform or 3-10 normal steps; 11 steps "
-               "and more run. "
-               "Follow it with a KSampler at denoise = p_re (video regeneration)."),
+                 "Algorithm 1, official defaults from docs/algorithms.md section 2.3): animates a static video with "
+                 "the video model. One unit noise eps* is drawn once from the seed; for each of the first "
+                 "tau = int(N * p) + 1 sigmas of the schedule (high to low) the latent moves by "
+                 "-eta_i * (1 - alphabar(sigma)) * (eps_hat - eps*), eps_hat from the CFG denoised prediction. "
+                 "Cost: tau CFG model calls (NFE = tau, x2 with CFG). "
+                 "Its schedule is its own (steps need not match the sampler's): an update whose gain "
+                 "eta * a * b / (a^2 + b^2) exceeds 2 would make the latent diverge and is refused, e.g. the "
+                 "official 10,10,10,1 on SD1.5 (p 0.6) at 2-10 ddim_uniform or 3-10 normal steps; 11 steps "
+                 "and more run. "
+                 "Follow it with a KSampler at denoise = p_re (video regeneration)."),
     aliases=registry.I4VGEN_TERMS + ("ni-vsds", "nivsds", "vsds", "score distillation", "animate") + registry.VIDEO_TERMS))
 class NIVSDSAnimate:
     def animate(self, model, positive, negative, latent_image, seed, steps, cfg, scheduler, p, step_sizes,
@@ -455,13 +458,16 @@ def parse_scores(value) -> list[float]:
         "scores": (ANY, {"tooltip": "Scores from any node: a FLOAT (list), a number list, a tensor or a "
                                     "string of numbers, one per candidate image."}),
     },
-    outputs=(("IMAGE", "anchor_image", "The selected candidate image [1, H, W, C]."),
-             ("INT", "index", "Its 0-based index in the candidate batch."),
-             ("FLOAT", "score", "Its score."),),
+    outputs=(("IMAGE", "anchor_image",
+              "The selected candidate image [1, H, W, C]."),
+             ("INT", "index",
+              "Its 0-based index in the candidate batch."),
+             ("FLOAT", "score",
+              "Its score."),),
     description=("I4VGen generation-selection (paper Sec. 3.1): keeps the best of a batch of candidate images by "
-               "a score per image, so any reward/score node (ImageReward, CLIP score, aesthetic...) can drive it. "
-               "Outputs the anchor image and its index (use the index as batch_index of Static Video From Latent "
-               "to keep the candidate's own latent). No model calls (0 NFE)."),
+                 "a score per image, so any reward/score node (ImageReward, CLIP score, aesthetic...) can drive it. "
+                 "Outputs the anchor image and its index (use the index as batch_index of Static Video From Latent "
+                 "to keep the candidate's own latent). No model calls (0 NFE)."),
     input_is_list=True,
     aliases=registry.I4VGEN_TERMS + ("anchor select", "best image", "pick best", "rank images", "score")))
 class I4VGenAnchorSelect:

@@ -344,12 +344,13 @@ def _settings(preset: str, method: str | None, K=1, sigma_sm=0.0, noise_type="ga
     id="ForwardInversionNoise", display_name="Forward-Inversion Noise", method="SmoothInit", function="build",
     inputs=_common_inputs(),
     optional=OPTIONAL_SIGMAS,
-    outputs=(("NOISE", "noise", "The Forward-Inversion noise f_s(noise) for SamplerCustomAdvanced (unit noise, same shape)."),),
+    outputs=(("NOISE", "noise",
+              "The Forward-Inversion noise f_s(noise) for SamplerCustomAdvanced (unit noise, same shape)."),),
     description=("Forward-Inversion (SmoothInit paper Sec. 3.2, Thm 3.2): one DDIM step sigma_a -> sigma_b at CFG "
-                   "cfg, then one DDIM-inversion step back at CFG inversion_cfg, applied to the incoming noise; "
-                   "injects the prompt's semantics into the initial noise. Starts at sigmas[0] of the optional "
-                   "SIGMAS (connect your sampler's), else at the model's sigma_max (full denoise). Cost: calls(cfg) + calls(inversion_cfg) "
-                   "= 3 model calls with cfg 7.5 and inversion_cfg 1. " + _AV_NOTE),
+                 "cfg, then one DDIM-inversion step back at CFG inversion_cfg, applied to the incoming noise; "
+                 "injects the prompt's semantics into the initial noise. Starts at sigmas[0] of the optional "
+                 "SIGMAS (connect your sampler's), else at the model's sigma_max (full denoise). Cost: calls(cfg) + calls(inversion_cfg) "
+                 "= 3 model calls with cfg 7.5 and inversion_cfg 1. " + _AV_NOTE),
     aliases=registry.SMOOTHINIT_TERMS + ("forward inversion", "ddim inversion", "inversion noise")))
 class ForwardInversionNoise:
     def build(self, noise, model, positive, negative, cfg, inversion_cfg, grid_steps, sigmas=None):
@@ -371,11 +372,12 @@ SMOOTHINIT_PRESETS = ["SmoothInit-30", si.CUSTOM]
                                                        "sigma_sm, noise_type."}),
             **_k_input(30), **_sigma_sm_input(0.025), **_noise_type_input(), **_chunk_input()},
     optional=OPTIONAL_SIGMAS,
-    outputs=(("NOISE", "noise", "The SmoothInit noise mean_k f_s(noise + sigma_sm n_k) for SamplerCustomAdvanced."),),
+    outputs=(("NOISE", "noise",
+              "The SmoothInit noise mean_k f_s(noise + sigma_sm n_k) for SamplerCustomAdvanced."),),
     description=("SmoothInit (SmoothInit paper Eq. 6): the mean of K Forward-Inversions of the incoming noise, each "
-                   "with a fresh perturbation sigma_sm * n_k (seeded by the noise's seed). The K evaluations run "
-                   "batched (chunk_size). Starts at sigmas[0] of the optional SIGMAS, else at sigma_max. " + _NFE_NOTE
-                   + " " + _AV_NOTE),
+                 "with a fresh perturbation sigma_sm * n_k (seeded by the noise's seed). The K evaluations run "
+                 "batched (chunk_size). Starts at sigmas[0] of the optional SIGMAS, else at sigma_max. " + _NFE_NOTE
+                 + " " + _AV_NOTE),
     aliases=registry.SMOOTHINIT_TERMS + ("smoothinit noise", "smoothinit-30") + registry.VIDEO_TERMS))
 class SmoothInitNoise:
     def build(self, noise, model, positive, negative, cfg, inversion_cfg, grid_steps, preset, K, sigma_sm,
@@ -401,11 +403,12 @@ FAST_SMOOTHINIT_PRESETS = ["Fast-SmoothInit-10", "Fast-SmoothInit-30", "Fast-Smo
                                                             "sigma_sm, gamma_m, gamma_decay."}),
             **_k_input(10), **_sigma_sm_input(0.05), **_momentum_inputs()},
     optional=OPTIONAL_SIGMAS,
-    outputs=(("NOISE", "noise", "The Fast-SmoothInit noise (last iterate of the momentum loop) for SamplerCustomAdvanced."),),
+    outputs=(("NOISE", "noise",
+              "The Fast-SmoothInit noise (last iterate of the momentum loop) for SamplerCustomAdvanced."),),
     description=("Fast-SmoothInit (SmoothInit paper Sec. 3.4, the released code's momentum rule): K sequential "
-                   "Forward-Inversions, each on a momentum mix of the previous output and inputs plus a decaying "
-                   "perturbation; returns the last iterate. Starts at sigmas[0] of the optional SIGMAS, else at "
-                   "sigma_max. " + _NFE_NOTE + " " + _AV_NOTE),
+                 "Forward-Inversions, each on a momentum mix of the previous output and inputs plus a decaying "
+                 "perturbation; returns the last iterate. Starts at sigmas[0] of the optional SIGMAS, else at "
+                 "sigma_max. " + _NFE_NOTE + " " + _AV_NOTE),
     aliases=registry.SMOOTHINIT_TERMS + ("fast smoothinit", "fast-smoothinit", "momentum") + registry.VIDEO_TERMS))
 class FastSmoothInitNoise:
     def build(self, noise, model, positive, negative, cfg, inversion_cfg, grid_steps, preset, K, sigma_sm,
@@ -464,13 +467,14 @@ PATCH_METHODS = list(si.PRESETS) + list(_CUSTOM_METHODS)
                                                   "below (NFE with cfg 7.5, inversion_cfg 1)."}),
             **_cfg_inputs(follow_sampler=True), **_k_input(10), **_sigma_sm_input(0.05), **_noise_type_input(),
             **_momentum_inputs(), **_chunk_input()},
-    outputs=(("MODEL", "model", "A patched copy of the model: KSampler (and every other sampler node) optimises its initial "
-                       "noise with the chosen method, its own positive/negative conds, seed and first sigma."),),
+    outputs=(("MODEL", "model",
+              "A patched copy of the model: KSampler (and every other sampler node) optimises its initial noise "
+              "with the chosen method, its own positive/negative conds, seed and first sigma."),),
     description=("Forward-Inversion / SmoothInit / Fast-SmoothInit for the plain KSampler graph: the sampler's "
-                   "initial noise is optimised with the sampler's own conds, seed and CFG (cfg 0 = follow it) at its "
-                   "first sigma (sigma_max at full denoise; img2img works too) before sampling. Same noise as the "
-                   "NOISE nodes for the same seed, conds, cfg and SIGMAS. Noise that is all zeros (KSamplerAdvanced "
-                   "add_noise disabled) is left alone. " + _NFE_NOTE + " " + _AV_NOTE),
+                 "initial noise is optimised with the sampler's own conds, seed and CFG (cfg 0 = follow it) at its "
+                 "first sigma (sigma_max at full denoise; img2img works too) before sampling. Same noise as the "
+                 "NOISE nodes for the same seed, conds, cfg and SIGMAS. Noise that is all zeros (KSamplerAdvanced "
+                 "add_noise disabled) is left alone. " + _NFE_NOTE + " " + _AV_NOTE),
     aliases=registry.SMOOTHINIT_TERMS + ("smoothinit ksampler", "model patch") + registry.VIDEO_TERMS))
 class SmoothInitModelPatch:
     def patch(self, model, method, cfg, inversion_cfg, grid_steps, K, sigma_sm, noise_type, gamma_m, gamma_decay,
@@ -547,12 +551,13 @@ def _inside(root: str, path: str) -> bool:
             "filename_prefix": ("STRING", {"default": "noise/smoothinit",
                                            "tooltip": "File name prefix inside ComfyUI's output folder (subfolders "
                                                       "allowed; paths outside the output folder are rejected)."})},
-    outputs=(("NOISE", "noise", "The saved noise as a NOISE (computed once; feed it to SamplerCustomAdvanced)."),),
+    outputs=(("NOISE", "noise",
+              "The saved noise as a NOISE (computed once; feed it to SamplerCustomAdvanced)."),),
     description=("Computes the noise for this latent once and saves it as a .safetensors file (tensor 'noise', "
-                   "unit noise of the latent's shape, with its seed) in ComfyUI's output folder, so an expensive "
-                   "optimised noise can be reused and shared (an audio+video noise: one tensor per stream, 'noise.0' "
-                   "video, 'noise.1' audio). Load it with Load Noise from the input folder. Cost: the "
-                   "incoming NOISE's model calls, once (0 NFE for plain noise)."),
+                 "unit noise of the latent's shape, with its seed) in ComfyUI's output folder, so an expensive "
+                 "optimised noise can be reused and shared (an audio+video noise: one tensor per stream, 'noise.0' "
+                 "video, 'noise.1' audio). Load it with Load Noise from the input folder. Cost: the "
+                 "incoming NOISE's model calls, once (0 NFE for plain noise)."),
     output_node=True,
     aliases=("save noise", "export noise", "noise to file", "safetensors noise", "smoothinit", "cache noise")))
 class SaveNoise:
@@ -618,9 +623,10 @@ def _resolve_input(node: str, name: str) -> str:
     id="TFVLoadNoise", display_name="Load Noise", method="SmoothInit", function="load",
     inputs={"noise_file": (_noise_files, {"tooltip": "A .safetensors noise written by Save Noise, placed in "
                                                    "ComfyUI's input folder."})},
-    outputs=(("NOISE", "noise", "A NOISE that yields the saved tensor (errors if the sampler's latent has another shape)."),),
+    outputs=(("NOISE", "noise",
+              "A NOISE that yields the saved tensor (errors if the sampler's latent has another shape)."),),
     description=("Loads a noise saved by Save Noise from ComfyUI's input folder, as a NOISE for "
-                   "SamplerCustomAdvanced. No model calls (0 NFE)."),
+                 "SamplerCustomAdvanced. No model calls (0 NFE)."),
     aliases=("load noise", "import noise", "noise from file", "safetensors noise", "smoothinit", "reuse noise")))
 class LoadNoise:
     @classmethod

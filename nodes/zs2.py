@@ -110,8 +110,8 @@ class DependencyNoiseGenerator:
                                               "always give the same noise)."}),
             **NOISE_INPUTS},
     optional=NOISE_OPTIONAL,
-    outputs=(("NOISE", "noise", "Temporally correlated unit noise for SamplerCustomAdvanced (each frame marginally "
-                                "N(0, I))."),),
+    outputs=(("NOISE", "noise",
+              "Temporally correlated unit noise for SamplerCustomAdvanced (each frame marginally N(0, I))."),),
     description=("ZS^2 dependency noise model (Sec. 3.1, Algorithm 1): frame 1 is N(0, I) and every next frame is "
                  "sqrt(alpha)*previous + sqrt(1-alpha)*candidate, with the candidate (random search) and alpha "
                  "(linear search) chosen so the KL divergence to the previous frame is closest to lambda (or "
@@ -143,9 +143,9 @@ def _seed_from_noise(noise: torch.Tensor) -> int:
                                            "MODEL is not modified."}),
             **NOISE_INPUTS},
     optional=NOISE_OPTIONAL,
-    outputs=(("MODEL", "model", "A patched copy of the model whose samplers start from dependency (or "
-                                "mixed/progressive) noise; same noise as the Dependency Noise node for the same seed "
-                                "and settings."),),
+    outputs=(("MODEL", "model",
+              "A patched copy of the model whose samplers start from dependency (or mixed/progressive) noise; "
+              "same noise as the Dependency Noise node for the same seed and settings."),),
     description=("Dependency Noise for the plain KSampler graph: the sampler's initial unit noise is replaced "
                  "(before sampling, from the sampler's seed) by ZS^2 dependency noise or the PYoCo mixed / "
                  "progressive noise -- identical to the Dependency Noise NOISE node with the same seed and settings "
@@ -230,9 +230,9 @@ _MODELS = "Flux, Flux 2, SD3, Qwen-Image, Lumina 2, Z-Image, HiDream, Chroma, Kr
                                                        "averages every token of the call (text and references "
                                                        "too, as this node did before). No effect on UNets."}),
     },
-    outputs=(("MODEL", "model", "A patched copy of the model whose every self-attention (UNet attn1; DiT "
-                                "self/joint attention) uses temporal momentum keys and values across the frames of "
-                                "the batch."),),
+    outputs=(("MODEL", "model",
+              "A patched copy of the model whose every self-attention (UNet attn1; DiT self/joint attention) uses"
+              " temporal momentum keys and values across the frames of the batch."),),
     description=("ZS^2 Temporal Momentum Attention (Sec. 4.1, Eq. 2) on every self-attention, at every step: "
                  "each frame keeps its own queries and attends to a momentum average of the keys/values of the "
                  "frames up to it (same cost as self-attention). SD1.x/SD2.x/SDXL UNets: every attn1. DiT image "

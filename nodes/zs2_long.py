@@ -121,8 +121,9 @@ def make_wrappers(node: str, chunk: int):
                                             "chunks (64 frames at m = 8: 9 chunks, 9x the sampling steps). "
                                             "F <= m: one ordinary batch, unchanged."}),
     },
-    outputs=(("MODEL", "model", "A patched copy of the model: any sampler node samples a latent of more than "
-                                "chunk_frames frames chunk by chunk and returns all frames as one latent."),),
+    outputs=(("MODEL", "model",
+              "A patched copy of the model: any sampler node samples a latent of more than chunk_frames frames "
+              "chunk by chunk and returns all frames as one latent."),),
     description=(
         "ZS^2 long videos (Sec. 5, auto-regressive mode): a latent of F frames (Empty Latent Image batch_size = F) "
         "is sampled in chunks of chunk_frames (m) frames that share one seam frame: the last frame of each chunk is "
