@@ -72,6 +72,8 @@ IMAGE_TWINS = [
               "20 steps of euler (BasicGuider, FluxGuidance 4) = 20; with the 8-step Turbo LoRA switch: 8"),
     ImageTwin("template_qwen_image_2512_zs2", "image_qwen_Image_2512", "Qwen-Image 2512",
               "50 steps of euler at CFG 4 = 100 (cond + uncond); with the 4-step Lightning LoRA switch at CFG 1: 4"),
+    ImageTwin("template_krea2_turbo_int8_zs2", "image_krea2_turbo_t2i_int8", "Krea 2 Turbo (int8 weights)",
+              "8 steps of euler at CFG 1 = 8 (prompt enhancement and the LoRA switch as in the stock template)"),
 ]
 IMAGE_TWINS_BY_NAME = {t.name: t for t in IMAGE_TWINS}
 

@@ -13,7 +13,8 @@ issue 21 item 4).
    every state of the template's own switches, with tiny random-weight models of the real classes behind
    the swapped loaders (test-only nodes; ``tiny_image_dits`` / ``comfy_harness``):
      * UNETLoader -> Z-Image (``supported_models.ZImage``), Krea 2, Flux 2, Qwen-Image (2512 is Qwen-Image's
-       architecture), each with a DIFFUSION_MODEL wrapper counting predictions;
+       architecture), each with a DIFFUSION_MODEL wrapper counting predictions; the int8 templates differ from
+       their bf16/fp8 ones in the loader's file only;
      * CLIPTextEncode -> random conditioning of that family (Z-Image: caption features with attention mask;
        Flux 2: text, FluxGuidance adds the guidance as shipped); CLIPLoader dropped;
      * TextGenerate (Krea 2's prompt enhancement, a Qwen3-VL LM) -> a test node returning its prompt;
@@ -56,16 +57,18 @@ FRAMES = 3
 CALLS: list = []
 CAPTURED: dict = {}
 # The template's own switches (PrimitiveBoolean titles) and the stock NFE per prediction, by switch state.
-SWITCHES = {"template_z_image_turbo_zs2": [], "template_krea2_turbo_zs2": ["Boolean (Refine Prompt?)",
-                                                                          "Boolean (Enable LoRA?)"],
-            "template_flux2_zs2": ["Enable 8 steps lora"], "template_qwen_image_2512_zs2": ["Enable 4 Steps LoRA?"]}
+_KREA2_SWITCHES = ["Boolean (Refine Prompt?)", "Boolean (Enable LoRA?)"]
+SWITCHES = {"template_z_image_turbo_zs2": [], "template_krea2_turbo_zs2": _KREA2_SWITCHES,
+            "template_flux2_zs2": ["Enable 8 steps lora"], "template_qwen_image_2512_zs2": ["Enable 4 Steps LoRA?"],
+            "template_krea2_turbo_int8_zs2": _KREA2_SWITCHES}
 
 
 def _nfe(name: str, state: dict) -> int:
     """Predictions per frame of the stock template in ``state`` (cond + uncond count 2; CFG 1 runs cond only)."""
     on = any(state.values())
     return {"template_z_image_turbo_zs2": 8, "template_krea2_turbo_zs2": 8,
-            "template_flux2_zs2": 8 if on else 20, "template_qwen_image_2512_zs2": 4 if on else 100}[name]
+            "template_flux2_zs2": 8 if on else 20, "template_qwen_image_2512_zs2": 4 if on else 100,
+            "template_krea2_turbo_int8_zs2": 8}[name]
 
 
 def test_every_image_twin_file_exists_and_names_its_source():
@@ -213,6 +216,7 @@ FAMILIES = {  # twin -> (tiny model, conditioning, VAE)
     "template_krea2_turbo_zs2": ("tiny_krea2", "krea2_conds", wan21_vae),
     "template_flux2_zs2": ("tiny_flux2", "flux2_conds", flux2_vae),
     "template_qwen_image_2512_zs2": (tiny_qwen_image, qwen_conds, wan21_vae),
+    "template_krea2_turbo_int8_zs2": ("tiny_krea2", "krea2_conds", wan21_vae),  # int8: the loader is swapped
 }
 
 
