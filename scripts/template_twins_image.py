@@ -74,6 +74,8 @@ IMAGE_TWINS = [
               "50 steps of euler at CFG 4 = 100 (cond + uncond); with the 4-step Lightning LoRA switch at CFG 1: 4"),
     ImageTwin("template_krea2_turbo_int8_zs2", "image_krea2_turbo_t2i_int8", "Krea 2 Turbo (int8 weights)",
               "8 steps of euler at CFG 1 = 8 (prompt enhancement and the LoRA switch as in the stock template)"),
+    ImageTwin("template_z_image_turbo_int8_zs2", "image_z_image_turbo_int8",
+              "Z-Image Turbo (int8 weights; Lumina 2 / NextDiT)", "8 steps of res_multistep at CFG 1 = 8"),
 ]
 IMAGE_TWINS_BY_NAME = {t.name: t for t in IMAGE_TWINS}
 

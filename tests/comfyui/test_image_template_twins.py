@@ -60,7 +60,8 @@ CAPTURED: dict = {}
 _KREA2_SWITCHES = ["Boolean (Refine Prompt?)", "Boolean (Enable LoRA?)"]
 SWITCHES = {"template_z_image_turbo_zs2": [], "template_krea2_turbo_zs2": _KREA2_SWITCHES,
             "template_flux2_zs2": ["Enable 8 steps lora"], "template_qwen_image_2512_zs2": ["Enable 4 Steps LoRA?"],
-            "template_krea2_turbo_int8_zs2": _KREA2_SWITCHES}
+            "template_krea2_turbo_int8_zs2": _KREA2_SWITCHES,
+            "template_z_image_turbo_int8_zs2": []}
 
 
 def _nfe(name: str, state: dict) -> int:
@@ -68,7 +69,8 @@ def _nfe(name: str, state: dict) -> int:
     on = any(state.values())
     return {"template_z_image_turbo_zs2": 8, "template_krea2_turbo_zs2": 8,
             "template_flux2_zs2": 8 if on else 20, "template_qwen_image_2512_zs2": 4 if on else 100,
-            "template_krea2_turbo_int8_zs2": 8}[name]
+            "template_krea2_turbo_int8_zs2": 8,
+            "template_z_image_turbo_int8_zs2": 8}[name]
 
 
 def test_every_image_twin_file_exists_and_names_its_source():
@@ -217,6 +219,7 @@ FAMILIES = {  # twin -> (tiny model, conditioning, VAE)
     "template_flux2_zs2": ("tiny_flux2", "flux2_conds", flux2_vae),
     "template_qwen_image_2512_zs2": (tiny_qwen_image, qwen_conds, wan21_vae),
     "template_krea2_turbo_int8_zs2": ("tiny_krea2", "krea2_conds", wan21_vae),  # int8: the loader is swapped
+    "template_z_image_turbo_int8_zs2": ("tiny_z_image", "lumina2_conds", flux_vae),
 }
 
 
