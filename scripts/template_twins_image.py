@@ -76,6 +76,8 @@ IMAGE_TWINS = [
               "8 steps of euler at CFG 1 = 8 (prompt enhancement and the LoRA switch as in the stock template)"),
     ImageTwin("template_z_image_turbo_int8_zs2", "image_z_image_turbo_int8",
               "Z-Image Turbo (int8 weights; Lumina 2 / NextDiT)", "8 steps of res_multistep at CFG 1 = 8"),
+    ImageTwin("template_flux2_t2i_zs2", "image_flux2_text_to_image", "Flux 2 [dev] (text to image)",
+              "20 steps of euler (BasicGuider, FluxGuidance 4) = 20; with the 8-step Turbo LoRA switch: 8"),
 ]
 IMAGE_TWINS_BY_NAME = {t.name: t for t in IMAGE_TWINS}
 

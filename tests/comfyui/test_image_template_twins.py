@@ -22,7 +22,7 @@ issue 21 item 4).
        2) on every linear layer of the tiny model, through the real LoraLoaderModelOnly;
      * VAELoader -> the real architectures with random weights: Flux VAE (Z-Image ae), Wan 2.1 VAE (Qwen-Image
        VAE: Krea 2, Qwen-Image), Flux 2 VAE with the small decoder (full_encoder_small_decoder);
-     * sizes: empty latents 32x32 (Flux 2: the reference image scaled to 0.01 MP, the latent follows it),
+     * sizes: empty latents 32x32 (Flux 2 edit: the reference image scaled to 0.01 MP, the latent follows it),
        frames 8 -> 3; steps as shipped.
    A/B off must equal the stock template run with the same swaps and the same batch bit for bit (decoded
    images, torch.equal) without running the pack's nodes; A/B on gives 3 frames that differ from each
@@ -61,7 +61,8 @@ _KREA2_SWITCHES = ["Boolean (Refine Prompt?)", "Boolean (Enable LoRA?)"]
 SWITCHES = {"template_z_image_turbo_zs2": [], "template_krea2_turbo_zs2": _KREA2_SWITCHES,
             "template_flux2_zs2": ["Enable 8 steps lora"], "template_qwen_image_2512_zs2": ["Enable 4 Steps LoRA?"],
             "template_krea2_turbo_int8_zs2": _KREA2_SWITCHES,
-            "template_z_image_turbo_int8_zs2": []}
+            "template_z_image_turbo_int8_zs2": [],
+            "template_flux2_t2i_zs2": ["Enable Turbo LoRA"]}
 
 
 def _nfe(name: str, state: dict) -> int:
@@ -70,7 +71,8 @@ def _nfe(name: str, state: dict) -> int:
     return {"template_z_image_turbo_zs2": 8, "template_krea2_turbo_zs2": 8,
             "template_flux2_zs2": 8 if on else 20, "template_qwen_image_2512_zs2": 4 if on else 100,
             "template_krea2_turbo_int8_zs2": 8,
-            "template_z_image_turbo_int8_zs2": 8}[name]
+            "template_z_image_turbo_int8_zs2": 8,
+            "template_flux2_t2i_zs2": 8 if on else 20}[name]
 
 
 def test_every_image_twin_file_exists_and_names_its_source():
@@ -220,6 +222,7 @@ FAMILIES = {  # twin -> (tiny model, conditioning, VAE)
     "template_qwen_image_2512_zs2": (tiny_qwen_image, qwen_conds, wan21_vae),
     "template_krea2_turbo_int8_zs2": ("tiny_krea2", "krea2_conds", wan21_vae),  # int8: the loader is swapped
     "template_z_image_turbo_int8_zs2": ("tiny_z_image", "lumina2_conds", flux_vae),
+    "template_flux2_t2i_zs2": ("tiny_flux2", "flux2_conds", flux2_vae),
 }
 
 
