@@ -161,6 +161,8 @@ CARDS = {
                                             "8 frames = the batch; TMA + Dependency Noise add no calls", ZS2_TOY),
     "template_flux2_t2i_zs2": Card("Flux 2 dev", "Stock T2I + ZS^2 video (A/B)", 20, 20,
                                    "8 frames = the batch; Turbo LoRA switch: 8 vs 8", ZS2_TOY),
+    "template_flux2_klein_9b_zs2": Card("Flux 2 klein 9B", "Stock T2I + ZS^2 video (A/B)", 40, 40,
+                                        "8 frames = the batch; CFG 5 (cond + uncond) as stock", ZS2_TOY),
     "i4vgen_real_image_sd15": Card("SD1.5", "I4VGen from your image", 82, 50, "NI-VSDS 32 + regeneration 50",
                                    I4V_TOY),
 }

@@ -5,8 +5,8 @@ Each twin is the stock template with every stock node, subgraph, switch, note an
 * the batch of the template's empty latent set to ``FRAMES``: the batch becomes the frames of one video;
 * Temporal Momentum Attention (momentum 0.98, text_tokens keep) -> Dependency Noise (KSampler) (lambda 0.01,
   the paper's search sizes), inserted between the template's model and its sampler (KSampler model, or the
-  BasicGuider model of a SamplerCustomAdvanced graph: Dependency Noise (KSampler) replaces the initial noise
-  of every sampler using the patched model, from the sampler's own seed);
+  BasicGuider / CFGGuider model of a SamplerCustomAdvanced graph: Dependency Noise (KSampler) replaces the
+  initial noise of every sampler using the patched model, from the sampler's own seed);
 * the root graph's Save Image replaced in place (same node id, same input link) by Save Animated WEBP;
 * the A/B switch of ``build_template_twins`` (a PrimitiveBoolean, exposed on the subgraph node as
   ``enable_zs2``, and a lazy ComfySwitchNode on the sampler's model input): off, the pack's nodes do not run
@@ -78,6 +78,8 @@ IMAGE_TWINS = [
               "Z-Image Turbo (int8 weights; Lumina 2 / NextDiT)", "8 steps of res_multistep at CFG 1 = 8"),
     ImageTwin("template_flux2_t2i_zs2", "image_flux2_text_to_image", "Flux 2 [dev] (text to image)",
               "20 steps of euler (BasicGuider, FluxGuidance 4) = 20; with the 8-step Turbo LoRA switch: 8"),
+    ImageTwin("template_flux2_klein_9b_zs2", "image_flux2_text_to_image_9b", "Flux 2 [klein] 9B base (text to image)",
+              "20 steps of euler at CFG 5 (CFGGuider) = 40 (cond + uncond)"),
 ]
 IMAGE_TWINS_BY_NAME = {t.name: t for t in IMAGE_TWINS}
 

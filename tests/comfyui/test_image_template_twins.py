@@ -12,9 +12,9 @@ issue 21 item 4).
    run so no cached output is shared between runs) after ``workflow_api.ui_to_api``, in both A/B states and
    every state of the template's own switches, with tiny random-weight models of the real classes behind
    the swapped loaders (test-only nodes; ``tiny_image_dits`` / ``comfy_harness``):
-     * UNETLoader -> Z-Image (``supported_models.ZImage``), Krea 2, Flux 2, Qwen-Image (2512 is Qwen-Image's
-       architecture), each with a DIFFUSION_MODEL wrapper counting predictions; the int8 templates differ from
-       their bf16/fp8 ones in the loader's file only;
+     * UNETLoader -> Z-Image (``supported_models.ZImage``), Krea 2, Flux 2 (Klein 9B: without the guidance
+       embedding), Qwen-Image (2512 is Qwen-Image's architecture), each with a DIFFUSION_MODEL wrapper counting
+       predictions; the int8 templates differ from their bf16/fp8 ones in the loader's file only;
      * CLIPTextEncode -> random conditioning of that family (Z-Image: caption features with attention mask;
        Flux 2: text, FluxGuidance adds the guidance as shipped); CLIPLoader dropped;
      * TextGenerate (Krea 2's prompt enhancement, a Qwen3-VL LM) -> a test node returning its prompt;
@@ -33,6 +33,7 @@ skip saying which.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
 import uuid
@@ -62,7 +63,8 @@ SWITCHES = {"template_z_image_turbo_zs2": [], "template_krea2_turbo_zs2": _KREA2
             "template_flux2_zs2": ["Enable 8 steps lora"], "template_qwen_image_2512_zs2": ["Enable 4 Steps LoRA?"],
             "template_krea2_turbo_int8_zs2": _KREA2_SWITCHES,
             "template_z_image_turbo_int8_zs2": [],
-            "template_flux2_t2i_zs2": ["Enable Turbo LoRA"]}
+            "template_flux2_t2i_zs2": ["Enable Turbo LoRA"],
+            "template_flux2_klein_9b_zs2": []}
 
 
 def _nfe(name: str, state: dict) -> int:
@@ -72,7 +74,8 @@ def _nfe(name: str, state: dict) -> int:
             "template_flux2_zs2": 8 if on else 20, "template_qwen_image_2512_zs2": 4 if on else 100,
             "template_krea2_turbo_int8_zs2": 8,
             "template_z_image_turbo_int8_zs2": 8,
-            "template_flux2_t2i_zs2": 8 if on else 20}[name]
+            "template_flux2_t2i_zs2": 8 if on else 20,
+            "template_flux2_klein_9b_zs2": 40}[name]
 
 
 def test_every_image_twin_file_exists_and_names_its_source():
@@ -215,7 +218,7 @@ def flux2_vae():
     return _CACHE["flux2_vae"]
 
 
-FAMILIES = {  # twin -> (tiny model, conditioning, VAE)
+FAMILIES = {  # twin -> (tiny model, conditioning, VAE[, the tiny model's keyword arguments])
     "template_z_image_turbo_zs2": ("tiny_z_image", "lumina2_conds", flux_vae),
     "template_krea2_turbo_zs2": ("tiny_krea2", "krea2_conds", wan21_vae),
     "template_flux2_zs2": ("tiny_flux2", "flux2_conds", flux2_vae),
@@ -223,13 +226,16 @@ FAMILIES = {  # twin -> (tiny model, conditioning, VAE)
     "template_krea2_turbo_int8_zs2": ("tiny_krea2", "krea2_conds", wan21_vae),  # int8: the loader is swapped
     "template_z_image_turbo_int8_zs2": ("tiny_z_image", "lumina2_conds", flux_vae),
     "template_flux2_t2i_zs2": ("tiny_flux2", "flux2_conds", flux2_vae),
+    "template_flux2_klein_9b_zs2": ("tiny_flux2", "flux2_conds", flux2_vae, {"klein": True}),  # no guidance embed
 }
 
 
 def _family(name: str):
     import tiny_image_dits as tid
-    model, conds, vae = FAMILIES[name]
+    model, conds, vae, *kw = FAMILIES[name]
     model = getattr(tid, model) if isinstance(model, str) else model
+    if kw:
+        model = functools.partial(model, **kw[0])
     conds = getattr(tid, conds) if isinstance(conds, str) else conds
     if conds is tid.flux2_conds:
         return model, (lambda seed: conds(seed, guidance=None)), vae
