@@ -126,8 +126,9 @@ def write_model_json(out: Path) -> None:
     meta = json.loads((B.cache_dir() / "meta.json").read_text())
     out.mkdir(parents=True, exist_ok=True)
     c = meta["cfg"]
+    heads = meta["dit"]["dim"] // 128
     text = (f"A Wan 2.1 text-to-video DiT (`comfy.ldm.wan.model.WanModel`, dim {meta['dit']['dim']}, "
-            f"{meta['dit']['num_layers']} layers, ffn {meta['dit']['ffn_dim']}, {meta['dit']['dim'] // 128} head(s); "
+            f"{meta['dit']['num_layers']} layers, ffn {meta['dit']['ffn_dim']}, {heads} head{'s' if heads != 1 else ''}; "
             f"ComfyUI's UNETLoader detects WAN21_T2V) and a Wan 2.1 VAE (`comfy.ldm.wan.vae.WanVAE`, dim "
             f"{meta['vae_dim']}; VAELoader reads the dim from the state dict; 8x spatial, 4x temporal, causal), trained "
             f"here (`python -m benchmarks.toy_video.build`, config `{meta['config']}`, seed {meta['seed']}, "
