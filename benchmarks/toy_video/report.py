@@ -99,7 +99,8 @@ def summary_table(rows: dict) -> list[str]:
         for key, _ in COLUMNS:
             m, lo, hi = S.mean_ci([r[key] for r in items])
             k = int(np.sum(~np.isnan([r[key] for r in items])))
-            cells.append(f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" + (f" (n {k})" if k != len(items) else ""))
+            nd = 4 if key == "flicker" else 3
+            cells.append(f"{_fmt(m, nd)} [{_fmt(lo, nd)}, {_fmt(hi, nd)}]" + (f" (n {k})" if k != len(items) else ""))
         div = TM.diversity([dict(prompt=int(r["prompt"]), mean_cx=r["mean_cx"], mean_cy=r["mean_cy"]) for r in items])
         flag = "" if len(items) >= PLANNED_N else " (below the planned n)"
         out.append(f"| {name}{flag} | {len(items)} | " + " | ".join(cells) + f" | {_fmt(div, 1)} | "
@@ -145,8 +146,9 @@ def claims(rows: dict) -> tuple[list[str], list[dict]]:
                 "exact signed-rank p | Holm p | verdict (after Holm) |", "|---" * 11 + "|"]
         for r in res:
             pv = r["pv"]
-            out.append(f"| {r['row']} | {r['base']} | {METRICS[r['metric']][0]} | {pv.n} | {_fmt(pv.mean_x)} | "
-                       f"{_fmt(pv.mean_y)} | {shift_text(pv)} | {_fmt(pv.mean)} | {S.fmt_p(pv.p)} | "
+            nd = 5 if r["metric"] == "flicker" else 3   # flicker differences are ~1e-4
+            out.append(f"| {r['row']} | {r['base']} | {METRICS[r['metric']][0]} | {pv.n} | {_fmt(pv.mean_x, nd)} | "
+                       f"{_fmt(pv.mean_y, nd)} | {shift_text(pv, nd)} | {_fmt(pv.mean, nd)} | {S.fmt_p(pv.p)} | "
                        f"{S.fmt_p(r['p_holm'])} | {r['verdict']} |")
         verdicts += res
     return out, verdicts
