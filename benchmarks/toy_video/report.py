@@ -91,8 +91,9 @@ def _fmt(x: float, nd: int = 3) -> str:
 
 def summary_table(rows: dict) -> list[str]:
     cost = costs()
-    out = ["| row | n | " + " | ".join(c[1] for c in COLUMNS) + " | diversity px | CPU s / video |",
-           "|---" * (len(COLUMNS) + 4) + "|"]
+    out = ["| row | n | " + " | ".join(c[1] for c in COLUMNS) + " | diversity px | CPU s / video | "
+           "judged labels identical to plain's |", "|---" * (len(COLUMNS) + 5) + "|"]
+    plain = rows.get(BASE, {})
     for name, vids in rows.items():
         items = list(vids.values())
         cells = []
@@ -103,8 +104,10 @@ def summary_table(rows: dict) -> list[str]:
             cells.append(f"{_fmt(m, nd)} [{_fmt(lo, nd)}, {_fmt(hi, nd)}]" + (f" (n {k})" if k != len(items) else ""))
         div = TM.diversity([dict(prompt=int(r["prompt"]), mean_cx=r["mean_cx"], mean_cy=r["mean_cy"]) for r in items])
         flag = "" if len(items) >= PLANNED_N else " (below the planned n)"
+        same = [v for v, r in vids.items() if v in plain and r["labels"] == plain[v]["labels"]]
+        both = sum(v in plain for v in vids)
         out.append(f"| {name}{flag} | {len(items)} | " + " | ".join(cells) + f" | {_fmt(div, 1)} | "
-                   f"{_fmt(cost.get(name, float('nan')), 1)} |")
+                   f"{_fmt(cost.get(name, float('nan')), 1)} | {len(same)} of {both} |")
     return out
 
 
@@ -275,7 +278,9 @@ def render(rows: dict, settings: dict, model: dict) -> str:
         "pixel change between adjacent frames after shifting the earlier frame by the centroid's motion. "
         "diversity: per prompt, mean distance of its videos' mean centroids from their average (px), averaged "
         "over prompts. CPU s / video: process CPU time of the row's parts over their videos (1 torch thread, "
-        "decoding and judging included).",
+        "decoding and judging included). Judged labels identical to plain's: videos whose per-frame judged classes "
+        "(no shape included) equal plain's for the same prompt and seed, frame by frame (how often the method changed "
+        "the judged outcome at all).",
         "",
         *summary_table(rows),
         "",

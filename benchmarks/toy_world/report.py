@@ -662,7 +662,8 @@ def toy_video_section(claims: list, premise: dict) -> str:
                     f"{'over' if sign > 0 else 'below'} {b}")
             slot = verdict_slot(len(claims))
             premise[len(claims)] = ("outside (terminal SNR 0: FreeInit's premise does not hold)" if paper == "FreeInit"
-                                    else "inside" if learned else "outside (the model failed its motion check)")
+                                    else "inside (a video model that passed its motion check)" if learned
+                                    else "outside (the model failed its motion check)")
             pv = claim_video(claims, name, text, as_rows[row], as_rows[b], key, sign, scale, unit)
             claims[-1]["full_n"] = videos_run(as_rows[row], as_rows[b]) >= N_VIDEOS
             lines.append([row, b, TV.METRICS[metric][0], pv.n, shift_cell(pv, digits, scale, unit),
