@@ -10,9 +10,13 @@ Files written there (ComfyUI's own loaders read them):
 
 * ``toy_video_wan21_vae.safetensors`` -- ``comfy.ldm.wan.vae.WanVAE`` at ``dim`` ``VAE_DIM`` (ComfyUI's
   ``VAELoader`` reads ``dim`` from ``decoder.head.0.gamma``; z_dim 16, 8x spatial, 4x temporal, causal).
-  Trained as an autoencoder on toy videos in [-1, 1] (ComfyUI's ``process_input``); afterwards its
-  ``conv1`` / ``conv2`` are rescaled per channel so that ComfyUI's Wan 2.1 ``process_latent_in``
-  (``(x - latents_mean) / latents_std``) gives latents of mean 0, std 1 per channel.
+  Trained as an autoencoder on toy videos in [-1, 1] (ComfyUI's ``process_input``) from a per-frame
+  initialisation (``init_vae``: current-frame taps only, temporal resamplers copy the frame), first on
+  one-frame clips (stage file ``vae_image.pt``), then on full 17-frame clips (``vae.pt``); after each
+  phase its ``conv1`` / ``conv2`` are rescaled per channel so that ComfyUI's Wan 2.1 ``process_latent_in``
+  (``(x - latents_mean) / latents_std``) gives latents of mean 0, std 1 per channel, and the round trip
+  of fresh 17-frame videos is checked (``check_vae``: judge agreement, reject rate, roughness per unit
+  step, path length; the costs in meta.json include these checks and the ones every 100 steps).
 * ``toy_video_wan21_t2v.safetensors`` -- ``comfy.ldm.wan.model.WanModel`` (t2v) at ``DIT`` (ComfyUI's
   ``UNETLoader`` detects ``WAN21_T2V``: dim from ``head.modulation``, heads dim/128, layers counted),
   trained with flow matching (``x = (1 - sigma) x0 + sigma n``, v = n - x0, ComfyUI's CONST) on
@@ -23,7 +27,7 @@ Files written there (ComfyUI's own loaders read them):
 * ``conditioning.pt`` -- the text conditioning: a fixed random ``[1, TOKENS, 4096]`` tensor per caption
   (seeded) and one for the empty prompt. Wan's text encoder (UMT5-XXL) cannot be made tiny, so the
   benchmark passes these tensors as CONDITIONING instead of running ``CLIPTextEncode``.
-* ``meta.json`` -- costs (process CPU seconds per stage) and checks.
+* ``meta.json`` -- the config, costs (process CPU seconds per stage, 1 thread) and checks.
 
 Stages are cached, so an interrupted build resumes. Seeded: the same seed gives the same model.
 """
@@ -440,7 +444,7 @@ def build(cfg_name: str = "full", force: bool = False) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--force", action="store_true", help="rebuild every stage")
-    ap.add_argument("--small", action="store_true", help="the smaller config (half the steps)")
+    ap.add_argument("--small", action="store_true", help="the smaller config (fewer steps)")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
