@@ -125,22 +125,33 @@ def write_model_json(out: Path) -> None:
     """The build's costs and checks (the cache's meta.json) into ``out/model.json`` for the report."""
     meta = json.loads((B.cache_dir() / "meta.json").read_text())
     out.mkdir(parents=True, exist_ok=True)
+    c = meta["cfg"]
+    heads = meta["dit"]["dim"] // 128
     text = (f"A Wan 2.1 text-to-video DiT (`comfy.ldm.wan.model.WanModel`, dim {meta['dit']['dim']}, "
-            f"{meta['dit']['num_layers']} layers, ffn {meta['dit']['ffn_dim']}, 1 head; ComfyUI's UNETLoader detects "
-            f"WAN21_T2V) and a Wan 2.1 VAE (`comfy.ldm.wan.vae.WanVAE`, dim {meta['vae_dim']}; VAELoader reads the dim "
-            f"from the state dict; 8x spatial, 4x temporal), trained here (`python -m benchmarks.toy_video.build`, "
-            f"config `{meta['config']}`, seed {meta['seed']}, {meta['threads']} thread) on 64x64 videos of 17 frames "
-            f"in which one toy-world shape of one class and colour moves at constant speed 0.8-2 px/frame on a "
-            f"straight or curved path. Training cost (process CPU time): VAE {meta['vae_cpu_s'] / 60:.1f} min "
-            f"(1000 steps on one-frame clips, 150 on 9-frame clips) + {meta['vae_ft_cpu_s'] / 60:.1f} min (250 steps "
-            f"on 5-frame clips), latent pool of {meta['pool']} videos {meta['pool_cpu_s'] / 60:.1f} min, DiT "
-            f"{meta['dit_steps']} steps of 16 {meta['dit_cpu_s'] / 60:.1f} min: {meta['train_cpu_min']} CPU-minutes "
-            f"in all. VAE check on 24 fresh 17-frame videos: reconstruction MAE {meta['vae_recon_mae']:.3f}, judge "
-            f"agreement per frame {meta['vae_recon_judge_acc']:.3f} (frame 0 alone "
-            f"{meta['vae_recon_judge_acc_frame0']:.2f}; later frames drift in colour and size: the VAE's temporal "
-            f"path is under-trained, and this caps every row's per-frame accuracy, see the VAE round-trip row)"
-            f". Text conditioning: fixed random [1, {meta['tokens']}, 4096] tensors "
-            f"per caption (Wan's UMT5-XXL cannot be made tiny), passed as CONDITIONING.")
+            f"{meta['dit']['num_layers']} layers, ffn {meta['dit']['ffn_dim']}, {heads} head{'s' if heads != 1 else ''}; "
+            f"ComfyUI's UNETLoader detects WAN21_T2V) and a Wan 2.1 VAE (`comfy.ldm.wan.vae.WanVAE`, dim "
+            f"{meta['vae_dim']}; VAELoader reads the dim from the state dict; 8x spatial, 4x temporal, causal), trained "
+            f"here (`python -m benchmarks.toy_video.build`, config `{meta['config']}`, seed {meta['seed']}, "
+            f"{meta['threads']} thread) on 64x64 videos of 17 frames in which one toy-world shape of one class and "
+            f"colour moves at constant speed 0.8-2 px/frame on a straight or curved path. The VAE starts as a "
+            f"per-frame image autoencoder (every causal 3-tap convolution has weight only on its current-frame tap; "
+            f"the temporal downsamplers copy the latest frame, the temporal upsamplers copy the current frame into "
+            f"both output frames: latent frame t codes picture 4t, decoded as sample-and-hold), is trained "
+            f"{c['vae_image_steps']} steps on one-frame clips (batch {c['vae_image_batch']}) and then "
+            f"{c['vae_video_steps']} steps on full {c['vae_frames']}-frame clips (batch {c['vae_batch']}), which teach "
+            f"the in-between frames. Training cost (process CPU time, 1 thread): VAE one-frame phase "
+            f"{meta['vae_image_cpu_s'] / 60:.1f} min + {c['vae_frames']}-frame phase {meta['vae_video_cpu_s'] / 60:.1f} "
+            f"min, latent pool of {meta['pool']} videos {meta['pool_cpu_s'] / 60:.1f} min, DiT {meta['dit_steps']} "
+            f"steps of {meta.get('dit_batch', 16)} {meta['dit_cpu_s'] / 60:.1f} min: {meta['train_cpu_min']} "
+            f"CPU-minutes in all (budget 60). VAE round trip of 24 fresh 17-frame videos (the build's own check): "
+            f"reconstruction MAE {meta['vae_recon_mae']:.3f}, judge agreement per frame "
+            f"{meta['vae_recon_judge_acc']:.3f} (frame 0 alone {meta['vae_recon_judge_acc_frame0']:.2f}), reject rate "
+            f"{meta['vae_recon_reject']:.2f}, roughness per unit step {meta['vae_recon_rough']:.2f} (rendered videos "
+            f"{meta['vae_data_rough']:.2f}), path {meta['vae_recon_path']:.1f} px (rendered {meta['vae_data_path']:.1f} "
+            f"px); after the one-frame phase alone (sample-and-hold): agreement {meta['vae_image_recon_judge_acc']:.3f}, "
+            f"roughness {meta['vae_image_recon_rough']:.2f}. Text conditioning: fixed random "
+            f"[1, {meta['tokens']}, 4096] tensors per caption (Wan's UMT5-XXL cannot be made tiny), passed as "
+            f"CONDITIONING.")
     (out / "model.json").write_text(json.dumps({"meta": meta, "text": text}, indent=1) + "\n")
 
 

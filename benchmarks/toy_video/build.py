@@ -10,9 +10,13 @@ Files written there (ComfyUI's own loaders read them):
 
 * ``toy_video_wan21_vae.safetensors`` -- ``comfy.ldm.wan.vae.WanVAE`` at ``dim`` ``VAE_DIM`` (ComfyUI's
   ``VAELoader`` reads ``dim`` from ``decoder.head.0.gamma``; z_dim 16, 8x spatial, 4x temporal, causal).
-  Trained as an autoencoder on toy videos in [-1, 1] (ComfyUI's ``process_input``); afterwards its
-  ``conv1`` / ``conv2`` are rescaled per channel so that ComfyUI's Wan 2.1 ``process_latent_in``
-  (``(x - latents_mean) / latents_std``) gives latents of mean 0, std 1 per channel.
+  Trained as an autoencoder on toy videos in [-1, 1] (ComfyUI's ``process_input``) from a per-frame
+  initialisation (``init_vae``: current-frame taps only, temporal resamplers copy the frame), first on
+  one-frame clips (stage file ``vae_image.pt``), then on full 17-frame clips (``vae.pt``); after each
+  phase its ``conv1`` / ``conv2`` are rescaled per channel so that ComfyUI's Wan 2.1 ``process_latent_in``
+  (``(x - latents_mean) / latents_std``) gives latents of mean 0, std 1 per channel, and the round trip
+  of fresh 17-frame videos is checked (``check_vae``: judge agreement, reject rate, roughness per unit
+  step, path length; the costs in meta.json include these checks and the ones every 100 steps).
 * ``toy_video_wan21_t2v.safetensors`` -- ``comfy.ldm.wan.model.WanModel`` (t2v) at ``DIT`` (ComfyUI's
   ``UNETLoader`` detects ``WAN21_T2V``: dim from ``head.modulation``, heads dim/128, layers counted),
   trained with flow matching (``x = (1 - sigma) x0 + sigma n``, v = n - x0, ComfyUI's CONST) on
@@ -23,7 +27,7 @@ Files written there (ComfyUI's own loaders read them):
 * ``conditioning.pt`` -- the text conditioning: a fixed random ``[1, TOKENS, 4096]`` tensor per caption
   (seeded) and one for the empty prompt. Wan's text encoder (UMT5-XXL) cannot be made tiny, so the
   benchmark passes these tensors as CONDITIONING instead of running ``CLIPTextEncode``.
-* ``meta.json`` -- costs (process CPU seconds per stage) and checks.
+* ``meta.json`` -- the config, costs (process CPU seconds per stage, 1 thread) and checks.
 
 Stages are cached, so an interrupted build resumes. Seeded: the same seed gives the same model.
 """
@@ -56,13 +60,13 @@ TOKENS = 4
 TEXT_DIM = 4096
 DIT = {"dim": 128, "ffn_dim": 512, "num_layers": 4}   # 1 head of 128 (ComfyUI: heads = dim // 128)
 SHIFT = 8.0
-CONFIGS = {  # steps per stage; "small" is the fallback when CPU time is short (2 cores shared by 7 jobs)
-    "full": {"vae_image_steps": 1000, "vae_steps": 150, "vae_ft_steps": 250, "vae_batch": 2, "vae_frames": 9, "vae_crop": 48, "pool": 512, "dit_steps": 2000,
-             "dit_batch": 16},
-    "small": {"vae_image_steps": 600, "vae_steps": 100, "vae_ft_steps": 150, "vae_batch": 2, "vae_frames": 9, "vae_crop": 48, "pool": 384, "dit_steps": 800,
-              "dit_batch": 16},
+CONFIGS = {  # steps per stage; "small" is the fallback when CPU time is short
+    "full": {"vae_image_steps": 800, "vae_video_steps": 500, "vae_image_batch": 16, "vae_batch": 2,
+             "vae_frames": V.FRAMES, "vae_crop": 48, "pool": 1024, "dit_steps": 4000, "dit_batch": 16},
+    "small": {"vae_image_steps": 500, "vae_video_steps": 300, "vae_image_batch": 16, "vae_batch": 2,
+              "vae_frames": V.FRAMES, "vae_crop": 48, "pool": 512, "dit_steps": 2000, "dit_batch": 16},
 }
-VAE_LR, DIT_LR, EMA_DECAY, P_EMPTY, P_IMAGE = 2e-3, 5e-4, 0.995, 0.10, 0.10
+VAE_LR, VAE_VIDEO_LR, DIT_LR, EMA_DECAY, P_EMPTY, P_IMAGE, P_STILL = 2e-3, 1e-3, 5e-4, 0.995, 0.10, 0.10, 0.15
 
 
 def cache_dir() -> Path:
@@ -78,16 +82,35 @@ def make_vae():
 
 def init_vae(vae: torch.nn.Module, seed: int) -> None:
     """N(0, 1/fan_in) kernels, zero biases, RMS-norm gammas 1; the last conv of each residual branch 0
-    (every residual block starts as the identity or its shortcut)."""
+    (every residual block starts as the identity or its shortcut). Temporally the VAE starts as a
+    per-frame image autoencoder: every causal 3-tap convolution has weight only on its current-frame tap
+    (the last one; fan_in counts that tap alone), the encoder's temporal downsamplers (``time_conv``,
+    taps [previous, a, b], stride 2) copy the latest frame b, and the decoder's temporal upsamplers
+    (``time_conv``: 2 x channels, one half per output frame) copy the current frame into both halves.
+    A latent frame t then codes picture 4t, and the decoder starts as sample-and-hold; training on
+    full clips teaches the in-between frames."""
+    import comfy.ldm.wan.vae as WV
     g = torch.Generator().manual_seed(seed)
+    time_convs = {}
+    for name, m in vae.named_modules():
+        if isinstance(m, WV.Resample) and hasattr(m, "time_conv"):
+            time_convs[name + ".time_conv.weight"] = m.mode
     with torch.no_grad():
         for name, p in vae.named_parameters():
             if name.endswith("gamma"):
                 p.fill_(1.0)
             elif p.ndim <= 1:
                 p.zero_()
+            elif name in time_convs:                       # [c_out, c, 3, 1, 1]
+                p.zero_()
+                c = p.shape[1]
+                eye = torch.eye(c)
+                p[:, :, -1, 0, 0] = eye if time_convs[name] == "downsample3d" else torch.cat([eye, eye])
             elif ".residual.6." in name:
                 p.zero_()
+            elif p.ndim == 5 and p.shape[2] > 1:           # causal 3-tap conv: current-frame tap only
+                p.zero_()
+                p[:, :, -1] = torch.randn(p[:, :, -1].shape, generator=g) / p[0, :, -1].numel() ** 0.5
             else:
                 p.copy_(torch.randn(p.shape, generator=g) / p[0].numel() ** 0.5)
 
@@ -170,49 +193,43 @@ def _vae_loop(vae, opt, g, steps: int, batch, crop: int, seed: int, t0: float, l
             with torch.no_grad():
                 chk = check_vae(vae, seed + 300, n=8)
             _log(f"vae step {step + 1}: judge agreement {chk['recon_judge_acc']:.3f} (frame 0 "
-                 f"{chk['recon_judge_acc_frame0']:.2f}), MAE {chk['recon_mae']:.4f}")
+                 f"{chk['recon_judge_acc_frame0']:.2f}), MAE {chk['recon_mae']:.4f}, reject {chk['recon_reject']:.2f}, "
+                 f"roughness {chk['recon_rough']:.2f}, path {chk['recon_path']:.1f} (data {chk['data_path']:.1f})")
         if step % 25 == 0 or step == steps - 1:
             _log(f"vae step {step} loss {sum(losses[-25:]) / len(losses[-25:]):.4f} cpu {time.process_time() - t0:.0f}s")
     return losses
 
 
-def finetune_vae(state: dict, cfg: dict, seed: int = SEED + 5) -> dict:
-    """Stage 1b: more steps on short moving clips (5 frames: frame 0 + one 4-frame latent group, the
-    temporal up/down-sampling the one-frame phase does not train), then the normalisation again."""
-    vae = make_vae()
-    vae.load_state_dict(state)   # normalised: conv1/conv2 rescaled, the same autoencoder
-    opt = torch.optim.AdamW(vae.parameters(), lr=VAE_LR / 2, weight_decay=0.0)
-    g = torch.Generator().manual_seed(seed)
-    t0 = time.process_time()
-    losses = _vae_loop(vae, opt, g, cfg["vae_ft_steps"], lambda step: V.sample(4, g, frames=5, p_still=0.2),
-                       cfg["vae_crop"], seed, t0, lr=VAE_LR / 2)
-    cpu = time.process_time() - t0
-    vae.eval()
-    normalise_vae(vae, seed + 100)
-    check = check_vae(vae, seed + 200 - 3)
-    _log(f"vae fine-tune done: cpu {cpu:.0f}s, {json.dumps(check)}")
-    return {"state_dict": {k: v.detach().clone() for k, v in vae.state_dict().items()}, "cpu_s": cpu,
-            "losses": losses, **check}
-
-
-def train_vae(cfg: dict, seed: int = SEED + 2) -> dict:
+def train_vae(cfg: dict, seed: int = SEED + 2, phase: str = "image", state: dict | None = None) -> dict:
+    """One VAE phase. ``image``: from the per-frame initialisation (``init_vae``), one-frame clips,
+    ``vae_image_batch`` a step (the causal VAE codes a lone frame with its current-frame taps only, the
+    weights every frame uses at the start: the spatial code at 2-D cost). ``video``: from ``state``, full
+    ``vae_frames``-frame clips (the clip length sampled), ``vae_batch`` a step, a share ``P_STILL`` still
+    (I4VGen's static video): the temporal taps and the temporal up/down-samplers learn the in-between
+    frames. Each phase ends with the latent normalisation and the check (``check_vae``)."""
     torch.manual_seed(seed)
     vae = make_vae()
-    init_vae(vae, seed)
-    opt = torch.optim.AdamW(vae.parameters(), lr=VAE_LR, weight_decay=0.0)
-    g = torch.Generator().manual_seed(seed)
+    if state is None:
+        init_vae(vae, seed)
+    else:
+        vae.load_state_dict(state)
+    video = phase == "video"
+    lr = VAE_VIDEO_LR if video else VAE_LR
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    g = torch.Generator().manual_seed(seed + (7 if video else 0))
     t0 = time.process_time()
-    image_steps = cfg["vae_image_steps"]
-    steps = image_steps + cfg["vae_steps"]
-    # first one-frame clips, 16 a step (the causal VAE codes frame 0 alone with 2-D cost: the spatial
-    # code is most of the learning), then 9-frame clips, a quarter of them still (I4VGen's static video)
-    losses = _vae_loop(vae, opt, g, steps, lambda step: V.sample(16, g, frames=1) if step < image_steps else
-                       V.sample(cfg["vae_batch"], g, frames=cfg["vae_frames"], p_still=0.25), cfg["vae_crop"], seed, t0)
+    if video:
+        steps = cfg["vae_video_steps"]
+        batch = lambda step: V.sample(cfg["vae_batch"], g, frames=cfg["vae_frames"], p_still=P_STILL)  # noqa: E731
+    else:
+        steps = cfg["vae_image_steps"]
+        batch = lambda step: V.sample(cfg["vae_image_batch"], g, frames=1)  # noqa: E731
+    losses = _vae_loop(vae, opt, g, steps, batch, cfg["vae_crop"], seed, t0, lr=lr)
     cpu = time.process_time() - t0
     vae.eval()
     normalise_vae(vae, seed + 100)
     check = check_vae(vae, seed + 200)
-    _log(f"vae done: cpu {cpu:.0f}s, {json.dumps(check)}")
+    _log(f"vae {phase} phase done: cpu {cpu:.0f}s, {json.dumps(check)}")
     return {"state_dict": {k: v.detach().clone() for k, v in vae.state_dict().items()}, "cpu_s": cpu,
             "losses": losses, **check}
 
@@ -239,8 +256,12 @@ def normalise_vae(vae, seed: int, n: int = 32) -> None:
 
 @torch.no_grad()
 def check_vae(vae, seed: int, n: int = 24) -> dict:
-    """Reconstruction of fresh 17-frame videos: MAE, judge agreement per frame, latent stats in model space."""
+    """Round trip of fresh 17-frame videos: MAE, judge agreement per frame (and frame 0 alone), the motion
+    check's measures (``toy_video.metrics.video_row``: reject rate, roughness per unit step, path length)
+    of the reconstructions and of the rendered videos, latent stats in model space."""
     import comfy.latent_formats
+
+    from benchmarks.toy_video import metrics as VM
     b = V.sample(n, torch.Generator().manual_seed(seed))
     z = torch.cat([vae.encode(to_vae(b.videos[i:i + 4])) for i in range(0, n, 4)])
     rec = torch.cat([from_vae(vae.decode(z[i:i + 4])) for i in range(0, n, 4)])
@@ -249,8 +270,17 @@ def check_vae(vae, seed: int, n: int = 24) -> dict:
     zin = comfy.latent_formats.Wan21().process_in(z)
     vae.train()
     first = W.judge(rec[:, 0]).labels == b.labels
+
+    def motion(vids):
+        rows = [VM.video_row(vids[i], int(b.labels[i])) for i in range(n)]
+        mean = lambda k: float(torch.tensor([float(r[k]) for r in rows]).nanmean())  # noqa: E731
+        return {"reject": mean("reject"), "rough": mean("rough"), "path": mean("path")}
+
+    m_rec, m_ref = motion(rec), motion(b.videos)
     return {"recon_mae": float((rec - b.videos).abs().mean()), "recon_judge_acc": float((judged == lab).float().mean()),
             "recon_judge_acc_frame0": float(first.float().mean()),
+            "recon_reject": m_rec["reject"], "recon_rough": m_rec["rough"], "recon_path": m_rec["path"],
+            "data_rough": m_ref["rough"], "data_path": m_ref["path"],
             "latent_mean": float(zin.mean()), "latent_std": float(zin.std()), "latent_shape": list(z.shape[1:])}
 
 
@@ -365,26 +395,26 @@ def build(cfg_name: str = "full", force: bool = False) -> dict:
     d.mkdir(parents=True, exist_ok=True)
     meta_path = d / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() and not force else {}
-    meta.update(config=cfg_name, threads=torch.get_num_threads(), seed=SEED, vae_dim=VAE_DIM, dit=DIT, tokens=TOKENS)
+    meta.update(config=cfg_name, cfg=cfg, threads=torch.get_num_threads(), seed=SEED, vae_dim=VAE_DIM, dit=DIT,
+                tokens=TOKENS)
     if force or not (d / "conditioning.pt").exists():
         torch.save(conditioning(), d / "conditioning.pt")
     cond = torch.load(d / "conditioning.pt")
+    checks = ("recon_mae", "recon_judge_acc", "recon_judge_acc_frame0", "recon_reject", "recon_rough", "recon_path",
+              "data_rough", "data_path", "latent_mean", "latent_std")
+    if force or not (d / "vae_image.pt").exists():
+        _log("stage 1a: Wan 2.1 VAE, one-frame clips from the per-frame initialisation")
+        r = train_vae(cfg, phase="image")
+        torch.save(r, d / "vae_image.pt")
+        meta.update(vae_image_cpu_s=r["cpu_s"], **{f"vae_image_{k}": r[k] for k in checks})
+        meta_path.write_text(json.dumps(meta, indent=1))
     if force or not (d / "vae.pt").exists():
-        _log("stage 1: Wan 2.1 VAE")
-        r = train_vae(cfg)
+        _log(f"stage 1b: Wan 2.1 VAE, {cfg['vae_frames']}-frame clips")
+        r = train_vae(cfg, phase="video", state=torch.load(d / "vae_image.pt")["state_dict"])
         torch.save(r, d / "vae.pt")
-        meta.update(vae_cpu_s=r["cpu_s"], **{f"vae_{k}": r[k] for k in ("recon_mae", "recon_judge_acc",
-                                                                          "latent_mean", "latent_std")})
+        meta.update(vae_video_cpu_s=r["cpu_s"], **{f"vae_{k}": r[k] for k in checks})
         meta_path.write_text(json.dumps(meta, indent=1))
-    if force or not (d / "vae_ft.pt").exists():
-        _log("stage 1b: Wan 2.1 VAE, short moving clips")
-        r = finetune_vae(torch.load(d / "vae.pt")["state_dict"], cfg)
-        torch.save(r, d / "vae_ft.pt")
-        meta.update(vae_ft_cpu_s=r["cpu_s"], **{f"vae_{k}": r[k] for k in ("recon_mae", "recon_judge_acc",
-                                                                             "recon_judge_acc_frame0", "latent_mean",
-                                                                             "latent_std")})
-        meta_path.write_text(json.dumps(meta, indent=1))
-    vae_r = torch.load(d / "vae_ft.pt")
+    vae_r = torch.load(d / "vae.pt")
     vae = make_vae()
     vae.load_state_dict(vae_r["state_dict"])
     vae.eval()
@@ -400,11 +430,12 @@ def build(cfg_name: str = "full", force: bool = False) -> dict:
         _log("stage 3: Wan 2.1 DiT")
         r = train_dit(pool["latents"], pool["labels"], cond, cfg)
         torch.save(r, d / "dit.pt")
-        meta.update(dit_cpu_s=r["cpu_s"], dit_final_loss=sum(r["losses"][-100:]) / 100, dit_steps=cfg["dit_steps"])
+        meta.update(dit_cpu_s=r["cpu_s"], dit_final_loss=sum(r["losses"][-100:]) / 100, dit_steps=cfg["dit_steps"],
+                    dit_batch=cfg["dit_batch"])
         meta_path.write_text(json.dumps(meta, indent=1))
     dit_r = torch.load(d / "dit.pt")
     dit_path, vae_path = write_files(d, dit_r["state_dict"], vae_r["state_dict"])
-    meta["train_cpu_min"] = round(sum(meta.get(k, 0) for k in ("vae_cpu_s", "vae_ft_cpu_s", "pool_cpu_s", "dit_cpu_s")) / 60, 1)
+    meta["train_cpu_min"] = round(sum(meta.get(k, 0) for k in ("vae_image_cpu_s", "vae_video_cpu_s", "pool_cpu_s", "dit_cpu_s")) / 60, 1)
     meta_path.write_text(json.dumps(meta, indent=1))
     _log(f"wrote {dit_path} and {vae_path}: {json.dumps(meta)}")
     return meta
@@ -413,7 +444,7 @@ def build(cfg_name: str = "full", force: bool = False) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--force", action="store_true", help="rebuild every stage")
-    ap.add_argument("--small", action="store_true", help="the smaller config (half the steps)")
+    ap.add_argument("--small", action="store_true", help="the smaller config (fewer steps)")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
