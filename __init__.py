@@ -10,7 +10,7 @@ with empty mappings; the pure-torch core lives in ``samplers/`` and ``attention/
 import importlib.util
 import logging
 
-__version__ = "0.4.0"
+__version__ = "0.4.1"
 
 
 def _comfy_present() -> bool:
