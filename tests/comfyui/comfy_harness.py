@@ -434,3 +434,15 @@ def flux_vae():
 def release_cached_models() -> None:
     """Drop the session's cached models (they hold ModelPatchers) before ComfyUI shuts down."""
     _CACHE.clear()
+
+
+def structure(obj):
+    """A comparable snapshot of a MODEL's model_options / wrappers / object_patches: dict keys, list lengths
+    and element identities (tensors by storage and shape), to check that a node did not mutate its input MODEL."""
+    if isinstance(obj, dict):
+        return {k: structure(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [type(obj).__name__, len(obj)] + [structure(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return ("tensor", obj.data_ptr(), tuple(obj.shape))
+    return ("obj", id(obj))

@@ -4,7 +4,7 @@ KSampler and SamplerCustomAdvanced, one progress bar, interruption, errors."""
 import pytest
 import torch
 
-from comfy_harness import pack_module, tiny_wan
+from comfy_harness import pack_module, structure, tiny_wan
 
 H = W = 8
 SEED = 77
@@ -215,16 +215,6 @@ def test_one_progress_bar_over_all_chunks(zs2, long, sd15, conds):
 
 # --------------------------------------------------------------------------- interruption, model, errors
 
-def _structure(obj):
-    if isinstance(obj, dict):
-        return {k: _structure(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [type(obj).__name__, len(obj)] + [_structure(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return ("tensor", obj.data_ptr(), tuple(obj.shape))
-    return ("obj", id(obj))
-
-
 def test_interrupt_between_chunks_and_model_untouched(zs2, long, sd15, conds):
     """Cancel at the end of chunk 0 (after its last model call, so that no op of ComfyUI's, which
     checks interrupts in every op since 0.33.0, sees it first): the run raises ComfyUI's interrupt
@@ -233,9 +223,9 @@ def test_interrupt_between_chunks_and_model_untouched(zs2, long, sd15, conds):
     import comfy.model_management
     import comfy.patcher_extension
     inner = zs2_model(zs2, long, sd15, chunk=None)
-    before = _structure(inner.model_options), _structure(inner.wrappers)
+    before = structure(inner.model_options), structure(inner.wrappers)
     patched = long.ZS2LongVideo().patch(inner, 8)[0]
-    assert _structure(inner.model_options) == before[0] and _structure(inner.wrappers) == before[1]
+    assert structure(inner.model_options) == before[0] and structure(inner.wrappers) == before[1]
     expected = ksampler(patched, conds, 12)
     calls = {"n": 0}
 
@@ -251,7 +241,7 @@ def test_interrupt_between_chunks_and_model_untouched(zs2, long, sd15, conds):
     with pytest.raises(comfy.model_management.InterruptProcessingException):
         ksampler(tripping, conds, 12)
     assert calls["n"] == STEPS                       # chunk 0 finished, chunk 1 never started
-    assert _structure(inner.model_options) == before[0] and _structure(inner.wrappers) == before[1]
+    assert structure(inner.model_options) == before[0] and structure(inner.wrappers) == before[1]
     assert torch.equal(ksampler(patched, conds, 12), expected)
 
 

@@ -9,7 +9,7 @@ import re
 import pytest
 import torch
 
-from comfy_harness import pack_module, tiny_sd15, tiny_wan
+from comfy_harness import pack_module, structure, tiny_sd15, tiny_wan
 
 FRAMES, H, W = 8, 16, 16
 SEED = 1234
@@ -174,25 +174,14 @@ def test_sampling_deterministic_finite_and_smoother_with_momentum(zs2, conds):
     assert c[1.0] < c[0.5] and c[1.0] < 0.92 * c[0.0], c
 
 
-def _structure(obj):
-    """A comparable snapshot of model_options: dict keys, list lengths and element identities."""
-    if isinstance(obj, dict):
-        return {k: _structure(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [type(obj).__name__, len(obj)] + [_structure(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return ("tensor", obj.data_ptr(), tuple(obj.shape))
-    return ("obj", id(obj))
-
-
 def test_input_model_not_mutated(zs2, bridge, sd15, conds):
     x = _x(seed=6)
     before_out = denoise(bridge, sd15, conds, x)
-    before = _structure(sd15.model_options), _structure(sd15.wrappers), _structure(sd15.object_patches)
+    before = structure(sd15.model_options), structure(sd15.wrappers), structure(sd15.object_patches)
     with torch.inference_mode():
         a = zs2.TemporalMomentumAttention().patch(sd15, 0.98)[0]
         b = zs2.DependencyNoiseModelPatch().patch(a, 0.01, 10, 15, "dependency", 0.9)[0]
-    after = _structure(sd15.model_options), _structure(sd15.wrappers), _structure(sd15.object_patches)
+    after = structure(sd15.model_options), structure(sd15.wrappers), structure(sd15.object_patches)
     assert after == before
     assert "patches" not in sd15.model_options.get("transformer_options", {})
     assert a is not sd15 and b is not a
