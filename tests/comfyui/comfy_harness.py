@@ -181,6 +181,26 @@ def sample_custom_advanced(noise, guider, sampler, sigmas, latent: dict) -> dict
     return (out.result if hasattr(out, "result") else out)[0]
 
 
+def sample_euler(guider, model, latent: dict, steps: int, seed: int = 0) -> torch.Tensor:
+    """``guider`` sampled with euler over ``steps`` "simple" sigmas of ``model`` from RandomNoise(``seed``)
+    (SamplerCustomAdvanced): the result's samples."""
+    import comfy_extras.nodes_custom_sampler as cs
+    sigmas = cs.BasicScheduler().get_sigmas(model, "simple", steps, 1.0)[0]
+    sampler = cs.KSamplerSelect().get_sampler("euler")[0]
+    return sample_custom_advanced(cs.Noise_RandomNoise(seed), guider, sampler, sigmas, latent)["samples"]
+
+
+def empty_latent(batch: int = 1, size: int = 8) -> dict:
+    """An empty SD1.5 LATENT ``[batch, 4, size, size]``."""
+    return {"samples": torch.zeros(batch, 4, size, size)}
+
+
+def smoothinit_patch(si, model, cfg: float = 0.0, K: int = 2, chunk: int = 0, method: str = "SmoothInit (custom)"):
+    """SmoothInit (KSampler) on ``model`` (``si``: the pack's ``nodes.smoothinit``) with the tests' settings:
+    ``cfg`` 0 follows the sampler's CFG, inversion_cfg 1, grid 50, sigma_sm 0.1 uniform, gamma 0.05 / 0.05."""
+    return si.SmoothInitModelPatch().patch(model, method, cfg, 1.0, 50, K, 0.1, "uniform", 0.05, 0.05, chunk)[0]
+
+
 def prompt_executor(server, cache_type=None):
     """ComfyUI's ``execution.PromptExecutor`` for ``server`` with the CLASSIC cache (default). Where
     its constructor takes ``cache_args`` (ComfyUI 0.33.0: ``execute`` reads ``cache_args["ram"]`` and

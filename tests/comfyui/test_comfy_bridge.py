@@ -12,18 +12,7 @@ this file as test_follow_the_sampler.py: test_smoothinit_nodes.py.)
 import pytest
 import torch
 
-from comfy_harness import sd15_conds
-
-FOLLOW = 0.0
-
-
-def _latent(batch=1, size=8):
-    return {"samples": torch.zeros(batch, 4, size, size)}
-
-
-def _patch(mods, model, cfg=FOLLOW, K=2, chunk=0, method="SmoothInit (custom)"):
-    return mods["si"].SmoothInitModelPatch().patch(model, method, cfg, 1.0, 50, K, 0.1, "uniform", 0.05, 0.05,
-                                                   chunk)[0]
+from comfy_harness import empty_latent, sd15_conds, smoothinit_patch
 
 
 # --------------------------------------------------------------------------- wrappers pass on what they do not use
@@ -55,11 +44,11 @@ def _with_future_arguments(mods, model, wrapper_type, ours):
 def test_wrappers_pass_on_arguments_they_do_not_use(mods, sd15, which):
     pe = mods["pe"]
     if which == "smoothinit":
-        wtype, ours = pe.WrappersMP.SAMPLER_SAMPLE, lambda m: _patch(mods, m)
+        wtype, ours = pe.WrappersMP.SAMPLER_SAMPLE, lambda m: smoothinit_patch(mods["si"], m)
     else:
         wtype = pe.WrappersMP.OUTER_SAMPLE
         ours = lambda m: mods["zs2"].DependencyNoiseModelPatch().patch(m, 0.01, 2, 2, "dependency", 0.9)[0]  # noqa: E731
-    latent = _latent(batch=3)
+    latent = empty_latent(batch=3)
     pos, neg = sd15_conds()
     with torch.inference_mode():
         m, seen = _with_future_arguments(mods, sd15, wtype, ours)
@@ -90,9 +79,9 @@ def test_bridge_detects_models_that_attend_across_the_batch(mods, sd15):
     tma = mods["nodes"].NODE_CLASS_MAPPINGS["TemporalMomentumAttention"]().patch(sd15, 0.9)[0]
     assert not bridge.model_attends_across_batch(sd15)
     assert bridge.model_attends_across_batch(tma)
-    assert bridge.model_attends_across_batch(_patch(mods, tma))  # patches on top keep it
+    assert bridge.model_attends_across_batch(smoothinit_patch(mods["si"], tma))  # patches on top keep it
     assert bridge.model_attends_across_batch(sd15, tma.model_options)  # sampling-time options count too
-    assert not bridge.model_attends_across_batch(_patch(mods, sd15))
+    assert not bridge.model_attends_across_batch(smoothinit_patch(mods["si"], sd15))
 
 
 def test_bridge_detects_tma_on_dit_image_models(mods):
@@ -151,5 +140,5 @@ def test_bridge_detects_an_animatediff_evolved_motion_model(mods, sd15):
     without = nodes["ADE_UseEvolvedSampling"]().use_evolved_sampling(sd15, "autoselect")[0]
     bridge = mods["bridge"]
     assert bridge.model_attends_across_batch(with_mm)
-    assert bridge.model_attends_across_batch(_patch(mods, with_mm))  # our patch on top keeps it
+    assert bridge.model_attends_across_batch(smoothinit_patch(mods["si"], with_mm))  # our patch on top keeps it
     assert not bridge.model_attends_across_batch(without)

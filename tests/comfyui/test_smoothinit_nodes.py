@@ -13,8 +13,9 @@ import re
 import pytest
 import torch
 
-from comfy_harness import (count_model_calls, io_folders, ksampler_start_noise, sample_custom_advanced, sd15_conds,
-                            tiny_sd15, wan_conds)
+from comfy_harness import (count_model_calls, empty_latent, io_folders, ksampler_start_noise, sample_custom_advanced,
+                           sample_euler, sd15_conds, smoothinit_patch,
+                           tiny_sd15, wan_conds)
 
 METHOD_CUSTOM = {"smoothinit": "SmoothInit (custom)", "fast_smoothinit": "Fast-SmoothInit (custom)"}
 
@@ -390,10 +391,7 @@ def test_patch_refuses_a_guider_that_ignores_cfg(mods, sd15):
     pos, _, latent = _world("sd15")
 
     def run(model):
-        guider = cs.BasicGuider().get_guider(model, pos)[0]
-        sigmas = cs.BasicScheduler().get_sigmas(model, "simple", 2, 1.0)[0]
-        sampler = cs.KSamplerSelect().get_sampler("euler")[0]
-        return sample_custom_advanced(cs.Noise_RandomNoise(0), guider, sampler, sigmas, latent)["samples"]
+        return sample_euler(cs.BasicGuider().get_guider(model, pos)[0], model, latent, 2)
 
     with torch.inference_mode():
         with pytest.raises(ValueError, match=r"SmoothInit \(KSampler\): cfg / inversion_cfg: the sampler's guider "
@@ -464,15 +462,6 @@ def test_nodes_are_registered_with_tooltips_and_nfe_in_descriptions(mods, pack):
 FOLLOW = 0.0
 
 
-def _follow_latent(batch=1, size=8):
-    return {"samples": torch.zeros(batch, 4, size, size)}
-
-
-def _follow_patch(mods, model, cfg=FOLLOW, K=2, chunk=0, method="SmoothInit (custom)"):
-    return mods["si"].SmoothInitModelPatch().patch(model, method, cfg, 1.0, 50, K, 0.1, "uniform", 0.05, 0.05,
-                                                   chunk)[0]
-
-
 def _follow_noise_node(mods, model, seed, cfg, K=2, chunk=0):
     pos, neg = sd15_conds()
     return mods["si"].SmoothInitNoise().build(mods["cs"].Noise_RandomNoise(seed), model, pos, neg, cfg, 1.0, 50,
@@ -488,10 +477,10 @@ def _follow_ksampler_noise(mods, model, seed, latent, cfg, steps=1):
 def test_default_patch_uses_the_ksamplers_cfg(mods, sd15):
     """KSampler at CFG 5 with the default patch (cfg 0) starts from the NOISE node's noise at cfg 5,
     not at the paper's 7.5; an explicit cfg is used as given."""
-    latent = _follow_latent()
+    latent = empty_latent()
     with torch.inference_mode():
-        followed, _ = _follow_ksampler_noise(mods, _follow_patch(mods, sd15), 3, latent, cfg=5.0)
-        explicit, _ = _follow_ksampler_noise(mods, _follow_patch(mods, sd15, cfg=7.5), 3, latent, cfg=5.0)
+        followed, _ = _follow_ksampler_noise(mods, smoothinit_patch(mods["si"], sd15), 3, latent, cfg=5.0)
+        explicit, _ = _follow_ksampler_noise(mods, smoothinit_patch(mods["si"], sd15, cfg=7.5), 3, latent, cfg=5.0)
         at5 = _follow_noise_node(mods, sd15, 3, 5.0).generate_noise(latent)
         at75 = _follow_noise_node(mods, sd15, 3, 7.5).generate_noise(latent)
     assert float((at5 - at75).abs().max()) > 1e-3  # the CFG of the DDIM step matters
@@ -505,19 +494,16 @@ def test_default_patch_under_a_guider_without_cfg_stops_with_an_error(mods, sd15
     node and the cfg input; an explicit cfg 1 is still run as given."""
     cs = mods["cs"]
     pos, _ = sd15_conds()
-    latent = _follow_latent()
+    latent = empty_latent()
 
     def run(model):
-        guider = cs.BasicGuider().get_guider(model, pos)[0]
-        sigmas = cs.BasicScheduler().get_sigmas(model, "simple", 1, 1.0)[0]
-        sampler = cs.KSamplerSelect().get_sampler("euler")[0]
-        return sample_custom_advanced(cs.Noise_RandomNoise(0), guider, sampler, sigmas, latent)["samples"]
+        return sample_euler(cs.BasicGuider().get_guider(model, pos)[0], model, latent, 1)
 
     with torch.inference_mode():
         with pytest.raises(ValueError, match=r"SmoothInit \(KSampler\): cfg is 0 \(follow the sampler\) but the "
                                              r"sampler.s guider \(\w+\) has no negative prompt"):
-            run(_follow_patch(mods, sd15))
-        assert torch.isfinite(run(_follow_patch(mods, sd15, cfg=1.0))).all()
+            run(smoothinit_patch(mods["si"], sd15))
+        assert torch.isfinite(run(smoothinit_patch(mods["si"], sd15, cfg=1.0))).all()
 
 
 def _own_rule_guider(model, which):
@@ -544,20 +530,17 @@ def test_guider_with_its_own_rule_gets_a_true_message(mods, sd15, which, rule):
     error says that the guider combines its conds with its own rule (and gives that rule's scales),
     not that it "applies no CFG (no negative prompt)"; so does the explicit-cfg refusal."""
     cs = mods["cs"]
-    latent = _follow_latent()
+    latent = empty_latent()
 
     def run(model):
-        sigmas = cs.BasicScheduler().get_sigmas(model, "simple", 1, 1.0)[0]
-        sampler = cs.KSamplerSelect().get_sampler("euler")[0]
-        return sample_custom_advanced(cs.Noise_RandomNoise(0), _own_rule_guider(model, which), sampler, sigmas,
-                                      latent)["samples"]
+        return sample_euler(_own_rule_guider(model, which), model, latent, 1)
 
     with torch.inference_mode():
         with pytest.raises(ValueError) as follow:
-            run(_follow_patch(mods, sd15))
+            run(smoothinit_patch(mods["si"], sd15))
         with pytest.raises(ValueError) as explicit:
-            run(_follow_patch(mods, sd15, cfg=7.5))
-        assert torch.isfinite(run(_follow_patch(mods, sd15, cfg=1.0))).all()  # cfg 1 = inversion_cfg 1: runs as given
+            run(smoothinit_patch(mods["si"], sd15, cfg=7.5))
+        assert torch.isfinite(run(smoothinit_patch(mods["si"], sd15, cfg=1.0))).all()  # cfg 1 = inversion_cfg 1: runs as given
     for e in (follow, explicit):
         msg = str(e.value)
         assert "no negative" not in msg and "applies no CFG" not in msg and "does not apply a CFG" not in msg
@@ -580,7 +563,7 @@ def test_tma_batch_1_explicit_chunk_does_not_mix_perturbations(mods, sd15, form)
     """Batch 1 (one frame) with TMA and chunk_size 4: four perturbations stacked along the batch
     would be averaged by TMA as if they were frames; the result must equal one perturbation per call."""
     tma = mods["nodes"].NODE_CLASS_MAPPINGS["TemporalMomentumAttention"]().patch(sd15, 0.9)[0]
-    latent = _follow_latent(batch=1)
+    latent = empty_latent(batch=1)
     counts = []
 
     def counted(model):
@@ -591,8 +574,8 @@ def test_tma_batch_1_explicit_chunk_does_not_mix_perturbations(mods, sd15, form)
             one = _follow_noise_node(mods, tma, 9, 7.5, K=4, chunk=1).generate_noise(latent)
             four = _follow_noise_node(mods, counted(tma), 9, 7.5, K=4, chunk=4).generate_noise(latent)
         else:
-            one, _ = _follow_ksampler_noise(mods, _follow_patch(mods, tma, K=4, chunk=1), 9, latent, cfg=7.5)
-            four, _ = _follow_ksampler_noise(mods, counted(_follow_patch(mods, tma, K=4, chunk=4)), 9, latent, cfg=7.5)
+            one, _ = _follow_ksampler_noise(mods, smoothinit_patch(mods["si"], tma, K=4, chunk=1), 9, latent, cfg=7.5)
+            four, _ = _follow_ksampler_noise(mods, counted(smoothinit_patch(mods["si"], tma, K=4, chunk=4)), 9, latent, cfg=7.5)
     assert max(counts) <= 2  # one perturbation x (cond + uncond) per call
     torch.testing.assert_close(one, four, rtol=1e-5, atol=1e-5)
 
