@@ -1,12 +1,12 @@
 """The pack's error convention (see :mod:`.registry`): the core and the bridge raise ``ValueError`` with the
 message only; the node's name is added once, as ``"<display name>: <message>"``, by the node's declared
-function (:func:`.registry.node`) or, for code ComfyUI runs later inside a sampler, by :func:`named_errors`.
+function (:func:`.registry.node`, through :func:`naming`) or, for code ComfyUI runs later inside a sampler, by
+:func:`naming` around the pack's own checks or a :class:`NodeError` raised there.
 Pure Python (no ``comfy`` import): the bridge uses it too."""
 from __future__ import annotations
 
 import contextlib
-import functools
-from typing import Callable, Iterator
+from typing import Iterator
 
 
 class NodeError(ValueError):
@@ -29,20 +29,6 @@ def prefixed(node: str, text: str) -> str:
     return f"{node}: {text}"
 
 
-def named_errors(node: str, fn: Callable) -> Callable:
-    """``fn`` whose ``ValueError`` reaches the user as ``"<node>: <message>"`` (once): for callables a node
-    builds and ComfyUI runs later (model wrappers, NOISE objects, attention patches)."""
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except NodeError:
-            raise
-        except ValueError as e:
-            raise named(node, e) from e
-    return run
-
-
 @contextlib.contextmanager
 def naming(node: str) -> Iterator[None]:
     """``with naming(node): ...``: a ``ValueError`` raised inside reaches the user as ``"<node>: <message>"``
@@ -53,7 +39,7 @@ def naming(node: str) -> Iterator[None]:
     except NodeError:
         raise
     except ValueError as e:
-        raise named(node, e) from None
+        raise named(node, e) from e
 
 
-__all__ = ["NodeError", "named", "named_errors", "naming", "prefixed"]
+__all__ = ["NodeError", "named", "naming", "prefixed"]

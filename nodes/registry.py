@@ -20,7 +20,7 @@ Node ids are what saved workflows store: never change one.
 only (``"model: this UNet has ..."``, naming the input and the fix). :func:`node` wraps the node's
 function so that such an error reaches the user as ``"<display name>: <message>"``, exactly once
 (:class:`NodeError` marks a message that already carries a node's name). Code that runs later, inside
-a sampler (model wrappers, noise generators), is wrapped with :func:`named_errors` when it is built.
+a sampler (model wrappers, noise generators) names its own errors (:func:`.errors.naming`, :class:`NodeError`).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .errors import NodeError, named, named_errors, prefixed
+from .errors import NodeError, named, naming, prefixed
 
 CATEGORY_ROOT = "training_free_video"
 METHODS = ("SmoothInit", "I4VGen", "ZS2", "FreeInit")
@@ -125,12 +125,8 @@ def node(spec: Spec) -> Callable[[type], type]:
 
         @functools.wraps(fn)
         def run(self, *args, **kwargs):
-            try:
+            with naming(spec.display_name):
                 return fn(self, *args, **kwargs)
-            except NodeError:
-                raise
-            except ValueError as e:
-                raise named(spec.display_name, e) from e
 
         setattr(cls, spec.function, run)
         cls.SPEC = spec
@@ -147,6 +143,6 @@ def mappings(module: str | None = None) -> tuple[dict, dict]:
     return ({i: c for i, (_, c) in nodes.items()}, {i: s.display_name for i, (s, _) in nodes.items()})
 
 
-__all__ = ["CATEGORY_ROOT", "METHODS", "NodeError", "Spec", "node", "named", "named_errors", "prefixed",
+__all__ = ["CATEGORY_ROOT", "METHODS", "NodeError", "Spec", "node", "named", "naming", "prefixed",
            "mappings", "VIDEO_TERMS", "NOISE_INIT_TERMS", "SMOOTHINIT_TERMS", "ZS2_TERMS", "I4VGEN_TERMS",
            "FREEINIT_TERMS"]

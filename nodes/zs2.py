@@ -21,7 +21,7 @@ from ..samplers import dependency_noise as dn
 from ..samplers.frame_schedule import parse_frame_schedule
 from . import comfy_bridge as bridge
 from . import registry
-from .errors import NodeError, prefixed
+from .errors import NodeError, naming, prefixed
 
 WRAPPER_KEY = "training_free_video.zs2_dependency_noise"
 TMA_WRAPPER_KEY = "training_free_video.zs2_temporal_momentum"
@@ -96,10 +96,8 @@ class DependencyNoiseGenerator:
 
     def generate_noise(self, input_latent: dict) -> torch.Tensor:
         samples = input_latent["samples"]
-        try:
+        with naming(self.node):
             bridge.refuse_nested_latent("the sampler's latent", samples, NESTED_SUPPORTED)
-        except ValueError as e:
-            raise NodeError(self.node, str(e)) from None
         return make_noise(self.node, samples.shape, self.seed, self.settings).to(dtype=samples.dtype)
 
 
