@@ -222,25 +222,30 @@ def free_init(sample: Callable[[Tensor, int], Tensor], noise: Tensor, model_samp
         ValueError: bad settings (:func:`validate`), or a latent that is not 4-D/5-D.
     """
     settings = validate(settings)
-    lpf = low_pass_filter(latent_thw(noise.shape, batch_frames), settings.filter_type, settings.d_s, settings.d_t,
-                          settings.order, settings.grid)
 
-    def reinit(p: int, x0: Tensor) -> Tensor:
-        fresh = fresh_noise(noise.shape, seed, p)
-        start = reinit_noise(model_sampling, sigma, noise, x0, fresh, lpf, latent, max_denoise, settings.min_signal,
-                             batch_frames)
-        return keep_given(start, noise, mask)
+    def make_reinit() -> Callable[[int, Tensor], Tensor]:
+        lpf = low_pass_filter(latent_thw(noise.shape, batch_frames), settings.filter_type, settings.d_s,
+                              settings.d_t, settings.order, settings.grid)
 
-    return run_passes(sample, noise, settings.iterations, reinit, lambda s: s, on_reinit)
+        def reinit(p: int, x0: Tensor) -> Tensor:
+            fresh = fresh_noise(noise.shape, seed, p)
+            start = reinit_noise(model_sampling, sigma, noise, x0, fresh, lpf, latent, max_denoise,
+                                 settings.min_signal, batch_frames)
+            return keep_given(start, noise, mask)
+        return reinit
+
+    return run_passes(sample, noise, settings.iterations, make_reinit, lambda s: s, on_reinit)
 
 
 def run_passes(sample: Callable[[Tensor, int], Tensor], noise, iterations: int,
-               reinit: Callable[[int, Tensor], object], pack: Callable[[object], Tensor],
+               make_reinit: Callable[[], Callable[[int, Tensor], object]], pack: Callable[[object], Tensor],
                on_reinit: Callable[[int, object], None] | None = None) -> Tensor:
     """FreeInit's pass loop, shared by :func:`free_init` and :func:`free_init_streams`: pass 0 samples
     ``pack(noise)``; every later pass ``p`` samples ``pack(reinit(p, x0))`` of the previous pass's result
-    ``x0`` (``on_reinit(p, start)`` sees the start first). Returns the last pass's result."""
+    ``x0`` (``on_reinit(p, start)`` sees the start first), ``reinit = make_reinit()`` made once, only when a
+    second pass runs (its filter is not built for ``iterations = 1``). Returns the last pass's result."""
     x0 = sample(pack(noise), 0)
+    reinit = make_reinit() if iterations > 1 else None
     for p in range(1, iterations):
         start = reinit(p, x0)
         if on_reinit is not None:
@@ -307,25 +312,28 @@ def free_init_streams(sample: Callable[[Tensor, int], Tensor], noise: list, mode
     settings = validate(settings)
     latent = latent if latent is not None else [None] * len(noise)
     masks = masks if masks is not None else [None] * len(noise)
-    lpf = low_pass_filter(latent_thw(noise[0].shape, batch_frames), settings.filter_type, settings.d_s,
-                          settings.d_t, settings.order, settings.grid)
-    packed_shape = pack(noise).shape
 
-    def reinit(p: int, x0: Tensor) -> list:
-        fresh = unpack(fresh_noise(packed_shape, seed, p))
-        x0s = unpack(x0)
-        starts = [reinit_noise(model_sampling, sigma, noise[0], x0s[0], fresh[0], lpf, latent[0], max_denoise,
-                               settings.min_signal, batch_frames)]
-        for i in range(1, len(noise)):
-            if audio_treatment == "keep initial noise":
-                starts.append(noise[i])
-                continue
-            u = renoised_unit_noise(model_sampling, sigma, noise[i], x0s[i], latent[i], max_denoise,
-                                    settings.min_signal)
-            starts.append(mix_along_time(u, fresh[i], audio_axes[i - 1], settings).to(noise[i].dtype))
-        return [keep_given(s, n, m) for s, n, m in zip(starts, noise, masks)]
+    def make_reinit() -> Callable[[int, Tensor], list]:
+        lpf = low_pass_filter(latent_thw(noise[0].shape, batch_frames), settings.filter_type, settings.d_s,
+                              settings.d_t, settings.order, settings.grid)
 
-    return run_passes(sample, noise, settings.iterations, reinit, pack, on_reinit)
+        def reinit(p: int, x0: Tensor) -> list:
+            fresh = unpack(fresh_noise(x0.shape, seed, p))     # x0 is packed like the noise: the same shape
+            x0s = unpack(x0)
+            starts = [reinit_noise(model_sampling, sigma, noise[0], x0s[0], fresh[0], lpf, latent[0], max_denoise,
+                                   settings.min_signal, batch_frames)]
+            for i in range(1, len(noise)):
+                if audio_treatment == "keep initial noise":
+                    starts.append(noise[i])
+                    continue
+                u = renoised_unit_noise(model_sampling, sigma, noise[i], x0s[i], latent[i], max_denoise,
+                                        settings.min_signal)
+                starts.append(mix_along_time(u, fresh[i], audio_axes[i - 1], settings).to(noise[i].dtype))
+            return [keep_given(s, n, m) for s, n, m in zip(starts, noise, masks)]
+        return reinit
+
+    return run_passes(sample, noise, settings.iterations, make_reinit, pack, on_reinit)
+
 
 def pass_steps(steps: int, p: int, iterations: int, coarse_to_fine: bool) -> int:
     """Sampling steps of pass ``p`` (0-based): ``steps``, or with coarse-to-fine sampling (FreeInit's
